@@ -1,0 +1,97 @@
+"""Model checkpoints that load without executing code.
+
+The exported model is a safetensors file: the generator's weights plus a JSON
+header entry ``climode`` holding the model config, the variables, their
+normalisation and the time units. Training checkpoints (Lightning ``.ckpt``) are
+read with ``torch.load(weights_only=True)``, which refuses any pickled object
+that is not plain data.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .errors import ClimodeError
+from .model.vidode import ModelConfig, VidODE
+
+FORMAT = "climode-vidode-1"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model and what it was trained on: ``metadata`` has ``variables`` (names, in
+    channel order), ``normalisation`` (per variable), ``time_units`` and the run ``config``."""
+
+    model: VidODE
+    metadata: dict
+    path: Path
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.metadata["variables"])
+
+
+def save_model(path: str | Path, model: VidODE, metadata: dict) -> Path:
+    """Write ``model`` and ``metadata`` to a safetensors file atomically (temporary file, then rename)."""
+    path = Path(path)
+    header = {"format": FORMAT, **metadata, "model": model.config.to_dict()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata={"climode": json.dumps(header)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read_training_checkpoint(path: Path) -> tuple[dict, dict]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise ClimodeError(f"checkpoint {path} carries a pickled object that is not plain weights ({reason}); "
+                           "climode never executes code from a checkpoint and refuses to load it") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ClimodeError(f"checkpoint {path} could not be read ({exc})") from None
+    if not isinstance(ckpt, dict) or "climode" not in ckpt or "state_dict" not in ckpt:
+        raise ClimodeError(f"checkpoint {path} is not a climode training checkpoint (no climode metadata)")
+    prefix = "model."
+    weights = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    return weights, ckpt["climode"]
+
+
+def _read_model_file(path: Path) -> tuple[dict, dict]:
+    try:
+        weights = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            header = (f.metadata() or {}).get("climode")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ClimodeError(f"{path} is not a safetensors checkpoint ({exc})") from None
+    if header is None:
+        raise ClimodeError(f"{path} is a safetensors file without climode metadata, not a climode checkpoint")
+    return weights, json.loads(header)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a model from a ``.safetensors`` export or a training ``.ckpt``, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClimodeError(f"checkpoint {path} not found")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    pickled = magic == b"PK" or magic[:1] == b"\x80"
+    weights, metadata = _read_training_checkpoint(path) if pickled else _read_model_file(path)
+    try:
+        model = VidODE(ModelConfig(**metadata["model"]))
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ClimodeError(f"checkpoint {path} does not match the climode model ({str(exc)[:300]})") from None
+    return Checkpoint(model.to(device).eval(), metadata, path)

@@ -1,0 +1,117 @@
+"""Run configuration: a YAML file of three sections (model, data, train) plus command-line overrides."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import ClimodeError
+from .model.vidode import ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which samples to train on. Sizes are numbers of sequences; times in the data's units."""
+
+    name: str = "bouncing-ball"
+    path: str | None = None
+    n_in: int = 10
+    n_out: int = 10
+    drop: float = 0.0
+    frame_size: int = 32
+    train_size: int = 1000
+    val_size: int = 50
+    test_size: int = 50
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation. Steps count generator updates (batches); lr decays x lr_decay per epoch."""
+
+    batch_size: int = 8
+    lr: float = 1e-3
+    lr_decay: float = 0.99
+    lambda_diff: float = 1.0
+    lambda_img: float = 0.003
+    lambda_seq: float = 0.003
+    adversarial: bool = True
+    disc_width: int = 64
+    max_epochs: int = 500
+    max_steps: int = -1
+    checkpoint_every: int = 100
+    val_every: int = 1
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ClimodeError(f"{where} must be a mapping, found {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ClimodeError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ClimodeError(f"{where}: {exc}") from None
+
+
+def config_from_dict(values: dict, where: str = "config") -> Config:
+    """Build a Config from nested dicts, naming any unknown or invalid key."""
+    values = values or {}
+    unknown = sorted(set(values) - {"model", "data", "train"})
+    if unknown:
+        raise ClimodeError(f"{where}: unknown section(s) {', '.join(unknown)}; sections are model, data, train")
+    return Config(
+        model=_build(ModelConfig, values.get("model", {}), f"{where}: model"),
+        data=_build(DataConfig, values.get("data", {}), f"{where}: data"),
+        train=_build(TrainConfig, values.get("train", {}), f"{where}: train"),
+    )
+
+
+def builtin_configs() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("climode.configs").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_config(source: str | None) -> Config:
+    """Config from a YAML path, or a built-in name (see ``builtin_configs``); None gives defaults."""
+    if source is None:
+        return Config()
+    path = Path(source)
+    if not path.is_file():
+        builtin = resources.files("climode.configs") / f"{source}.yaml"
+        if not builtin.is_file():
+            raise ClimodeError(f"config {source} not found: not a file, nor one of the built-in configs "
+                               f"({', '.join(builtin_configs())})")
+        path = Path(str(builtin))
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClimodeError(f"{path} is not valid YAML: {exc}") from None
+    return config_from_dict(values, str(path))
+
+
+def replace(config: Config, section: str, **changes) -> Config:
+    """A copy of ``config`` with fields of one section changed (None values are ignored)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return config
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})

@@ -1,0 +1,28 @@
+"""User-facing errors and the command-line wrapper that reports them in one line."""
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+
+class ClimodeError(Exception):
+    """A problem with what the user gave (file, option, data): reported in one line, no traceback."""
+
+
+def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | None], int]:
+    """Wrap a command's ``main`` so user errors print ``error: ...`` and exit with status 2."""
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            main(argv)
+        except ClimodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        return 0
+
+    return wrapper

@@ -1,0 +1,45 @@
+"""Loss pieces of Vid-ODE; NaN in a target marks a cell that does not count."""
+from __future__ import annotations
+
+import torch
+
+
+def _masked_mean(errors: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    valid = torch.isfinite(target)
+    zero = torch.zeros((), dtype=errors.dtype, device=errors.device)
+    return torch.where(valid, errors, zero).sum() / valid.sum().clamp(min=1)
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over the cells where ``target`` is finite (0 if there are none)."""
+    return _masked_mean((pred - torch.nan_to_num(target)).abs(), target)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the cells where ``target`` is finite (0 if there are none)."""
+    return _masked_mean((pred - torch.nan_to_num(target)) ** 2, target)
+
+
+def lsgan_discriminator(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN discriminator loss: (D(real) - 1)^2 + D(fake)^2."""
+    return ((real - 1) ** 2).mean() + (fake**2).mean()
+
+
+def lsgan_generator(fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN generator loss: (D(fake) - 1)^2."""
+    return ((fake - 1) ** 2).mean()
+
+
+def previous_truth(targets: torch.Tensor, anchor: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """The true frame each forecast was composed from: targets (B, K, ...) at ``previous``
+    (K,), or ``anchor`` (B, ...) where ``previous`` is -1."""
+    padded = torch.cat((anchor.unsqueeze(1), targets), 1)
+    return padded[:, previous + 1]
+
+
+def sequence(frames_in: torch.Tensor, times_in: torch.Tensor, frames_out: torch.Tensor,
+             times_out: torch.Tensor) -> torch.Tensor:
+    """Inputs and outputs in time order, stacked along channels: (B, (L+K)*C, H, W), NaN as 0."""
+    order = torch.argsort(torch.cat((times_in, times_out)))
+    frames = torch.cat((frames_in, frames_out), 1)[:, order]
+    return torch.nan_to_num(frames).flatten(1, 2)

@@ -1,0 +1,28 @@
+"""Conv-Decoder G: from two successive states to optical flow, image difference and mask."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .encoder import conv_bn_relu
+
+
+class ConvDecoder(nn.Module):
+    """G(h_s, h_prev): (B, 4w, H/4, W/4) x 2 -> flow (B, 2, H, W) in pixels,
+    difference (B, c, H, W) and mask (B, 1, H, W) in (0, 1)."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv_bn_relu(8 * width, 4 * width, 3),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv_bn_relu(4 * width, 2 * width, 3),
+            nn.Conv2d(2 * width, channels + 3, 3, padding=1),
+        )
+        self.channels = channels
+
+    def forward(self, state: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.net(torch.cat((state, previous), 1))
+        flow, diff, mask = out.split((2, self.channels, 1), 1)
+        return flow, diff, torch.sigmoid(mask)

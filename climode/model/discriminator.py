@@ -1,0 +1,27 @@
+"""LSGAN discriminators: D_img on single frames, D_seq on frames stacked along channels."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PatchDiscriminator(nn.Module):
+    """4x4 convolutions w, 2w, 4w (stride 2), 8w (stride 1), then 1 (stride 1), LeakyReLU 0.2.
+
+    (B, cin, H, W) -> patch scores (B, 1, h, w); the paper uses w = 64.
+    """
+
+    def __init__(self, cin: int, width: int = 64):
+        super().__init__()
+        chans = (cin, width, 2 * width, 4 * width, 8 * width)
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+            layers.append(nn.Conv2d(a, b, 4, 2 if i < 3 else 1, 1))
+            if i:
+                layers.append(nn.BatchNorm2d(b))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        layers.append(nn.Conv2d(chans[-1], 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,142 @@
+"""Train Vid-ODE: ``python -m climode.train --config CONFIG --out DIR``.
+
+Checkpoints go to DIR/checkpoints (``last.ckpt`` is what ``--resume`` continues from,
+with optimiser, schedule and discriminator state), metrics to DIR/logs/metrics.csv,
+the run's config to DIR/run.yaml, and the final model to DIR/model.safetensors,
+whose path is the last line printed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from . import __version__
+from .checkpoint import save_model
+from .config import Config, builtin_configs, config_from_dict, load_config, replace
+from .data import DATASETS, collate, open_dataset
+from .errors import ClimodeError, cli
+from .task import ForecastTask
+
+RUN_FILE = "run.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m climode.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
+    p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
+    p.add_argument("--data", help="data file for file-backed datasets")
+    p.add_argument("--out", default="runs/vidode", help="run directory (default: runs/vidode)")
+    p.add_argument("--max-steps", type=int, help="stop after this many generator updates (batches)")
+    p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
+    p.add_argument("--resume", nargs="?", const="last", metavar="CKPT",
+                   help="continue the run in --out from its last checkpoint (or from CKPT)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
+    p.add_argument("--accelerator", help="cpu, gpu or auto")
+    p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N generator updates")
+    return p
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> Config:
+    """Check --out against --resume/--overwrite and return the run's config."""
+    run_file = out / RUN_FILE
+    if args.resume:
+        if not run_file.is_file():
+            raise ClimodeError(f"cannot resume: {out} holds no climode run ({RUN_FILE} not found)")
+        return config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file))
+    config = load_config(args.config)
+    if launcher and out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise ClimodeError(f"{out} already holds files; pass --resume to continue that run, "
+                               "--overwrite to replace it, or choose another --out")
+        if not run_file.is_file():
+            raise ClimodeError(f"refusing to overwrite {out}: it is not a climode run directory (no {RUN_FILE})")
+        shutil.rmtree(out)
+    return config
+
+
+def _resume_path(out: Path, resume: str | None) -> str | None:
+    if not resume:
+        return None
+    path = out / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        raise ClimodeError(f"cannot resume: checkpoint {path} not found")
+    return str(path)
+
+
+def _metadata(dataset) -> dict:
+    return {"variables": list(dataset.variables), "normalisation": getattr(dataset, "normalisation", None),
+            "time_units": dataset.time_units, "climode_version": __version__}
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    out = Path(args.out)
+    config = _prepare_run_dir(out, args, launcher)
+    config = replace(config, "data", name=args.dataset, path=args.data)
+    config = replace(config, "train", max_steps=args.max_steps, max_epochs=args.max_epochs, devices=args.devices,
+                     accelerator=args.accelerator, checkpoint_every=args.checkpoint_every)
+    ckpt_path = _resume_path(out, args.resume)
+
+    train_set, val_set = open_dataset(config.data, "train"), open_dataset(config.data, "val")
+    channels = train_set[0]["frames_in"].shape[1]
+    config = replace(config, "model", channels=channels, n_in=config.data.n_in if config.model.encoder == "conv" else None)
+    if launcher:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / RUN_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    _quiet_lightning()
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    train = config.train
+    loader = lambda ds, shuffle: DataLoader(ds, train.batch_size, shuffle=shuffle, collate_fn=collate,
+                                            num_workers=train.num_workers, persistent_workers=train.num_workers > 0)
+    updates_per_batch = 2 if train.adversarial else 1  # Lightning counts every optimizer step
+    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True,
+                                  save_top_k=0, every_n_train_steps=train.checkpoint_every * updates_per_batch)
+    trainer = L.Trainer(
+        accelerator=train.accelerator, devices=train.devices,
+        strategy="ddp_find_unused_parameters_true" if train.devices > 1 else "auto",
+        max_epochs=train.max_epochs, max_steps=train.max_steps * updates_per_batch if train.max_steps > 0 else -1,
+        check_val_every_n_epoch=train.val_every, default_root_dir=out, callbacks=[checkpoints, TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
+        logger=CSVLogger(out, name="", version="logs"), log_every_n_steps=10, enable_model_summary=False,
+    )
+    task = ForecastTask(config, _metadata(train_set))
+    trainer.fit(task, loader(train_set, True), loader(val_set, False), ckpt_path=ckpt_path, weights_only=True)
+    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
+    if trainer.is_global_zero:
+        final = save_model(out / "model.safetensors", task.model.cpu(), task.checkpoint_metadata())
+        print(final, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
