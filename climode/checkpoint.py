@@ -86,9 +86,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoi
     if not path.is_file():
         raise ClimodeError(f"checkpoint {path} not found")
     with open(path, "rb") as f:
-        magic = f.read(2)
-    pickled = magic == b"PK" or magic[:1] == b"\x80"
-    weights, metadata = _read_training_checkpoint(path) if pickled else _read_model_file(path)
+        start = f.read(9)
+    safetensors = start[8:9] == b"{"  # an 8-byte header length, then the JSON header
+    weights, metadata = _read_model_file(path) if safetensors else _read_training_checkpoint(path)
     try:
         model = VidODE(ModelConfig(**metadata["model"]))
         model.load_state_dict(weights)

@@ -1,6 +1,8 @@
 """The Lightning task that trains Vid-ODE: generator, the two LSGAN discriminators, and their losses."""
 from __future__ import annotations
 
+import sys
+
 import lightning as L
 import torch
 
@@ -31,6 +33,11 @@ class ForecastTask(L.LightningModule):
             c, frames = config.model.channels, config.data.n_in + config.data.n_out
             self.d_img = PatchDiscriminator(c, train.disc_width)
             self.d_seq = PatchDiscriminator(c * frames, train.disc_width)
+
+    def on_fit_start(self) -> None:
+        if self.trainer.is_global_zero and torch.distributed.is_available() and torch.distributed.is_initialized():
+            print(f"data-parallel training: {self.trainer.world_size} processes, "
+                  f"{torch.distributed.get_backend()} backend", file=sys.stderr, flush=True)
 
     def forward(self, frames_in, times_in, times_out):
         return self.model(frames_in, times_in, times_out)

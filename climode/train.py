@@ -93,8 +93,11 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*find_unused_parameters=True was specified.*")
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # mid-epoch resume draws the rest of the epoch from a fresh shuffle (documented in docs/training.md)
+    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 @cli
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         logger=CSVLogger(out, name="", version="logs"), log_every_n_steps=10, enable_model_summary=False,
     )
     task = ForecastTask(config, _metadata(train_set))
+    if ckpt_path and launcher:
+        print(f"resuming from {ckpt_path}", file=sys.stderr)
     trainer.fit(task, loader(train_set, True), loader(val_set, False), ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     if trainer.is_global_zero:

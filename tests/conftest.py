@@ -1,0 +1,53 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"width": 8, "encoder_solver": {"method": "euler", "step_size": 0.5},
+              "decoder_solver": {"method": "euler", "step_size": 0.5}},
+    "data": {"n_in": 5, "n_out": 5, "train_size": 64, "val_size": 8, "test_size": 16},
+    "train": {"batch_size": 8, "disc_width": 8, "checkpoint_every": 2},
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def write_config(path: Path, **sections) -> Path:
+    """A tiny training config, with sections updated from ``sections``."""
+    config = {k: dict(v) for k, v in TINY.items()}
+    for name, values in sections.items():
+        config[name].update(values)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    return write_config(tmp_path / "tiny.yaml")
+
+
+def run_module(module: str, *args, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` as a user would and capture its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=popen.get("cwd", ROOT))
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """One clear line on stderr naming the problem, no traceback, non-zero exit."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]

@@ -1,0 +1,75 @@
+"""Training as a user runs it: the CLI, checkpoints, resuming, data parallelism, learning."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from climode import load_model
+from climode.config import DataConfig
+from climode.data import open_dataset
+from climode.evaluate import score
+from climode.train import main as train_main
+from conftest import ROOT, write_config, run_module
+
+
+def _optimizer_steps(ckpt_path):
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    return [int(state["state"][0]["step"]) for state in ckpt["optimizer_states"]], ckpt
+
+
+def test_tiny_model_learns_to_beat_persistence(tmp_path, capsys):
+    config = write_config(tmp_path / "learn.yaml", data={"train_size": 400, "test_size": 32},
+                          train={"checkpoint_every": 1000, "val_every": 100})
+    assert train_main(["--config", config, "--out", tmp_path / "run", "--max-steps", "300"]) == 0
+    final = capsys.readouterr().out.strip().splitlines()[-1]
+    ckpt = load_model(final)
+    test = open_dataset(DataConfig(n_in=5, n_out=5, test_size=32), "test")
+    scores = score(ckpt, test)
+    model, base = (np.array(scores["methods"][m]["mse"]) for m in ("vid-ode", "persistence"))
+    assert model.mean() < 0.85 * base.mean(), (model, base)
+
+
+def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    last = out / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen([sys.executable, "-m", "climode.train", "--config", str(tiny_config), "--out", str(out),
+                             "--max-steps", "10000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not last.exists():
+            assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+            time.sleep(0.1)
+        time.sleep(1.5)  # killed at an arbitrary moment after that, mid-step or mid-save
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (steps_g, steps_d), saved = _optimizer_steps(last)
+    assert steps_g == steps_d > 0
+    n = steps_g
+    result = run_module("climode.train", "--out", out, "--resume", "--max-steps", n + 3)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming from {last}" in result.stderr
+    (steps_g, steps_d), resumed = _optimizer_steps(last)
+    assert (steps_g, steps_d) == (n + 3, n + 3)  # a fresh optimiser would have counted 3
+    batches_per_epoch = 64 // 8
+    for scheduler in resumed["lr_schedulers"]:
+        assert scheduler["last_epoch"] == (n + 3) // batches_per_epoch
+    assert any(k.startswith("d_seq.") for k in resumed["state_dict"])
+    assert result.stdout.strip().splitlines()[-1] == str(out / "model.safetensors")
+
+
+def test_two_process_cpu_training(tmp_path, tiny_config):
+    out = tmp_path / "ddp"
+    result = run_module("climode.train", "--config", tiny_config, "--out", out, "--max-steps", 3,
+                        "--devices", 2, "--accelerator", "cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log
+    assert "data-parallel training: 2 processes, gloo backend" in result.stderr
+    assert load_model(result.stdout.strip().splitlines()[-1]).variables == ["intensity"]
+    steps, _ = _optimizer_steps(out / "checkpoints" / "last.ckpt")
+    assert steps == [3, 3]
