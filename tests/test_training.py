@@ -24,13 +24,14 @@ def _optimizer_steps(ckpt_path):
 def test_tiny_model_learns_to_beat_persistence(tmp_path, capsys):
     config = write_config(tmp_path / "learn.yaml", data={"train_size": 400, "test_size": 32},
                           train={"checkpoint_every": 1000, "val_every": 100})
-    assert train_main(["--config", config, "--out", tmp_path / "run", "--max-steps", "300"]) == 0
+    assert train_main(["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "300"]) == 0
     final = capsys.readouterr().out.strip().splitlines()[-1]
     ckpt = load_model(final)
     test = open_dataset(DataConfig(n_in=5, n_out=5, test_size=32), "test")
     scores = score(ckpt, test)
     model, base = (np.array(scores["methods"][m]["mse"]) for m in ("vid-ode", "persistence"))
     assert model.mean() < 0.85 * base.mean(), (model, base)
+    assert (model[1:] < base[1:]).all(), (model, base)
 
 
 def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_path, tiny_config):
