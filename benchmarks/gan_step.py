@@ -89,7 +89,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(one_size(args.one, args.solver, args.device, args.steps)))
         return
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    machine = platform.processor() or platform.machine()
+    print(f"# {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     for size in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--one", str(size), "--solver", args.solver,
                               "--device", args.device, "--steps", str(args.steps)],

@@ -84,6 +84,8 @@ def format_table(scores: dict, time_units: str) -> str:
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.json and not os.access(Path(args.json).resolve().parent, os.W_OK):
+        raise ClimodeError(f"cannot write {args.json}: its directory does not exist or is not writable")
     ckpt = load_model(args.checkpoint)
     config = config_from_dict(ckpt.metadata["config"], f"{args.checkpoint} config")
     config = replace(config, "data", name=args.dataset, path=args.data)

@@ -94,7 +94,8 @@ class ForecastTask(L.LightningModule):
         out = self.model(batch["frames_in"], batch["times_in"], batch["times_out"])
         target = batch["frames_out"]
         persistence = out["anchor"].unsqueeze(1).expand_as(target)
-        self.log_dict({"val/mse": masked_mse(out["frames"], target), "val/mse_persistence": masked_mse(persistence, target)},
+        self.log_dict({"val/mse": masked_mse(out["frames"], target),
+                       "val/mse_persistence": masked_mse(persistence, target)},
                       prog_bar=True, sync_dist=True, batch_size=len(target))
 
     def configure_optimizers(self):

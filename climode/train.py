@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
     train_set, val_set = open_dataset(config.data, "train"), open_dataset(config.data, "val")
     channels = train_set[0]["frames_in"].shape[1]
-    config = replace(config, "model", channels=channels, n_in=config.data.n_in if config.model.encoder == "conv" else None)
+    n_in = config.data.n_in if config.model.encoder == "conv" else None
+    config = replace(config, "model", channels=channels, n_in=n_in)
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
         _write_atomic(out / RUN_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         accelerator=train.accelerator, devices=train.devices,
         strategy="ddp_find_unused_parameters_true" if train.devices > 1 else "auto",
         max_epochs=train.max_epochs, max_steps=train.max_steps * updates_per_batch if train.max_steps > 0 else -1,
-        check_val_every_n_epoch=train.val_every, default_root_dir=out, callbacks=[checkpoints, TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
+        check_val_every_n_epoch=train.val_every, default_root_dir=out,
+        callbacks=[checkpoints, TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
         logger=CSVLogger(out, name="", version="logs"), log_every_n_steps=10, enable_model_summary=False,
     )
     task = ForecastTask(config, _metadata(train_set))

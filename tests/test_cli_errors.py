@@ -40,8 +40,10 @@ def test_unknown_config_key(tmp_path, capsys):
 
 @pytest.mark.parametrize("make,fragments", [
     (lambda p: p / "missing.npz", ("missing.npz", "not found")),
-    (lambda p: _clips(p / "flat.npz", frames=np.zeros((10, 8, 16, 16), np.float32)), ("flat.npz", "5 dims", "(10, 8, 16, 16)")),
-    (lambda p: _clips(p / "times.npz", times=np.array([0, 1, 2, 2, 4, 5, 6, 7.0])), ("times.npz", "strictly increasing")),
+    (lambda p: _clips(p / "flat.npz", frames=np.zeros((10, 8, 16, 16), np.float32)),
+     ("flat.npz", "5 dims", "(10, 8, 16, 16)")),
+    (lambda p: _clips(p / "times.npz", times=np.array([0, 1, 2, 2, 4, 5, 6, 7.0])),
+     ("times.npz", "strictly increasing")),
     (lambda p: _clips(p / "nan.npz", frames=np.full((10, 8, 3, 16, 16), np.nan, np.float32)), ("nan.npz", "all NaN")),
     (lambda p: _clips(p / "novars.npz", variables=np.array(["u", "v"])), ("novars.npz", "2 channels", "3")),
 ])
@@ -77,3 +79,10 @@ def test_evaluate_channels_not_matching_checkpoint(tmp_path):
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     assert evaluate_main(["--checkpoint", str(tmp_path / "none.safetensors")]) == 2
     _one_error_line(capsys, "none.safetensors", "not found")
+
+
+def test_evaluate_unwritable_json_fails_before_work(tmp_path, capsys):
+    target = tmp_path / "no" / "such" / "dir" / "scores.json"
+    assert evaluate_main(["--checkpoint", str(tmp_path / "m.safetensors"), "--json", str(target)]) == 2
+    _one_error_line(capsys, "scores.json", "not writable")
+    assert not target.parent.exists()

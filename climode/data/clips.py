@@ -35,7 +35,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if times.ndim == 1:
         times = np.broadcast_to(times, (n, len(times)))
     if times.shape != (n, t):
-        raise ClimodeError(f"{path}: 'times' must have shape ({t},) or ({n}, {t}) to match 'frames', found {times.shape}")
+        raise ClimodeError(
+            f"{path}: 'times' must have shape ({t},) or ({n}, {t}) to match 'frames', found {times.shape}")
     bad = np.nonzero(~(np.diff(times, axis=1) > 0).all(1))[0]
     if len(bad):
         raise ClimodeError(f"{path}: times must be strictly increasing; clip {bad[0]} has {times[bad[0]].tolist()}")
