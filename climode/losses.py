@@ -37,9 +37,20 @@ def previous_truth(targets: torch.Tensor, anchor: torch.Tensor, previous: torch.
     return padded[:, previous + 1]
 
 
-def sequence(frames_in: torch.Tensor, times_in: torch.Tensor, frames_out: torch.Tensor,
-             times_out: torch.Tensor) -> torch.Tensor:
-    """Inputs and outputs in time order, stacked along channels: (B, (L+K)*C, H, W), NaN as 0."""
+def sequence(frames_in: torch.Tensor, times_in: torch.Tensor, frames_out: torch.Tensor, times_out: torch.Tensor,
+             present_in: torch.Tensor, present_out: torch.Tensor) -> torch.Tensor:
+    """Each sample's own inputs and outputs in time order, stacked along channels.
+
+    frames (B, L|K, C, H, W) on the batch's time grids, ``present_*`` (B, L|K) marking the
+    grid times that belong to each sample -> (B, N*C, H, W), N frames per sample, NaN as 0.
+    """
     order = torch.argsort(torch.cat((times_in, times_out)))
     frames = torch.cat((frames_in, frames_out), 1)[:, order]
-    return torch.nan_to_num(frames).flatten(1, 2)
+    present = torch.cat((present_in, present_out), 1)[:, order]
+    counts = present.sum(1)
+    if not (counts == counts[0]).all():
+        raise ValueError(f"the sequence discriminator needs the same number of frames in every sample, "
+                         f"got {sorted(set(counts.tolist()))}")
+    keep = torch.argsort((~present).int(), dim=1, stable=True)[:, : int(counts[0])]  # own times, in order
+    picked = frames.gather(1, keep.view(*keep.shape, 1, 1, 1).expand(-1, -1, *frames.shape[2:]))
+    return torch.nan_to_num(picked).flatten(1, 2)

@@ -65,7 +65,8 @@ class ForecastTask(L.LightningModule):
             opt_g, opt_d = optimizers
             fake_img = out["frames"].flatten(0, 1)
             real_img = torch.nan_to_num(batch["frames_out"]).flatten(0, 1)
-            seq = lambda frames: sequence(batch["frames_in"], batch["times_in"], frames, batch["times_out"])
+            seq = lambda frames: sequence(batch["frames_in"], batch["times_in"], frames, batch["times_out"],
+                                          batch["present_in"], batch["present_out"])
             real_seq, fake_seq = seq(batch["frames_out"]), seq(self._fake_sequence_targets(batch, out["frames"]))
             d_loss = lsgan_discriminator(self.d_img(real_img), self.d_img(fake_img.detach())) + lsgan_discriminator(
                 self.d_seq(real_seq), self.d_seq(fake_seq.detach()))

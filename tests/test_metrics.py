@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from climode.baselines import persistence
+from climode.data.samples import collate
 from climode.losses import masked_l1, masked_mse, previous_truth, sequence
 from climode.metrics import mse, psnr, ssim
 
@@ -53,6 +54,19 @@ def test_previous_truth_and_sequence_order():
     anchor = torch.full((2, 1, 1, 1), -1.0)
     prev = previous_truth(targets, anchor, torch.tensor([-1, 0, -1]))
     assert prev[0, :, 0, 0, 0].tolist() == [-1.0, 0.0, -1.0]
-    seq = sequence(torch.zeros(1, 2, 1, 1, 1), torch.tensor([0.0, 2.0]),
-                   torch.ones(1, 1, 1, 1, 1), torch.tensor([1.0]))
+    seq = sequence(torch.zeros(1, 2, 1, 1, 1), torch.tensor([0.0, 2.0]), torch.ones(1, 1, 1, 1, 1),
+                   torch.tensor([1.0]), torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 1, dtype=torch.bool))
     assert seq[0, :, 0, 0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_sequence_takes_each_samples_own_times_from_a_union_grid():
+    samples = [{"frames_in": torch.tensor([10.0 * b, 10.0 * b + 1]).view(2, 1, 1, 1),
+                "times_in": torch.tensor([0.0, 1.0 + b]),
+                "frames_out": torch.tensor([10.0 * b + 2]).view(1, 1, 1, 1),
+                "times_out": torch.tensor([5.0])} for b in (0, 1)]
+    batch = collate(samples)
+    assert batch["times_in"].tolist() == [0.0, 1.0, 2.0]
+    assert batch["present_in"].tolist() == [[True, True, False], [True, False, True]]
+    seq = sequence(*(batch[k] for k in ("frames_in", "times_in", "frames_out", "times_out", "present_in",
+                                         "present_out")))
+    assert seq[:, :, 0, 0].tolist() == [[0.0, 1.0, 2.0], [10.0, 11.0, 12.0]]

@@ -95,3 +95,17 @@ def test_clips_file_trains_and_evaluates_with_json(tmp_path, tiny_config):
     for method in ("vid-ode", "persistence"):
         assert set(written["methods"][method]) == {"mse", "psnr", "ssim"}
         assert all(len(v) == 5 for v in written["methods"][method].values())
+
+
+def test_clips_with_irregular_times_per_clip_train(tmp_path, tiny_config):
+    """Samples with different irregular times share a batch on the union of their grids."""
+    rng = np.random.default_rng(1)
+    frames = rng.random((20, 10, 2, 32, 32), dtype=np.float32)
+    frames[:, :, :, 5:9, 5:9] = np.nan  # missing cells
+    times = np.cumsum(rng.choice([1.0, 2.0, 3.0], size=(20, 10)), axis=1)
+    data = tmp_path / "irregular.npz"
+    np.savez(data, frames=frames, times=times, variables=np.array(["u", "v"]))
+    result = run_module("climode.train", "--config", tiny_config, "--dataset", "clips", "--data", data,
+                        "--out", tmp_path / "run", "--max-steps", 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert load_model(result.stdout.strip().splitlines()[-1]).variables == ["u", "v"]

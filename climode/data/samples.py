@@ -7,23 +7,24 @@ A sample is a dict of
   ``frames_out`` (K, C, H, W) float32 targets, NaN where unknown,
   ``times_out``  (K,) float, strictly increasing.
 Batches put samples on the union of their time grids: a sample lacking a time of
-the union has an all-NaN frame there.
+the union has an all-NaN frame there, and ``present_in`` / ``present_out`` (B, T) say
+which grid times are the sample's own.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-KEYS = ("frames_in", "times_in", "frames_out", "times_out")
-
-
-def _on_grid(frames: list[torch.Tensor], times: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _on_grid(frames: list[torch.Tensor], times: list[torch.Tensor]):
     grid = torch.unique(torch.cat(times))
     shape = frames[0].shape[1:]
     out = torch.full((len(frames), len(grid), *shape), float("nan"), dtype=frames[0].dtype)
-    for b, (f, t) in enumerate(zip(frames, times)):
-        out[b, torch.searchsorted(grid, t)] = f
-    return out, grid
+    present = torch.zeros(len(frames), len(grid), dtype=torch.bool)
+    for b, (f, t) in enumerate(zip(frames, times, strict=True)):
+        index = torch.searchsorted(grid, t)
+        out[b, index] = f
+        present[b, index] = True
+    return out, grid, present
 
 
 def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
@@ -32,7 +33,7 @@ def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
     for kind in ("in", "out"):
         frames = [torch.as_tensor(s[f"frames_{kind}"]) for s in samples]
         times = [torch.as_tensor(s[f"times_{kind}"], dtype=torch.float64) for s in samples]
-        batch[f"frames_{kind}"], batch[f"times_{kind}"] = _on_grid(frames, times)
+        batch[f"frames_{kind}"], batch[f"times_{kind}"], batch[f"present_{kind}"] = _on_grid(frames, times)
     return batch
 
 
