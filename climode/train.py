@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     ckpt_path = _resume_path(out, args.resume)
 
     train_set, val_set = open_dataset(config.data, "train"), open_dataset(config.data, "val")
+    config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
     channels = train_set[0]["frames_in"].shape[1]
     n_in = config.data.n_in if config.model.encoder == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in)

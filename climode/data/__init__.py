@@ -8,8 +8,9 @@ from ..errors import ClimodeError
 from .bouncing_ball import BouncingBall
 from .clips import Clips
 from .samples import collate
+from .shards import Shards
 
-DATASETS = ("bouncing-ball", "clips")
+DATASETS = ("bouncing-ball", "clips", "cam5")
 
 
 def open_dataset(cfg: DataConfig, split: str) -> Dataset:
@@ -17,11 +18,14 @@ def open_dataset(cfg: DataConfig, split: str) -> Dataset:
     if cfg.name == "bouncing-ball":
         size = {"train": cfg.train_size, "val": cfg.val_size, "test": cfg.test_size}[split]
         return BouncingBall(split, size, cfg.n_in, cfg.n_out, cfg.drop, cfg.frame_size, seed=cfg.seed)
+    if cfg.name in ("clips", "cam5") and cfg.path is None:
+        raise ClimodeError(f"dataset {cfg.name!r} needs data: pass --data " + ("FILE.npz" if cfg.name == "clips" else
+                                                                                 "STORE.zarr"))
     if cfg.name == "clips":
-        if cfg.path is None:
-            raise ClimodeError("dataset 'clips' needs a file: pass --data FILE.npz")
         return Clips(cfg.path, split, cfg.n_in, cfg.n_out)
+    if cfg.name == "cam5":
+        return Shards(cfg.path, split)
     raise ClimodeError(f"unknown dataset {cfg.name!r}; choose one of {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "BouncingBall", "Clips", "collate", "open_dataset"]
+__all__ = ["DATASETS", "BouncingBall", "Clips", "Shards", "collate", "open_dataset"]

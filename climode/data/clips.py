@@ -54,7 +54,7 @@ class Clips(Dataset):
 
     time_units = "file units"
 
-    def __init__(self, path: str | Path, split: str = "train", n_in: int = 10, n_out: int = 10, **_):
+    def __init__(self, path: str | Path, split: str = "train", n_in: int = 10, n_out: int = 10):
         path = Path(path)
         frames, times, self.variables = _load(path)
         if n_in + n_out > frames.shape[1]:

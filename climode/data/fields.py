@@ -1,0 +1,405 @@
+"""Gridded fields opened lazily (xarray + dask) in one convention.
+
+``open_fields`` returns a Dataset whose variables carry the *requested* names, dims
+``(time, [other,] lat, lon)`` -- or ``(time, [other,] y, x)`` on a projected grid with no
+1-D lat/lon -- with
+  ``time``  cftime objects, calendar of the file kept, strictly increasing;
+  ``lat``   degrees_north, ascending;
+  ``lon``   degrees_east in [0, 360), ascending, no duplicate (cyclic) column;
+  U850/V850 in m s-1, PSL in Pa; missing values as NaN; dask arrays, nothing loaded
+  beyond the coordinates and the first time step of each variable (see ``open_fields``);
+  ``attrs["climode_sources"]`` the files used, comma-separated.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cftime
+import numpy as np
+import xarray as xr
+
+from ..errors import ClimodeError
+
+PathLike = str | os.PathLike
+DEFAULT_CHUNKS = {"time": 1}
+DEFAULT_REFERENCE = "0001-01-01 00:00:00"
+COORD_NAMES = {
+    "time": ("time", "timestep", "valid_time", "t"),
+    "lat": ("lat", "latitude", "nav_lat"),
+    "lon": ("lon", "longitude", "nav_lon"),
+}
+COORD_UNITS = {"lat": "degrees_north", "lon": "degrees_east"}
+REFTIME_NAMES = ("reftime", "reference_time", "ref_time")
+HOUR_UNITS = ("hours", "hour", "hrs", "hr", "h")
+
+_MS = ("ms-1", "m/s", "ms**-1", "ms^-1", "m.s-1", "m.s**-1", "m/sec", "mps",
+       "meter/second", "meters/second", "metre/second", "metres/second")
+_KNOTS = ("knot", "knots", "kt", "kts", "kn")
+_WIND = {**dict.fromkeys(_MS, 1.0), **dict.fromkeys(_KNOTS, 1852.0 / 3600.0)}
+_PRESSURE = {**dict.fromkeys(("pa", "pascal", "pascals"), 1.0),
+             **dict.fromkeys(("hpa", "mb", "mbar", "millibar", "millibars", "hectopascal", "hectopascals"), 100.0)}
+
+
+@dataclass(frozen=True)
+class Known:
+    """A variable the toolkit knows: names to look for and its canonical units."""
+
+    aliases: tuple[str, ...]
+    standard_name: str
+    units: str
+    factors: Mapping[str, float]  # normalised units string -> factor to ``units``
+    hpa_below: float | None = None  # a median below this means hPa whatever the units say
+
+
+KNOWN = {
+    "U850": Known(("u", "u850", "ua", "u_component_of_wind", "eastward_wind"), "eastward_wind", "m s-1", _WIND),
+    "V850": Known(("v", "v850", "va", "v_component_of_wind"), "northward_wind", "m s-1", _WIND),
+    "PSL": Known(("msl", "slp", "psl", "mean_sea_level_pressure", "air_pressure_at_mean_sea_level"),
+                 "air_pressure_at_mean_sea_level", "Pa", _PRESSURE, hpa_below=2000.0),
+}
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """``"U850=u,V850=v,PSL=p"`` -> ``{"U850": "u", ...}`` (requested name -> name in file)."""
+    mapping: dict[str, str] = {}
+    if not text.strip():
+        return mapping
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not (sep and key and value) or "=" in value:
+            raise ClimodeError(f"malformed variable mapping {text!r}: expected NAME=FILE_NAME[,NAME=FILE_NAME...], "
+                               f"got item {item.strip()!r}")
+        if key in mapping:
+            raise ClimodeError(f"malformed variable mapping {text!r}: {key!r} is mapped twice")
+        mapping[key] = value
+    return mapping
+
+
+# ---------------------------------------------------------------- coordinates
+
+def _rename_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Rename time/lat/lon aliases (dims or coordinates only) and make 1-D ones dimensions."""
+    present = set(ds.dims) | set(ds.coords)
+    renames = {}
+    for target, candidates in COORD_NAMES.items():
+        found = next((c for c in candidates if c in present), None)
+        if found is not None and found != target and target not in present:
+            renames[found] = target
+    ds = ds.rename(renames)
+    for name in COORD_NAMES:
+        if name in ds.coords and ds[name].ndim == 1 and ds[name].dims[0] != name:
+            ds = ds.swap_dims({ds[name].dims[0]: name})
+    return ds
+
+
+def _wrap_lon(ds: xr.Dataset) -> xr.Dataset:
+    """Longitudes to [0, 360); a 1-D lon axis sorted ascending with data reordered, duplicates dropped."""
+    if "lon" not in ds.coords:
+        return ds
+    lon = ds["lon"]
+    ds = ds.assign_coords(lon=(lon % 360).assign_attrs(lon.attrs, units=COORD_UNITS["lon"]))
+    if lon.dims != ("lon",):
+        return ds
+    _, first = np.unique(ds["lon"].values, return_index=True)
+    return ds if np.array_equal(first, np.arange(lon.size)) else ds.isel(lon=first)
+
+
+def _ascending_lat(ds: xr.Dataset) -> xr.Dataset:
+    """Latitudes ascending (ERA5 stores them 90..-90)."""
+    if "lat" not in ds.coords:
+        return ds
+    ds = ds.assign_coords(lat=ds["lat"].assign_attrs(units=COORD_UNITS["lat"]))
+    if ds["lat"].dims != ("lat",) or ds.indexes["lat"].is_monotonic_increasing:
+        return ds
+    return ds.sortby("lat")
+
+
+def _order_dims(ds: xr.Dataset) -> xr.Dataset:
+    """Dims in the order (time, ..., lat, lon) or (time, ..., y, x)."""
+    space = next((pair for pair in (("lat", "lon"), ("y", "x")) if set(pair) <= set(ds.dims)), ())
+    return ds.transpose("time", ..., *space, missing_dims="ignore")
+
+
+def normalise_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Coordinates to the toolkit convention: dims (time, ..., lat, lon) with lat ascending and
+    lon in [0, 360) ascending; projected grids keep (time, ..., y, x). Lazy: no data is read."""
+    return _order_dims(_ascending_lat(_wrap_lon(_rename_coords(ds))))
+
+
+# ---------------------------------------------------------------- time
+
+def _parse_date(text: str, what: str) -> str:
+    """``"YYYY-MM-DD[ HH:MM[:SS]]"`` (separators -, / or space) -> ``"YYYY-MM-DD HH:MM:SS"``."""
+    match = re.fullmatch(r"\s*(\d{1,4})[-/ ](\d{1,2})[-/ ](\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*", text)
+    if match is None:
+        raise ClimodeError(f"{what} {text!r} is not a date 'YYYY-MM-DD[ HH:MM:SS]'")
+    y, m, d, hh, mm, ss = (int(g or 0) for g in match.groups())
+    return f"{y:04d}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}"
+
+
+def _file_reftime(ds: xr.Dataset, path: Path) -> str | None:
+    """The reference date a file gives as text (e.g. the geocat ``reftime`` "1996 01 05 00:00")."""
+    name = next((n for n in REFTIME_NAMES if n in ds.variables and ds[n].dtype.kind in "SUO"), None)
+    if name is None:
+        return None
+    value = ds[name].values.item()
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return _parse_date(text, f"{path}: reference time variable {name!r}")
+
+
+def _hours_axis(ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time: str | None,
+                calendar: str) -> xr.Dataset:
+    """Turn a numeric time axis without CF units into cftime objects (hours since a reference)."""
+    if "time" not in ds.coords or ds["time"].dtype.kind not in "iuf":
+        return ds
+    time = ds["time"]
+    units = time.attrs.get("units")
+    if units is not None and str(units).strip().lower() not in HOUR_UNITS:
+        raise ClimodeError(f"{path}: time axis has units {units!r}, not CF 'UNITS since YYYY-MM-DD'")
+    if not time_in_hours:
+        raise ClimodeError(f"{path}: the time axis has numbers and no units; if they are hours, pass "
+                           f"time_in_hours=True with a reference_time (default {DEFAULT_REFERENCE})")
+    if reference_time is not None:
+        ref = _parse_date(reference_time, "reference_time")
+    else:
+        ref = _file_reftime(ds, path) or DEFAULT_REFERENCE
+    try:
+        dates = cftime.num2date(time.values, f"hours since {ref}", calendar=calendar, only_use_cftime_datetimes=True)
+    except ValueError as exc:
+        raise ClimodeError(f"{path}: cannot read time as hours since {ref} ({calendar} calendar): {exc}") from None
+    attrs = {k: v for k, v in time.attrs.items() if k != "units"}
+    return ds.assign_coords(time=("time", np.asarray(dates), attrs))
+
+
+# ---------------------------------------------------------------- files
+
+def _is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists()
+
+
+def _expand(paths: PathLike | Sequence[PathLike]) -> list[Path]:
+    """Files and stores named by a path, a glob or a list of them, in order, without repeats."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise ClimodeError("no input files given")
+    found: dict[Path, None] = {}
+    for item in items:
+        text = os.path.expanduser(os.fspath(item))
+        if any(c in text for c in "*?["):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise ClimodeError(f"no file matches {text!r}")
+            found.update(dict.fromkeys(map(Path, matches)))
+        elif not os.path.exists(text):
+            raise ClimodeError(f"input {text!r} not found")
+        else:
+            found[Path(text)] = None
+    return list(found)
+
+
+def _open_one(path: Path) -> xr.Dataset:
+    """One file (lazy, no dask yet) or zarr store (dask, its own chunks), CF-decoded with cftime."""
+    zarr = _is_zarr(path)
+    if path.is_dir() and not zarr:
+        raise ClimodeError(f"{path} is a directory but not a zarr store (no .zgroup or zarr.json)")
+    try:
+        return xr.open_dataset(path, engine="zarr" if zarr else "netcdf4", chunks={} if zarr else None, cache=False,
+                               decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_timedelta=False,
+                               mask_and_scale=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClimodeError(f"cannot open {path}: {exc}") from None
+
+
+def _describe(paths: Sequence[Path]) -> str:
+    names = [str(p) for p in paths]
+    return ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:4])} and {len(names) - 4} more"
+
+
+# ---------------------------------------------------------------- variables
+
+def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """Names to try for ``name`` and the CF standard_name to fall back on; a mapping entry is exclusive."""
+    if name in mapping:
+        return (mapping[name],), None
+    known = KNOWN.get(name)
+    return ((name, *known.aliases), known.standard_name) if known else ((name,), None)
+
+
+def _find(ds: xr.Dataset, names: tuple[str, ...], standard_name: str | None) -> str | None:
+    found = next((n for n in names if n in ds.data_vars), None)
+    if found is None and standard_name is not None:
+        found = next((n for n, v in ds.data_vars.items() if v.attrs.get("standard_name") == standard_name), None)
+    return found
+
+
+def _missing(name: str, mapping: Mapping[str, str], paths: Sequence[Path], present: set[str]) -> ClimodeError:
+    names, standard_name = _lookup(name, mapping)
+    looked = ", ".join(names) + (f" or standard_name {standard_name}" if standard_name else "")
+    return ClimodeError(f"variable {name!r} not found (looked for {looked}) in {_describe(paths)}; "
+                        f"data variables there: {', '.join(sorted(present)) or 'none'}")
+
+
+def _check_increasing(name: str, times: np.ndarray, origins: np.ndarray) -> None:
+    bad = np.nonzero(~np.asarray(times[1:] > times[:-1], dtype=bool))[0]
+    if len(bad):
+        i = bad[0]
+        kind = "repeated" if times[i + 1] == times[i] else "decreasing"
+        raise ClimodeError(f"times of {name} are not strictly increasing ({kind}): {times[i]} ({origins[i]}) "
+                           f"is followed by {times[i + 1]} ({origins[i + 1]})")
+
+
+def _concat_time(name: str, pieces: list[tuple[Path, xr.DataArray]]) -> xr.DataArray:
+    """One variable's pieces (file, array) joined along time, in order of their first time."""
+    if any("time" not in da.dims for _, da in pieces):
+        if len(pieces) > 1:
+            raise ClimodeError(f"{name} has no time axis but is in several files: {_describe([p for p, _ in pieces])}")
+        return pieces[0][1]
+    nonempty = [(p, da) for p, da in pieces if da.sizes["time"]]
+    if not nonempty:
+        return pieces[0][1]
+    pieces = nonempty
+    calendars = {getattr(da["time"].values[0], "calendar", None) for _, da in pieces}
+    if len(calendars) > 1:
+        raise ClimodeError(f"{name}: files use different calendars {sorted(map(str, calendars))}: "
+                           f"{_describe([p for p, _ in pieces])}")
+    pieces.sort(key=lambda piece: piece[1]["time"].values[0])
+    try:
+        da = xr.concat([da for _, da in pieces], dim="time", coords="minimal", compat="override", join="exact",
+                       combine_attrs="override") if len(pieces) > 1 else pieces[0][1]
+    except ValueError as exc:
+        raise ClimodeError(f"{name}: files {_describe([p for p, _ in pieces])} are on different grids ({exc})") from None
+    origins = np.repeat([str(p) for p, _ in pieces], [piece.sizes["time"] for _, piece in pieces])
+    _check_increasing(name, da["time"].values, origins)
+    return da
+
+
+def _merge(arrays: dict[str, xr.DataArray]) -> xr.Dataset:
+    """The variables in one Dataset; their coordinates must match exactly. Variable attrs kept, no global ones."""
+    try:
+        ds = xr.merge([da.rename(name) for name, da in arrays.items()], join="exact", compat="override",
+                      combine_attrs="drop")
+    except ValueError as exc:
+        shapes = "; ".join(f"{n} {dict(da.sizes)}" for n, da in arrays.items())
+        raise ClimodeError(f"the variables are not on one grid and time axis ({shapes}): {exc}") from None
+    return ds.assign({name: ds[name].assign_attrs(da.attrs) for name, da in arrays.items()})
+
+
+# ---------------------------------------------------------------- checks and units
+
+def _first_step(da: xr.DataArray) -> np.ndarray:
+    """The first time step's values (one chunk read), or all values for a variable without (or with empty) time."""
+    return np.asarray((da.isel(time=0) if da.sizes.get("time") else da).values, dtype=float)
+
+
+def _check_not_empty(name: str, da: xr.DataArray, sample: np.ndarray, sources: str) -> None:
+    """All-NaN check: free when the first step has a value, else one full pass over the variable."""
+    if np.isnan(sample).all() and not bool(da.notnull().any().compute()):
+        raise ClimodeError(f"variable {name} is all missing (NaN, or the file's fill value) in {sources}")
+
+
+def _unit_key(units: object) -> str:
+    return str(units).strip().lower().replace(" ", "")
+
+
+def _units_factor(name: str, known: Known, units: object, sample: np.ndarray) -> float | None:
+    """Factor to ``known.units`` (1 when fine), or None to leave values with unknown units; warns."""
+    finite = sample[np.isfinite(sample)]
+    looks_hpa = known.hpa_below is not None and finite.size and np.median(finite) < known.hpa_below
+    factor = known.factors.get(_unit_key(units)) if units is not None else 1.0
+    if looks_hpa and factor == 1.0:
+        warnings.warn(f"{name}: values look like hPa (median {np.median(finite):.1f}) although units are "
+                      f"{units!r}; converting to Pa (x100)", stacklevel=4)
+        return 100.0
+    if units is None:
+        warnings.warn(f"{name} has no units attribute; assuming {known.units}", stacklevel=4)
+    elif factor is None:
+        warnings.warn(f"{name} has unknown units {units!r}; values left as they are", stacklevel=4)
+    elif factor != 1.0:
+        warnings.warn(f"{name}: converting {units!r} to {known.units!r} (x{factor:g})", stacklevel=4)
+    return factor
+
+
+def _fix_units(name: str, da: xr.DataArray, sample: np.ndarray) -> xr.DataArray:
+    known = KNOWN.get(name)
+    if known is None:
+        return da
+    factor = _units_factor(name, known, da.attrs.get("units"), sample)
+    if factor is None:
+        return da
+    out = da if factor == 1.0 else da * factor
+    return out.assign_attrs(da.attrs, units=known.units)
+
+
+# ---------------------------------------------------------------- entry point
+
+def _has_dask(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` already holds dask arrays (a zarr store opened with its own chunks)."""
+    return any(v.chunks is not None for v in ds.data_vars.values())
+
+
+def open_fields(
+    paths: PathLike | Sequence[PathLike],
+    variables: Sequence[str] = ("U850", "V850", "PSL"),
+    mapping: Mapping[str, str] | str | None = None,
+    time_in_hours: bool = False,
+    reference_time: str | None = None,
+    calendar: str | None = None,
+    chunks: Mapping[str, int] | None = None,
+) -> xr.Dataset:
+    """Open ``variables`` from NetCDF files / zarr stores (a path, a glob, or a list) as one lazy Dataset.
+
+    Variables may sit one per file and/or be split along time across files. Each requested
+    name is found by its ``mapping`` entry alone (dict or "U850=u,V850=v"), else by the name
+    itself, else (U850, V850, PSL) by known aliases and then the CF standard_name. Dims and
+    units follow the module docstring. A numeric time axis without units is read as hours
+    since ``reference_time`` ("YYYY-MM-DD[ HH:MM:SS]"; when None, the file's text ``reftime``
+    variable if any, else 0001-01-01) in ``calendar`` (default standard) only when
+    ``time_in_hours``; files with CF time units are decoded as they say. ``chunks`` uses
+    normalised dim names (default one time step per chunk; zarr stores keep their own
+    chunks by default). Cost: the first time step of each variable is read (unit and
+    emptiness checks); a variable whose first step is all NaN is read in full once.
+    Every problem the user can fix raises ClimodeError.
+    """
+    names = tuple(dict.fromkeys((variables,) if isinstance(variables, str) else variables))
+    if not names:
+        raise ClimodeError("no variables requested")
+    mapping = parse_mapping(mapping) if isinstance(mapping, str) else dict(mapping or {})
+    files = _expand(paths)
+    pieces: dict[str, list[tuple[Path, xr.DataArray]]] = {name: [] for name in names}
+    present: set[str] = set()
+    for path in files:
+        ds = _rename_coords(_open_one(path))
+        present.update(map(str, ds.data_vars))
+        found = {name: _find(ds, *_lookup(name, mapping)) for name in names}
+        found = {name: var for name, var in found.items() if var is not None}
+        if not found:
+            continue
+        ds = _hours_axis(ds, path, time_in_hours, reference_time, calendar or "standard")
+        sub = xr.Dataset({name: ds[var] for name, var in found.items()})
+        spec = DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})
+        sub = normalise_coords(sub.chunk({k: v for k, v in spec.items() if k in sub.dims}))
+        for name in found:
+            pieces[name].append((path, sub[name]))
+    for name in names:
+        if not pieces[name]:
+            raise _missing(name, mapping, files, present)
+    used = list(dict.fromkeys(p for name in names for p, _ in pieces[name]))
+    sources = ", ".join(map(str, used))
+    arrays = {}
+    for name in names:
+        da = _concat_time(name, pieces[name])
+        sample = _first_step(da)
+        _check_not_empty(name, da, sample, sources)
+        arrays[name] = _fix_units(name, da, sample)
+    ds = _merge(arrays)
+    ds.attrs["climode_sources"] = sources
+    return ds
+
+
+__all__ = ["KNOWN", "normalise_coords", "open_fields", "parse_mapping"]

@@ -1,0 +1,79 @@
+"""Irregular samples from a period of regularly stored frames (e.g. a storm's 3-hourly steps).
+
+A sample is a set of input steps with irregular gaps and target steps after the last input,
+as the paper's CAM5 protocol: 5 inputs with gaps of 3 to 48 h, then targets every 3 h for
+15 h. With ``rate`` < 1 the inputs are the frames kept when only that fraction of the input
+window's frames is observed (the paper's Fig. 6: 100, 75, 50, 25 %).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Hours are real hours; ``step_h`` is the spacing of the stored frames."""
+
+    n_in: int = 5
+    n_out: int = 5
+    step_h: float = 3.0
+    min_gap_h: float = 3.0
+    max_gap_h: float = 48.0
+    lead_step_h: float = 3.0
+    rate: float | None = None
+    window_h: float = 57.0
+
+    def __post_init__(self):
+        if self.n_in < 1 or self.n_out < 1:
+            raise ValueError("n_in and n_out must be at least 1")
+        if not 0 < (self.rate if self.rate is not None else 1) <= 1:
+            raise ValueError(f"rate must be in (0, 1], got {self.rate}")
+        if not 0 < self.min_gap_h <= self.max_gap_h:
+            raise ValueError("need 0 < min_gap_h <= max_gap_h")
+
+    def steps(self, hours: float) -> int:
+        return int(round(hours / self.step_h))
+
+    @property
+    def input_frames(self) -> int:
+        """Input slots per sample: n_in, or every frame of the window in rate mode."""
+        return self.n_in if self.rate is None else self.steps(self.window_h) + 1
+
+
+def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator):
+    """Step indices into a period of ``n_steps`` frames: ``(inputs, observed, targets)``, or None
+    if the period is too short.
+
+    Gaps mode (rate None): n_in inputs, consecutive gaps uniform in [min_gap_h, max_gap_h], all
+    observed. Rate mode: every frame of the window_h hours up to the last input, each observed
+    with probability ``rate`` (the last always); unobserved ones are to be stored as missing.
+    Targets: every lead_step_h after the last input, n_out of them.
+    """
+    lead = cfg.steps(cfg.lead_step_h)
+    span_out = lead * cfg.n_out
+    if cfg.rate is None:
+        gaps = rng.integers(cfg.steps(cfg.min_gap_h), cfg.steps(cfg.max_gap_h) + 1, cfg.n_in - 1)
+        offsets = np.concatenate(([0], np.cumsum(gaps[::-1])))[::-1]  # steps before the last input
+        observed = np.ones(cfg.n_in, dtype=bool)
+    else:
+        offsets = np.arange(cfg.steps(cfg.window_h), -1, -1)
+        observed = np.append(rng.random(len(offsets) - 1) < cfg.rate, True)
+    span_in = int(offsets[0])
+    if span_in + span_out >= n_steps:
+        return None
+    last = int(rng.integers(span_in, n_steps - span_out))
+    return last - offsets, observed, last + lead * np.arange(1, cfg.n_out + 1)
+
+
+def draw_many(n_steps: int, cfg: SamplingConfig, count: int, rng: np.random.Generator) -> list:
+    """Up to ``count`` samples from one period (fewer when it is too short for any)."""
+    samples = []
+    for _ in range(count * 4):
+        sample = draw(n_steps, cfg, rng)
+        if sample is not None:
+            samples.append(sample)
+        if len(samples) == count:
+            break
+    return samples

@@ -1,0 +1,116 @@
+"""Training shards in zarr: fixed-size irregular samples cut from tiles, one chunk per sample.
+
+Layout (one zarr group, dims ``sample``, ``step``, ``variable``, ``y``, ``x``):
+  frames (sample, step, variable, y, x) float32, physical units, NaN = missing; chunked
+         one sample per chunk; the first ``n_in`` steps are inputs, the rest targets;
+  hours  (sample, step) float64: valid time in hours since ``attrs["time_reference"]``
+         on ``attrs["calendar"]``;
+  lat (sample, y), lon (sample, x): cell centres of the sample's tile (lon may pass 360);
+  storm, tile, split (sample,) strings;
+  track_storm, track_hours, track_lat, track_lon, track_psl_min, track_vmax (point,): the
+         storm tracks, for storm-centred verification;
+  attrs: variables, normalisation (JSON), n_in, n_out, calendar, time_reference, provenance.
+``Shards`` streams one sample at a time, normalised, as the model's samples.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from torch.utils.data import Dataset
+
+from ..errors import ClimodeError
+from .normalise import normalise
+
+SPLITS = ("train", "val", "test")
+
+
+def write(path: str | Path, dataset: xr.Dataset, overwrite: bool = False) -> Path:
+    """Write ``dataset`` to ``path`` through a temporary store renamed into place, so a failed or
+    interrupted run leaves no partial store; an existing store is replaced only with ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ClimodeError(f"{path} exists; pass --overwrite to replace it")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        dataset.to_zarr(tmp, mode="w", consolidated=False)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def tracks_table(tracks: pd.DataFrame | None, hours: callable) -> dict:
+    """Track columns as (point,) variables; ``hours`` converts the time column to hours."""
+    if tracks is None or tracks.empty:
+        return {}
+    table = {"track_storm": ("point", tracks["storm"].astype(str).to_numpy()),
+             "track_hours": ("point", hours(tracks["time"].to_numpy())),
+             "track_lat": ("point", tracks["lat"].to_numpy(float)),
+             "track_lon": ("point", tracks["lon"].to_numpy(float))}
+    for col in ("psl_min", "vmax"):
+        values = tracks[col].to_numpy(float) if col in tracks else np.full(len(tracks), np.nan)
+        table[f"track_{col}"] = ("point", values)
+    return table
+
+
+def read_tracks(store: xr.Dataset) -> pd.DataFrame:
+    """The tracks stored with the shards (time as hours since the store's reference)."""
+    names = ("storm", "hours", "lat", "lon", "psl_min", "vmax")
+    if "track_storm" not in store:
+        return pd.DataFrame(columns=names)
+    return pd.DataFrame({n: store[f"track_{n}"].values for n in names})
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise ClimodeError(f"shards {path} not found")
+    try:
+        store = xr.open_zarr(path, consolidated=False)
+    except Exception as exc:  # zarr raises many kinds for a non-store
+        raise ClimodeError(f"{path} is not a zarr store of climode shards ({exc})") from None
+    missing = [k for k in ("frames", "hours", "split") if k not in store]
+    if missing:
+        raise ClimodeError(f"{path} is not a climode shard store: it lacks {', '.join(missing)}")
+    return store
+
+
+class Shards(Dataset):
+    """Samples of one split of a shard store, read one chunk at a time and normalised with the
+    store's statistics; times are hours relative to the sample's first input frame."""
+
+    time_units = "hours"
+
+    def __init__(self, path: str | Path, split: str = "train"):
+        store = open_store(path)
+        self.path = Path(path)
+        self.variables = list(json.loads(store.attrs["variables"]))
+        self.normalisation = json.loads(store.attrs["normalisation"])
+        self.n_in, self.n_out = int(store.attrs["n_in"]), int(store.attrs["n_out"])
+        self.index = np.nonzero(store["split"].values == split)[0]
+        if not len(self.index):
+            raise ClimodeError(f"shards {path} hold no {split} samples")
+        self.frames, self.hours = store["frames"], store["hours"].values
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        j = int(self.index[i])
+        frames = normalise(np.asarray(self.frames[j].values, dtype=np.float32), self.normalisation, self.variables)
+        hours = self.hours[j] - self.hours[j, 0]
+        n = self.n_in
+        return {"frames_in": frames[:n], "times_in": hours[:n], "frames_out": frames[n:], "times_out": hours[n:]}

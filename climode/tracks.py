@@ -1,0 +1,537 @@
+"""Tropical-cyclone tracks: readers, a built-in detector on PSL/U850/V850 fields, and verification.
+
+A track table is a DataFrame with one row per storm per time and columns ``storm`` (str id),
+``time`` (cftime datetimes of any calendar, or numpy datetime64, as the source gives), ``lat``
+(deg N), ``lon`` (deg E, 0..360) and, where known, ``psl_min`` (Pa) and ``vmax`` (m/s).
+
+The detector follows the TempestExtremes recipe (Zarzycki & Ullrich 2017) with its own code:
+local PSL minima with a closed contour, wind speed near the centre, stitched into tracks.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cftime
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
+
+from climode.errors import ClimodeError
+
+EARTH_RADIUS_KM = 6371.0
+KM_PER_DEG = np.pi * EARTH_RADIUS_KM / 180.0
+KNOT = 0.514444  # m/s
+MERGE_DEG = 2.0  # candidates closer than this (great circle, deg) are merged, the deeper one kept
+N_BEARINGS = 32  # rays of the closed-contour test
+REFINE_DEG = 0.5  # half-width of the window of the quadratic centre fit
+COLUMNS = ["storm", "time", "lat", "lon", "psl_min", "vmax"]
+
+_ISO = re.compile(r"^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\s*$")
+_IBTRACS = "an IBTrACS v04 CSV (columns SID, ISO_TIME, LAT, LON, ...)"
+_PLAIN = "a CSV with columns storm, time, lat, lon[, psl_min, vmax]"
+_TEMPEST = "TempestExtremes StitchNodes output ('start N YYYY MM DD HH' then N lines 'i j lon lat ... YYYY MM DD HH')"
+
+Box = tuple[float, float]
+
+
+# ----------------------------------------------------------------------------------------- readers
+
+
+def read_tracks(path: str | Path, calendar: str | None = None) -> pd.DataFrame:
+    """Read IBTrACS CSV, TempestExtremes StitchNodes output or a plain storm,time,lat,lon CSV.
+
+    The format is recognised from the content. ``calendar`` is that of the returned cftime
+    datetimes; None takes the format's usual one: "standard" for IBTrACS, "noleap" (CAM5)
+    for TempestExtremes and plain CSV files.
+    """
+    path = Path(path)
+    first = _first_line(path)
+    if first.split()[:1] == ["start"]:
+        return read_tempest(path, calendar or "noleap")
+    header = {name.strip() for name in first.split(",")}
+    if {"SID", "ISO_TIME"} <= header:
+        return read_ibtracs(path, calendar or "standard")
+    if {"storm", "time", "lat", "lon"} <= header:
+        return _read_plain(path, calendar or "noleap")
+    raise ClimodeError(f"{path}: not a track file; expected {_IBTRACS}, {_TEMPEST} or {_PLAIN}")
+
+
+def read_ibtracs(path: str | Path, calendar: str = "standard") -> pd.DataFrame:
+    """Read an IBTrACS v04 CSV: lon to 0..360, winds knots -> m/s, pressure hPa -> Pa, blanks -> NaN.
+
+    WMO_WIND/WMO_PRES are used where given, else USA_WIND/USA_PRES.
+    """
+    path = Path(path)
+    table = _read_csv(path, _IBTRACS, skiprows=[1], dtype=str, keep_default_na=False)
+    _require_columns(table, ["SID", "ISO_TIME", "LAT", "LON"], path, _IBTRACS)
+    return _frame(
+        path,
+        storm=table["SID"].str.strip(),
+        time=_parse_times(table["ISO_TIME"], calendar, path),
+        lat=_coordinate(table, "LAT", path),
+        lon=_coordinate(table, "LON", path),
+        psl_min=_first_given(table, ["WMO_PRES", "USA_PRES"]) * 100.0,
+        vmax=_first_given(table, ["WMO_WIND", "USA_WIND"]) * KNOT,
+    )
+
+
+def read_tempest(path: str | Path, calendar: str = "noleap") -> pd.DataFrame:
+    """Read TempestExtremes StitchNodes text output; storms are named TE0001, TE0002, ...
+
+    Node lines are ``i j lon lat [psl wind ...] YYYY MM DD HH``: the first extra column is
+    taken as psl_min (Pa), the second as vmax (m/s).
+    """
+    path = Path(path)
+    storms, rows = _tempest_blocks(path)
+    if not rows:
+        raise ClimodeError(f"{path}: no track points")
+    widths = {len(row) for row in rows}
+    if len(widths) > 1:
+        raise ClimodeError(f"{path}: node lines have different numbers of columns {sorted(widths)}")
+    values = np.array(rows, dtype=float).reshape(len(rows), -1)
+    date = values[:, -4:].astype(int)
+    stamps = [f"{y:04d}-{m:02d}-{d:02d} {h:02d}:00" for y, m, d, h in date]
+    extras = values[:, 4:-4]
+    return _frame(
+        path,
+        storm=storms,
+        time=_parse_times(stamps, calendar, path),
+        lat=values[:, 3],
+        lon=values[:, 2],
+        psl_min=extras[:, 0] if extras.shape[1] > 0 else None,
+        vmax=extras[:, 1] if extras.shape[1] > 1 else None,
+    )
+
+
+def _read_plain(path: Path, calendar: str) -> pd.DataFrame:
+    """Read a CSV with columns storm, time ("YYYY-MM-DD HH:MM:SS"), lat, lon[, psl_min, vmax]."""
+    table = _read_csv(path, _PLAIN, dtype={"storm": str, "time": str})
+    _require_columns(table, ["storm", "time", "lat", "lon"], path, _PLAIN)
+    optional = {name: pd.to_numeric(table[name], errors="coerce") for name in ("psl_min", "vmax") if name in table}
+    return _frame(path, storm=table["storm"], time=_parse_times(table["time"], calendar, path),
+                  lat=_coordinate(table, "lat", path), lon=_coordinate(table, "lon", path), **optional)
+
+
+def _first_line(path: Path) -> str:
+    """The first non-empty line of a text file (empty string when there is none)."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            return next((line.strip() for line in stream if line.strip()), "")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClimodeError(f"{path}: cannot read track file ({exc})") from None
+
+
+def _read_csv(path: Path, expected: str, **options) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, skipinitialspace=True, **options)
+    except (OSError, ValueError) as exc:
+        raise ClimodeError(f"{path}: cannot read {expected} ({exc})") from None
+
+
+def _require_columns(table: pd.DataFrame, names: Sequence[str], path: Path, expected: str) -> None:
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise ClimodeError(f"{path}: missing columns {', '.join(missing)}; expected {expected}")
+
+
+def _coordinate(table: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+    """A numeric lat/lon column; blank or non-numeric values are an error."""
+    values = pd.to_numeric(table[name], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ClimodeError(f"{path}: column {name} has non-numeric value {table[name].iloc[bad[0]]!r}")
+    return values
+
+
+def _first_given(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Numeric values of the first of ``names`` that is not blank, row by row (NaN if none is)."""
+    result = pd.Series(np.nan, index=table.index)
+    for name in names:
+        if name in table:
+            result = result.fillna(pd.to_numeric(table[name].str.strip(), errors="coerce"))
+    return result.to_numpy(float)
+
+
+def _parse_times(texts: Sequence[str], calendar: str, path: Path) -> np.ndarray:
+    """Parse "YYYY-MM-DD HH:MM[:SS]" strings into cftime datetimes of ``calendar`` (object array)."""
+    codes, uniques = pd.factorize(np.asarray(texts, dtype=str))
+    parsed = np.empty(len(uniques), dtype=object)
+    for k, text in enumerate(uniques):
+        found = _ISO.match(text)
+        if found is None:
+            raise ClimodeError(f"{path}: time {text!r} is not 'YYYY-MM-DD HH:MM:SS'")
+        try:
+            parsed[k] = cftime.datetime(*(int(part or 0) for part in found.groups()), calendar=calendar)
+        except ValueError as exc:
+            raise ClimodeError(f"{path}: time {text!r} is not a valid date ({exc})") from None
+    return parsed[codes]
+
+
+def _tempest_blocks(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Storm id and the whitespace-split fields of each node line of a StitchNodes file."""
+    try:
+        lines = [(n, line.split()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClimodeError(f"{path}: cannot read {_TEMPEST} ({exc})") from None
+    storms, rows, k, count = [], [], 0, 0
+    while k < len(lines):
+        number, head = lines[k]
+        if head[0] != "start" or len(head) < 2 or not head[1].isdigit():
+            raise ClimodeError(f"{path}, line {number}: expected 'start N YYYY MM DD HH' of {_TEMPEST}")
+        block = lines[k + 1:k + 1 + int(head[1])]
+        for number, fields in block:
+            if fields[0] == "start" or len(fields) < 8 or not all(map(_is_number, fields)):
+                raise ClimodeError(f"{path}, line {number}: expected a node line 'i j lon lat ... YYYY MM DD HH'")
+        if len(block) < int(head[1]):
+            raise ClimodeError(f"{path}: storm at line {number} announces {head[1]} nodes, file ends first")
+        count += 1
+        storms += [f"TE{count:04d}"] * len(block)
+        rows += [fields for _, fields in block]
+        k += 1 + len(block)
+    return storms, rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _frame(path: Path, *, storm, time, lat, lon, psl_min=None, vmax=None) -> pd.DataFrame:
+    """A track table from columns; lon wrapped to 0..360; optional columns kept only when given."""
+    table = pd.DataFrame({"storm": np.asarray(storm, dtype=str), "time": time,
+                          "lat": np.asarray(lat, float), "lon": np.asarray(lon, float) % 360.0})
+    for name, values in (("psl_min", psl_min), ("vmax", vmax)):
+        if values is not None:
+            table[name] = np.asarray(values, float)
+    if table.empty:
+        raise ClimodeError(f"{path}: no track points")
+    return table
+
+
+# ---------------------------------------------------------------------------------------- geometry
+
+
+def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle (haversine) distance in km between points given in degrees; broadcasts."""
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    dlam = np.radians(np.asarray(lon2, float) - np.asarray(lon1, float))
+    h = np.sin((phi2 - phi1) / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlam / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def _destination(lat, lon, bearing, distance_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Point reached from (lat, lon) along ``bearing`` (rad, from north) after ``distance_deg`` of arc."""
+    phi, lam, delta = np.radians(lat), np.radians(lon), np.radians(distance_deg)
+    phi2 = np.arcsin(np.sin(phi) * np.cos(delta) + np.cos(phi) * np.sin(delta) * np.cos(bearing))
+    lam2 = lam + np.arctan2(np.sin(bearing) * np.sin(delta) * np.cos(phi),
+                            np.cos(delta) - np.sin(phi) * np.sin(phi2))
+    return np.degrees(phi2), np.degrees(lam2) % 360.0
+
+
+def _lon_inside(lon: np.ndarray, lon_range: Box) -> np.ndarray:
+    west, east = lon_range
+    lon = np.asarray(lon) % 360.0
+    return (lon >= west) & (lon <= east) if west <= east else (lon >= west) | (lon <= east)
+
+
+def in_box(tracks: pd.DataFrame, lat_range: Box, lon_range: Box) -> pd.DataFrame:
+    """Rows inside a lat/lon box (deg, bounds included); lon bounds in 0..360, (300, 60) wraps 0E."""
+    return tracks[_inside(tracks, lat_range, lon_range)]
+
+
+def _inside(tracks: pd.DataFrame, lat_range: Box, lon_range: Box) -> np.ndarray:
+    lat = tracks["lat"].to_numpy()
+    return (lat >= lat_range[0]) & (lat <= lat_range[1]) & _lon_inside(tracks["lon"].to_numpy(), lon_range)
+
+
+def storm_periods(tracks: pd.DataFrame, lat_range: Box, lon_range: Box) -> pd.DataFrame:
+    """Columns storm, start, end: one row per contiguous stay of a storm inside the box."""
+    ordered = tracks.sort_values(["storm", "time"], kind="stable")
+    inside = _inside(ordered, lat_range, lon_range)
+    storm = ordered["storm"].to_numpy()
+    continues = np.r_[False, inside[:-1] & (storm[1:] == storm[:-1])]
+    stay = np.cumsum(inside & ~continues)
+    stays = ordered[inside].assign(stay=stay[inside]).groupby("stay", sort=True)
+    return stays.agg(storm=("storm", "first"), start=("time", "first"), end=("time", "last")).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+def match(truth: pd.DataFrame, found: pd.DataFrame, max_km: float = 300.0) -> dict[str, float]:
+    """Point-by-point verification of detected tracks against true ones.
+
+    A true point is hit when a detected point at the same time (equal time objects: same type
+    and calendar) lies within ``max_km``; its error is the distance to the nearest such point.
+    Returns hit_rate (fraction of true points hit), mean_error_km and median_error_km (over
+    hits) and false_alarm_rate (fraction of detected points with no true point within max_km).
+    """
+    true = truth[["time", "lat", "lon"]].reset_index(drop=True).rename_axis("true_row").reset_index()
+    det = found[["time", "lat", "lon"]].reset_index(drop=True).rename_axis("found_row").reset_index()
+    pairs = true.merge(det, on="time", suffixes=("_true", "_found"))
+    km = great_circle_km(pairs["lat_true"], pairs["lon_true"], pairs["lat_found"], pairs["lon_found"])
+    close = pairs[km <= max_km].assign(km=km[km <= max_km])
+    errors = close.groupby("true_row")["km"].min().to_numpy()
+    return {
+        "hit_rate": len(errors) / len(true) if len(true) else float("nan"),
+        "mean_error_km": float(np.mean(errors)) if len(errors) else float("nan"),
+        "median_error_km": float(np.median(errors)) if len(errors) else float("nan"),
+        "false_alarm_rate": 1.0 - close["found_row"].nunique() / len(det) if len(det) else float("nan"),
+    }
+
+
+# ---------------------------------------------------------------------------------------- detector
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A regular-in-longitude lat/lon grid, lat ascending, lon in 0..360 ascending."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+
+    @property
+    def dlon(self) -> float:
+        return float(self.lon[1] - self.lon[0])
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the grid goes round the globe in longitude."""
+        return abs(len(self.lon) * self.dlon - 360.0) < 0.5 * self.dlon
+
+    @property
+    def spacing(self) -> float:
+        """The finest grid spacing in degrees."""
+        return float(min(np.diff(self.lat).min(), self.dlon))
+
+
+def detect(ds: xr.Dataset, *, psl: str = "PSL", u: str = "U850", v: str = "V850",
+           closed_contour_pa: float = 200.0, contour_radius_deg: float = 5.5, min_wind: float = 10.0,
+           wind_radius_deg: float = 2.0, max_lat: float = 50.0, stitch_deg: float = 8.0,
+           min_duration_h: float = 54.0, min_wind_steps: int = 10, max_gap_steps: int = 1) -> pd.DataFrame:
+    """Detect tropical cyclones in (time, lat, lon) fields of PSL (Pa) and 850 hPa winds (m/s).
+
+    Per time step (computed one at a time, so dask-backed inputs stay lazy): candidates are the
+    cells holding the PSL minimum of the +-MERGE_DEG box around them, |lat| <= max_lat; one is kept
+    when, along each of N_BEARINGS great-circle rays out to ``contour_radius_deg``, PSL rises
+    somewhere by >= ``closed_contour_pa`` above the minimum (a ray approximation of the
+    closed-contour flood fill); survivors closer than MERGE_DEG keep the deeper one. Centres
+    are refined by a least-squares quadratic fit of PSL over +-REFINE_DEG (at least 3 x 3
+    cells) around the minimum; psl_min is the fitted minimum (Pa) and vmax the largest wind
+    speed within ``wind_radius_deg`` of the refined centre (m/s).
+    Nodes are stitched to the nearest node of the next step within ``stitch_deg`` (great
+    circle, deg), allowing ``max_gap_steps`` missing steps; tracks lasting >= ``min_duration_h``
+    hours with >= ``min_wind_steps`` nodes of vmax >= ``min_wind`` are returned, named DET0001...
+    """
+    fields, grid = _prepare(ds, [psl, u, v])
+    times = fields["time"].values
+    hours = _elapsed_hours(times)
+    nodes = []
+    for step in range(len(times)):
+        now = fields.isel(time=step).compute()
+        pressure = np.asarray(now[psl].values, float)
+        speed = np.hypot(np.asarray(now[u].values, float), np.asarray(now[v].values, float))
+        nodes.append(_step_nodes(pressure, speed, grid, closed_contour_pa, contour_radius_deg,
+                                 wind_radius_deg, max_lat))
+    tracks = _stitch(nodes, stitch_deg, max_gap_steps)
+    kept = [track for track in tracks
+            if hours[track[-1][0]] - hours[track[0][0]] >= min_duration_h
+            and sum(nodes[t]["vmax"][k] >= min_wind for t, k in track) >= min_wind_steps]
+    return _track_table(kept, nodes, times)
+
+
+def _prepare(ds: xr.Dataset, names: list[str]) -> tuple[xr.Dataset, _Grid]:
+    """The named variables on a lat-ascending, lon 0..360 ascending grid, and that grid."""
+    missing = [name for name in names if name not in ds]
+    if missing:
+        raise ClimodeError(f"dataset has no variable {', '.join(missing)}; has {', '.join(map(str, ds.data_vars))}")
+    for name in names:
+        if ds[name].dims != ("time", "lat", "lon"):
+            raise ClimodeError(f"{name} has dims {ds[name].dims}; expected (time, lat, lon)")
+    fields = ds[names].assign_coords(lon=ds["lon"].values % 360.0)
+    if not (np.all(np.diff(fields["lat"].values) > 0) and np.all(np.diff(fields["lon"].values) > 0)):
+        fields = fields.sortby(["lat", "lon"])
+    grid = _Grid(np.asarray(fields["lat"].values, float), np.asarray(fields["lon"].values, float))
+    if min(grid.lat.size, grid.lon.size) < 3 or not np.allclose(np.diff(grid.lon), grid.dlon):
+        raise ClimodeError("detect needs at least 3 x 3 cells and a regular longitude spacing")
+    return fields, grid
+
+
+def _elapsed_hours(times: np.ndarray) -> np.ndarray:
+    """Hours since the first time, for datetime64 or cftime (or datetime) objects."""
+    times = np.asarray(times)
+    if times.size == 0:
+        return np.zeros(0)
+    if np.issubdtype(times.dtype, np.datetime64):
+        return (times - times[0]) / np.timedelta64(1, "h")
+    return np.array([(t - times[0]).total_seconds() for t in times]) / 3600.0
+
+
+def _step_nodes(pressure: np.ndarray, speed: np.ndarray, grid: _Grid, closed_contour_pa: float,
+                contour_radius_deg: float, wind_radius_deg: float, max_lat: float) -> dict[str, np.ndarray]:
+    """Storm centres of one time step: refined lat, lon, psl_min (Pa) and vmax (m/s) arrays."""
+    ilat, ilon = _local_minima(pressure, grid, max_lat)
+    closed = _closed_contour(pressure, grid, ilat, ilon, closed_contour_pa, contour_radius_deg)
+    ilat, ilon = ilat[closed], ilon[closed]
+    keep = _merge(grid.lat[ilat], grid.lon[ilon], pressure[ilat, ilon], MERGE_DEG)
+    lat, lon, depth = _refine(pressure, grid, ilat[keep], ilon[keep])
+    return {"lat": lat, "lon": lon, "psl_min": depth, "vmax": _max_within(speed, grid, lat, lon, wind_radius_deg)}
+
+
+def _window_min(field: np.ndarray, half: int, axis: int, periodic: bool) -> np.ndarray:
+    """Running minimum over 2 * half + 1 cells along ``axis`` (wrapping or +inf-padded)."""
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    padded = np.pad(field, pad, mode="wrap") if periodic else np.pad(field, pad, constant_values=np.inf)
+    return sliding_window_view(padded, 2 * half + 1, axis=axis).min(axis=-1)
+
+
+def _local_minima(pressure: np.ndarray, grid: _Grid, max_lat: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of cells that are the PSL minimum of the box of +-MERGE_DEG around them, |lat| <= max_lat."""
+    half_lat = max(1, int(np.ceil(MERGE_DEG / np.diff(grid.lat).min())))
+    half_lon = max(1, int(np.ceil(MERGE_DEG / grid.dlon)))
+    field = np.where(np.isfinite(pressure), pressure, np.inf)
+    lowest = _window_min(_window_min(field, half_lat, 0, False), half_lon, 1, grid.periodic)
+    minima = (field <= lowest) & np.isfinite(field) & (np.abs(grid.lat)[:, None] <= max_lat)
+    return np.nonzero(minima)
+
+
+def _sample(field: np.ndarray, grid: _Grid, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of ``field`` at points (deg); NaN outside the grid."""
+    nlat, nlon = field.shape
+    fi = np.interp(lat, grid.lat, np.arange(nlat), left=np.nan, right=np.nan)
+    offset = (lon - grid.lon[0]) % 360.0 / grid.dlon
+    fj = offset if grid.periodic else np.where(offset <= nlon - 1, offset, np.nan)
+    valid = np.isfinite(fi) & np.isfinite(fj)
+    fi, fj = np.where(valid, fi, 0.0), np.where(valid, fj, 0.0)
+    i0 = np.minimum(np.floor(fi).astype(int), nlat - 2)
+    j0 = np.floor(fj).astype(int) if grid.periodic else np.minimum(np.floor(fj).astype(int), nlon - 2)
+    wi, wj = fi - i0, fj - j0
+    j0 %= nlon
+    j1 = (j0 + 1) % nlon
+    value = ((1 - wi) * ((1 - wj) * field[i0, j0] + wj * field[i0, j1])
+             + wi * ((1 - wj) * field[i0 + 1, j0] + wj * field[i0 + 1, j1]))
+    return np.where(valid, value, np.nan)
+
+
+def _closed_contour(pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray,
+                    rise_pa: float, radius_deg: float) -> np.ndarray:
+    """Whether PSL rises by >= rise_pa above each minimum somewhere along every ray out to radius_deg.
+
+    Rays follow N_BEARINGS great circles sampled every half grid cell; points off the grid
+    count as no rise, so a minimum whose contour is not closed inside the domain fails.
+    """
+    steps = max(1, int(np.ceil(radius_deg / (0.5 * grid.spacing))))
+    distance = np.linspace(radius_deg / steps, radius_deg, steps)
+    bearing = np.linspace(0.0, 2 * np.pi, N_BEARINGS, endpoint=False)
+    lat, lon = _destination(grid.lat[ilat, None, None], grid.lon[ilon, None, None],
+                            bearing[None, :, None], distance[None, None, :])
+    ray = _sample(pressure, grid, lat, lon)
+    highest = np.where(np.isfinite(ray), ray, -np.inf).max(axis=2)
+    return np.all(highest - pressure[ilat, ilon][:, None] >= rise_pa, axis=1)
+
+
+def _merge(lat: np.ndarray, lon: np.ndarray, depth: np.ndarray, min_deg: float) -> np.ndarray:
+    """Indices of points kept when, of points closer than min_deg, only the deepest is kept."""
+    order = np.argsort(depth, kind="stable")
+    distance = great_circle_km(lat[order, None], lon[order, None], lat[None, order], lon[None, order])
+    apart = distance >= min_deg * KM_PER_DEG
+    keep = np.ones(order.size, bool)
+    for k in range(order.size):
+        if keep[k]:
+            keep[k + 1:] &= apart[k, k + 1:]
+    return order[keep]
+
+
+@functools.lru_cache(maxsize=8)
+def _quadratic_fit(half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell offsets (n, 2) of a (2 half + 1)^2 window and the (6, n) least-squares map from the
+    window's values to the coefficients of a + b_i i + b_j j + c_ii i^2 + c_ij i j + c_jj j^2."""
+    offsets = np.array([(di, dj) for di in range(-half, half + 1) for dj in range(-half, half + 1)])
+    i, j = offsets.T.astype(float)
+    return offsets, np.linalg.pinv(np.column_stack([np.ones_like(i), i, j, i**2, i * j, j**2]))
+
+
+def _refine(pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-grid centres (lat, lon) and minimum PSL from a least-squares quadratic around each minimum.
+
+    The window spans +-REFINE_DEG (at least one cell each side). The fit's stationary point is
+    used when it is a minimum inside the window; otherwise (grid edge, flat or saddle-shaped
+    fit) the grid cell itself is kept. psl_min is the fitted minimum, never above the cell's.
+    """
+    nlat, nlon = pressure.shape
+    half = max(1, round(REFINE_DEG / grid.spacing))
+    offsets, fit = _quadratic_fit(half)
+    rows = np.clip(ilat[:, None] + offsets[:, 0], 0, nlat - 1)
+    cols = (ilon[:, None] + offsets[:, 1]) % nlon
+    a, bi, bj, cii, cij, cjj = fit @ pressure[rows, cols].T
+    det = 4 * cii * cjj - cij**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        di = (cij * bj - 2 * cjj * bi) / det
+        dj = (cij * bi - 2 * cii * bj) / det
+    inner = (ilat >= half) & (ilat < nlat - half) & (grid.periodic | ((ilon >= half) & (ilon < nlon - half)))
+    ok = inner & (cii > 0) & (det > 0) & (np.abs(di) <= half) & (np.abs(dj) <= half)
+    di, dj = np.where(ok, di, 0.0), np.where(ok, dj, 0.0)
+    fitted = a + bi * di + bj * dj + cii * di**2 + cij * di * dj + cjj * dj**2
+    depth = np.where(ok, np.minimum(fitted, pressure[ilat, ilon]), pressure[ilat, ilon])
+    lat = np.interp(ilat + di, np.arange(nlat), grid.lat)
+    lon = (grid.lon[0] + (ilon + dj) * grid.dlon) % 360.0
+    return lat, lon, depth
+
+
+def _max_within(field: np.ndarray, grid: _Grid, lat: np.ndarray, lon: np.ndarray, radius_deg: float) -> np.ndarray:
+    """Largest value of ``field`` over the grid cells within radius_deg (great circle) of each point."""
+    result = np.full(lat.size, np.nan)
+    for k, (centre_lat, centre_lon) in enumerate(zip(lat, lon, strict=True)):
+        rows = np.flatnonzero(np.abs(grid.lat - centre_lat) <= radius_deg)
+        distance = great_circle_km(grid.lat[rows, None], grid.lon[None, :], centre_lat, centre_lon)
+        near = distance <= radius_deg * KM_PER_DEG
+        values = field[rows][near & np.isfinite(field[rows])]
+        if values.size:
+            result[k] = values.max()
+    return result
+
+
+def _stitch(nodes: list[dict[str, np.ndarray]], max_deg: float, max_gap: int) -> list[list[tuple[int, int]]]:
+    """Chain nodes into tracks of (step, node index): each node continues the nearest open track.
+
+    A track stays open for max_gap missing steps; pairs are taken greedily, nearest first,
+    each track and node at most once, only within max_deg of great-circle arc.
+    """
+    tracks: list[list[tuple[int, int]]] = []
+    for step, now in enumerate(nodes):
+        open_ = [track for track in tracks if track[-1][0] >= step - 1 - max_gap]
+        last_lat = np.array([nodes[t]["lat"][k] for t, k in (track[-1] for track in open_)])
+        last_lon = np.array([nodes[t]["lon"][k] for t, k in (track[-1] for track in open_)])
+        distance = great_circle_km(last_lat[:, None], last_lon[:, None], now["lat"][None, :], now["lon"][None, :])
+        joined = np.zeros(now["lat"].size, bool)
+        continued = np.zeros(len(open_), bool)
+        for flat in np.argsort(distance, axis=None, kind="stable"):
+            row, col = np.unravel_index(flat, distance.shape)
+            if distance[row, col] > max_deg * KM_PER_DEG:
+                break
+            if not (continued[row] or joined[col]):
+                open_[row].append((step, int(col)))
+                continued[row] = joined[col] = True
+        tracks += [[(step, int(col))] for col in np.flatnonzero(~joined)]
+    return tracks
+
+
+def _track_table(tracks: list[list[tuple[int, int]]], nodes: list[dict[str, np.ndarray]],
+                 times: np.ndarray) -> pd.DataFrame:
+    """The track table of stitched tracks, storms named DET0001... in order of first appearance."""
+    tracks = sorted(tracks, key=lambda track: track[0])
+    rows = [{"storm": f"DET{number:04d}", "time": times[t],
+             **{name: float(nodes[t][name][k]) for name in ("lat", "lon", "psl_min", "vmax")}}
+            for number, track in enumerate(tracks, 1) for t, k in track]
+    return pd.DataFrame(rows, columns=COLUMNS)

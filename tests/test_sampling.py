@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import xarray as xr
+
+from climode.data.normalise import compute_stats, denormalise, normalise
+from climode.data.prepare import split_storms
+from climode.data.sampling import SamplingConfig, draw, draw_many
+
+
+def test_gaps_mode_irregular_inputs_then_regular_targets():
+    cfg = SamplingConfig()  # 5 in, gaps 3..48 h, 5 targets every 3 h, 3-hourly storage
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(200):
+        inputs, observed, targets = draw(80, cfg, rng)
+        assert len(inputs) == 5 and observed.all() and len(targets) == 5
+        assert inputs.min() >= 0 and targets.max() < 80
+        gap = np.diff(inputs) * 3
+        assert gap.min() >= 3 and gap.max() <= 48
+        assert list(np.diff(targets)) == [1] * 4 and targets[0] == inputs[-1] + 1
+        gaps.extend(gap)
+    assert len(set(gaps)) > 10  # really irregular
+
+
+def test_too_short_period_gives_nothing_and_seed_reproduces():
+    cfg = SamplingConfig()
+    assert draw(5, cfg, np.random.default_rng(0)) is None
+    assert draw_many(5, cfg, 3, np.random.default_rng(0)) == []
+    a = draw_many(100, cfg, 4, np.random.default_rng(7))
+    b = draw_many(100, cfg, 4, np.random.default_rng(7))
+    assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[2], y[2]) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.75, 0.5, 0.25])
+def test_rate_mode_observes_that_fraction(rate):
+    cfg = SamplingConfig(rate=rate, window_h=57)
+    rng = np.random.default_rng(1)
+    fractions = []
+    for _ in range(300):
+        inputs, observed, targets = draw(60, cfg, rng)
+        assert len(inputs) == cfg.input_frames == 20 and observed[-1]
+        assert list(np.diff(inputs)) == [1] * 19
+        fractions.append(observed[:-1].mean())
+    assert np.mean(fractions) == pytest.approx(rate, abs=0.03)
+
+
+def test_storm_split_is_stable_and_never_shares_a_storm():
+    storms = [f"S{i:03d}" for i in range(20)]
+    split = split_storms(storms)
+    assert split == split_storms(list(reversed(storms)))
+    counts = {k: list(split.values()).count(k) for k in ("train", "val", "test")}
+    assert counts == {"train": 16, "val": 2, "test": 2}
+
+
+def test_stats_out_of_core_and_exact_inverse():
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset({"U850": (("t", "y", "x"), rng.normal(0, 10, (6, 8, 8))),
+                     "PSL": (("t", "y", "x"), rng.normal(101000, 900, (6, 8, 8)))}).chunk({"t": 1})
+    ds["U850"][0, 0, 0] = np.nan
+    minmax = compute_stats(ds, ["U850", "PSL"], "minmax")
+    assert minmax["PSL"]["max"] == pytest.approx(float(ds.PSL.max()))
+    z = compute_stats(ds, ["U850", "PSL"], "zscore")
+    assert z["U850"]["mean"] == pytest.approx(float(np.nanmean(ds.U850.values)))
+    frames = np.stack([ds.U850.values, ds.PSL.values], 1).astype(np.float32)  # (t, C, y, x)
+    for stats in (minmax, z):
+        scaled = normalise(frames, stats, ["U850", "PSL"])
+        restored = denormalise(scaled, stats, ["U850", "PSL"])
+        assert np.allclose(restored, frames, rtol=1e-6, atol=1e-6 * 101000, equal_nan=True)
+    scaled = normalise(frames, minmax, ["U850", "PSL"])
+    assert np.nanmin(scaled) == pytest.approx(0, abs=1e-6) and np.nanmax(scaled) == pytest.approx(1, abs=1e-6)
