@@ -44,23 +44,25 @@ def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
     """Mean of each metric per lead time for the model and persistence.
 
     Returns ``{"lead_times": [...], "methods": {name: {metric: [value per lead time]}}}``,
-    lead times in the data's time units after the last input time.
+    lead times in the data's time units after each sample's own last input time.
     """
     forecasters = {"vid-ode": lambda f, t, s: ckpt.model(f, t, s)["frames"], "persistence": persistence}
     sums: dict = defaultdict(lambda: defaultdict(float))
     counts: dict = defaultdict(int)
     for batch in DataLoader(dataset, batch_size, collate_fn=collate):
         frames, times, query, target = (batch[k] for k in ("frames_in", "times_in", "times_out", "frames_out"))
-        leads = (query - times[-1]).tolist()
-        known = torch.isfinite(target).flatten(2).any(2)
+        last_input = torch.where(batch["present_in"], times, -torch.inf).max(1).values  # each sample's own
+        leads = (query[None] - last_input[:, None]).tolist()  # (B, K)
+        known = (torch.isfinite(target).flatten(2).any(2) & batch["present_out"]).tolist()
+        cells = [(b, k) for b in range(len(known)) for k in range(len(known[b])) if known[b][k]]
         for name, forecast in forecasters.items():
             pred = forecast(frames, times, query)
             for metric, fn in METRICS.items():
-                values = fn(pred, target)
-                for k, lead in enumerate(leads):
-                    sums[(name, metric)][lead] += values[known[:, k], k].sum().item()
-        for k, lead in enumerate(leads):
-            counts[lead] += int(known[:, k].sum())
+                values = fn(pred, target).tolist()
+                for b, k in cells:
+                    sums[(name, metric)][leads[b][k]] += values[b][k]
+        for b, k in cells:
+            counts[leads[b][k]] += 1
     lead_times = sorted(counts)
     return {"lead_times": lead_times,
             "methods": {name: {metric: [sums[(name, metric)][lead] / counts[lead] for lead in lead_times]

@@ -5,7 +5,8 @@ time. Conventions: MSE is the mean over the frame's known cells in the data's un
 PSNR is computed per frame as 10 log10(data_range^2 / MSE) and then averaged (not from
 the mean MSE of a whole set, as the earlier public implementation did); SSIM is the
 Gaussian-window SSIM (11 px, sigma 1.5) of each channel at full precision, averaged over
-channels, with unknown target cells taken from the forecast so they do not count as error.
+channels, with unknown cells taken from the other field so they do not count as error.
+A cell counts only where both forecast and target are finite.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of each frame over its finite target cells -> (B, K)."""
-    valid = torch.isfinite(target)
-    sq = torch.where(valid, (pred - torch.nan_to_num(target)) ** 2, torch.zeros((), dtype=pred.dtype))
+    """Mean squared error of each frame over the cells finite in both -> (B, K)."""
+    valid = torch.isfinite(target) & torch.isfinite(pred)
+    sq = torch.where(valid, (torch.nan_to_num(pred) - torch.nan_to_num(target)) ** 2, torch.zeros((), dtype=pred.dtype))
     return sq.flatten(2).sum(2) / valid.flatten(2).sum(2).clamp(min=1)
 
 
@@ -28,7 +29,8 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity of each frame -> (B, K)."""
     B, K, C, H, W = pred.shape
-    target = torch.where(torch.isfinite(target), target, pred)
+    target, pred = torch.where(torch.isfinite(target), target, pred), torch.where(torch.isfinite(pred), pred, target)
+    target, pred = torch.nan_to_num(target), torch.nan_to_num(pred)
     per_channel = structural_similarity_index_measure(
         pred.reshape(-1, 1, H, W).double(), target.reshape(-1, 1, H, W).double(),
         data_range=data_range, reduction="none")

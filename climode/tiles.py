@@ -46,12 +46,12 @@ class Tile:
 
 
 # Two bands over the tropical-cyclone belt, each cut into two non-overlapping tiles whose
-# 40-degree seam lies where cyclones are rare (Africa and Arabia; South America).
+# 40-degree seam lies where cyclones are rare (Africa and the Mediterranean; the South Atlantic).
 BASINS = {
-    "north-indian-west-pacific": Tile("north-indian-west-pacific", 0.0, 60.0),
-    "east-pacific-atlantic": Tile("east-pacific-atlantic", 0.0, 220.0),
-    "south-indian": Tile("south-indian", -60.0, 330.0),
-    "south-pacific": Tile("south-pacific", -60.0, 130.0),
+    "north-indian-west-pacific": Tile("north-indian-west-pacific", 0.0, 40.0),
+    "east-pacific-atlantic": Tile("east-pacific-atlantic", 0.0, 200.0),
+    "south-indian": Tile("south-indian", -60.0, 20.0),
+    "south-pacific": Tile("south-pacific", -60.0, 180.0),
 }
 
 

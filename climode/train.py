@@ -29,6 +29,7 @@ from .errors import ClimodeError, cli
 from .task import ForecastTask
 
 RUN_FILE = "run.yaml"
+DEFAULT_CONFIGS = {"cam5": "cam5-small"}  # the built-in config a dataset gets without --config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +63,7 @@ def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> Con
         if not run_file.is_file():
             raise ClimodeError(f"cannot resume: {out} holds no climode run ({RUN_FILE} not found)")
         return config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file))
-    config = load_config(args.config)
+    config = load_config(args.config or DEFAULT_CONFIGS.get(args.dataset))
     if launcher and out.exists() and any(out.iterdir()):
         if not args.overwrite:
             raise ClimodeError(f"{out} already holds files; pass --resume to continue that run, "

@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+import xarray as xr
 from dask.distributed import Client, LocalCluster
 
 from climode.data.fields import open_fields, parse_mapping
-from climode.data.prepare import build, plan_samples, step_hours
+from climode.data.prepare import plan_samples, step_hours, write_shards
 from climode.data.sampling import SamplingConfig
-from climode.data.shards import write
 from climode.errors import ClimodeError, cli
-from climode.tiles import parse_tiles
+from climode.tiles import extract, parse_tiles
 from climode.tracks import detect, read_tracks
 
 VARIABLES = ("U850", "V850", "PSL")
@@ -67,32 +67,36 @@ def main(argv: list[str] | None = None) -> None:
     variables = [v.strip() for v in args.variables.split(",") if v.strip()]
     tiles = parse_tiles(args.basins)
     started = time.perf_counter()
+    ds = open_fields(args.input, variables, mapping=parse_mapping(args.mapping) if args.mapping else None,
+                     time_in_hours=args.time_in_hours, reference_time=args.reference_time, calendar=args.calendar)
+    for tile in tiles:  # a tile off the grid is refused before any work
+        extract(ds.isel(time=[0]), tile)
+    step_h = step_hours(ds)
+    sampling = SamplingConfig(n_in=args.n_in, n_out=args.n_out, step_h=step_h, min_gap_h=step_h,
+                              max_gap_h=args.max_gap, lead_step_h=step_h, rate=args.rate)
+    tracks = read_tracks(args.tracks, calendar=ds.time.values[0].calendar) if args.tracks else None
+    if tracks is not None:
+        plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
     cluster = None if args.scheduler else LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                                         dashboard_address=None)
-    with Client(args.scheduler or cluster) as client:
-        print(f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
-              file=sys.stderr)
-        ds = open_fields(args.input, variables, mapping=parse_mapping(args.mapping) if args.mapping else None,
-                         time_in_hours=args.time_in_hours, reference_time=args.reference_time,
-                         calendar=args.calendar)
-        step_h = step_hours(ds)
-        if args.tracks:
-            tracks = read_tracks(args.tracks, calendar=ds.time.values[0].calendar)
-        elif {"U850", "V850", "PSL"} <= set(variables):
-            print("detecting storms on the fields ...", file=sys.stderr)
-            tracks = detect(ds)
-        else:
-            tracks = None
-        sampling = SamplingConfig(n_in=args.n_in, n_out=args.n_out, step_h=step_h, min_gap_h=step_h,
-                                  max_gap_h=args.max_gap, lead_step_h=step_h, rate=args.rate)
-        plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
-        shards = build(ds, tiles, plan, variables, args.resolution or None, args.normalisation, tracks, sampling,
-                       {"source_files": ds.attrs.get("climode_sources", ""), "tracks_file": args.tracks or "detected"})
-        write(out, shards, overwrite=args.overwrite)
-    if cluster is not None:
-        cluster.close()
-    counts = shards["split"].to_series().value_counts().to_dict()
-    print(f"{len(plan)} samples from {plan.storm.nunique()} storms in {len(set(plan.tile))} tiles "
+    try:
+        with Client(args.scheduler or cluster) as client:
+            print(f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
+                  file=sys.stderr)
+            if tracks is None and {"U850", "V850", "PSL"} <= set(variables):
+                print("detecting storms on the fields ...", file=sys.stderr)
+                tracks = detect(ds)
+                plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
+            elif tracks is None:
+                plan = plan_samples(ds, tiles, None, sampling, args.samples_per_storm, args.seed)
+            write_shards(out, ds, tiles, plan, variables, args.resolution or None, args.normalisation, tracks,
+                         sampling, {"source_files": ds.attrs.get("climode_sources", ""),
+                                    "tracks_file": args.tracks or "detected"}, overwrite=args.overwrite)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    counts = xr.open_zarr(out, consolidated=False)["split"].to_series().value_counts().to_dict()
+    print(f"{len(plan)} samples from {plan.storm.nunique()} storms in {plan.tile.nunique()} tiles "
           f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) in {time.perf_counter() - started:.1f} s",
           file=sys.stderr)
     print(out)

@@ -68,3 +68,15 @@ def test_stats_out_of_core_and_exact_inverse():
         assert np.allclose(restored, frames, rtol=1e-6, atol=1e-6 * 101000, equal_nan=True)
     scaled = normalise(frames, minmax, ["U850", "PSL"])
     assert np.nanmin(scaled) == pytest.approx(0, abs=1e-6) and np.nanmax(scaled) == pytest.approx(1, abs=1e-6)
+
+
+def test_short_periods_still_give_irregular_samples_within_bounds():
+    cfg = SamplingConfig()
+    rng = np.random.default_rng(3)
+    for n_steps in (10, 14, 25):
+        samples = draw_many(n_steps, cfg, 5, rng)
+        assert len(samples) == 5
+        for inputs, _, targets in samples:
+            assert inputs[0] >= 0 and targets[-1] < n_steps
+            assert np.all(np.diff(inputs) >= 1) and np.all(np.diff(inputs) <= 16)
+    assert draw(9, cfg, rng) is None  # 4 gaps of 3 h and 5 targets need 10 steps

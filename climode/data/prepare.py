@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import asdict
 
 import cftime
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
 from .. import __version__
 from ..errors import ClimodeError
@@ -22,7 +25,7 @@ from ..tiles import Tile, extract
 from ..tracks import storm_periods
 from .normalise import compute_stats
 from .sampling import SamplingConfig, draw_many
-from .shards import SPLITS, tracks_table
+from .shards import SPLITS, staged, tracks_table
 
 REFERENCE = "hours since 0001-01-01 00:00:00"
 
@@ -78,49 +81,75 @@ def plan_samples(ds: xr.Dataset, tiles: list[Tile], tracks: pd.DataFrame | None,
     return pd.DataFrame(rows)
 
 
-def _sample_frames(tile_ds: xr.Dataset, variables: list[str], row) -> da.Array:
-    steps = np.concatenate((row.inputs, row.targets))
-    frames = tile_ds[variables].to_array("variable").transpose("time", "variable", "lat", "lon")
-    frames = frames.isel(time=steps).data.astype(np.float32)
-    keep = np.concatenate((row.observed, np.ones(len(row.targets), dtype=bool)))
-    return da.where(keep[:, None, None, None], frames, np.float32(np.nan))
+def _tile_field(ds: xr.Dataset, tile: Tile, steps: np.ndarray, variables: list[str],
+                resolution: float | None) -> xr.Dataset:
+    """The tile's fields at ``steps`` as one float32 array (time, variable, lat, lon)."""
+    field = extract(ds[variables].isel(time=steps), tile, resolution)
+    field = field.to_array("variable").transpose("time", "variable", "lat", "lon").astype(np.float32)
+    return xr.Dataset({"field": field.chunk({"time": 1, "variable": -1, "lat": -1, "lon": -1})},
+                      coords={"step": ("time", steps)}).drop_vars("time")
 
 
-def build(ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, variables: list[str], resolution: float | None,
-          normalisation: str, tracks: pd.DataFrame | None, sampling: SamplingConfig, provenance: dict) -> xr.Dataset:
-    """The lazy shard dataset (see ``climode.data.shards``), with statistics of the training split."""
+def _read_sample(store: str, positions: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """One sample's frames (T, C, H, W) from a staged tile store, unobserved frames NaN."""
+    frames = xr.open_zarr(store, chunks=None, consolidated=False)["field"].values[positions]
+    frames[~keep] = np.nan
+    return frames
+
+
+def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, variables: list[str],
+                 resolution: float | None, normalisation: str, tracks: pd.DataFrame | None,
+                 sampling: SamplingConfig, provenance: dict, overwrite: bool = False):
+    """Write the shard store (see ``climode.data.shards``) in three dask passes inside a staging
+    directory: each tile regridded once over the steps its samples use; one task per sample
+    gathering its frames; statistics of the training split read back. The staging directory
+    is renamed to ``out`` only when all of it is written."""
     calendar = ds.time.values[0].calendar
-    tile_fields = {t.name: extract(ds, t, resolution) for t in tiles if t.name in set(plan.tile)}
-    frames = da.stack([_sample_frames(tile_fields[r.tile], variables, r) for r in plan.itertuples()])
-    frames = frames.rechunk((1, *frames.shape[1:]))
     ds_hours = to_hours(ds.time.values, calendar)
-    hours = np.stack([ds_hours[np.concatenate((r.inputs, r.targets))] for r in plan.itertuples()])
-    lat = np.stack([tile_fields[r.tile].lat.values for r in plan.itertuples()])
-    lon = np.stack([tile_fields[r.tile].lon.values for r in plan.itertuples()])
     splits = split_storms(sorted(set(plan.storm)))
     split = plan.storm.map(splits).to_numpy() if len(splits) > 1 else np.full(len(plan), "train")
-    train = np.nonzero(split == "train")[0]
-    if not len(train):
+    if not (split == "train").any():
         raise ClimodeError("no training samples after splitting by storm; give more storms or data")
-    stats_source = xr.Dataset({v: (("s", "t", "y", "x"), frames[train][:, :, i]) for i, v in enumerate(variables)})
-    stats = compute_stats(stats_source, variables, normalisation)
-    out = xr.Dataset(
-        {"frames": (("sample", "step", "variable", "y", "x"), frames),
-         "hours": (("sample", "step"), hours),
-         "lat": (("sample", "y"), lat), "lon": (("sample", "x"), lon),
-         "storm": ("sample", plan.storm.to_numpy().astype(str)),
-         "tile": ("sample", plan.tile.to_numpy().astype(str)),
-         "split": ("sample", split.astype(str)),
-         **tracks_table(tracks, lambda t: to_hours(t, calendar))},
-        coords={"variable": variables},
-        attrs={"variables": json.dumps(variables), "normalisation": json.dumps(stats),
-               "n_in": sampling.input_frames, "n_out": sampling.n_out, "calendar": calendar,
-               "time_reference": REFERENCE, "sampling": json.dumps(asdict(sampling)),
-               "tiles": json.dumps([asdict(t) for t in tiles]), "resolution": resolution or "native",
-               "climode_version": __version__, **{k: str(v) for k, v in provenance.items()}},
-    )
-    out["frames"].attrs.update(units=json.dumps({v: str(ds[v].attrs.get("units", "")) for v in variables}))
-    return out
+    steps_of = {r.Index: np.concatenate((r.inputs, r.targets)) for r in plan.itertuples()}
+    with staged(out, overwrite) as stage:
+        grids, parts = {}, []
+        for name, rows in plan.groupby("tile").groups.items():
+            tile = next(t for t in tiles if t.name == name)
+            steps = np.unique(np.concatenate([steps_of[i] for i in rows]))
+            field = _tile_field(ds, tile, steps, variables, resolution)
+            field.to_zarr(stage / f"tile-{name}.zarr", mode="w", consolidated=False)
+            grids[name] = (field.lat.values, field.lon.values)
+            for i in rows:
+                keep = np.concatenate((plan.observed[i], np.ones(len(plan.targets[i]), dtype=bool)))
+                lazy = dask.delayed(_read_sample)(str(stage / f"tile-{name}.zarr"),
+                                                  np.searchsorted(steps, steps_of[i]), keep)
+                parts.append((i, da.from_delayed(lazy, (len(keep), len(variables), *field.field.shape[2:]),
+                                                 np.float32)))
+        frames = da.stack([p for _, p in sorted(parts, key=lambda x: x[0])])
+        shards = xr.Dataset(
+            {"frames": (("sample", "step", "variable", "y", "x"), frames),
+             "hours": (("sample", "step"), np.stack([ds_hours[steps_of[i]] for i in plan.index])),
+             "lat": (("sample", "y"), np.stack([grids[t][0] for t in plan.tile])),
+             "lon": (("sample", "x"), np.stack([grids[t][1] for t in plan.tile])),
+             "storm": ("sample", plan.storm.to_numpy().astype(str)),
+             "tile": ("sample", plan.tile.to_numpy().astype(str)),
+             "split": ("sample", split.astype(str)),
+             **tracks_table(tracks, lambda t: to_hours(t, calendar))},
+            coords={"variable": variables},
+            attrs={"variables": json.dumps(variables), "n_in": sampling.input_frames, "n_out": sampling.n_out,
+                   "calendar": calendar, "time_reference": REFERENCE, "sampling": json.dumps(asdict(sampling)),
+                   "tiles": json.dumps([asdict(t) for t in tiles if t.name in grids]),
+                   "resolution": resolution or "native", "climode_version": __version__,
+                   "units": json.dumps({v: str(ds[v].attrs.get("units", "")) for v in variables}),
+                   **{k: str(v) for k, v in provenance.items()}})
+        store = stage / "shards.zarr"
+        shards.to_zarr(store, mode="w", consolidated=False)
+        written = xr.open_zarr(store, consolidated=False)["frames"].isel(sample=np.nonzero(split == "train")[0])
+        stats = compute_stats(written.to_dataset("variable"), variables, normalisation)
+        zarr.open_group(str(store), mode="r+").attrs["normalisation"] = json.dumps(stats)
+        for name in grids:
+            shutil.rmtree(stage / f"tile-{name}.zarr")
+        return store
 
 
-__all__ = ["SPLITS", "build", "plan_samples", "split_storms", "step_hours", "to_hours"]
+__all__ = ["SPLITS", "plan_samples", "split_storms", "step_hours", "to_hours", "write_shards"]

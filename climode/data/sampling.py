@@ -54,7 +54,9 @@ def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator):
     lead = cfg.steps(cfg.lead_step_h)
     span_out = lead * cfg.n_out
     if cfg.rate is None:
-        gaps = rng.integers(cfg.steps(cfg.min_gap_h), cfg.steps(cfg.max_gap_h) + 1, cfg.n_in - 1)
+        gaps = _gaps(n_steps - 1 - span_out, cfg, rng)
+        if gaps is None:
+            return None
         offsets = np.concatenate(([0], np.cumsum(gaps[::-1])))[::-1]  # steps before the last input
         observed = np.ones(cfg.n_in, dtype=bool)
     else:
@@ -65,6 +67,18 @@ def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator):
         return None
     last = int(rng.integers(span_in, n_steps - span_out))
     return last - offsets, observed, last + lead * np.arange(1, cfg.n_out + 1)
+
+
+def _gaps(budget: int, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndarray | None:
+    """n_in - 1 gaps in [min_gap, max_gap] steps adding up to at most ``budget`` steps, in random order."""
+    low, high = cfg.steps(cfg.min_gap_h), cfg.steps(cfg.max_gap_h)
+    if budget < low * (cfg.n_in - 1):
+        return None
+    gaps: list[int] = []
+    for k in range(cfg.n_in - 1):
+        room = budget - sum(gaps) - low * (cfg.n_in - 2 - k)
+        gaps.append(int(rng.integers(low, min(high, room) + 1)))
+    return rng.permutation(gaps)
 
 
 def draw_many(n_steps: int, cfg: SamplingConfig, count: int, rng: np.random.Generator) -> list:

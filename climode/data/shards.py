@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,26 +32,27 @@ from .normalise import normalise
 SPLITS = ("train", "val", "test")
 
 
-def write(path: str | Path, dataset: xr.Dataset, overwrite: bool = False) -> Path:
-    """Write ``dataset`` to ``path`` through a temporary store renamed into place, so a failed or
-    interrupted run leaves no partial store; an existing store is replaced only with ``overwrite``."""
+@contextmanager
+def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A staging directory whose ``shards.zarr`` becomes ``path`` when the block succeeds; on
+    failure nothing is left behind. An existing ``path`` is replaced only with ``overwrite``."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise ClimodeError(f"{path} exists; pass --overwrite to replace it")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    stage = path.with_name(f".{path.name}.staging-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
     try:
-        dataset.to_zarr(tmp, mode="w", consolidated=False)
+        yield stage
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
-            os.replace(tmp, path)
+            os.replace(stage / "shards.zarr", path)
             shutil.rmtree(old)
         else:
-            os.replace(tmp, path)
+            os.replace(stage / "shards.zarr", path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def tracks_table(tracks: pd.DataFrame | None, hours: callable) -> dict:
