@@ -164,7 +164,7 @@ def _hours_axis(ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time:
         raise ClimodeError(f"{path}: time axis has units {units!r}, not CF 'UNITS since YYYY-MM-DD'")
     if not time_in_hours:
         raise ClimodeError(f"{path}: the time axis has numbers and no units; if they are hours, pass "
-                           f"time_in_hours=True with a reference_time (default {DEFAULT_REFERENCE})")
+                           f"--time-in-hours (time_in_hours=True) with a reference time (default {DEFAULT_REFERENCE})")
     if reference_time is not None:
         ref = _parse_date(reference_time, "reference_time")
     else:

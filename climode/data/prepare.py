@@ -75,9 +75,10 @@ def plan_samples(ds: xr.Dataset, tiles: list[Tile], tracks: pd.DataFrame | None,
                              "observed": observed, "targets": first + targets})
     if not rows:
         what = "no storm stays inside the tiles long enough" if tracks is not None else "the record is too short"
-        need = sampling.steps(sampling.max_gap_h) * (sampling.n_in - 1) + sampling.n_out
+        need = sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1) + sampling.steps(sampling.lead_step_h) * (
+            sampling.n_out) + 1
         raise ClimodeError(f"no samples: {what} for {sampling.n_in} inputs and {sampling.n_out} targets "
-                           f"(about {need} steps of {sampling.step_h:g} h are needed)")
+                           f"(at least {need} steps of {sampling.step_h:g} h are needed)")
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,104 @@
+"""The CAM5 pipeline as a user runs it: synthetic storms -> prepare_cam5 -> shards -> trainer."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from climode.data.fields import open_fields
+from climode.data.shards import Shards
+from climode.data.synthetic import write_corpus
+from climode.tracks import detect, match, read_tracks
+from conftest import ROOT, assert_user_error, run_module
+
+GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
+
+
+def prepare(*args, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / "pipelines" / "prepare_cam5.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    write_corpus(out, storms=5, seed=0, small=True)
+    return out
+
+
+def test_detector_finds_the_synthetic_storms(corpus):
+    fields = open_fields(sorted(corpus.glob("*.nc")))
+    truth = read_tracks(corpus / "tracks.csv", calendar="noleap")
+    scores = match(truth, detect(fields))
+    assert scores["hit_rate"] >= 0.9, scores
+    assert scores["mean_error_km"] < 100, scores
+
+
+def test_prepare_then_train(corpus, tmp_path):
+    store = tmp_path / "tiles.zarr"
+    result = prepare("--input", f"{corpus}/*.nc", "--out", store, "--tracks", corpus / "tracks.csv",
+                     "--samples-per-storm", 4, "--workers", 1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(store)
+    shards = xr.open_zarr(store, consolidated=False)
+    assert shards.frames.dtype == np.float32 and shards.frames.shape[1:] == (10, 3, 60, 160)
+    assert shards.frames.data.chunksize[0] == 1
+    storms = shards.storm.to_series().groupby(shards.split.values).agg(set)
+    assert set(storms.index) == {"train", "val", "test"}
+    assert not (storms["train"] & storms["test"]) and not (storms["train"] & storms["val"])
+    gaps = np.diff(shards.hours.values[:, :5], axis=1)
+    assert gaps.min() >= 3 and gaps.max() <= 48 and (np.diff(shards.hours.values[:, 4:], axis=1) == 3).all()
+    stats = json.loads(shards.attrs["normalisation"])
+    train = shards.frames.values[shards.split.values == "train"]
+    assert stats["PSL"]["min"] == pytest.approx(float(np.nanmin(train[:, :, 2])))
+    assert shards.attrs["calendar"] == "noleap" and "track_lat" in shards
+    sample = Shards(store, "train")[0]
+    assert sample["times_in"][0] == 0 and np.nanmin(sample["frames_in"]) >= -1e-6
+    assert np.nanmax(sample["frames_in"]) <= 1 + 1e-6
+    run = run_module("climode.train", "--dataset", "cam5", "--data", store, "--out", tmp_path / "run",
+                     "--max-steps", 2)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.skipif(not GEOCAT.is_dir(), reason="../shared/data/geocat_storm_500hPa is not beside the checkout")
+def test_real_geocat_files_are_read_with_flags_and_tiled(tmp_path):
+    store = tmp_path / "geocat.zarr"
+    result = prepare("--input", GEOCAT / "U500storm.cdf", GEOCAT / "V500storm.cdf", "--variables", "U850,V850",
+                     "--vars", "U850=u,V850=v", "--time-in-hours", "--reference-time", "1996-01-05 00:00:00",
+                     "--basins", "10:200", "--resolution", 2.5, "--n-out", 3, "--samples-per-storm", 6,
+                     "--out", store, "--workers", 1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shards = xr.open_zarr(store, consolidated=False)
+    assert shards.frames.shape[1:] == (8, 2, 24, 64)
+    assert shards.lon.values.min() > 200 and np.isnan(shards.frames.values).any()
+    assert set(np.diff(shards.hours.values[:, 5:], axis=1).ravel()) == {6.0}
+
+
+def _no_store_left(tmp_path, name):
+    return not [p for p in tmp_path.iterdir() if name in p.name]
+
+
+def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
+    out = tmp_path / "out.zarr"
+    common = ("--out", out, "--workers", 1)
+    hours = ("--time-in-hours", "--reference-time", "1996-01-05")
+    assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *common), "no units", "--time-in-hours")
+    assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *hours, *common), "V850", "data variables there: reftime, u")
+    assert_user_error(prepare("--input", f"{corpus}/*.nc", "--basins=-60:20", *common), "outside the grid")
+    far = tmp_path / "far.csv"
+    pd.DataFrame({"storm": ["X"] * 3, "time": ["2000-08-02 00:00:00", "2000-08-02 03:00:00", "2000-08-02 06:00:00"],
+                  "lat": [-30.0] * 3, "lon": [30.0] * 3}).to_csv(far, index=False)
+    assert_user_error(prepare("--input", f"{corpus}/*.nc", "--tracks", far, *common), "no samples", "storm")
+    first = sorted(corpus.glob("*.nc"))[0]
+    copy = tmp_path / "copy.nc"
+    copy.write_bytes(first.read_bytes())
+    assert_user_error(prepare("--input", first, copy, *common), "increasing")
+    empty = tmp_path / "empty.nc"
+    ds = xr.open_dataset(first, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    ds["PSL"][:] = np.nan
+    ds.to_netcdf(empty)
+    assert_user_error(prepare("--input", empty, *common), "PSL", "NaN")
+    assert _no_store_left(tmp_path, "out.zarr")
