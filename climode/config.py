@@ -14,10 +14,16 @@ from .model.vidode import ModelConfig
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which samples to train on. Sizes are numbers of sequences; times in the data's units."""
+    """Which samples to train on. Sizes are numbers of sequences; times in the data's units.
+
+    ``variables`` (gridded data): "NAME[=NAME_IN_FILE],..."; ``time_in_hours`` and
+    ``reference_time`` read a time axis of bare numbers as hours since that time."""
 
     name: str = "bouncing-ball"
     path: str | None = None
+    variables: str | None = None
+    time_in_hours: bool = False
+    reference_time: str | None = None
     n_in: int = 10
     n_out: int = 10
     drop: float = 0.0

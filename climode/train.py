@@ -25,11 +25,13 @@ from . import __version__
 from .checkpoint import save_model
 from .config import Config, builtin_configs, config_from_dict, load_config, replace
 from .data import DATASETS, collate, open_dataset
+from .data.gridded import is_shard_store
+from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
 from .task import ForecastTask
 
 RUN_FILE = "run.yaml"
-DEFAULT_CONFIGS = {"cam5": "cam5-small"}  # the built-in config a dataset gets without --config
+DEFAULT_CONFIGS = {"cam5": "cam5-small", "gridded": "gridded-small"}  # the built-in config a dataset gets without --config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
     p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
-    p.add_argument("--data", help="data file for file-backed datasets")
+    p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
+    p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
+    p.add_argument("--time-in-hours", action="store_true", default=None,
+                   help="gridded: a time axis of bare numbers holds hours")
+    p.add_argument("--reference-time", help="gridded: origin of such hours, e.g. '1996-01-05 00:00:00'")
     p.add_argument("--out", default="runs/vidode", help="run directory (default: runs/vidode)")
     p.add_argument("--max-steps", type=int, help="stop after this many generator updates (batches)")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
@@ -83,6 +89,19 @@ def _resume_path(out: Path, resume: str | None) -> str | None:
     return str(path)
 
 
+def _prepare_gridded(config: Config, out: Path) -> Config:
+    """Turn gridded fields into shards of every window inside the run directory."""
+    data = config.data
+    if not data.variables:
+        raise ClimodeError("dataset 'gridded' needs --vars (e.g. --vars U850=u,V850=v or --vars precip)")
+    store = out / "data.zarr"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"preparing every window of {data.path} into {store}", file=sys.stderr)
+    prepare_gridded(data.path, store, data.variables, data.n_in, data.n_out, time_in_hours=data.time_in_hours,
+                    reference_time=data.reference_time, seed=data.seed, overwrite=True)
+    return replace(config, "data", path=str(store))
+
+
 def _metadata(dataset) -> dict:
     return {"variables": list(dataset.variables), "normalisation": getattr(dataset, "normalisation", None),
             "time_units": dataset.time_units, "climode_version": __version__}
@@ -107,10 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
     out = Path(args.out)
     config = _prepare_run_dir(out, args, launcher)
-    config = replace(config, "data", name=args.dataset, path=args.data)
+    config = replace(config, "data", name=args.dataset, path=args.data, variables=args.vars,
+                     time_in_hours=args.time_in_hours, reference_time=args.reference_time)
     config = replace(config, "train", max_steps=args.max_steps, max_epochs=args.max_epochs, devices=args.devices,
                      accelerator=args.accelerator, checkpoint_every=args.checkpoint_every)
     ckpt_path = _resume_path(out, args.resume)
+    if config.data.name == "gridded" and config.data.path and not is_shard_store(config.data.path):
+        config = _prepare_gridded(config, out) if launcher else replace(config, "data", path=str(out / "data.zarr"))
 
     train_set, val_set = open_dataset(config.data, "train"), open_dataset(config.data, "val")
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
@@ -140,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     task = ForecastTask(config, _metadata(train_set))
     if ckpt_path and launcher:
         print(f"resuming from {ckpt_path}", file=sys.stderr)
-    trainer.fit(task, loader(train_set, True), loader(val_set, False), ckpt_path=ckpt_path, weights_only=True)
+    if not len(val_set):
+        print("no validation samples: training without validation", file=sys.stderr)
+    trainer.fit(task, loader(train_set, True), loader(val_set, False) if len(val_set) else None,
+                ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     if trainer.is_global_zero:
         final = save_model(out / "model.safetensors", task.model.cpu(), task.checkpoint_metadata())

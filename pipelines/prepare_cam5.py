@@ -37,8 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, nargs="+", help="NetCDF files, globs, or a zarr store")
     p.add_argument("--out", required=True, help="zarr store to write")
     p.add_argument("--tracks", help="track file; without it storms are detected on the fields")
+    p.add_argument("--all-windows", action="store_true",
+                   help="no storm selection: every window is a sample, split by time into 80/10/10 blocks")
     p.add_argument("--basins", default="east-pacific-atlantic",
-                   help="basin names, 'regular', or LAT0:LON0 boxes, comma-separated")
+                   help="basin names, 'regular', or LAT0:LON0 boxes, comma-separated; 'none' keeps the whole grid "
+                        "(any grid, e.g. projected y/x)")
     p.add_argument("--resolution", type=float, default=1.0, help="tile grid in degrees; 0 keeps the native grid")
     p.add_argument("--variables", default=",".join(VARIABLES), help="variables to keep (default U850,V850,PSL)")
     p.add_argument("--vars", dest="mapping", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
@@ -65,11 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     if out.exists() and not args.overwrite:
         raise ClimodeError(f"{out} exists; pass --overwrite to replace it")
     variables = [v.strip() for v in args.variables.split(",") if v.strip()]
-    tiles = parse_tiles(args.basins)
+    tiles = None if args.basins == "none" else parse_tiles(args.basins)
     started = time.perf_counter()
     ds = open_fields(args.input, variables, mapping=parse_mapping(args.mapping) if args.mapping else None,
                      time_in_hours=args.time_in_hours, reference_time=args.reference_time, calendar=args.calendar)
-    for tile in tiles:  # a tile off the grid is refused before any work
+    for tile in tiles or []:  # a tile off the grid is refused before any work
         extract(ds.isel(time=[0]), tile)
     step_h = step_hours(ds)
     sampling = SamplingConfig(n_in=args.n_in, n_out=args.n_out, step_h=step_h, min_gap_h=step_h,
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         with Client(args.scheduler or cluster) as client:
             print(f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
                   file=sys.stderr)
-            if tracks is None and {"U850", "V850", "PSL"} <= set(variables):
+            if tracks is None and not args.all_windows and {"U850", "V850", "PSL"} <= set(variables):
                 print("detecting storms on the fields ...", file=sys.stderr)
                 tracks = detect(ds)
                 plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)

@@ -102,3 +102,27 @@ def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
     ds.to_netcdf(empty)
     assert_user_error(prepare("--input", empty, *common), "PSL", "NaN")
     assert _no_store_left(tmp_path, "out.zarr")
+
+
+def test_gridded_projected_fields_train_without_code(tmp_path):
+    """A few weeks of a radar-like variable on an x/y grid: every window, split by time blocks."""
+    rng = np.random.default_rng(0)
+    times = xr.date_range("2001-06-01", periods=120, freq="6h", use_cftime=True, calendar="standard")
+    y, x = np.arange(24) * 2000.0, np.arange(40) * 2000.0
+    rain = rng.gamma(0.5, 2.0, (120, 24, 40)).astype(np.float32)
+    ds = xr.Dataset({"rain": (("time", "y", "x"), rain, {"units": "mm h-1"})}, coords={"time": times, "y": y, "x": x})
+    source = tmp_path / "radar.nc"
+    ds.to_netcdf(source)
+    run = run_module("climode.train", "--dataset", "gridded", "--data", source, "--vars", "precip=rain",
+                     "--out", tmp_path / "run", "--max-steps", 2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    shards = xr.open_zarr(tmp_path / "run" / "data.zarr", consolidated=False)
+    assert shards.frames.shape[1:] == (10, 1, 24, 40) and "x_coord" in shards
+    hours = shards.hours.values
+    by_split = {s: hours[shards.split.values == s] for s in ("train", "val", "test")}
+    assert by_split["train"].max() < by_split["val"].min() <= by_split["val"].max() < by_split["test"].min()
+    assert len(by_split["train"]) == 96 - 9  # every window of the 96-step training block
+    ckpt = run.stdout.strip().splitlines()[-1]
+    scored = run_module("climode.evaluate", "--checkpoint", ckpt)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert "lead (hours)" in scored.stdout

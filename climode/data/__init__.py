@@ -10,7 +10,7 @@ from .clips import Clips
 from .samples import collate
 from .shards import Shards
 
-DATASETS = ("bouncing-ball", "clips", "cam5")
+DATASETS = ("bouncing-ball", "clips", "cam5", "gridded")
 
 
 def open_dataset(cfg: DataConfig, split: str) -> Dataset:
@@ -18,12 +18,12 @@ def open_dataset(cfg: DataConfig, split: str) -> Dataset:
     if cfg.name == "bouncing-ball":
         size = {"train": cfg.train_size, "val": cfg.val_size, "test": cfg.test_size}[split]
         return BouncingBall(split, size, cfg.n_in, cfg.n_out, cfg.drop, cfg.frame_size, seed=cfg.seed)
-    if cfg.name in ("clips", "cam5") and cfg.path is None:
+    if cfg.name in ("clips", "cam5", "gridded") and cfg.path is None:
         raise ClimodeError(f"dataset {cfg.name!r} needs data: pass --data " + ("FILE.npz" if cfg.name == "clips" else
                                                                                  "STORE.zarr"))
     if cfg.name == "clips":
         return Clips(cfg.path, split, cfg.n_in, cfg.n_out)
-    if cfg.name == "cam5":
+    if cfg.name in ("cam5", "gridded"):
         return Shards(cfg.path, split)
     raise ClimodeError(f"unknown dataset {cfg.name!r}; choose one of {', '.join(DATASETS)}")
 

@@ -42,19 +42,20 @@ class SamplingConfig:
         return self.n_in if self.rate is None else self.steps(self.window_h) + 1
 
 
-def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator):
+def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator, last: int | None = None):
     """Step indices into a period of ``n_steps`` frames: ``(inputs, observed, targets)``, or None
     if the period is too short.
 
     Gaps mode (rate None): n_in inputs, consecutive gaps uniform in [min_gap_h, max_gap_h], all
     observed. Rate mode: every frame of the window_h hours up to the last input, each observed
     with probability ``rate`` (the last always); unobserved ones are to be stored as missing.
-    Targets: every lead_step_h after the last input, n_out of them.
+    Targets: every lead_step_h after the last input, n_out of them. ``last`` fixes the last
+    input step (None: drawn at random).
     """
     lead = cfg.steps(cfg.lead_step_h)
     span_out = lead * cfg.n_out
     if cfg.rate is None:
-        gaps = _gaps(n_steps - 1 - span_out, cfg, rng)
+        gaps = _gaps((n_steps - 1 - span_out) if last is None else last, cfg, rng)
         if gaps is None:
             return None
         offsets = np.concatenate(([0], np.cumsum(gaps[::-1])))[::-1]  # steps before the last input
@@ -63,9 +64,12 @@ def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator):
         offsets = np.arange(cfg.steps(cfg.window_h), -1, -1)
         observed = np.append(rng.random(len(offsets) - 1) < cfg.rate, True)
     span_in = int(offsets[0])
-    if span_in + span_out >= n_steps:
+    if last is None:
+        if span_in + span_out >= n_steps:
+            return None
+        last = int(rng.integers(span_in, n_steps - span_out))
+    elif last < span_in or last + span_out >= n_steps:
         return None
-    last = int(rng.integers(span_in, n_steps - span_out))
     return last - offsets, observed, last + lead * np.arange(1, cfg.n_out + 1)
 
 
@@ -79,6 +83,12 @@ def _gaps(budget: int, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndar
         room = budget - sum(gaps) - low * (cfg.n_in - 2 - k)
         gaps.append(int(rng.integers(low, min(high, room) + 1)))
     return rng.permutation(gaps)
+
+
+def every_window(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator) -> list:
+    """One sample for every possible last-input step of a period of ``n_steps`` frames."""
+    samples = (draw(n_steps, cfg, rng, last) for last in range(n_steps))
+    return [s for s in samples if s is not None]
 
 
 def draw_many(n_steps: int, cfg: SamplingConfig, count: int, rng: np.random.Generator) -> list:
