@@ -10,6 +10,7 @@ import xarray as xr
 
 from climode.data.fields import open_fields
 from climode.data.shards import Shards
+from climode.data.shards import read_tracks as stored_tracks
 from climode.data.synthetic import write_corpus
 from climode.tracks import detect, match, read_tracks
 from conftest import ROOT, assert_user_error, run_module
@@ -54,7 +55,11 @@ def test_prepare_then_train(corpus, tmp_path):
     stats = json.loads(shards.attrs["normalisation"])
     train = shards.frames.values[shards.split.values == "train"]
     assert stats["PSL"]["min"] == pytest.approx(float(np.nanmin(train[:, :, 2])))
-    assert shards.attrs["calendar"] == "noleap" and "track_lat" in shards
+    assert shards.attrs["calendar"] == "noleap"
+    stored = stored_tracks(shards)
+    truth = read_tracks(corpus / "tracks.csv", calendar="noleap")
+    assert len(stored) == len(truth) and set(stored.storm) == set(truth.storm)
+    assert np.allclose(stored.lat, truth.lat) and (np.diff(stored.hours[stored.storm == "SYN0001"]) == 3).all()
     sample = Shards(store, "train")[0]
     assert sample["times_in"][0] == 0 and np.nanmin(sample["frames_in"]) >= -1e-6
     assert np.nanmax(sample["frames_in"]) <= 1 + 1e-6

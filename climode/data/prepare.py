@@ -129,7 +129,8 @@ def _write_in_batches(dataset: xr.Dataset, store, dim: str, batch: int = BATCH) 
 
 def _read_sample(store: str, positions: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """One sample's frames (T, C, H, W) from a staged tile store, unobserved frames NaN."""
-    frames = xr.open_zarr(store, chunks=None, consolidated=False)["field"].values[positions]
+    field = xr.open_zarr(store, chunks=None, consolidated=False)["field"]
+    frames = field.isel(time=positions).values  # reads only these steps
     frames[~keep] = np.nan
     return frames
 
