@@ -4,5 +4,7 @@ __version__ = "0.1.0"
 from .checkpoint import Checkpoint, load_model, save_model  # noqa: E402
 from .errors import ClimodeError  # noqa: E402
 from .model import ModelConfig, SolverConfig, VidODE, warp  # noqa: E402
+from .output import write_netcdf, write_zarr  # noqa: E402
 
-__all__ = ["Checkpoint", "ClimodeError", "ModelConfig", "SolverConfig", "VidODE", "load_model", "save_model", "warp"]
+__all__ = ["Checkpoint", "ClimodeError", "ModelConfig", "SolverConfig", "VidODE", "load_model", "save_model", "warp",
+           "write_netcdf", "write_zarr"]

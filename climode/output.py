@@ -1,0 +1,130 @@
+"""Writing forecasts: CF metadata, NetCDF and zarr, never half-written.
+
+NetCDF files and new zarr stores are written to a temporary path and renamed into place.
+Appending to an existing zarr store works on a copy that replaces the original only when the
+append is complete, so an interrupted or failed append leaves the store as it was.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import ClimodeError
+
+CF = {
+    "U850": {"standard_name": "eastward_wind", "long_name": "zonal wind at 850 hPa", "units": "m s-1"},
+    "V850": {"standard_name": "northward_wind", "long_name": "meridional wind at 850 hPa", "units": "m s-1"},
+    "PSL": {"standard_name": "air_pressure_at_mean_sea_level", "long_name": "sea level pressure", "units": "Pa"},
+}
+COORDS = {
+    "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
+    "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+}
+FILL = np.float32(1.0e20)
+
+
+def cf_attrs(name: str, source: dict | None = None) -> dict:
+    """CF attributes of variable ``name``: climode's own for the names it knows, otherwise the
+    input's (standard_name, long_name, units) where given."""
+    if name in CF:
+        return dict(CF[name])
+    keep = ("standard_name", "long_name", "units")
+    return {k: v for k, v in (source or {}).items() if k in keep}
+
+
+def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Dataset:
+    """``ds`` with CF attributes on its variables and lat/lon coordinates, data as float32."""
+    out = ds.copy()
+    for name in out.data_vars:
+        out[name] = out[name].astype(np.float32)
+        own = {k: v for k, v in ds[name].attrs.items() if k not in ("_FillValue", "missing_value")}
+        out[name].attrs = {**own, **cf_attrs(name, (sources or {}).get(name))}
+    for name, attrs in COORDS.items():
+        if name in out.coords:
+            out[name].attrs.update(attrs)
+    out.attrs.setdefault("Conventions", "CF-1.8")
+    return out
+
+
+def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
+    enc: dict = {name: {"dtype": "float32", "_FillValue": FILL} for name in ds.data_vars}
+    if netcdf:
+        for name in ds.data_vars:
+            enc[name].update(zlib=True, complevel=4)
+    if "time" in ds.coords and calendar:
+        enc["time"] = {"units": "hours since 0001-01-01 00:00:00", "calendar": calendar, "dtype": "float64"}
+    return enc
+
+
+def _writable(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise ClimodeError(f"{path} exists; pass --overwrite to replace it (or choose another output)")
+    parent = path.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ClimodeError(f"cannot write {path}: {parent} does not exist or is not writable")
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, overwrite: bool = False) -> Path:
+    """Write ``ds`` as compressed float32 CF NetCDF (time on ``calendar``), atomically."""
+    path = Path(path)
+    _writable(path, overwrite)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with_cf(ds).to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds, calendar, netcdf=True))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _check_appendable(store: xr.Dataset, ds: xr.Dataset, path: Path) -> None:
+    if set(store.data_vars) != set(ds.data_vars):
+        raise ClimodeError(f"cannot append to {path}: it holds {', '.join(sorted(store.data_vars))}, "
+                           f"the forecast {', '.join(sorted(ds.data_vars))}")
+    for dim in ("lat", "lon"):
+        if dim in ds.coords and not np.array_equal(store[dim].values, ds[dim].values):
+            raise ClimodeError(f"cannot append to {path}: its {dim} grid differs from the forecast's")
+    last, first = store.time.values[-1], ds.time.values[0]
+    if getattr(last, "calendar", None) != getattr(first, "calendar", None):
+        raise ClimodeError(f"cannot append to {path}: calendar {getattr(last, 'calendar', 'standard')} "
+                           f"differs from the forecast's {getattr(first, 'calendar', 'standard')}")
+    if not first > last:
+        raise ClimodeError(f"cannot append to {path}: the forecast starts at {first}, "
+                           f"not after the store's last time {last}")
+
+
+def write_zarr(ds: xr.Dataset, path: str | Path, calendar: str | None = None, append: bool = False,
+               overwrite: bool = False) -> Path:
+    """Write ``ds`` to a zarr store (chunks: one time step, whole grid), or append it along time.
+
+    A new store is written beside ``path`` and renamed into place. An append is made on a copy
+    of the store that replaces it only once complete.
+    """
+    path = Path(path)
+    data = with_cf(ds).chunk({"time": 1, **{d: -1 for d in ds.dims if d != "time"}})
+    stage = path.with_name(f".{path.name}.staging-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        if append and path.exists():
+            store = xr.open_zarr(path, consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+            _check_appendable(store, ds, path)
+            shutil.copytree(path, stage)
+            data.to_zarr(stage, append_dim="time", consolidated=False)
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(stage, path)
+            shutil.rmtree(old)
+        else:
+            _writable(path, overwrite)
+            data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2,
+                         encoding=_encoding(ds, calendar, netcdf=False))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(stage, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return path
