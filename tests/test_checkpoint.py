@@ -2,10 +2,10 @@ import os
 
 import pytest
 import torch
+from conftest import assert_user_error, run_module
 
 from climode import ClimodeError, load_model, save_model
 from climode.model import ModelConfig, SolverConfig, VidODE
-from conftest import assert_user_error, run_module
 
 META = {"variables": ["U850", "V850", "PSL"], "normalisation": {"method": "none"}, "time_units": "hours"}
 

@@ -1,12 +1,12 @@
 """Bad input to train and evaluate: one clear line, no traceback, a non-zero exit."""
 import numpy as np
 import pytest
+from conftest import assert_user_error, run_module
 
 from climode import save_model
 from climode.evaluate import main as evaluate_main
 from climode.model import ModelConfig, VidODE
 from climode.train import main as train_main
-from conftest import assert_user_error, run_module
 
 
 def _one_error_line(capsys, *fragments):

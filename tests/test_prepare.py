@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import ROOT, assert_user_error, run_module
 
 from climode.data.fields import open_fields
 from climode.data.shards import Shards
 from climode.data.shards import read_tracks as stored_tracks
 from climode.data.synthetic import write_corpus
 from climode.tracks import detect, match, read_tracks
-from conftest import ROOT, assert_user_error, run_module
 
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
 

@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 import torch
+from conftest import ROOT, run_module, write_config
 
 from climode import load_model
 from climode.config import DataConfig
 from climode.data import open_dataset
 from climode.evaluate import score
 from climode.train import main as train_main
-from conftest import ROOT, write_config, run_module
 
 
 def _optimizer_steps(ckpt_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+
 def _on_grid(frames: list[torch.Tensor], times: list[torch.Tensor]):
     grid = torch.unique(torch.cat(times))
     shape = frames[0].shape[1:]
