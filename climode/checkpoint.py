@@ -9,7 +9,6 @@ that is not plain data.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import ClimodeError
+from .files import replacing
 from .model.vidode import ModelConfig, VidODE
 
 FORMAT = "climode-vidode-1"
@@ -43,12 +43,8 @@ def save_model(path: str | Path, model: VidODE, metadata: dict) -> Path:
     path = Path(path)
     header = {"format": FORMAT, **metadata, "model": model.config.to_dict()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         save_file(tensors, str(tmp), metadata={"climode": json.dumps(header)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

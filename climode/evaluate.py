@@ -17,6 +17,7 @@ from .checkpoint import Checkpoint, load_model
 from .config import config_from_dict, replace
 from .data import DATASETS, collate, open_dataset
 from .errors import ClimodeError, cli
+from .files import replacing
 from .metrics import METRICS
 
 
@@ -104,15 +105,11 @@ def main(argv: list[str] | None = None) -> None:
           f"model {args.checkpoint}")
     print(format_table(scores, units))
     if args.json:
-        path = Path(args.json)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            tmp.write_text(json.dumps(scores, indent=2))
-            os.replace(tmp, path)
+            with replacing(args.json) as tmp:
+                tmp.write_text(json.dumps(scores, indent=2))
         except OSError as exc:
-            raise ClimodeError(f"cannot write {path}: {exc.strerror}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+            raise ClimodeError(f"cannot write {args.json}: {exc.strerror}") from None
 
 
 if __name__ == "__main__":

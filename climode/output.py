@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ClimodeError
+from .files import replacing
 
 CF = {
     "U850": {"standard_name": "eastward_wind", "long_name": "zonal wind at 850 hPa", "units": "m s-1"},
@@ -72,12 +73,8 @@ def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, 
     """Write ``ds`` as compressed float32 CF NetCDF (time on ``calendar``), atomically."""
     path = Path(path)
     _writable(path, overwrite)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         with_cf(ds).to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds, calendar, netcdf=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -28,6 +28,7 @@ from .data import DATASETS, collate, open_dataset
 from .data.gridded import is_shard_store
 from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
+from .files import replacing
 from .task import ForecastTask
 
 RUN_FILE = "run.yaml"
@@ -54,12 +55,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", help="cpu, gpu or auto")
     p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N generator updates")
     return p
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> Config:
@@ -141,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     config = replace(config, "model", channels=channels, n_in=n_in)
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / RUN_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        with replacing(out / RUN_FILE) as tmp:
+            tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     _quiet_lightning()
     L.seed_everything(config.train.seed, workers=True, verbose=False)

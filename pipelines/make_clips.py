@@ -8,7 +8,6 @@ The file holds ``frames`` (clip, time, 1, 32, 32) in [0, 1], ``times`` (time,) i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from climode.data.bouncing_ball import BouncingBall
 from climode.errors import ClimodeError, cli
+from climode.files import replacing
 
 
 @cli
@@ -37,13 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     balls = BouncingBall("train", args.clips, half, args.frames - half, args.drop, seed=args.seed)
     samples = [balls[i] for i in range(args.clips)]
     frames = np.stack([np.concatenate((s["frames_in"], s["frames_out"])) for s in samples])
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.npz")
-    try:
-        np.savez_compressed(tmp, frames=frames, times=np.arange(args.frames, dtype=float),
+    with replacing(out) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
+        np.savez_compressed(f, frames=frames, times=np.arange(args.frames, dtype=float),
                             variables=np.array(balls.variables))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(out)
 
 
