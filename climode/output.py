@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ClimodeError
-from .files import replacing
+from .files import replacing, swap_in
 
 CF = {
     "U850": {"standard_name": "eastward_wind", "long_name": "zonal wind at 850 hPa", "units": "m s-1"},
@@ -111,17 +111,11 @@ def write_zarr(ds: xr.Dataset, path: str | Path, calendar: str | None = None, ap
             _check_appendable(store, ds, path)
             shutil.copytree(path, stage)
             data.to_zarr(stage, append_dim="time", consolidated=False)
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(stage, path)
-            shutil.rmtree(old)
         else:
             _writable(path, overwrite)
             data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2,
                          encoding=_encoding(ds, calendar, netcdf=False))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(stage, path)
+        swap_in(stage, path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return path

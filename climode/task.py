@@ -6,6 +6,7 @@ import sys
 import lightning as L
 import torch
 
+from .baselines import persistence
 from .config import Config
 from .losses import lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, previous_truth, sequence
 from .model.discriminator import PatchDiscriminator
@@ -38,9 +39,6 @@ class ForecastTask(L.LightningModule):
         if self.trainer.is_global_zero and torch.distributed.is_available() and torch.distributed.is_initialized():
             print(f"data-parallel training: {self.trainer.world_size} processes, "
                   f"{torch.distributed.get_backend()} backend", file=sys.stderr, flush=True)
-
-    def forward(self, frames_in, times_in, times_out):
-        return self.model(frames_in, times_in, times_out)
 
     def _generator_losses(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
         target = batch["frames_out"]
@@ -94,9 +92,9 @@ class ForecastTask(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self.model(batch["frames_in"], batch["times_in"], batch["times_out"])
         target = batch["frames_out"]
-        persistence = out["anchor"].unsqueeze(1).expand_as(target)
+        last_frame = persistence(batch["frames_in"], batch["times_in"], batch["times_out"])
         self.log_dict({"val/mse": masked_mse(out["frames"], target),
-                       "val/mse_persistence": masked_mse(persistence, target)},
+                       "val/mse_persistence": masked_mse(last_frame, target)},
                       prog_bar=True, sync_dist=True, batch_size=len(target))
 
     def configure_optimizers(self):

@@ -27,6 +27,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
+from ..files import swap_in
 from .normalise import normalise
 
 SPLITS = ("train", "val", "test")
@@ -44,13 +45,7 @@ def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     stage.mkdir(parents=True)
     try:
         yield stage
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(stage / "shards.zarr", path)
-            shutil.rmtree(old)
-        else:
-            os.replace(stage / "shards.zarr", path)
+        swap_in(stage / "shards.zarr", path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
