@@ -99,7 +99,18 @@ def _prepare_gridded(config: Config, out: Path) -> Config:
 
 def _metadata(dataset) -> dict:
     return {"variables": list(dataset.variables), "normalisation": getattr(dataset, "normalisation", None),
-            "time_units": dataset.time_units, "climode_version": __version__}
+            "time_units": dataset.time_units, "grid": getattr(dataset, "grid", None), "climode_version": __version__}
+
+
+def _log_version(out: Path, resuming: bool) -> str:
+    """``logs`` for a new run; a resumed run logs to ``logs-resumed-N`` so earlier metrics are kept
+    (Lightning's CSV logger empties the directory it writes to)."""
+    if not resuming:
+        return "logs"
+    n = 1
+    while (out / f"logs-resumed-{n}").exists():
+        n += 1
+    return f"logs-resumed-{n}"
 
 
 def _quiet_lightning() -> None:
@@ -153,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         max_epochs=train.max_epochs, max_steps=train.max_steps * updates_per_batch if train.max_steps > 0 else -1,
         check_val_every_n_epoch=train.val_every, default_root_dir=out,
         callbacks=[checkpoints, TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
-        logger=CSVLogger(out, name="", version="logs"), log_every_n_steps=10, enable_model_summary=False,
+        logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))), log_every_n_steps=10,
+        enable_model_summary=False,
     )
     task = ForecastTask(config, _metadata(train_set))
     if ckpt_path and launcher:

@@ -50,8 +50,13 @@ def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_
     (steps_g, steps_d), saved = _optimizer_steps(last)
     assert steps_g == steps_d > 0
     n = steps_g
+    earlier = out / "logs" / "metrics.csv"  # what a longer first run would have flushed by now
+    earlier.write_text("epoch,step,train/loss\n0,9,0.5\n")
+    logged = {p: p.read_bytes() for p in (out / "logs").iterdir()}
     result = run_module("climode.train", "--out", out, "--resume", "--max-steps", n + 3)
     assert result.returncode == 0, result.stderr
+    assert {p: p.read_bytes() for p in (out / "logs").iterdir()} == logged  # earlier metrics are kept
+    assert (out / "logs-resumed-1").is_dir()  # where the resumed run logs
     assert f"resuming from {last}" in result.stderr
     (steps_g, steps_d), resumed = _optimizer_steps(last)
     assert (steps_g, steps_d) == (n + 3, n + 3)  # a fresh optimiser would have counted 3
