@@ -1,0 +1,170 @@
+import math
+import socket
+import warnings
+
+import cartopy
+import cartopy.crs as ccrs
+import cftime
+import numpy as np
+import pytest
+import xarray as xr
+from cartopy.io import DownloadWarning
+from cartopy.mpl.feature_artist import FeatureArtist
+from cartopy.mpl.geoaxes import GeoAxes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from matplotlib.quiver import Quiver
+from PIL import Image
+from shapely.geometry import LineString, Point
+
+from climode import maps
+from climode.maps import animate_forecast, draw_forecast, plot_forecast
+
+LOWS = [(25.0, 280.0), (27.0, 283.0), (30.0, 286.0)]  # (lat, lon) of the low at each time
+
+
+def forecast(lon=np.arange(200.0, 360.0), lows=LOWS, leads=(3.0, 6.0, 9.0)) -> xr.Dataset:
+    """A deepening low moving north-east, with cyclonic wind around it, every 3 h on a 1-degree grid."""
+    lat = np.arange(0.0, 60.0)
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    psl, u, v = [], [], []
+    for k, (clat, clon) in enumerate(lows):
+        dy, dx = la - clat, (lo - clon) * math.cos(math.radians(clat))
+        r2 = dx**2 + dy**2
+        psl.append(101000.0 - (4000.0 + 500 * k) * np.exp(-r2 / 50.0))
+        speed = 30.0 * np.exp(-r2 / 80.0) / np.sqrt(r2 + 1.0)
+        u.append(-speed * dy)
+        v.append(speed * dx)
+    dims = ("time", "lat", "lon")
+    times = [cftime.DatetimeNoLeap(2000, 8, 3, 3 * k) for k in range(len(lows))]
+    return xr.Dataset({"U850": (dims, np.array(u)), "V850": (dims, np.array(v)), "PSL": (dims, np.array(psl))},
+                      coords={"time": times, "lat": lat, "lon": lon, "lead_time": ("time", list(leads))})
+
+
+def panels(fig: Figure) -> list[GeoAxes]:
+    return [ax for ax in fig.axes if isinstance(ax, GeoAxes)]
+
+
+def marker(ax) -> tuple[float, float] | None:
+    lines = [line for line in ax.lines if line.get_gid() == "centre"]
+    assert len(lines) <= 1
+    return tuple(lines[0].get_xydata()[0]) if lines else None
+
+
+def assert_marker_at(ax: GeoAxes, lat: float, lon: float) -> None:
+    expected = ax.projection.transform_point(lon, lat, ccrs.PlateCarree())
+    assert np.allclose(marker(ax), expected, atol=1.0), (marker(ax), expected)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network, no Natural Earth data on disk, and cartopy download warnings as errors."""
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test")
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setitem(cartopy.config, "data_dir", tmp_path / "no-cartopy-data")
+    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", tmp_path / "no-cartopy-data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DownloadWarning)
+        yield
+
+
+def test_png_is_written_offline_at_figure_size_with_no_temporary_left(tmp_path, offline):
+    ds = forecast()
+    out = plot_forecast(ds, tmp_path / "map.png", title="test")
+    assert out == tmp_path / "map.png"
+    assert [p.name for p in tmp_path.iterdir()] == ["map.png"]  # no temporary, no cartopy download
+    width, height = draw_forecast(ds, title="test").get_size_inches() * maps.DPI
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.size == (round(width), round(height))
+
+
+def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "map.png"
+    path.write_bytes(b"old")
+
+    def half_write(self, fname, **kwargs):
+        fname.write_bytes(b"partial")
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(Figure, "savefig", half_write)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plot_forecast(forecast(), path)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["map.png"]
+
+
+def test_one_map_per_time_with_titles_levels_wind_coastline_and_centre(offline):
+    fig = draw_forecast(forecast())
+    FigureCanvasAgg(fig).draw()
+    axes = panels(fig)
+    assert len(axes) == 3
+    for ax, hour, lead in zip(axes, ("00:00", "03:00", "06:00"), ("+3 h", "+6 h", "+9 h")):
+        assert f"2000-08-03 {hour}" in ax.get_title(loc="left") and lead in ax.get_title(loc="left")
+    levels = [next(c for c in ax.collections if isinstance(c, ContourSet)).levels for ax in axes]
+    assert all(np.array_equal(lv, levels[0]) for lv in levels)
+    assert levels[0][0] <= 960.0 and 1009.0 <= levels[0][-1] < 1100.0  # hPa, covering the deepest low
+    assert any(ax.get_xlabel() == "sea level pressure (hPa)" for ax in fig.axes)
+    for ax, (lat, lon) in zip(axes, LOWS):
+        assert_marker_at(ax, lat, lon)
+        quiver = next(c for c in ax.collections if isinstance(c, Quiver))
+        assert 15 <= np.unique(quiver.X).size <= 25
+        coast = [a for a in ax.collections if isinstance(a, FeatureArtist) and a.get_gid() == "coastline"]
+        assert len(coast) == 1
+        lines = [LineString(p.vertices) for p in coast[0].get_paths() if len(p.vertices) > 1]
+        florida = Point(ax.projection.transform_point(-81.0, 25.5, ccrs.PlateCarree()))
+        assert min(line.distance(florida) for line in lines) < 1.0  # the coast of Florida is drawn
+
+
+def test_given_centres_are_marked_and_nan_centres_skipped():
+    fig = draw_forecast(forecast(), centres=[(10.0, 210.0), (math.nan, math.nan), (50.0, -20.0)])
+    first, second, third = panels(fig)
+    assert_marker_at(first, 10.0, 210.0)
+    assert marker(second) is None
+    assert_marker_at(third, 50.0, 340.0)
+    with pytest.raises(ValueError, match="2 centres for 3 times"):
+        draw_forecast(forecast(), centres=[(10.0, 210.0)] * 2)
+
+
+def test_domain_across_the_meridian_draws_contiguously(tmp_path, offline):
+    lows = [(30.0, 370.0), (31.0, 372.0), (32.0, 374.0)]
+    ds = forecast(lon=np.arange(300.0, 421.0), lows=lows, leads=(-3.0, 0.0, 3.0))
+    fig = draw_forecast(ds)
+    for ax, (lat, lon) in zip(panels(fig), lows):
+        x0, x1, y0, y1 = ax.get_extent(ax.projection)
+        assert x1 - x0 == pytest.approx(120.0, abs=1.0) and y1 - y0 == pytest.approx(59.0, abs=1.0)
+        assert_marker_at(ax, lat, lon - 360.0)
+    assert "-3 h" in panels(fig)[0].get_title(loc="left")
+    assert plot_forecast(ds, tmp_path / "meridian.png").stat().st_size > 0
+
+
+def test_gif_has_one_frame_per_time(tmp_path, offline):
+    out = animate_forecast(forecast(), tmp_path / "storm.gif", fps=4)
+    with Image.open(out) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 3
+        assert gif.info["duration"] == 250
+    assert [p.name for p in tmp_path.iterdir()] == ["storm.gif"]
+
+
+def test_other_variables_draw_in_their_own_units():
+    base = forecast()
+    t = (base.PSL / 400.0).assign_attrs(units="K", long_name="air temperature")
+    ds = xr.Dataset({"u": base.U850, "v": base.V850, "t": t})
+    fig = draw_forecast(ds, wind=("u", "v"))
+    assert any(ax.get_xlabel() == "air temperature (K)" for ax in fig.axes)
+    ax = panels(fig)[0]
+    levels = next(c for c in ax.collections if isinstance(c, ContourSet)).levels
+    assert levels[0] <= float(t.min()) and float(t.max()) <= levels[-1] < 300.0
+    assert any(isinstance(c, Quiver) for c in ax.collections)
+    assert marker(ax) is None  # no pressure, no centre
+    assert not any(isinstance(c, Quiver) for c in panels(draw_forecast(ds[["t"]]))[0].collections)
+
+
+def test_projected_grid_draws_on_plain_axes():
+    ds = forecast().rename(lat="y", lon="x").drop_vars(["x", "y"])
+    fig = draw_forecast(ds)
+    axes = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    assert len(axes) == 3 and not panels(fig)
+    assert np.allclose(marker(axes[0]), (80.0, 25.0))  # (x, y) grid indices of the first low
