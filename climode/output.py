@@ -56,8 +56,9 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
     if netcdf:
         for name in ds.data_vars:
             enc[name].update(zlib=True, complevel=4)
+    enc.update({name: {"_FillValue": None} for name in ds.coords})  # CF: coordinates have no fill value
     if "time" in ds.coords and calendar:
-        enc["time"] = {"units": "hours since 0001-01-01 00:00:00", "calendar": calendar, "dtype": "float64"}
+        enc["time"].update(units="hours since 0001-01-01 00:00:00", calendar=calendar, dtype="float64")
     return enc
 
 

@@ -143,3 +143,22 @@ def to_native(tile_ds: xr.Dataset, like: xr.Dataset) -> xr.Dataset:
     target = np.where(lon < west, lon + 360, lon)
     out = tile_ds.interp(lat=like.lat.values, lon=target)
     return out.assign_coords(lon=like.lon.values)
+
+
+def windows(n: int, size: int, overlap: int) -> list[int]:
+    """Start indices of windows of ``size`` cells that cover ``n`` cells, neighbours sharing at
+    least ``overlap`` cells (evenly spread); a single window at 0 when ``n <= size``."""
+    if n <= size:
+        return [0]
+    stride = max(size - overlap, 1)
+    count = int(np.ceil((n - size) / stride)) + 1
+    return [round(k * (n - size) / (count - 1)) for k in range(count)]
+
+
+def blend_weights(size: int, overlap: int) -> np.ndarray:
+    """Weights (size,) for stitching overlapping windows: 1 in the interior, ramping down linearly
+    over ``overlap`` cells to each edge (never zero), so that overlaps cross-fade."""
+    if overlap < 1:
+        return np.ones(size)
+    i = np.arange(size)
+    return np.clip(np.minimum(i + 0.5, size - i - 0.5) / overlap, 1e-3, 1.0)

@@ -89,7 +89,9 @@ def open_store(path: str | Path) -> xr.Dataset:
 class Shards(Dataset):
     """Samples of one split of a shard store, read one chunk at a time and normalised with the
     store's statistics; times are hours relative to the sample's first input frame. Only the
-    validation split may be empty (a short record); train and test may not."""
+    validation split may be empty (a short record); train and test may not. ``grid`` records
+    what a forecast needs to put new fields on the model's grid: ``resolution`` (degrees, None
+    for the native grid), ``tile_shape`` [y, x] in cells, ``calendar`` and physical ``units``."""
 
     time_units = "hours"
 
@@ -99,6 +101,10 @@ class Shards(Dataset):
         self.variables = list(json.loads(store.attrs["variables"]))
         self.normalisation = json.loads(store.attrs["normalisation"])
         self.n_in, self.n_out = int(store.attrs["n_in"]), int(store.attrs["n_out"])
+        resolution = store.attrs.get("resolution", "native")
+        self.grid = {"resolution": None if resolution == "native" else float(resolution),
+                     "tile_shape": [int(store.sizes["y"]), int(store.sizes["x"])],
+                     "calendar": store.attrs.get("calendar"), "units": json.loads(store.attrs.get("units", "{}"))}
         self.index = np.nonzero(store["split"].values == split)[0]
         if not len(self.index) and split != "val":
             raise ClimodeError(f"shards {path} hold no {split} samples")

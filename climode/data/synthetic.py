@@ -417,7 +417,7 @@ def make_corpus(storms: int, seed: int, small: bool = False, *,
     return _dataset(plan, range(plan.n_steps), small), _tracks(plan)
 
 
-def _encode(ds: xr.Dataset) -> tuple[xr.Dataset, dict]:
+def encode(ds: xr.Dataset) -> tuple[xr.Dataset, dict]:
     """Times as float64 ``days since 2000-01-01 00:00:00`` (noleap), written verbatim; compression settings."""
     ds = ds.reset_coords("plev")  # a data variable that only the winds name in their coordinates attribute
     for name in ("U850", "V850"):
@@ -463,7 +463,7 @@ def write_corpus(out_dir: str | os.PathLike, storms: int, seed: int, small: bool
         steps = range(start, min(start + per_file, plan.n_steps))
         t = plan.time(start)
         path = out / f"{PREFIX}{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour * 3600 + t.minute * 60:05d}.nc"
-        ds, encoding = _encode(_dataset(plan, steps, small))
+        ds, encoding = encode(_dataset(plan, steps, small))
         tmp = path.with_name(f".{path.name}.tmp")
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding, unlimited_dims=["time"])
         os.replace(tmp, path)

@@ -1,0 +1,118 @@
+"""Forecast cases cut from the synthetic storm corpus: irregular input frames, the truth, the track.
+
+``python -m climode.data.cases --out DIR [--inputs 0,9,21,42,57] [--until 72] [--seed 3] [--small]``
+writes ``storm.nc`` (only the input frames, as a user's sparse record), ``storm_truth.nc``
+(every 3-hourly frame from the first input to ``--until`` hours) and ``storm_track.csv`` (the
+true track over that window), all CAM5-like (see ``climode.data.synthetic``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import ClimodeError, cli
+from ..files import replacing
+from .synthetic import STEP, encode, make_corpus
+
+STEP_H = STEP.total_seconds() / 3600.0
+
+
+@dataclass
+class Case:
+    """One forecast case: ``inputs`` and ``truth`` (dims time, lat, lon), the storm's true
+    ``track`` (columns time, lat, lon, psl_min, vmax) over the truth's times, and its name."""
+
+    storm: str
+    inputs: xr.Dataset
+    truth: xr.Dataset
+    track: pd.DataFrame
+
+
+def _stamps(times) -> np.ndarray:
+    return np.array([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
+
+
+def cut_case(ds: xr.Dataset, tracks: pd.DataFrame, storm: str, first: int, input_hours: Sequence[float],
+             until_h: float) -> Case:
+    """The case of ``storm`` whose first input is step ``first`` of ``ds``: inputs at
+    ``input_hours`` after it, truth every step from it to ``until_h`` hours."""
+    steps = [first + round(h / STEP_H) for h in input_hours]
+    last = first + round(until_h / STEP_H)
+    if last >= ds.sizes["time"]:
+        raise ClimodeError(f"the corpus ends before {until_h:g} h after step {first}")
+    truth = ds.isel(time=slice(first, last + 1))
+    track = tracks[(tracks.storm == storm) & tracks.time.isin(_stamps(truth.time.values))]
+    return Case(storm, ds.isel(time=steps), truth, track.reset_index(drop=True))
+
+
+def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float], until_h: float) -> Case:
+    """The case of the first storm tracked through the whole window, starting at its first track point."""
+    stamps = _stamps(ds.time.values)
+    span = round(until_h / STEP_H)
+    for storm, rows in tracks.groupby("storm", sort=False):
+        first = int(np.searchsorted(stamps, rows.time.iloc[0]))
+        if len(rows) > span and first + span < len(stamps):
+            return cut_case(ds, tracks, storm, first, input_hours, until_h)
+    raise ClimodeError(f"no storm of the corpus lives {until_h:g} h; try another --seed")
+
+
+def _write(ds: xr.Dataset, path: Path) -> None:
+    data, encoding = encode(ds)
+    with replacing(path) as tmp:
+        data.to_netcdf(tmp, engine="netcdf4", encoding=encoding, unlimited_dims=["time"])
+
+
+def write_case(out_dir: str | Path, case: Case, overwrite: bool = False) -> list[Path]:
+    """Write ``storm.nc``, ``storm_truth.nc`` and ``storm_track.csv`` into ``out_dir``."""
+    out = Path(out_dir)
+    paths = [out / "storm.nc", out / "storm_truth.nc", out / "storm_track.csv"]
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise ClimodeError(f"{existing[0]} exists; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    _write(case.inputs, paths[0])
+    _write(case.truth, paths[1])
+    with replacing(paths[2]) as tmp:
+        case.track.to_csv(tmp, index=False)
+    return paths
+
+
+def _hours(text: str) -> list[float]:
+    try:
+        hours = [float(h) for h in text.split(",")]
+    except ValueError:
+        raise ClimodeError(f"--inputs {text!r} is not a comma-separated list of hours") from None
+    if any(h % STEP_H for h in hours) or hours != sorted(set(hours)) or hours[0] != 0:
+        raise ClimodeError(f"--inputs {text!r}: hours must start at 0, increase, and be multiples of {STEP_H:g}")
+    return hours
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m climode.data.cases", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--inputs", default="0,9,21,42,57", help="input hours after the first (default 0,9,21,42,57)")
+    p.add_argument("--until", type=float, default=72.0, help="last truth hour (default 72)")
+    p.add_argument("--seed", type=int, default=3, help="corpus seed (default 3)")
+    p.add_argument("--small", action="store_true", help="1-degree grid instead of 0.25 degree")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    hours = _hours(args.inputs)
+    if args.until <= hours[-1]:
+        raise ClimodeError(f"--until {args.until:g} must come after the last input ({hours[-1]:g} h)")
+    ds, tracks = make_corpus(1, args.seed, args.small)
+    case = first_case(ds, tracks, hours, args.until)
+    for path in write_case(args.out, case, args.overwrite):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""``python -m climode.forecast --input storm.nc --times 60,63,66``: see ``climode.forecast.forecast``."""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import xarray as xr
+
+from ..data.fields import open_fields
+from ..errors import ClimodeError, cli
+from ..output import write_netcdf, write_zarr
+from . import __doc__ as DOC
+from . import _checkpoint, _stamp, forecast
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m climode.forecast", description=DOC,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", nargs="+", required=True, help="NetCDF files (or globs, or a zarr store) with the fields")
+    p.add_argument("--times", required=True,
+                   help="hours after the first input frame (60,63,66), ranges (60:72:3, inclusive) or dates in "
+                        "the file's calendar ('2000-08-03 12:00')")
+    p.add_argument("--input-times", help="use only these frames as inputs (same forms, relative to the file's first frame)")
+    p.add_argument("--output", help="forecast NetCDF (default: <input stem>_forecast.nc in the current directory)")
+    p.add_argument("--zarr", help="also write the forecast to this zarr store")
+    p.add_argument("--append", action="store_true", help="append along time to an existing --zarr store")
+    p.add_argument("--plot", help="PNG map, one panel per time")
+    p.add_argument("--animate", help="GIF animating the forecast times")
+    p.add_argument("--checkpoint", help="model (.safetensors or training .ckpt); default: the bundled model")
+    p.add_argument("--vars", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
+    p.add_argument("--time-in-hours", action="store_true", help="a time axis without units holds hours")
+    p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
+    p.add_argument("--calendar", help="calendar of such hours (default standard)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return p
+
+
+def _outputs(args) -> dict[str, Path]:
+    """Every output path, checked before any work so that a bad one leaves nothing behind."""
+    first = (sorted(glob.glob(args.input[0])) or [args.input[0]])[0]
+    stem = Path(first).name.split(".")[0] or "forecast"
+    paths = {"netcdf": Path(args.output or f"{stem}_forecast.nc")}
+    for key in ("zarr", "plot", "animate"):
+        if getattr(args, key):
+            paths[key] = Path(getattr(args, key))
+    if len(set(map(Path.resolve, paths.values()))) != len(paths):
+        raise ClimodeError("two outputs name the same path")
+    for key, path in paths.items():
+        parent = path.resolve().parent
+        if not parent.is_dir() or not _writable_dir(parent):
+            raise ClimodeError(f"cannot write {path}: {parent} does not exist or is not writable")
+        if path.exists() and not args.overwrite and not (key == "zarr" and args.append):
+            hint = " or --append" if key == "zarr" else ""
+            raise ClimodeError(f"{path} exists; pass --overwrite{hint} to replace it (or choose another output)")
+    return paths
+
+
+def _writable_dir(path: Path) -> bool:
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    paths = _outputs(args)
+    ckpt = _checkpoint(args.checkpoint, args.device)
+    try:
+        ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time,
+                         args.calendar)
+    except ClimodeError as exc:
+        raise ClimodeError(f"{exc} (checkpoint {ckpt.path.name} forecasts {', '.join(ckpt.variables)})") from None
+    print(f"input: {len(ds.time)} frames of {', '.join(ckpt.variables)} on a {ds.sizes.get('lat', ds.sizes.get('y'))} x "
+          f"{ds.sizes.get('lon', ds.sizes.get('x'))} grid; model {ckpt.path}", flush=True)
+    out = forecast(ds.load(), args.times, checkpoint=ckpt, input_times=args.input_times, device=args.device)
+    out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
+    for t, lead in zip(out.time.values, out.lead_time.values):
+        print(f"  {_stamp(t)}  lead {lead:+g} h", flush=True)
+    _write_all(out, paths, args)
+
+
+def _maps():
+    from .. import maps  # cartopy and matplotlib load only when a map is asked for
+
+    return maps
+
+
+def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
+    """Write every output; if one fails, the files this run created are removed again (a zarr
+    append is itself all-or-nothing), so a failure leaves no partial output."""
+    calendar = out.time.values[0].calendar
+    writers = {"zarr": lambda p: write_zarr(out, p, calendar, append=args.append, overwrite=args.overwrite),
+               "netcdf": lambda p: write_netcdf(out, p, calendar, overwrite=args.overwrite),
+               "plot": lambda p: _maps().plot_forecast(out, p), "animate": lambda p: _maps().animate_forecast(out, p)}
+    created: list[Path] = []
+    try:
+        for key in ("zarr", "netcdf", "plot", "animate"):
+            if key in paths:
+                new = not paths[key].exists()
+                writers[key](paths[key])
+                created += [paths[key]] if new else []
+                print(f"wrote {paths[key]}", flush=True)
+    except BaseException:
+        for path in created:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Forecast times as users write them, turned into hours since the first input frame.
+
+A time list is comma-separated; each item is a number of hours since the first input frame
+(``60``), an inclusive range ``START:STOP:STEP`` in such hours (``60:72:3`` is 60, 63, 66, 69,
+72; STEP defaults to 3), or a timestamp ``YYYY-MM-DD[ HH:MM[:SS]]`` (also ``T`` between date and
+time) read in the input file's own calendar.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import cftime
+import numpy as np
+
+from .errors import ClimodeError
+
+DEFAULT_STEP_H = 3.0
+_DATE = re.compile(r"\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
+
+
+def hours_between(times: Sequence, origin, calendar: str) -> np.ndarray:
+    """Hours from ``origin`` to each of ``times`` (cftime datetimes on ``calendar``), float64."""
+    units = f"hours since {origin.strftime('%Y-%m-%d %H:%M:%S')}"
+    return np.asarray(cftime.date2num(list(times), units, calendar=calendar), dtype=np.float64)
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ClimodeError(f"{what}: {text!r} is not a number of hours, a range START:STOP:STEP or a date "
+                           "'YYYY-MM-DD HH:MM'") from None
+    if not np.isfinite(value):
+        raise ClimodeError(f"{what}: {text!r} is not a finite number of hours")
+    return value
+
+
+def _range(text: str, what: str) -> list[float]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ClimodeError(f"{what}: range {text!r} is not START:STOP or START:STOP:STEP (hours)")
+    start, stop = (_number(p, what) for p in parts[:2])
+    step = _number(parts[2], what) if len(parts) == 3 else DEFAULT_STEP_H
+    if step <= 0 or stop < start:
+        raise ClimodeError(f"{what}: range {text!r} needs STOP >= START and a positive STEP")
+    count = int(np.floor((stop - start) / step + 1e-9)) + 1
+    return list(start + step * np.arange(count))
+
+
+def _date(match: re.Match, origin, calendar: str, what: str) -> float:
+    y, m, d, hh, mm, ss = (int(g or 0) for g in match.groups())
+    try:
+        when = cftime.datetime(y, m, d, hh, mm, ss, calendar=calendar)
+    except ValueError as exc:
+        raise ClimodeError(f"{what}: {match.string.strip()!r} is not a valid date in the {calendar} calendar "
+                           f"({exc})") from None
+    return float(hours_between([when], origin, calendar)[0])
+
+
+def parse_times(text: str, origin, calendar: str, what: str = "--times") -> list[float]:
+    """Hours since ``origin`` (the first input frame, a cftime datetime on ``calendar``) for each
+    item of ``text``, in the order given (ranges expanded)."""
+    items = [item.strip() for item in str(text).split(",")]
+    if not any(items):
+        raise ClimodeError(f"{what}: no times given")
+    hours: list[float] = []
+    for item in items:
+        if not item:
+            raise ClimodeError(f"{what}: empty item in {text!r}")
+        match = _DATE.fullmatch(item)
+        if match:
+            hours.append(_date(match, origin, calendar, what))
+        elif ":" in item:
+            hours.extend(_range(item, what))
+        else:
+            hours.append(_number(item, what))
+    return hours
+
+
+def as_hours(times, origin, calendar: str, what: str = "times") -> list[float]:
+    """``times`` given as text (see ``parse_times``), numbers (hours since ``origin``) or cftime
+    datetimes -> hours since ``origin``."""
+    if isinstance(times, str):
+        return parse_times(times, origin, calendar, what)
+    values = list(np.atleast_1d(np.asarray(times, dtype=object)))
+    if all(isinstance(v, cftime.datetime) for v in values):
+        return list(hours_between(values, origin, calendar))
+    return [_number(str(v), what) for v in values]

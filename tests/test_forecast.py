@@ -1,0 +1,217 @@
+"""The forecast command and API: times, regridding, stitching, CF output, bad input."""
+from pathlib import Path
+
+import cftime
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from conftest import ROOT, assert_user_error, run_module
+
+import climode
+from climode.checkpoint import Checkpoint, save_model
+from climode.data.cases import first_case, write_case
+from climode.data.synthetic import make_corpus
+from climode.errors import ClimodeError
+from climode.forecast import bundled_checkpoint, predict
+from climode.model import ModelConfig, VidODE
+from climode.model.vidode import last_observed
+from climode.tiles import blend_weights, windows
+from climode.times import parse_times
+
+GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
+VARIABLES = ["U850", "V850", "PSL"]
+STATS = {"U850": {"method": "minmax", "min": -60.0, "max": 60.0},
+         "V850": {"method": "minmax", "min": -60.0, "max": 60.0},
+         "PSL": {"method": "minmax", "min": 93000.0, "max": 103000.0}}
+ORIGIN = cftime.DatetimeNoLeap(2000, 8, 1)
+
+
+class Persist(torch.nn.Module):
+    """A stand-in model that repeats the last observed frame: forecasts are then known exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, frames, times, query):
+        return {"frames": last_observed(frames)[:, None].expand(-1, len(query), -1, -1, -1)}
+
+
+def persist_checkpoint(tmp_path, resolution=1.0, tile=(60, 160)) -> Checkpoint:
+    path = tmp_path / "persist.bin"
+    path.write_bytes(b"stand-in")
+    meta = {"variables": VARIABLES, "normalisation": STATS, "time_units": "hours",
+            "grid": {"resolution": resolution, "tile_shape": list(tile)}}
+    return Checkpoint(Persist(), meta, path)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """A synthetic storm at 0.25 degrees: inputs at 0, 9, 21, 42, 57 h, truth to 72 h."""
+    ds, tracks = make_corpus(1, 3)
+    found = first_case(ds, tracks, (0, 9, 21, 42, 57), 72)
+    out = tmp_path_factory.mktemp("case")
+    write_case(out, found)
+    return out
+
+
+# ------------------------------------------------------------------ times
+
+
+def test_times_accept_hours_ranges_and_dates_in_the_files_calendar():
+    assert parse_times("60,63,66", ORIGIN, "noleap") == [60, 63, 66]
+    assert parse_times("60:72:3", ORIGIN, "noleap") == [60, 63, 66, 69, 72]
+    assert parse_times("60:66", ORIGIN, "noleap") == [60, 63, 66]
+    # 28 Feb -> 1 Mar is one day in noleap, two in the standard calendar
+    feb = cftime.DatetimeNoLeap(2001, 2, 28)
+    assert parse_times("2001-03-01 06:00", feb, "noleap") == [30.0]
+    assert parse_times("2001-03-01T06:00", cftime.DatetimeGregorian(2000, 2, 28), "standard") == [
+        (366 + 1) * 24 + 6.0]
+    with pytest.raises(ClimodeError, match="not a valid date in the noleap calendar"):
+        parse_times("2001-02-29", feb, "noleap")
+    for bad in ("sixty", "60,,63", "72:60:3", "nan"):
+        with pytest.raises(ClimodeError):
+            parse_times(bad, ORIGIN, "noleap")
+
+
+# ------------------------------------------------------------------ stitching
+
+
+@pytest.mark.parametrize("n,size,overlap", [(10, 10, 2), (25, 10, 2), (160, 60, 7), (61, 60, 7)])
+def test_windows_cover_the_grid_with_the_overlap(n, size, overlap):
+    starts = windows(n, size, overlap)
+    assert starts[0] == 0 and starts[-1] + min(size, n) == n
+    assert all(b - a <= size - overlap for a, b in zip(starts, starts[1:]))
+    weights = blend_weights(size, overlap)
+    assert weights.min() > 0 and weights.max() == 1
+
+
+def test_stitched_windows_reproduce_a_field_exactly():
+    """With a model that copies its last input, stitching many windows must give the input back."""
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(3, 2, 70, 150)).astype(np.float32)
+    out = predict(Persist(), frames, np.array([0.0, 1, 2]), np.array([3.0, 4]), tile_shape=(32, 48))
+    assert out.shape == (2, 2, 70, 150)
+    np.testing.assert_allclose(out[1], frames[-1], atol=1e-5)
+
+
+# ------------------------------------------------------------------ API
+
+
+def test_forecast_regrids_to_the_model_grid_and_back(case, tmp_path):
+    """0.25-degree input, 1-degree model: a persistence model gives back the last input, smoothed."""
+    ds = climode.open_fields(case / "storm.nc").load()
+    out = climode.forecast(ds, "60,63", checkpoint=persist_checkpoint(tmp_path))
+    assert out.PSL.shape == (2, 241, 640) and np.array_equal(out.lat, ds.lat)
+    assert out.time.values[0] == ds.time.values[0] + (ds.time.values[-1] - ds.time.values[0]) * 60 / 57
+    np.testing.assert_allclose(out.lead_time, [3, 6])
+    assert out.forecast_reference_time.values.item() == ds.time.values[-1]
+    last = ds.PSL.isel(time=-1)
+    error = np.abs(out.PSL.isel(time=0) - last)
+    assert float(error.median()) < 20  # Pa: a smooth background survives the 1-degree round trip
+    assert np.isfinite(out.PSL).all()  # border cells included
+    assert out.PSL.attrs["units"] == "Pa" and out.attrs["climode_input_times"].startswith("2000-")
+
+
+def test_forecast_is_tiled_when_the_domain_is_larger_than_a_tile(case, tmp_path):
+    ds = climode.open_fields(case / "storm.nc").load()
+    small_tiles = climode.forecast(ds, [60], checkpoint=persist_checkpoint(tmp_path, tile=(24, 40)))
+    one_tile = climode.forecast(ds, [60], checkpoint=persist_checkpoint(tmp_path))
+    np.testing.assert_allclose(small_tiles.PSL, one_tile.PSL, atol=0.5)
+
+
+def test_forecast_refuses_times_before_the_first_input_and_missing_variables(case, tmp_path):
+    ds = climode.open_fields(case / "storm.nc").load()
+    ckpt = persist_checkpoint(tmp_path)
+    with pytest.raises(ClimodeError, match="before the first input frame"):
+        climode.forecast(ds, "-3,60", checkpoint=ckpt)
+    with pytest.raises(ClimodeError, match="lacks PSL"):
+        climode.forecast(ds.drop_vars("PSL"), "60", checkpoint=ckpt)
+    with pytest.raises(ClimodeError, match="not a frame of the input"):
+        climode.forecast(ds, "60", checkpoint=ckpt, input_times="0,10")
+
+
+# ------------------------------------------------------------------ the command, with the bundled model
+
+
+def _open(path: Path) -> xr.Dataset:
+    return xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+
+
+def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
+    result = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "60,63,66",
+                        "--zarr", tmp_path / "f.zarr", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = _open(tmp_path / "storm_forecast.nc")
+    assert out.time.values[0].calendar == "noleap" and list(out.lead_time.values) == [3, 6, 9]
+    assert out.PSL.attrs["standard_name"] == "air_pressure_at_mean_sea_level" and out.PSL.dtype == np.float32
+    assert out.lat.attrs["units"] == "degrees_north" and out.lead_time.attrs["standard_name"] == "forecast_period"
+    assert out.attrs["climode_checkpoint"].endswith("cam5-synthetic.safetensors")
+    assert len(out.attrs["climode_checkpoint_sha256"]) == 64 and out.attrs["climode_version"] == climode.__version__
+    assert out.PSL.encoding["zlib"] and np.isfinite(out.PSL).all()
+    truth = _open(case / "storm_truth.nc").sel(time=out.time)
+    assert float(np.abs(out.PSL - truth.PSL).mean()) < 300  # Pa: a forecast, not noise
+
+    later = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "69:72",
+                       "--output", tmp_path / "later.nc", "--zarr", tmp_path / "f.zarr", "--append", cwd=tmp_path)
+    assert later.returncode == 0, later.stderr[-3000:]
+    store = xr.open_zarr(tmp_path / "f.zarr", consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    assert list(store.lead_time.values) == [3, 6, 9, 12, 15]
+    np.testing.assert_allclose(store.PSL.isel(time=slice(0, 3)), out.PSL, rtol=1e-6)
+
+
+def test_bad_input_gives_one_clear_error_and_no_output(case, tmp_path):
+    storm = case / "storm.nc"
+    cases = [
+        (["--input", tmp_path / "nope.nc", "--times", "60"], "nope.nc"),
+        (["--input", storm, "--times", "60", "--vars", "PSL=slp"], "slp"),
+        (["--input", storm, "--times", "sixty"], "'sixty' is not a number"),
+        (["--input", storm, "--times=-6,60"], "before the first input frame"),
+        (["--input", storm, "--times", "60", "--output", tmp_path / "no" / "dir" / "f.nc"], "cannot write"),
+        (["--input", storm, "--times", "60", "--checkpoint", tmp_path / "missing.safetensors"], "not found"),
+    ]
+    for args, fragment in cases:
+        result = run_module("climode.forecast", *args, cwd=tmp_path)
+        assert_user_error(result, fragment)
+    assert not list(tmp_path.glob("*forecast*")) and not list(tmp_path.glob(".*"))
+
+
+def test_a_checkpoint_trained_on_other_variables_is_refused(case, tmp_path):
+    model = VidODE(ModelConfig(channels=2, width=4))
+    other = save_model(tmp_path / "other.safetensors", model,
+                       {"variables": ["u", "v"], "normalisation": {k: STATS["U850"] for k in "uv"},
+                        "time_units": "hours", "grid": None})
+    result = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "60", "--checkpoint", other,
+                        cwd=tmp_path)
+    assert_user_error(result, "forecasts u, v", "U850")
+    assert not list(tmp_path.glob("*_forecast.nc"))
+
+
+def test_the_bundled_checkpoint_ships_with_the_package():
+    ckpt = climode.load_model(bundled_checkpoint())
+    assert ckpt.variables == VARIABLES and ckpt.metadata["grid"]["resolution"] == 1.0
+
+
+@pytest.mark.skipif(not GEOCAT.is_dir(), reason="../shared/data/geocat_storm_500hPa is not beside the checkout")
+def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path):
+    """A model trained on the real 500 hPa u, v, t forecasts them from the messy files (no time
+    units, one variable per file, negative longitudes, missing cells)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text("model: {width: 4, time_scale: 6.0, encoder_solver: {method: euler, step_size: 1.0},\n"
+                      "        decoder_solver: {method: euler, step_size: 1.0}}\n"
+                      "data: {n_in: 5, n_out: 2}\ntrain: {batch_size: 8, adversarial: false}\n")
+    flags = ["--vars", "U500=u,V500=v,T500=t", "--time-in-hours", "--reference-time", "1996-01-05"]
+    files = str(GEOCAT / "*storm.cdf")
+    trained = run_module("climode.train", "--config", config, "--dataset", "gridded", "--data", files, *flags,
+                         "--out", tmp_path / "run", "--max-steps", 2)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = run_module("climode.forecast", "--input", files, *flags, "--input-times", "0,12,30,36,48",
+                        "--times", "1996-01-07 06:00,54:60:6", "--checkpoint", tmp_path / "run" / "model.safetensors",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = _open(tmp_path / "Tstorm_forecast.nc")
+    assert set(out.data_vars) == {"U500", "V500", "T500"} and out.T500.shape == (2, 33, 36)
+    assert list(out.lead_time.values) == [6, 12] and out.time.values[0].calendar in ("standard", "gregorian")
+    assert out.lon.min() == 220 and np.isfinite(out.T500).all()
+    assert 200 < float(out.T500.mean()) < 300  # K, back in physical units
