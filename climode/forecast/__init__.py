@@ -24,8 +24,9 @@ from ..checkpoint import Checkpoint, load_model
 from ..data.fields import normalise_coords
 from ..data.normalise import denormalise, normalise
 from ..errors import ClimodeError
+from ..model.warp import warp
 from ..output import cf_attrs
-from ..tiles import Tile, blend_weights, extract, to_native, windows
+from ..tiles import Tile, blend_weights, extract, windows
 from ..times import as_hours, hours_between
 
 BUNDLED = "cam5-synthetic.safetensors"
@@ -98,41 +99,77 @@ def _domain(ds: xr.Dataset) -> Tile:
     return Tile("domain", float(lat[0]), float(lon0), float(lat[-1] - lat[0]), float(span))
 
 
-def _onto_model_grid(ds: xr.Dataset, resolution: float | None):
-    """``ds`` on the model's grid and the function that maps results back onto ``ds``'s grid."""
+def _grids(ds: xr.Dataset, resolution: float | None):
+    """``(model, native, to_input)``: ``ds`` on the model's grid, ``ds`` on its own grid laid out
+    contiguously (lon continuing past 360 across the meridian), and the function that puts
+    results on that contiguous grid back into ``ds``'s layout. ``model is native`` when no
+    regridding is needed."""
     if not {"lat", "lon"} <= set(ds.dims):
         if resolution is not None:
             raise ClimodeError(f"the checkpoint works on a {resolution:g}-degree lat/lon grid, but the input has "
                                f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})")
-        return ds, lambda out: out
+        return ds, ds, lambda out: out
     box = _domain(ds)
-    native = resolution is None or all(
-        abs(_spacing(c) - resolution) <= 0.01 * resolution for c in (ds.lat.values, np.sort(ds.lon.values)))
-    if native:
-        step = _spacing(ds.lat.values), _spacing(np.sort(ds.lon.values))
-        box = Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2)
-        return extract(ds, box), lambda out: out.assign_coords(lon=out.lon % 360).sortby("lon").reindex_like(
-            ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
-    model = extract(ds, box, resolution)
-    return model, lambda out: to_native(_extend(out), like=ds)
+    step = _spacing(ds.lat.values), _spacing(np.sort(ds.lon.values))
+    native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
+    to_input = lambda out: out.assign_coords(lon=out.lon % 360).sortby("lon").reindex_like(
+        ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
+    if resolution is None or all(abs(s - resolution) <= 0.01 * resolution for s in step):
+        return native, native, to_input
+    return extract(ds, box, resolution), native, to_input
 
 
-def _extend(ds: xr.Dataset) -> xr.Dataset:
-    """One edge-copied cell around the grid, so that mapping back fills the input's border cells."""
-    lat, lon = ds.lat.values, ds.lon.values
-    dlat, dlon = _spacing(lat), _spacing(lon)
-    return ds.pad(lat=1, lon=1, mode="edge").assign_coords(
-        lat=np.r_[lat[0] - dlat, lat, lat[-1] + dlat], lon=np.r_[lon[0] - dlon, lon, lon[-1] + dlon])
+def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.ndarray:
+    """(..., h, w) fields on the model's grid -> (..., H, W) on the native grid, bilinearly; border
+    cells beyond the model grid's outer centres take the edge values."""
+    lat, lon = coarse.lat.values, coarse.lon.values
+    dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
+    da = xr.DataArray(values, dims=dims).pad(lat=1, lon=1, mode="edge").assign_coords(
+        lat=np.r_[lat[0] - _spacing(lat), lat, lat[-1] + _spacing(lat)],
+        lon=np.r_[lon[0] - _spacing(lon), lon, lon[-1] + _spacing(lon)])
+    return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
+
+
+def compose_native(parts: dict[str, np.ndarray], anchor: np.ndarray, coarse: xr.Dataset, native: xr.Dataset,
+                   config) -> np.ndarray:
+    """Forecast frames (K, C, H, W) on the native grid from the model's composition parts on its
+    coarser grid: the flow (converted to native pixels), mask and difference image are
+    interpolated to the native grid and composed there, each query from the frame it was
+    composed from (``parts["previous"]``; -1 is ``anchor``, the last observed input frame
+    (C, H, W), normalised), as the model does on its own grid. Detail finer than the model's
+    grid (a compact storm core) is thus carried along by the flow instead of being smoothed away.
+    """
+    scale = np.array([_spacing(coarse.lon.values) / _spacing(native.lon.values),
+                      _spacing(coarse.lat.values) / _spacing(native.lat.values)], np.float32)
+    flow = torch.as_tensor(_upsample(parts["flow"], coarse, native) * scale[None, :, None, None])
+    mask = torch.as_tensor(_upsample(parts["mask"], coarse, native))
+    diff = torch.as_tensor(_upsample(parts["diff"], coarse, native))
+    out: list[torch.Tensor | None] = [None] * len(flow)
+    previous = [int(p) for p in parts["previous"]]
+    start = torch.as_tensor(anchor)[None]
+    while any(frame is None for frame in out):
+        for k, p in enumerate(previous):
+            if out[k] is None and (p < 0 or out[p] is not None):
+                src = start if p < 0 else out[p]
+                source = warp(src, flow[k:k + 1]) if config.flow_warping else src
+                out[k] = (mask[k] * source + (1 - mask[k]) * diff[k] if config.mask_composition
+                          else source + diff[k])
+    return torch.cat(out).numpy()
+
+
+PARTS = ("frames", "flow", "diff", "mask")
 
 
 @torch.no_grad()
 def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
-            tile_shape: tuple[int, int] | None = None, batch: int = 4) -> np.ndarray:
+            tile_shape: tuple[int, int] | None = None, batch: int = 4) -> dict[str, np.ndarray]:
     """Model forecasts of normalised ``frames`` (L, C, H, W; NaN missing) observed at ``times``
-    (L,) for ``query`` (K,) times, both in the model's time units; (K, C, H, W) float32.
+    (L,) for ``query`` (K,) times, both in the model's time units.
 
-    A grid larger than ``tile_shape`` is cut into overlapping windows of that size, forecast in
-    batches of ``batch`` windows and stitched with weights that cross-fade the overlaps.
+    Returns ``frames`` (K, C, H, W) float32 and, when the model gives them, its composition parts
+    ``flow`` (K, 2, H, W; pixels), ``diff`` (K, C, H, W), ``mask`` (K, 1, H, W) and ``previous``
+    (K,). A grid larger than ``tile_shape`` is cut into overlapping windows of that size,
+    forecast in batches of ``batch`` windows and stitched with weights that cross-fade the overlaps.
     """
     L, C, H, W = frames.shape
     th, tw = (min(tile_shape[0], H), min(tile_shape[1], W)) if tile_shape else (H, W)
@@ -142,17 +179,36 @@ def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
     device = next(model.parameters()).device
     t = torch.as_tensor(times, dtype=torch.float32, device=device)
     q = torch.as_tensor(query, dtype=torch.float32, device=device)
-    total = np.zeros((len(query), C, H, W), np.float32)
+    total: dict[str, np.ndarray] = {}
     norm = np.zeros((H, W), np.float32)
+    previous = None
     boxes = [(y, x) for y in ys for x in xs]
     for start in range(0, len(boxes), batch):
         chunk = boxes[start:start + batch]
         x = torch.as_tensor(np.stack([frames[..., y:y + th, x:x + tw] for y, x in chunk]), device=device)
-        out = model(x, t, q)["frames"].float().cpu().numpy()
-        for (y, x0), pred in zip(chunk, out):
-            total[..., y:y + th, x0:x0 + tw] += pred * weight
+        out = model(x, t, q)
+        previous = out.get("previous", previous)
+        for name in PARTS:
+            if name not in out:
+                continue
+            values = out[name].float().cpu().numpy()
+            acc = total.setdefault(name, np.zeros((len(query), values.shape[2], H, W), np.float32))
+            for (y, x0), part in zip(chunk, values):
+                acc[..., y:y + th, x0:x0 + tw] += part * weight
+        for y, x0 in chunk:
             norm[y:y + th, x0:x0 + tw] += weight
-    return total / norm
+    result = {name: acc / norm for name, acc in total.items()}
+    if previous is not None:
+        result["previous"] = previous.cpu().numpy()
+    return result
+
+
+def _last_observed(frames: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
+    """The last frame of (L, C, H, W) with any finite cell, its missing cells taken from ``fill``
+    (C, H, W) where given, else 0."""
+    observed = np.isfinite(frames).reshape(len(frames), -1).any(1)
+    frame = frames[np.flatnonzero(observed)[-1]]
+    return np.nan_to_num(np.where(np.isfinite(frame), frame, np.nan if fill is None else fill))
 
 
 def _sha256(path: Path) -> str:
@@ -198,16 +254,25 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
     grid = ckpt.metadata.get("grid") or {}
-    model_ds, back = _onto_model_grid(ds, grid.get("resolution"))
-    frames = np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32)
-    scaled = normalise(frames, ckpt.metadata["normalisation"], ckpt.variables)
-    tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
-    pred = denormalise(predict(ckpt.model, scaled, observed, query, tile), ckpt.metadata["normalisation"],
+    model_ds, native, to_input = _grids(ds, grid.get("resolution"))
+    stats = ckpt.metadata["normalisation"]
+    scaled = normalise(np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
                        ckpt.variables)
-    space = model_ds[ckpt.variables[0]].dims[1:]
-    out = xr.Dataset({v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)},
-                     coords={d: model_ds[d] for d in space if d in model_ds.coords})
-    out = back(out)
+    tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
+    parts = predict(ckpt.model, scaled, observed, query, tile)
+    if model_ds is native:
+        pred = parts["frames"]
+    elif {"flow", "mask", "diff", "previous"} <= set(parts):
+        fine = normalise(np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
+                         ckpt.variables)
+        anchor = _last_observed(fine, _upsample(_last_observed(scaled), model_ds, native))
+        pred = compose_native(parts, anchor, model_ds, native, ckpt.model.config)
+    else:
+        pred = _upsample(parts["frames"], model_ds, native)
+    pred = denormalise(pred, stats, ckpt.variables)
+    space = native[ckpt.variables[0]].dims[1:]
+    out = to_input(xr.Dataset({v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)},
+                              coords={d: native[d] for d in space if d in native.coords}))
     valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar,
                             only_use_cftime_datetimes=True)
     reference = ds.time.values[-1]
