@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from shapely.geometry import shape
 
+from .errors import ClimodeError
 from .files import replacing
 
 DPI = 110
@@ -150,6 +151,46 @@ def _figure(plan: _Plan, times: Sequence[int], title: str | None) -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+def parse_region(spec: str) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """``"LAT0:LAT1,LON0:LON1"`` -> ((lat0, lat1), (lon0, lon1)) degrees; None for "storm" or "full"."""
+    if spec in ("storm", "full"):
+        return None
+    try:
+        (lat0, lat1), (lon0, lon1) = (tuple(float(v) for v in part.split(":")) for part in spec.split(","))
+    except ValueError:
+        raise ClimodeError(f"map region {spec!r} is not 'storm', 'full' or LAT0:LAT1,LON0:LON1 (degrees)") from None
+    if not (lat0 < lat1 and lon0 < lon1):
+        raise ClimodeError(f"map region {spec!r}: need LAT0 < LAT1 and LON0 < LON1")
+    return (lat0, lat1), (lon0, lon1)
+
+
+def region(ds: xr.Dataset, spec: str = "storm", pressure: str = "PSL", size: tuple[float, float] = (24.0, 36.0)
+           ) -> xr.Dataset:
+    """The part of ``ds`` (time, lat, lon) to map: ``"full"``; ``"storm"``, a ``size`` = (lat, lon)
+    degrees box centred on the ``pressure`` minimum of the first time (the whole domain when it is
+    no larger, or when there is no pressure); or ``"LAT0:LAT1,LON0:LON1"`` in degrees."""
+    if spec == "full" or "lat" not in ds.dims or "lon" not in ds.dims:
+        return ds
+    if spec == "storm":
+        if pressure not in ds:
+            return ds
+        field = ds[pressure].isel(time=0)
+        if np.isnan(field.values).all():
+            return ds
+        i, j = np.unravel_index(np.nanargmin(field.values), field.shape)
+        lat, lon = float(ds.lat[i]), float(ds.lon[j])
+        box = (lat - size[0] / 2, lat + size[0] / 2), (lon - size[1] / 2, lon + size[1] / 2)
+    else:
+        box = parse_region(spec)
+    (lat0, lat1), (lon0, lon1) = box
+    lons = ds.lon.values
+    keep_lon = (lons >= lon0 % 360) & (lons <= lon0 % 360 + (lon1 - lon0)) if lon1 - lon0 < 360 else lons == lons
+    cut = ds.isel(lat=(ds.lat.values >= lat0) & (ds.lat.values <= lat1), lon=keep_lon)
+    if cut.sizes["lat"] < 2 or cut.sizes["lon"] < 2:
+        raise ClimodeError(f"map region {spec!r} holds no part of the forecast's grid")
+    return cut
 
 
 def draw_forecast(ds: xr.Dataset, *, wind: Sequence[str] = ("U850", "V850"), pressure: str = "PSL",

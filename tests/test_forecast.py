@@ -158,7 +158,7 @@ def _open(path: Path) -> xr.Dataset:
 
 def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
     result = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "60,63,66",
-                        "--zarr", tmp_path / "f.zarr", cwd=tmp_path)
+                        "--zarr", tmp_path / "f.zarr", "--plot", tmp_path / "map.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = _open(tmp_path / "storm_forecast.nc")
     assert out.time.values[0].calendar == "noleap" and list(out.lead_time.values) == [3, 6, 9]
@@ -167,6 +167,7 @@ def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
     assert out.attrs["climode_checkpoint"].endswith("cam5-synthetic.safetensors")
     assert len(out.attrs["climode_checkpoint_sha256"]) == 64 and out.attrs["climode_version"] == climode.__version__
     assert out.PSL.encoding["zlib"] and np.isfinite(out.PSL).all()
+    assert (tmp_path / "map.png").stat().st_size > 10_000
     truth = _open(case / "storm_truth.nc").sel(time=out.time)
     assert float(np.abs(out.PSL - truth.PSL).mean()) < 300  # Pa: a forecast, not noise
 
@@ -187,6 +188,7 @@ def test_bad_input_gives_one_clear_error_and_no_output(case, tmp_path):
         (["--input", storm, "--times=-6,60"], "before the first input frame"),
         (["--input", storm, "--times", "60", "--output", tmp_path / "no" / "dir" / "f.nc"], "cannot write"),
         (["--input", storm, "--times", "60", "--checkpoint", tmp_path / "missing.safetensors"], "not found"),
+        (["--input", storm, "--times", "60", "--plot", tmp_path / "m.png", "--map-region", "north"], "map region"),
     ]
     for args, fragment in cases:
         result = run_module("climode.forecast", *args, cwd=tmp_path)

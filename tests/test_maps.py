@@ -19,6 +19,7 @@ from PIL import Image
 from shapely.geometry import LineString, Point
 
 from climode import maps
+from climode.errors import ClimodeError
 from climode.maps import animate_forecast, draw_forecast, plot_forecast
 
 LOWS = [(25.0, 280.0), (27.0, 283.0), (30.0, 286.0)]  # (lat, lon) of the low at each time
@@ -168,3 +169,18 @@ def test_projected_grid_draws_on_plain_axes():
     axes = [ax for ax in fig.axes if ax.get_title(loc="left")]
     assert len(axes) == 3 and not panels(fig)
     assert np.allclose(marker(axes[0]), (80.0, 25.0))  # (x, y) grid indices of the first low
+
+
+def test_region_centres_the_map_on_the_storm_or_takes_a_box():
+    from climode.maps import region
+    ds = xr.Dataset({"PSL": (("time", "lat", "lon"), np.full((1, 60, 160), 101000.0))},
+                    coords={"time": [0], "lat": np.arange(60) + 0.5, "lon": np.arange(160) + 200.5})
+    ds.PSL[0, 20, 100] = 97000.0  # the low at 20.5 N, 300.5 E
+    storm = region(ds)
+    assert storm.sizes["lat"] in (24, 25) and storm.sizes["lon"] in (36, 37)  # a 24 x 36 degree box
+    assert float(storm.lat.mean()) == pytest.approx(20.5, abs=0.6) and float(storm.lon.mean()) == pytest.approx(300.5, abs=0.6)
+    assert region(ds, "full").sizes == ds.sizes
+    box = region(ds, "10:20,250:260")
+    assert box.lat.min() >= 10 and box.lat.max() <= 20 and box.lon.min() >= 250 and box.lon.max() <= 260
+    with pytest.raises(ClimodeError):
+        region(ds, "0:10,100:110")  # off the grid

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--append", action="store_true", help="append along time to an existing --zarr store")
     p.add_argument("--plot", help="PNG map, one panel per time")
     p.add_argument("--animate", help="GIF animating the forecast times")
+    p.add_argument("--map-region", default="storm",
+                   help="what --plot/--animate show: 'storm' (a 24 x 36 degree box around the deepest low, "
+                        "default), 'full', or LAT0:LAT1,LON0:LON1")
     p.add_argument("--checkpoint", help="model (.safetensors or training .ckpt); default: the bundled model")
     p.add_argument("--vars", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
     p.add_argument("--time-in-hours", action="store_true", help="a time axis without units holds hours")
@@ -69,6 +72,8 @@ def _writable_dir(path: Path) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     paths = _outputs(args)
+    if "plot" in paths or "animate" in paths:
+        _maps().parse_region(args.map_region)  # a bad region is refused before any work
     ckpt = _checkpoint(args.checkpoint, args.device)
     try:
         ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time,
@@ -96,7 +101,8 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     calendar = out.time.values[0].calendar
     writers = {"zarr": lambda p: write_zarr(out, p, calendar, append=args.append, overwrite=args.overwrite),
                "netcdf": lambda p: write_netcdf(out, p, calendar, overwrite=args.overwrite),
-               "plot": lambda p: _maps().plot_forecast(out, p), "animate": lambda p: _maps().animate_forecast(out, p)}
+               "plot": lambda p: _maps().plot_forecast(_maps().region(out, args.map_region), p),
+               "animate": lambda p: _maps().animate_forecast(_maps().region(out, args.map_region), p)}
     created: list[Path] = []
     try:
         for key in ("zarr", "netcdf", "plot", "animate"):
