@@ -21,10 +21,17 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-# Train on bouncing balls (about 10 minutes on 2 cores), then score held-out sequences against persistence.
+# The main job on an embedded default: a synthetic storm observed at 0, 9, 21, 42 and 57 h is
+# forecast at 60, 63 and 66 h by the bundled model (NetCDF, zarr, map, animation), then verified
+# against the truth next to persistence. A few minutes after the install, on 2 cores.
+DEMO := runs/demo
 demo: $(VENV)/.installed
-	$(BIN)/python -m climode.train --config bouncing-ball-demo --out runs/demo --overwrite
-	$(BIN)/python -m climode.evaluate --checkpoint runs/demo/model.safetensors --json runs/demo/scores.json
+	$(BIN)/python -m climode.data.cases --out $(DEMO) --inputs 0,9,21,42,57 --until 72 --overwrite
+	cd $(DEMO) && $(abspath $(BIN))/python -m climode.forecast --input storm.nc --times 60,63,66 \
+		--zarr storm_forecast.zarr --plot storm_forecast.png --animate storm_forecast.gif --map-region 10:50,270:350 \
+		--overwrite
+	$(BIN)/python -m climode.evaluate --forecast $(DEMO)/storm_forecast.nc --truth $(DEMO)/storm_truth.nc \
+		--json $(DEMO)/scores.json
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
