@@ -1,4 +1,5 @@
 """The forecast command and API: times, regridding, stitching, CF output, bad input."""
+import importlib
 from pathlib import Path
 
 import cftime
@@ -234,3 +235,16 @@ def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path
     assert list(out.lead_time.values) == [6, 12] and out.time.values[0].calendar in ("standard", "gregorian")
     assert out.lon.min() == 220 and np.isfinite(out.T500).all()
     assert 200 < float(out.T500.mean()) < 300  # K, back in physical units
+
+
+def test_a_write_that_fails_midway_removes_what_this_run_wrote(case, tmp_path, monkeypatch, capsys):
+    command = importlib.import_module("climode.forecast.__main__")  # climode.forecast is the function
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "f.nc"))
+
+    monkeypatch.setattr(command, "write_netcdf", refuse)
+    code = command.main(["--input", str(case / "storm.nc"), "--times", "60", "--output", str(tmp_path / "f.nc"),
+                         "--zarr", str(tmp_path / "f.zarr")])
+    assert code == 2 and "error: cannot write" in capsys.readouterr().err
+    assert not (tmp_path / "f.zarr").exists() and not list(tmp_path.glob("*.nc"))  # the zarr went first

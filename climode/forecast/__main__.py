@@ -111,9 +111,11 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
                 writers[key](paths[key])
                 created += [paths[key]] if new else []
                 print(f"wrote {paths[key]}", flush=True)
-    except BaseException:
+    except BaseException as exc:
         for path in created:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # e.g. a full disk, or a file system that refuses despite its permissions
+            raise ClimodeError(f"cannot write {exc.filename or 'an output'}: {exc.strerror or exc}") from None
         raise
 
 
