@@ -1,4 +1,4 @@
-"""Score forecasts against persistence, per lead time.
+"""Score forecasts against the baselines (persistence, linear extrapolation, advection), per lead time.
 
 ``python -m climode.evaluate --checkpoint CKPT --dataset NAME [--json FILE]`` scores a trained model
 on a dataset; ``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]``
@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader
 
-from .baselines import persistence
+from .baselines import BASELINES
 from .checkpoint import Checkpoint, load_model
 from .config import config_from_dict, replace
 from .data import DATASETS, collate, open_dataset
@@ -59,14 +59,34 @@ def _check_channels(ckpt: Checkpoint, dataset, name: str) -> None:
                            f"but dataset {name} has {channels} ({', '.join(dataset.variables)})")
 
 
+def on_own_times(forecast, frames: torch.Tensor, times: torch.Tensor, query: torch.Tensor,
+                 present_in: torch.Tensor, present_out: torch.Tensor) -> torch.Tensor:
+    """Run ``forecast`` for each sample of a batch collated on a union time grid with only that
+    sample's own input and query times, so that no sample's forecast depends on the others' times
+    (recursive decoding composes each query from the previous one). Samples sharing their times are
+    run together. Returns (B, K, C, H, W) on the union query grid, NaN at others' query times."""
+    B, K = present_out.shape
+    out = frames.new_full((B, K, *frames.shape[2:]), float("nan"))
+    groups: dict = defaultdict(list)
+    for b in range(B):
+        groups[(tuple(present_in[b].tolist()), tuple(present_out[b].tolist()))].append(b)
+    for (mask_in, mask_out), rows in groups.items():
+        i, k = torch.tensor(mask_in), torch.tensor(mask_out)
+        if k.any():
+            rows_t = torch.tensor(rows)
+            out[rows_t[:, None], k.nonzero().flatten()[None]] = forecast(frames[rows_t][:, i], times[i], query[k])
+    return out
+
+
 @torch.no_grad()
 def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
-    """Mean of each metric per lead time for the model and persistence.
+    """Mean of each metric per lead time for the model and the baselines (``climode.baselines``).
 
     Returns ``{"lead_times": [...], "methods": {name: {metric: [value per lead time]}}}``,
-    lead times in the data's time units after each sample's own last input time.
+    lead times in the data's time units after each sample's own last input time. Every forecast
+    sees only its own sample's times (``on_own_times``).
     """
-    forecasters = {"vid-ode": lambda f, t, s: ckpt.model(f, t, s)["frames"], "persistence": persistence}
+    forecasters = {"vid-ode": lambda f, t, s: ckpt.model(f, t, s)["frames"], **BASELINES}
     sums: dict = defaultdict(lambda: defaultdict(float))
     counts: dict = defaultdict(int)
     for batch in DataLoader(dataset, batch_size, collate_fn=collate):
@@ -76,7 +96,7 @@ def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
         known = (torch.isfinite(target).flatten(2).any(2) & batch["present_out"]).tolist()
         cells = [(b, k) for b in range(len(known)) for k in range(len(known[b])) if known[b][k]]
         for name, forecast in forecasters.items():
-            pred = forecast(frames, times, query)
+            pred = on_own_times(forecast, frames, times, query, batch["present_in"], batch["present_out"])
             for metric, fn in METRICS.items():
                 values = fn(pred, target).tolist()
                 for b, k in cells:

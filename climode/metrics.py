@@ -14,6 +14,9 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 
+SSIM_CHUNK = 128  # frames per torchmetrics call
+
+
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error of each frame over the cells finite in both -> (B, K)."""
     valid = torch.isfinite(target) & torch.isfinite(pred)
@@ -29,12 +32,14 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity of each frame -> (B, K)."""
     B, K, C, H, W = pred.shape
+    dtype = pred.dtype
     target, pred = torch.where(torch.isfinite(target), target, pred), torch.where(torch.isfinite(pred), pred, target)
     target, pred = torch.nan_to_num(target), torch.nan_to_num(pred)
-    per_channel = structural_similarity_index_measure(
-        pred.reshape(-1, 1, H, W).double(), target.reshape(-1, 1, H, W).double(),
-        data_range=data_range, reduction="none")
-    return per_channel.view(B, K, C).mean(2).to(pred.dtype)
+    pred, target = pred.reshape(-1, 1, H, W).double(), target.reshape(-1, 1, H, W).double()
+    per_channel = torch.cat([  # in chunks: one large call made the CPU convolution ask for tens of GB
+        structural_similarity_index_measure(p, t, data_range=data_range, reduction="none")
+        for p, t in zip(pred.split(SSIM_CHUNK), target.split(SSIM_CHUNK))])
+    return per_channel.view(B, K, C).mean(2).to(dtype)
 
 
 METRICS = {"mse": mse, "psnr": psnr, "ssim": ssim}
