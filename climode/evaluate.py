@@ -95,12 +95,13 @@ def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
         leads = (query[None] - last_input[:, None]).tolist()  # (B, K)
         known = (torch.isfinite(target).flatten(2).any(2) & batch["present_out"]).tolist()
         cells = [(b, k) for b in range(len(known)) for k in range(len(known[b])) if known[b][k]]
+        rows, cols = (torch.tensor(index) for index in zip(*cells)) if cells else (torch.zeros(0, dtype=torch.long),) * 2
         for name, forecast in forecasters.items():
             pred = on_own_times(forecast, frames, times, query, batch["present_in"], batch["present_out"])
-            for metric, fn in METRICS.items():
-                values = fn(pred, target).tolist()
-                for b, k in cells:
-                    sums[(name, metric)][leads[b][k]] += values[b][k]
+            for metric, fn in METRICS.items():  # only each sample's own known frames are scored
+                values = fn(pred[rows, cols].unsqueeze(1), target[rows, cols].unsqueeze(1))[:, 0].tolist()
+                for (b, k), value in zip(cells, values):
+                    sums[(name, metric)][leads[b][k]] += value
         for b, k in cells:
             counts[leads[b][k]] += 1
     lead_times = sorted(counts)
