@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-
 SSIM_CHUNK = 128  # frames per torchmetrics call
 
 

@@ -62,9 +62,10 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
     return enc
 
 
-def _writable(path: Path, overwrite: bool) -> None:
+def check_writable(path: Path, overwrite: bool, hint: str = "") -> None:
+    """Refuse (ClimodeError) an existing ``path`` unless ``overwrite``, and a missing or read-only parent."""
     if path.exists() and not overwrite:
-        raise ClimodeError(f"{path} exists; pass --overwrite to replace it (or choose another output)")
+        raise ClimodeError(f"{path} exists; pass --overwrite{hint} to replace it (or choose another output)")
     parent = path.resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ClimodeError(f"cannot write {path}: {parent} does not exist or is not writable")
@@ -73,7 +74,7 @@ def _writable(path: Path, overwrite: bool) -> None:
 def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, overwrite: bool = False) -> Path:
     """Write ``ds`` as compressed float32 CF NetCDF (time on ``calendar``), atomically."""
     path = Path(path)
-    _writable(path, overwrite)
+    check_writable(path, overwrite)
     with replacing(path) as tmp:
         with_cf(ds).to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds, calendar, netcdf=True))
     return path
@@ -113,7 +114,7 @@ def write_zarr(ds: xr.Dataset, path: str | Path, calendar: str | None = None, ap
             shutil.copytree(path, stage)
             data.to_zarr(stage, append_dim="time", consolidated=False)
         else:
-            _writable(path, overwrite)
+            check_writable(path, overwrite)
             data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2,
                          encoding=_encoding(ds, calendar, netcdf=False))
         swap_in(stage, path)

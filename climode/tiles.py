@@ -83,8 +83,9 @@ def parse_tiles(spec: str) -> list[Tile]:
     return tiles
 
 
-def _grid_step(coord: xr.DataArray) -> float:
-    steps = np.diff(coord.values)
+def grid_step(coord) -> float:
+    """The typical spacing of a 1-D coordinate (array or DataArray): the median step, 1.0 for a single cell."""
+    steps = np.diff(np.asarray(coord))
     return float(np.median(steps)) if len(steps) else 1.0
 
 
@@ -95,7 +96,7 @@ def _contiguous_lon(ds: xr.Dataset, tile: Tile) -> xr.Dataset:
     lon = ds.lon.values % 360
     shifted = np.where(lon < west, lon + 360, lon)
     order = np.argsort(shifted, kind="stable")
-    keep = order[(shifted[order] >= west - _grid_step(ds.lon)) & (shifted[order] <= east + _grid_step(ds.lon))]
+    keep = order[(shifted[order] >= west - grid_step(ds.lon)) & (shifted[order] <= east + grid_step(ds.lon))]
     return ds.isel(lon=keep).assign_coords(lon=shifted[keep])
 
 
@@ -108,7 +109,7 @@ def extract(ds: xr.Dataset, tile: Tile, resolution: float | None = None) -> xr.D
     so); a tile that does not overlap the grid at all is an error.
     """
     lat_lo, lat_hi = tile.lat_range
-    step = _grid_step(ds.lat)
+    step = grid_step(ds.lat)
     sub = _contiguous_lon(ds.sel(lat=slice(lat_lo - step, lat_hi + step)), tile)
     if sub.sizes["lat"] < 2 or sub.sizes["lon"] < 2:
         raise ClimodeError(
@@ -139,7 +140,7 @@ def to_native(tile_ds: xr.Dataset, like: xr.Dataset) -> xr.Dataset:
     """Map tile fields (lon possibly past 360) back onto ``like``'s lat/lon grid, bilinearly;
     cells of ``like`` outside the tile are NaN."""
     lon = like.lon.values % 360
-    west = float(tile_ds.lon.min()) - _grid_step(tile_ds.lon) / 2
+    west = float(tile_ds.lon.min()) - grid_step(tile_ds.lon) / 2
     target = np.where(lon < west, lon + 360, lon)
     out = tile_ds.interp(lat=like.lat.values, lon=target)
     return out.assign_coords(lon=like.lon.values)

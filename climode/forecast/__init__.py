@@ -24,9 +24,10 @@ from ..checkpoint import Checkpoint, load_model
 from ..data.fields import normalise_coords
 from ..data.normalise import denormalise, normalise
 from ..errors import ClimodeError
+from ..model.vidode import last_observed
 from ..model.warp import warp
 from ..output import cf_attrs
-from ..tiles import Tile, blend_weights, extract, windows
+from ..tiles import Tile, blend_weights, extract, grid_step, windows
 from ..times import as_hours, hours_between
 
 BUNDLED = "cam5-synthetic.safetensors"
@@ -85,10 +86,6 @@ def _query_hours(times, origin, calendar: str, last_h: float) -> np.ndarray:
     return hours
 
 
-def _spacing(coord: np.ndarray) -> float:
-    return float(np.median(np.diff(coord))) if coord.size > 1 else 0.0
-
-
 def _domain(ds: xr.Dataset) -> Tile:
     """The box of ``ds``'s cell centres as a Tile, contiguous across the 0/360 meridian."""
     lat, lon = ds.lat.values, np.sort(ds.lon.values % 360)
@@ -110,7 +107,7 @@ def _grids(ds: xr.Dataset, resolution: float | None):
                                f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})")
         return ds, ds, lambda out: out
     box = _domain(ds)
-    step = _spacing(ds.lat.values), _spacing(np.sort(ds.lon.values))
+    step = grid_step(ds.lat.values), grid_step(np.sort(ds.lon.values))
     native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
     to_input = lambda out: out.assign_coords(lon=out.lon % 360).sortby("lon").reindex_like(
         ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
@@ -125,8 +122,8 @@ def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.
     lat, lon = coarse.lat.values, coarse.lon.values
     dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
     da = xr.DataArray(values, dims=dims).pad(lat=1, lon=1, mode="edge").assign_coords(
-        lat=np.r_[lat[0] - _spacing(lat), lat, lat[-1] + _spacing(lat)],
-        lon=np.r_[lon[0] - _spacing(lon), lon, lon[-1] + _spacing(lon)])
+        lat=np.r_[lat[0] - grid_step(lat), lat, lat[-1] + grid_step(lat)],
+        lon=np.r_[lon[0] - grid_step(lon), lon, lon[-1] + grid_step(lon)])
     return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
 
 
@@ -139,8 +136,8 @@ def compose_native(parts: dict[str, np.ndarray], anchor: np.ndarray, coarse: xr.
     (C, H, W), normalised), as the model does on its own grid. Detail finer than the model's
     grid (a compact storm core) is thus carried along by the flow instead of being smoothed away.
     """
-    scale = np.array([_spacing(coarse.lon.values) / _spacing(native.lon.values),
-                      _spacing(coarse.lat.values) / _spacing(native.lat.values)], np.float32)
+    scale = np.array([grid_step(coarse.lon.values) / grid_step(native.lon.values),
+                      grid_step(coarse.lat.values) / grid_step(native.lat.values)], np.float32)
     flow = torch.as_tensor(_upsample(parts["flow"], coarse, native) * scale[None, :, None, None])
     mask = torch.as_tensor(_upsample(parts["mask"], coarse, native))
     diff = torch.as_tensor(_upsample(parts["diff"], coarse, native))
@@ -203,11 +200,9 @@ def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
     return result
 
 
-def _last_observed(frames: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
-    """The last frame of (L, C, H, W) with any finite cell, its missing cells taken from ``fill``
-    (C, H, W) where given, else 0."""
-    observed = np.isfinite(frames).reshape(len(frames), -1).any(1)
-    frame = frames[np.flatnonzero(observed)[-1]]
+def _last_frame(frames: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
+    """The last observed frame of (L, C, H, W) (``last_observed``), missing cells from ``fill`` (C, H, W), else 0."""
+    frame = last_observed(torch.as_tensor(frames)[None])[0].numpy()
     return np.nan_to_num(np.where(np.isfinite(frame), frame, np.nan if fill is None else fill))
 
 
@@ -265,7 +260,7 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
     elif {"flow", "mask", "diff", "previous"} <= set(parts):
         fine = normalise(np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
                          ckpt.variables)
-        anchor = _last_observed(fine, _upsample(_last_observed(scaled), model_ds, native))
+        anchor = _last_frame(fine, _upsample(_last_frame(scaled), model_ds, native))
         pred = compose_native(parts, anchor, model_ds, native, ckpt.model.config)
     else:
         pred = _upsample(parts["frames"], model_ds, native)

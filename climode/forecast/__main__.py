@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import shlex
 import shutil
 import sys
@@ -13,7 +12,7 @@ import xarray as xr
 
 from ..data.fields import open_fields
 from ..errors import ClimodeError, cli
-from ..output import write_netcdf, write_zarr
+from ..output import check_writable, write_netcdf, write_zarr
 from . import __doc__ as DOC
 from . import _checkpoint, _stamp, forecast
 
@@ -55,17 +54,9 @@ def _outputs(args) -> dict[str, Path]:
     if len(set(map(Path.resolve, paths.values()))) != len(paths):
         raise ClimodeError("two outputs name the same path")
     for key, path in paths.items():
-        parent = path.resolve().parent
-        if not parent.is_dir() or not _writable_dir(parent):
-            raise ClimodeError(f"cannot write {path}: {parent} does not exist or is not writable")
-        if path.exists() and not args.overwrite and not (key == "zarr" and args.append):
-            hint = " or --append" if key == "zarr" else ""
-            raise ClimodeError(f"{path} exists; pass --overwrite{hint} to replace it (or choose another output)")
+        zarr = key == "zarr"
+        check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "")
     return paths
-
-
-def _writable_dir(path: Path) -> bool:
-    return os.access(path, os.W_OK | os.X_OK)
 
 
 @cli
