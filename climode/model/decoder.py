@@ -26,3 +26,22 @@ class ConvDecoder(nn.Module):
         out = self.net(torch.cat((state, previous), 1))
         flow, diff, mask = out.split((2, self.channels, 1), 1)
         return flow, diff, torch.sigmoid(mask)
+
+
+class StateDecoder(nn.Module):
+    """A frame-sized output from one state: (B, 4w, H/4, W/4) -> (B, channels, H, W), through
+    bilinear up x2, Conv3x3 4w->2w BN ReLU, up x2, Conv3x3 2w->w BN ReLU, Conv3x3 w->channels.
+    The baselines use it to decode the change from the last observed frame."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv_bn_relu(4 * width, 2 * width, 3),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv_bn_relu(2 * width, width, 3),
+            nn.Conv2d(width, channels, 3, padding=1),
+        )
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state)

@@ -53,6 +53,27 @@ class ConvODEFunc(nn.Module):
         return self.net(h)
 
 
+class FCODEFunc(nn.Module):
+    """dh/dt = f(h) with fully connected layers over the flattened state (ODE-FC of the paper):
+    (B, channels, h, w) -> Linear(channels*h*w, hidden) Tanh Linear(hidden, hidden) Tanh
+    Linear(hidden, channels*h*w), reshaped back. The state's size is fixed at construction."""
+
+    def __init__(self, channels: int, height: int, width: int, hidden: int = 128):
+        super().__init__()
+        size = channels * height * width
+        self.shape = (channels, height, width)
+        self.net = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, size))
+        self.nfe = 0
+
+    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        if tuple(h.shape[1:]) != self.shape:
+            raise ValueError(f"ODE-FC was built for states of shape {self.shape} (frames of the training size), "
+                             f"got {tuple(h.shape[1:])}")
+        self.nfe += 1
+        return self.net(h.flatten(1)).view_as(h)
+
+
 def solve(func: nn.Module, h0: torch.Tensor, times: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
     """Integrate ``func`` from ``h0`` at ``times[0]`` and return the states at every time.
 

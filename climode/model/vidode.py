@@ -9,16 +9,19 @@ from torch import nn
 
 from .decoder import ConvDecoder
 from .encoder import ConvEncoder, ODEConvGRU
-from .odefunc import ConvODEFunc, SolverConfig, solve
+from .odefunc import ConvODEFunc, FCODEFunc, SolverConfig, solve
 from .warp import warp
 
 ENCODERS = ("ode-convgru", "conv")
 DECODINGS = ("recursive", "anchored")
+DERIVATIVES = ("conv", "fc")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of Vid-ODE.
+    """Architecture of Vid-ODE and of the models compared with it (``climode.model.MODELS``).
+
+    architecture: the model's name in ``climode.model.MODELS`` ("vid-ode", "convgru", ...).
 
     channels: variables per frame (3 for RGB or U850/V850/PSL).
     width: base width w; the encoder is w-2w-4w, the ODE derivatives 4w-2w-2w-2w-4w,
@@ -34,8 +37,13 @@ class ModelConfig:
     decoding: "recursive" (the paper: each frame warps the previous generated frame)
         or "anchored" (each frame warps the last input frame, so a query's forecast
         does not depend on which other times were asked for).
+    derivative: "conv" (the paper) or "fc" (ODE-FC: the decoder ODE's derivative is
+        fully connected over the flattened state, which needs ``frame_shape``).
+    frame_shape: (H, W) of the frames trained on, set by the trainer; models whose size
+        depends on it (fully connected layers) need it.
     """
 
+    architecture: str = "vid-ode"
     channels: int = 3
     width: int = 32
     time_scale: float = 1.0
@@ -46,12 +54,20 @@ class ModelConfig:
     flow_warping: bool = True
     mask_composition: bool = True
     decoding: str = "recursive"
+    derivative: str = "conv"
+    frame_shape: list[int] | None = None
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
         if self.decoding not in DECODINGS:
             raise ValueError(f"unknown decoding {self.decoding!r}; choose one of {', '.join(DECODINGS)}")
+        if self.derivative not in DERIVATIVES:
+            raise ValueError(f"unknown derivative {self.derivative!r}; choose one of {', '.join(DERIVATIVES)}")
+        if self.derivative == "fc" and not self.frame_shape:
+            raise ValueError("a fully connected derivative (ODE-FC) needs frame_shape, the (H, W) of the frames")
+        if self.frame_shape is not None:
+            object.__setattr__(self, "frame_shape", [int(n) for n in self.frame_shape])  # YAML-safe
         if self.encoder == "conv" and not self.n_in:
             raise ValueError("the conv (ODE-Conv) encoder needs n_in, the number of input frames")
         if self.channels < 1 or self.width < 1 or not self.time_scale > 0:
@@ -75,11 +91,52 @@ def check_times(times: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} must be strictly increasing (sorted, no duplicates), got {times.tolist()}")
 
 
+def check_inputs(config: ModelConfig, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> None:
+    """Refuse frames (B, L, C, H, W) of the wrong channel count, or times that do not fit them."""
+    C, L = frames.shape[2], frames.shape[1]
+    if C != config.channels:
+        raise ValueError(f"the model expects {config.channels} channels per frame, got {C}")
+    if times.shape != (L,):
+        raise ValueError(f"input times must have shape ({L},) to match the frames, got {tuple(times.shape)}")
+    check_times(times, "input times")
+    check_times(query_times, "query times")
+
+
 def last_observed(frames: torch.Tensor) -> torch.Tensor:
     """The last input frame with any finite cell: (B, L, C, H, W) -> (B, C, H, W)."""
     observed = torch.isfinite(frames).flatten(2).any(2)
     last = observed.shape[1] - 1 - observed.flip(1).int().argmax(1)
     return frames[torch.arange(len(frames), device=frames.device), last]
+
+
+def pad4(x: torch.Tensor) -> torch.Tensor:
+    """Replicate-pad the last two dims of (..., H, W) up to multiples of 4 (the encoder's stride)."""
+    H, W = x.shape[-2:]
+    flat = x.reshape(-1, *x.shape[-3:]) if x.ndim > 4 else x
+    out = F.pad(flat, (0, (-W) % 4, 0, (-H) % 4), mode="replicate")
+    return out.reshape(*x.shape[:-2], *out.shape[-2:])
+
+
+def prepare_inputs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What every learned model takes in, from frames (B, L, C, H, W) with NaN for missing cells:
+    ``x`` (B, L, 2C, H4, W4) the frames with NaN as 0 followed by their validity (1/0), padded to
+    multiples of 4; ``observed`` (B, L) whether a frame has any finite cell; ``anchor``
+    (B, C, H4, W4) the last observed frame, NaN as 0, padded. Refuses a sequence with no
+    observed frame."""
+    valid = torch.isfinite(frames)
+    observed = valid.flatten(2).any(2)
+    if not observed.any(1).all():
+        raise ValueError("every sequence needs at least one observed (not all-NaN) input frame")
+    filled = torch.where(valid, frames, torch.zeros((), dtype=frames.dtype, device=frames.device))
+    x = pad4(torch.cat((filled, valid.to(frames.dtype)), 2))
+    return x, observed, pad4(torch.nan_to_num(last_observed(frames)))
+
+
+def model_times(times: torch.Tensor, query_times: torch.Tensor, like: torch.Tensor,
+                time_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input and query times (real units) in model units, on ``like``'s device and dtype."""
+    to = lambda t: t.to(device=like.device, dtype=like.dtype) / time_scale
+    return to(times), to(query_times)
 
 
 def _trajectory(func: nn.Module, h0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor, solver: SolverConfig):
@@ -106,7 +163,11 @@ class VidODE(nn.Module):
             self.sequence_encoder = ODEConvGRU(4 * w, ode_widths, config.encoder_solver)
         else:
             self.frame_encoder = ConvEncoder(2 * c * config.n_in, w)
-        self.decoder_func = ConvODEFunc(ode_widths)
+        if config.derivative == "fc":
+            H, W = (n + (-n) % 4 for n in config.frame_shape)
+            self.decoder_func = FCODEFunc(4 * w, H // 4, W // 4)
+        else:
+            self.decoder_func = ConvODEFunc(ode_widths)
         self.decoder = ConvDecoder(c, w)
 
     def forward(
@@ -124,23 +185,9 @@ class VidODE(nn.Module):
         """
         cfg = self.config
         B, L, C, H, W = frames.shape
-        if C != cfg.channels:
-            raise ValueError(f"the model expects {cfg.channels} channels per frame, got {C}")
-        if times.shape != (L,):
-            raise ValueError(f"input times must have shape ({L},) to match the frames, got {tuple(times.shape)}")
-        check_times(times, "input times")
-        check_times(query_times, "query times")
-        valid = torch.isfinite(frames)
-        observed = valid.flatten(2).any(2)
-        if not observed.any(1).all():
-            raise ValueError("every sequence needs at least one observed (not all-NaN) input frame")
-        filled = torch.where(valid, frames, torch.zeros((), dtype=frames.dtype, device=frames.device))
-
-        pad_h, pad_w = (-H) % 4, (-W) % 4
-        x = torch.cat((filled, valid.to(frames.dtype)), 2).flatten(0, 1)
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate").unflatten(0, (B, L))
-        t = times.to(frames.dtype) / cfg.time_scale
-        s = query_times.to(device=frames.device, dtype=frames.dtype) / cfg.time_scale
+        check_inputs(cfg, frames, times, query_times)
+        x, observed, anchor = prepare_inputs(frames)
+        t, s = model_times(times, query_times, frames, cfg.time_scale)
 
         if cfg.encoder == "ode-convgru":
             feats = self.frame_encoder(x.flatten(0, 1)).unflatten(0, (B, L))
@@ -149,9 +196,6 @@ class VidODE(nn.Module):
             if L != cfg.n_in:
                 raise ValueError(f"the ODE-Conv encoder was built for {cfg.n_in} input frames, got {L}")
             state = self.frame_encoder(x.flatten(1, 2))
-
-        anchor_raw = last_observed(frames)
-        anchor = F.pad(torch.nan_to_num(anchor_raw), (0, pad_w, 0, pad_h), mode="replicate")
 
         t_last = t[-1]
         forward_idx = torch.nonzero(s >= t_last).flatten().tolist()
@@ -178,5 +222,5 @@ class VidODE(nn.Module):
             "diff": diff,
             "mask": mask,
             "previous": torch.tensor(previous, device=frames.device),
-            "anchor": anchor_raw,
+            "anchor": last_observed(frames),
         }
