@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .model.vidode import last_observed
 from .model.warp import warp
@@ -112,3 +113,18 @@ def advection(frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tens
 
 
 BASELINES = {"persistence": persistence, "linear": linear, "advection": advection}
+
+
+class Baseline(nn.Module):
+    """A forecast of ``BASELINES`` behind the model interface (``forward`` returns ``{"frames": ...}``),
+    so that it is trained (a no-op: it has no parameters), saved and evaluated like any model."""
+
+    def __init__(self, config):
+        super().__init__()
+        if config.architecture not in BASELINES:
+            raise ValueError(f"no baseline named {config.architecture!r}; choose one of {', '.join(BASELINES)}")
+        self.config = config
+        self.forecast = BASELINES[config.architecture]
+
+    def forward(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"frames": self.forecast(frames, times, query_times)}

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from .errors import ClimodeError
 from .files import replacing
-from .model.vidode import ModelConfig, VidODE
+from .model import ModelConfig, build
 
 FORMAT = "climode-vidode-1"
 
@@ -29,7 +30,7 @@ class Checkpoint:
     """A loaded model and what it was trained on: ``metadata`` has ``variables`` (names, in
     channel order), ``normalisation`` (per variable), ``time_units`` and the run ``config``."""
 
-    model: VidODE
+    model: nn.Module
     metadata: dict
     path: Path
 
@@ -38,7 +39,7 @@ class Checkpoint:
         return list(self.metadata["variables"])
 
 
-def save_model(path: str | Path, model: VidODE, metadata: dict) -> Path:
+def save_model(path: str | Path, model: nn.Module, metadata: dict) -> Path:
     """Write ``model`` and ``metadata`` to a safetensors file atomically (temporary file, then rename)."""
     path = Path(path)
     header = {"format": FORMAT, **metadata, "model": model.config.to_dict()}
@@ -86,7 +87,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoi
     safetensors = start[8:9] == b"{"  # an 8-byte header length, then the JSON header
     weights, metadata = _read_model_file(path) if safetensors else _read_training_checkpoint(path)
     try:
-        model = VidODE(ModelConfig(**metadata["model"]))
+        model = build(ModelConfig(**metadata["model"]))
         model.load_state_dict(weights)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ClimodeError(f"checkpoint {path} does not match the climode model ({str(exc)[:300]})") from None

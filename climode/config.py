@@ -36,7 +36,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation. Steps count generator updates (batches); lr decays x lr_decay per epoch."""
+    """Optimisation. Steps count generator updates (batches); lr decays x lr_decay per epoch.
+    ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae)."""
 
     batch_size: int = 8
     lr: float = 1e-3
@@ -44,6 +45,7 @@ class TrainConfig:
     lambda_diff: float = 1.0
     lambda_img: float = 0.003
     lambda_seq: float = 0.003
+    lambda_kl: float = 1e-3
     adversarial: bool = True
     disc_width: int = 64
     max_epochs: int = 500
@@ -120,4 +122,7 @@ def replace(config: Config, section: str, **changes) -> Config:
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         return config
-    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+    try:
+        return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+    except (TypeError, ValueError) as exc:
+        raise ClimodeError(f"{section}: {exc}") from None

@@ -1,9 +1,11 @@
-"""Train Vid-ODE: ``python -m climode.train --config CONFIG --out DIR``.
+"""Train Vid-ODE or a model compared with it: ``python -m climode.train [--model NAME] --config CONFIG --out DIR``.
 
 Checkpoints go to DIR/checkpoints (``last.ckpt`` is what ``--resume`` continues from,
 with optimiser, schedule and discriminator state), metrics to DIR/logs/metrics.csv,
 the run's config to DIR/run.yaml, and the final model to DIR/model.safetensors,
-whose path is the last line printed.
+whose path is the last line printed. ``--model`` picks the architecture (default: the config's,
+vid-ode); the baselines without parameters (persistence, linear, advection) are written out at
+once, so that ``python -m climode.evaluate --checkpoint`` scores them like any model.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from .data.gridded import is_shard_store
 from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
 from .files import replacing
+from .model import LEARNED, MODELS, VARIANTS
 from .task import ForecastTask
 
 RUN_FILE = "run.yaml"
@@ -39,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m climode.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
+    p.add_argument("--model", choices=list(MODELS), help="the model to train (default: the config's, vid-ode)")
     p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
     p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
     p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
@@ -136,20 +140,29 @@ def main(argv: list[str] | None = None) -> None:
                      time_in_hours=args.time_in_hours, reference_time=args.reference_time)
     config = replace(config, "train", max_steps=args.max_steps, max_epochs=args.max_epochs, devices=args.devices,
                      accelerator=args.accelerator, checkpoint_every=args.checkpoint_every)
+    chosen = {"architecture": args.model, **VARIANTS.get(args.model, {})} if args.model and not args.resume else {}
+    if args.model and args.resume and args.model != config.model.architecture:
+        raise ClimodeError(f"cannot resume {out} as --model {args.model}: that run trains {config.model.architecture}")
     ckpt_path = _resume_path(out, args.resume)
     if config.data.name == "gridded" and config.data.path and not is_shard_store(config.data.path):
         config = _prepare_gridded(config, out) if launcher else replace(config, "data", path=str(out / "data.zarr"))
 
     train_set, val_set = open_dataset(config.data, "train"), open_dataset(config.data, "val")
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
-    channels = train_set[0]["frames_in"].shape[1]
-    n_in = config.data.n_in if config.model.encoder == "conv" else None
-    config = replace(config, "model", channels=channels, n_in=n_in)
+    channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
+    n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
+    config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
         with replacing(out / RUN_FILE) as tmp:
             tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
+    if config.model.architecture not in LEARNED:
+        if launcher:
+            print(f"{config.model.architecture} has no parameters: nothing to train", file=sys.stderr)
+            task = ForecastTask(config, _metadata(train_set))
+            print(save_model(out / "model.safetensors", task.model, task.checkpoint_metadata()), flush=True)
+        return
     _quiet_lightning()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     train = config.train

@@ -8,7 +8,8 @@ A sample is a dict of
   ``times_out``  (K,) float, strictly increasing.
 Batches put samples on the union of their time grids: a sample lacking a time of
 the union has an all-NaN frame there, and ``present_in`` / ``present_out`` (B, T) say
-which grid times are the sample's own.
+which grid times are the sample's own; ``own_times`` splits a batch back into groups of
+samples that share their own times, so that no forecast depends on another sample's times.
 """
 from __future__ import annotations
 
@@ -46,3 +47,21 @@ def drop_frames(frames: np.ndarray, fraction: float, rng: np.random.Generator) -
     dropped = rng.random(len(frames) - 1) < fraction
     frames[:-1][dropped] = np.nan
     return frames
+
+
+def own_times(present_in: torch.Tensor, present_out: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """Groups of a batch's samples that have the same own times: ``(rows, inputs, queries)``, the
+    sample indices and the union-grid indices of their input and query times (see ``collate``).
+    Groups without a query time are left out."""
+    groups: dict[tuple, list[int]] = {}
+    for b, key in enumerate(zip(map(tuple, present_in.tolist()), map(tuple, present_out.tolist()))):
+        groups.setdefault(key, []).append(b)
+    return [(torch.tensor(rows), torch.tensor(mask_in).nonzero().flatten(), torch.tensor(mask_out).nonzero().flatten())
+            for (mask_in, mask_out), rows in groups.items() if any(mask_out)]
+
+
+def sub_batch(batch: dict, rows: torch.Tensor, inputs: torch.Tensor, queries: torch.Tensor) -> dict:
+    """The part of a union-grid batch that ``own_times`` groups: those samples on their own times."""
+    pick = lambda x, index: x[rows][:, index]
+    return {"frames_in": pick(batch["frames_in"], inputs), "times_in": batch["times_in"][inputs],
+            "frames_out": pick(batch["frames_out"], queries), "times_out": batch["times_out"][queries]}

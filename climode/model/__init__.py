@@ -1,7 +1,28 @@
-"""The Vid-ODE model: encoder, ODEs, decoder, warping, discriminators."""
+"""The Vid-ODE model and the models it is compared with, chosen by name (``MODELS``, ``build``)."""
+from torch import nn
+
+from ..baselines import BASELINES, Baseline
 from .discriminator import PatchDiscriminator
+from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
+from .recurrent import MODELS as RECURRENT
 from .vidode import ModelConfig, VidODE, check_times
 from .warp import warp
 
-__all__ = ["ModelConfig", "PatchDiscriminator", "SolverConfig", "VidODE", "check_times", "warp"]
+MODELS: dict[str, type[nn.Module]] = {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT,
+                                      **{name: Baseline for name in BASELINES}}
+# what a name sets in ModelConfig besides ``architecture``: ODE-Conv and ODE-FC are Vid-ODE without the
+# ODE-ConvGRU encoder (the input frames stacked along channels), with a conv or fully connected derivative
+VARIANTS: dict[str, dict] = {"ode-conv": {"encoder": "conv"}, "ode-fc": {"encoder": "conv", "derivative": "fc"}}
+LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
+
+
+def build(config: ModelConfig) -> nn.Module:
+    """The model ``config.architecture`` names, built from ``config``."""
+    if config.architecture not in MODELS:
+        raise ValueError(f"unknown model {config.architecture!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[config.architecture](config)
+
+
+__all__ = ["LEARNED", "MODELS", "VARIANTS", "ModelConfig", "PatchDiscriminator", "SolverConfig", "VidODE", "build",
+           "check_times", "warp"]
