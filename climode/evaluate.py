@@ -1,7 +1,8 @@
 """Score forecasts against the baselines (persistence, linear extrapolation, advection), per lead time.
 
 ``python -m climode.evaluate --checkpoint CKPT --dataset NAME [--json FILE]`` scores a trained model
-on a dataset; ``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]``
+on a dataset; ``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR`` runs one
+of the paper's protocols end to end (see ``climode.protocols``); ``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]``
 verifies a forecast file (what ``python -m climode.forecast`` writes) against a truth file: RMSE per
 variable, storm track and intensity errors (see ``climode.verify``)."""
 from __future__ import annotations
@@ -10,19 +11,18 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 import xarray as xr
-from torch.utils.data import DataLoader
 
+from . import scoring
 from .baselines import BASELINES
 from .checkpoint import Checkpoint, load_model
 from .config import config_from_dict, replace
-from .data import DATASETS, collate, open_dataset
+from .data import DATASETS, open_dataset
 from .data.fields import open_fields
+from .data.shards import Shards
 from .errors import ClimodeError, cli
 from .files import replacing
 from .metrics import METRICS
@@ -30,7 +30,8 @@ from .verify import format_table as format_verification
 from .verify import verify
 
 MODE_ONLY = {"checkpoint": ("dataset", "data"),
-             "forecast": ("truth", "storm", "vars", "time_in_hours", "reference_time")}
+             "forecast": ("truth", "storm", "vars", "time_in_hours", "reference_time"),
+             "protocol": ("preset", "out", "overwrite")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", help="also write the scores to this JSON file")
+    p.add_argument("--protocol", help="run one of the paper's protocols end to end (data, training, scores): "
+                                      "cam5-irregular, sampling-rate, ablation, bouncing-ball")
+    p.add_argument("--preset", help="with --protocol: cpu-small (2 CPU cores, under an hour) or paper")
+    p.add_argument("--out", help="with --protocol: directory for data, runs and results (scores.csv, results.md, plots)")
+    p.add_argument("--overwrite", action="store_true", help="with --protocol: run into an --out that holds other files")
     return p
 
 
@@ -59,55 +65,13 @@ def _check_channels(ckpt: Checkpoint, dataset, name: str) -> None:
                            f"but dataset {name} has {channels} ({', '.join(dataset.variables)})")
 
 
-def on_own_times(forecast, frames: torch.Tensor, times: torch.Tensor, query: torch.Tensor,
-                 present_in: torch.Tensor, present_out: torch.Tensor) -> torch.Tensor:
-    """Run ``forecast`` for each sample of a batch collated on a union time grid with only that
-    sample's own input and query times, so that no sample's forecast depends on the others' times
-    (recursive decoding composes each query from the previous one). Samples sharing their times are
-    run together. Returns (B, K, C, H, W) on the union query grid, NaN at others' query times."""
-    B, K = present_out.shape
-    out = frames.new_full((B, K, *frames.shape[2:]), float("nan"))
-    groups: dict = defaultdict(list)
-    for b in range(B):
-        groups[(tuple(present_in[b].tolist()), tuple(present_out[b].tolist()))].append(b)
-    for (mask_in, mask_out), rows in groups.items():
-        i, k = torch.tensor(mask_in), torch.tensor(mask_out)
-        if k.any():
-            rows_t = torch.tensor(rows)
-            out[rows_t[:, None], k.nonzero().flatten()[None]] = forecast(frames[rows_t][:, i], times[i], query[k])
-    return out
-
-
-@torch.no_grad()
 def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
-    """Mean of each metric per lead time for the model and the baselines (``climode.baselines``).
-
-    Returns ``{"lead_times": [...], "methods": {name: {metric: [value per lead time]}}}``,
-    lead times in the data's time units after each sample's own last input time. Every forecast
-    sees only its own sample's times (``on_own_times``).
-    """
-    forecasters = {"vid-ode": lambda f, t, s: ckpt.model(f, t, s)["frames"], **BASELINES}
-    sums: dict = defaultdict(lambda: defaultdict(float))
-    counts: dict = defaultdict(int)
-    for batch in DataLoader(dataset, batch_size, collate_fn=collate):
-        frames, times, query, target = (batch[k] for k in ("frames_in", "times_in", "times_out", "frames_out"))
-        last_input = torch.where(batch["present_in"], times, -torch.inf).max(1).values  # each sample's own
-        leads = (query[None] - last_input[:, None]).tolist()  # (B, K)
-        known = (torch.isfinite(target).flatten(2).any(2) & batch["present_out"]).tolist()
-        cells = [(b, k) for b in range(len(known)) for k in range(len(known[b])) if known[b][k]]
-        rows, cols = (torch.tensor(index) for index in zip(*cells)) if cells else (torch.zeros(0, dtype=torch.long),) * 2
-        for name, forecast in forecasters.items():
-            pred = on_own_times(forecast, frames, times, query, batch["present_in"], batch["present_out"])
-            for metric, fn in METRICS.items():  # only each sample's own known frames are scored
-                values = fn(pred[rows, cols].unsqueeze(1), target[rows, cols].unsqueeze(1))[:, 0].tolist()
-                for (b, k), value in zip(cells, values):
-                    sums[(name, metric)][leads[b][k]] += value
-        for b, k in cells:
-            counts[leads[b][k]] += 1
-    lead_times = sorted(counts)
-    return {"lead_times": lead_times,
-            "methods": {name: {metric: [sums[(name, metric)][lead] / counts[lead] for lead in lead_times]
-                               for metric in METRICS} for name in forecasters}}
+    """``climode.scoring.score`` of the checkpoint's model next to the baselines (``climode.baselines``);
+    storm scores too when the dataset is a shard store of storm tiles."""
+    name = ckpt.model.config.architecture
+    forecasters = {name: lambda f, t, s: ckpt.model(f, t, s)["frames"],
+                   **{k: v for k, v in BASELINES.items() if k != name}}
+    return scoring.score(forecasters, dataset, batch_size, storms=isinstance(dataset, Shards))
 
 
 def format_table(scores: dict, time_units: str) -> str:
@@ -125,16 +89,21 @@ def format_table(scores: dict, time_units: str) -> str:
 
 
 def _check_mode(args: argparse.Namespace) -> str:
-    """The mode, "checkpoint" or "forecast": exactly one of the two options, with only its own options."""
-    if (args.checkpoint is None) == (args.forecast is None):
-        raise ClimodeError("give exactly one of --checkpoint (score a model on a dataset) or --forecast "
-                           "(verify a forecast file against --truth)")
-    mode, other = ("forecast", "checkpoint") if args.forecast else ("checkpoint", "forecast")
-    stray = [f"--{name.replace('_', '-')}" for name in MODE_ONLY[other] if getattr(args, name) not in (None, False)]
-    if stray:
-        raise ClimodeError(f"{', '.join(stray)} only go(es) with --{other}, not --{mode}")
+    """The mode, "checkpoint", "forecast" or "protocol": exactly one of the three options, with only its
+    own options."""
+    given = [mode for mode in MODE_ONLY if getattr(args, mode) is not None]
+    if len(given) != 1:
+        raise ClimodeError("give exactly one of --checkpoint (score a model on a dataset), --forecast "
+                           "(verify a forecast file against --truth) or --protocol (run a paper protocol)")
+    mode = given[0]
+    for other in MODE_ONLY:
+        stray = [f"--{n.replace('_', '-')}" for n in MODE_ONLY[other] if other != mode and getattr(args, n) not in (None, False)]
+        if stray:
+            raise ClimodeError(f"{', '.join(stray)} only go(es) with --{other}, not --{mode}")
     if mode == "forecast" and args.truth is None:
         raise ClimodeError("--forecast needs --truth FILE (the true fields to verify against)")
+    if mode == "protocol" and not (args.preset and args.out):
+        raise ClimodeError("--protocol needs --preset (cpu-small or paper) and --out DIR")
     return mode
 
 
@@ -205,6 +174,11 @@ def main(argv: list[str] | None = None) -> None:
         raise ClimodeError(f"cannot write {args.json}: its directory does not exist or is not writable")
     if mode == "forecast":
         _verify_files(args)
+        return
+    if mode == "protocol":
+        from .protocols import run  # trains models: loaded only for this mode
+        for path in run(args.protocol, args.preset, args.out, args.overwrite):
+            print(path)
         return
     ckpt = load_model(args.checkpoint)
     config = config_from_dict(ckpt.metadata["config"], f"{args.checkpoint} config")

@@ -114,7 +114,7 @@ def test_ssim_of_many_frames_equals_frame_by_frame():
 
 def test_each_sample_is_forecast_on_its_own_times():
     """On a union time grid a sample's forecast must not see its batch mates' input or query times."""
-    from climode.evaluate import on_own_times
+    from climode.scoring import on_own_times
 
     seen = []
 

@@ -19,6 +19,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -91,15 +92,16 @@ class Shards(Dataset):
     store's statistics; times are hours relative to the sample's first input frame. Only the
     validation split may be empty (a short record); train and test may not. ``grid`` records
     what a forecast needs to put new fields on the model's grid: ``resolution`` (degrees, None
-    for the native grid), ``tile_shape`` [y, x] in cells, ``calendar`` and physical ``units``."""
+    for the native grid), ``tile_shape`` [y, x] in cells, ``calendar`` and physical ``units``.
+    ``normalisation`` replaces the store's statistics (e.g. a model's, to score it on another store)."""
 
     time_units = "hours"
 
-    def __init__(self, path: str | Path, split: str = "train"):
+    def __init__(self, path: str | Path, split: str = "train", normalisation: dict | None = None):
         store = open_store(path)
         self.path = Path(path)
         self.variables = list(json.loads(store.attrs["variables"]))
-        self.normalisation = json.loads(store.attrs["normalisation"])
+        self.normalisation = normalisation or json.loads(store.attrs["normalisation"])
         self.n_in, self.n_out = int(store.attrs["n_in"]), int(store.attrs["n_out"])
         resolution = store.attrs.get("resolution", "native")
         self.grid = {"resolution": None if resolution == "native" else float(resolution),
@@ -109,6 +111,31 @@ class Shards(Dataset):
         if not len(self.index) and split != "val":
             raise ClimodeError(f"shards {path} hold no {split} samples")
         self.frames, self.hours = store["frames"], store["hours"].values
+        self.store = store
+
+    @cached_property
+    def _places(self) -> dict:
+        """The store's tile coordinates, storm names and tracks, read once."""
+        store = self.store
+        return {**{name: store[name].values if name in store else None for name in ("lat", "lon", "storm")},
+                "tracks": read_tracks(store)}
+
+    def place(self, i: int) -> dict:
+        """Where and when sample ``i`` is: ``lat`` (y,) and ``lon`` (x,) of its tile in degrees (None on a
+        grid without them), ``hours`` (step,) since the store's reference, its ``storm`` and the storm's
+        (``lat``, ``lon``) at the last input step from the stored track (None without one)."""
+        j = int(self.index[i])
+        table = self._places
+        coords = {name: table[name][j] if table[name] is not None else None for name in ("lat", "lon")}
+        storm = str(table["storm"][j]) if table["storm"] is not None else None
+        track = table["tracks"][table["tracks"]["storm"] == storm]
+        last = self.hours[j, self.n_in - 1]
+        centre = None
+        if len(track) and track["hours"].min() <= last <= track["hours"].max():
+            order = np.argsort(track["hours"].to_numpy())
+            hours = track["hours"].to_numpy()[order]
+            centre = tuple(float(np.interp(last, hours, track[c].to_numpy()[order])) for c in ("lat", "lon"))
+        return {**coords, "hours": self.hours[j], "storm": storm, "centre": centre}
 
     def __len__(self) -> int:
         return len(self.index)

@@ -1,0 +1,158 @@
+"""Forecasters scored on a dataset's samples, per lead time.
+
+Every sample is forecast on its own times (``on_own_times``) and only its known target
+frames are scored. Scores, each the mean over samples at one lead time (NaN left out):
+
+- ``mse`` (normalised units; x1e3 in the protocols' tables: the paper's MSE x1e-3 on fields
+  min-max scaled to [0, 1]), ``psnr`` (dB, mean of per-frame PSNR, data range 1) and ``ssim``
+  (Gaussian 11 px, data range 1), from ``climode.metrics``;
+- ``lpips``: always NaN (reported as n/a): its backbone weights cannot be had here, and no
+  stand-in number is made up;
+- with ``storms`` (storm tiles of a shard store, U850/V850/PSL): ``rmse_<VAR>`` in the variable's
+  physical units (cos-latitude weighted), ``track_km``, ``psl_min_abs_hpa``, ``wind_max_abs_ms``
+  from ``climode.verify``, the storm followed from its stored track position at the last input.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import xarray as xr
+from torch.utils.data import DataLoader
+
+from .data import collate
+from .data.normalise import denormalise
+from .data.samples import own_times
+from .errors import ClimodeError
+from .metrics import METRICS
+from .verify import MODEL, lat_weighted_rmse, verify
+
+Forecaster = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+STORM_SCORES = ("track_km", "psl_min_abs_hpa", "wind_max_abs_ms")
+EPOCH = np.datetime64("2000-01-01T00:00:00")  # any origin: verify matches times by value
+
+
+def on_own_times(forecast: Forecaster, frames: torch.Tensor, times: torch.Tensor, query: torch.Tensor,
+                 present_in: torch.Tensor, present_out: torch.Tensor) -> torch.Tensor:
+    """Run ``forecast`` for each sample of a batch collated on a union time grid with only that
+    sample's own input and query times, so that no sample's forecast depends on the others' times
+    (recursive decoding composes each query from the previous one). Samples sharing their times are
+    run together. Returns (B, K, C, H, W) on the union query grid, NaN at others' query times."""
+    out = frames.new_full((len(frames), len(query), *frames.shape[2:]), float("nan"))
+    for rows, inputs, queries in own_times(present_in, present_out):
+        out[rows[:, None], queries[None]] = forecast(frames[rows][:, inputs], times[inputs], query[queries])
+    return out
+
+
+def _fields(frames: np.ndarray, hours: np.ndarray, variables: list[str], lat: np.ndarray, lon: np.ndarray,
+            reference: float | None = None) -> xr.Dataset:
+    """Physical frames (T, C, y, x) at ``hours`` as a (time, lat, lon) Dataset for ``climode.verify``."""
+    times = EPOCH + (np.asarray(hours) * 3600).astype("timedelta64[s]")
+    ds = xr.Dataset({v: (("time", "lat", "lon"), frames[:, c]) for c, v in enumerate(variables)},
+                    coords={"time": times, "lat": lat, "lon": lon})
+    if reference is not None:
+        ds = ds.assign_coords(forecast_reference_time=EPOCH + np.timedelta64(int(round(reference * 3600)), "s"))
+    return ds
+
+
+def storm_scores(pred: np.ndarray, truth: np.ndarray, leads: np.ndarray, last_input: np.ndarray,
+                 variables: list[str], lat: np.ndarray, lon: np.ndarray,
+                 centre: tuple[float, float] | None) -> dict[str, np.ndarray]:
+    """Physical-unit scores of one sample's forecast: pred and truth (K, C, y, x) at ``leads`` (K,)
+    hours after its last input frame ``last_input`` (C, y, x). Returns ``rmse_<VAR>`` and the storm
+    scores, each (K,), NaN where undefined."""
+    forecast = _fields(pred, leads, variables, lat, lon, reference=0.0)
+    truth_ds = _fields(np.concatenate((last_input[None], truth)), np.concatenate(([0.0], leads)), variables, lat, lon)
+    out = {f"rmse_{v}": lat_weighted_rmse(forecast[v], truth_ds[v].isel(time=slice(1, None))).values
+           for v in variables}
+    if "PSL" in variables:
+        try:
+            scores = verify(forecast, truth_ds, centre)["methods"][MODEL]
+        except ClimodeError:  # no storm near the track position in this tile: no storm scores
+            scores = {}
+        out.update({name: np.array(scores[name], float) for name in STORM_SCORES if name in scores})
+    return out
+
+
+class _Means:
+    """Running means per (method, score, lead) that leave NaN values out."""
+
+    def __init__(self):
+        self.sums: dict = defaultdict(float)
+        self.counts: dict = defaultdict(int)
+
+    def add(self, method: str, score: str, lead: float, value: float) -> None:
+        if np.isfinite(value):
+            self.sums[(method, score, lead)] += value
+            self.counts[(method, score, lead)] += 1
+
+    def table(self, methods: list[str], scores: list[str], leads: list[float]) -> dict:
+        mean = lambda key: self.sums[key] / self.counts[key] if self.counts[key] else float("nan")
+        return {m: {s: [mean((m, s, lead)) for lead in leads] for s in scores} for m in methods}
+
+
+@torch.no_grad()
+def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, storms: bool = False) -> dict:
+    """Mean of each score per lead time for each forecaster (``fn(frames, times, query_times) ->
+    frames``, normalised units) on ``dataset``'s samples.
+
+    Returns ``{"lead_times": [...], "samples": [per lead], "methods": {name: {score: [per lead]}}}``,
+    lead times in the data's units after each sample's own last input; scores as in the module
+    docstring (NaN where undefined)."""
+    means, samples = _Means(), defaultdict(int)
+    names = list(forecasters)
+    physical = storms and getattr(dataset, "normalisation", None) is not None
+    start = 0
+    for batch in DataLoader(dataset, batch_size, collate_fn=collate):
+        frames, times, query, target = (batch[k] for k in ("frames_in", "times_in", "times_out", "frames_out"))
+        last_input = torch.where(batch["present_in"], times, -torch.inf).max(1).values
+        leads = (query[None] - last_input[:, None]).tolist()
+        known = (torch.isfinite(target).flatten(2).any(2) & batch["present_out"]).tolist()
+        cells = [(b, k) for b in range(len(known)) for k in range(len(known[b])) if known[b][k]]
+        for b, k in cells:
+            samples[leads[b][k]] += 1
+        if not cells:
+            start += len(frames)
+            continue
+        rows, cols = (torch.tensor(index) for index in zip(*cells))
+        for name in names:
+            pred = on_own_times(forecasters[name], frames, times, query, batch["present_in"], batch["present_out"])
+            for metric, fn in METRICS.items():
+                values = fn(pred[rows, cols].unsqueeze(1), target[rows, cols].unsqueeze(1))[:, 0].tolist()
+                for (b, k), value in zip(cells, values):
+                    means.add(name, metric, leads[b][k], value)
+            if physical:
+                _add_storm_scores(means, name, dataset, start, pred, batch, leads, known)
+        start += len(frames)
+    lead_times = sorted(samples)
+    scored = ["mse", "psnr", "ssim", "lpips"]
+    if physical:
+        scored += [f"rmse_{v}" for v in dataset.variables] + [s for s in STORM_SCORES
+                                                               if any(k[1] == s for k in means.counts)]
+    return {"lead_times": lead_times, "samples": [samples[lead] for lead in lead_times],
+            "methods": means.table(names, scored, lead_times)}
+
+
+def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch.Tensor, batch: dict,
+                      leads: list[list[float]], known: list[list[bool]]) -> None:
+    """Add the physical-unit scores of one method's batch forecast ``pred`` (B, K, C, H, W)."""
+    stats, variables = dataset.normalisation, dataset.variables
+    physical = lambda x: denormalise(x.double().numpy(), stats, variables)
+    inputs = batch["frames_in"]
+    for b in range(len(pred)):
+        ks = [k for k, ok in enumerate(known[b]) if ok]
+        if not ks:
+            continue
+        place = dataset.place(start + b)
+        if place["lat"] is None:
+            return
+        observed = torch.isfinite(inputs[b]).flatten(1).any(1).nonzero().flatten()
+        last = physical(inputs[b, observed[-1]])
+        scores = storm_scores(physical(pred[b, ks]), physical(batch["frames_out"][b, ks]),
+                              np.array([leads[b][k] for k in ks]), last, variables, place["lat"], place["lon"],
+                              place["centre"])
+        for score_name, values in scores.items():
+            for k, value in zip(ks, values):
+                means.add(name, score_name, leads[b][k], float(value))
