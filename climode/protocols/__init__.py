@@ -1,0 +1,145 @@
+"""The paper's evaluation protocols, run end to end: build the data, train every entry with
+``climode.train``, score it with ``climode.scoring``, write tables and plots.
+
+``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR``. DIR keeps
+the data, each entry's run (``runs/<entry>``) and the results; a run that stops part way is
+continued by running the same command again (finished entries are not trained again).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..checkpoint import load_model
+from ..config import DataConfig
+from ..data import open_dataset
+from ..data.shards import Shards
+from ..errors import ClimodeError
+from ..files import replacing
+from ..model import LEARNED
+from ..scoring import score
+from ..train import main as train_main
+from . import report
+from .data import storm_shards
+from .spec import PRESETS, PROTOCOLS, Entry, Preset, Protocol
+
+STATE = "protocol.json"
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def _config(protocol: Protocol, preset: Preset, entry: Entry, data: dict) -> dict:
+    solver = {"method": "rk4", "step_size": preset.solver_step}
+    return {
+        "model": {"width": preset.width, "time_scale": 3.0 if protocol.data == "cam5" else 1.0,
+                  "encoder_solver": solver, "decoder_solver": solver, **entry.model_config},
+        "data": data,
+        "train": {"batch_size": preset.batch_size, "adversarial": False, "disc_width": preset.width,
+                  "max_steps": preset.steps, "max_epochs": 100_000, "checkpoint_every": max(preset.steps // 4, 1),
+                  "val_every": 5, **entry.train_config},
+    }
+
+
+def _train(entry: Entry, config: dict, run: Path) -> Path:
+    """Train one entry in ``run`` (or reuse its model when that run already finished with this config)."""
+    model = run / "model.safetensors"
+    wanted = run / "protocol-config.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    if model.is_file() and wanted.is_file() and wanted.read_text() == text:
+        print(f"  reusing {model}", file=sys.stderr, flush=True)
+        return model
+    config_file = run.parent / f"{run.name}.yaml"
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(text)
+    quiet = contextlib.redirect_stdout(io.StringIO())  # train prints the model path; we know it
+    with quiet:
+        code = train_main(["--config", str(config_file), "--model", entry.model, "--out", str(run), "--overwrite"])
+    if code:
+        raise ClimodeError(f"training {entry.label} in {run} failed (see the error above)")
+    wanted.write_text(text)
+    return model
+
+
+def _check_out(out: Path, name: str, preset: str, overwrite: bool) -> None:
+    state = out / STATE
+    record = {"protocol": name, "preset": preset}
+    if state.is_file():
+        found = json.loads(state.read_text())
+        if found != record and not overwrite:
+            raise ClimodeError(f"{out} holds protocol {found.get('protocol')} with preset {found.get('preset')}; "
+                               "choose another --out, or pass --overwrite to run into it anyway")
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise ClimodeError(f"{out} already holds files that are not a protocol run; choose another --out "
+                           "or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    with replacing(state) as tmp:
+        tmp.write_text(json.dumps(record))
+
+
+def _datasets(protocol: Protocol, preset: Preset, out: Path) -> tuple[dict, dict[str, object], dict[str, float]]:
+    """The training data section and the test sets by setting name (and the rate of each setting)."""
+    if protocol.data == "cam5":
+        train_store = storm_shards(out / "data", preset, protocol.train_rate)
+        data = {"name": "cam5", "path": str(train_store)}
+        stats = Shards(train_store, "train").normalisation  # every test set scaled as the models were trained
+        if protocol.rates is None:
+            return data, {"": Shards(train_store, "test")}, {}
+        settings = {f"{round(r * 100)} % of frames": r for r in protocol.rates}
+        tests = {s: Shards(storm_shards(out / "data", preset, r), "test", normalisation=stats)
+                 for s, r in settings.items()}
+        return data, tests, settings
+    data = {"name": "bouncing-ball", "n_in": protocol.n_in, "n_out": protocol.n_out, "frame_size": 32,
+            "train_size": preset.train_size, "val_size": max(preset.test_size // 5, 8), "test_size": preset.test_size,
+            "seed": preset.seed}
+    return data, {"": open_dataset(DataConfig(**data), "test")}, {}
+
+
+def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False) -> list[Path]:
+    """Run protocol ``name`` at preset ``preset_name`` into ``out``; returns the result files."""
+    if name not in PROTOCOLS:
+        raise ClimodeError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    if preset_name not in PRESETS:
+        raise ClimodeError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    protocol, preset, out = PROTOCOLS[name], PRESETS[preset_name], Path(out)
+    _check_out(out, name, preset_name, overwrite)
+    started = time.perf_counter()
+    data, tests, rates = _datasets(protocol, preset, out)
+    storms = protocol.data == "cam5"
+    results: list[dict] = []
+    for i, entry in enumerate(protocol.entries, 1):
+        tic = time.perf_counter()
+        learned = entry.model in LEARNED
+        print(f"[{i}/{len(protocol.entries)}] {entry.label}: " + (f"training {preset.steps} updates" if learned
+              else "no parameters"), file=sys.stderr, flush=True)
+        model = load_model(_train(entry, _config(protocol, preset, entry, data), out / "runs" / _slug(entry.label)))
+        forecast = lambda f, t, s, m=model.model: m(f, t, s)["frames"]
+        for setting, test in tests.items():
+            scores = score({entry.label: forecast}, test, batch_size=8, storms=storms)
+            results.append({"setting": setting, "model": entry.label, "scores": scores})
+            mse = scores["methods"][entry.label]["mse"]
+            print(f"  {setting or 'test'}: MSE x1e-3 by lead {', '.join(f'{1e3 * v:.3f}' for v in mse)} "
+                  f"({time.perf_counter() - tic:.0f} s)", file=sys.stderr, flush=True)
+        _write(out, name, preset_name, protocol, results, rates, started, storms)
+    return _write(out, name, preset_name, protocol, results, rates, started, storms)
+
+
+def _write(out: Path, name: str, preset_name: str, protocol: Protocol, results: list[dict], rates: dict,
+           started: float, storms: bool) -> list[Path]:
+    minutes = (time.perf_counter() - started) / 60
+    header = (f"`python -m climode.evaluate --protocol {name} --preset {preset_name} --out {out}`: "
+              f"{protocol.title}. Preset {preset_name}: {PRESETS[preset_name]}. {len(results)} result(s) so far, "
+              f"{minutes:.1f} min on {torch.get_num_threads()} torch thread(s).")
+    return report.write(out, protocol.title, header, results, "h" if storms else "frames", rates or None)
+
+
+__all__ = ["PRESETS", "PROTOCOLS", "run"]

@@ -1,0 +1,40 @@
+"""The data a protocol runs on, built from scratch: seeded synthetic storms cut into basin tiles
+and irregular samples (the same pipeline as ``pipelines/prepare_cam5.py``), or bouncing balls."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..data.fields import open_fields
+from ..data.prepare import plan_samples, step_hours, write_shards
+from ..data.sampling import SamplingConfig
+from ..data.synthetic import write_corpus
+from ..tiles import parse_tiles
+from ..tracks import read_tracks
+from .spec import Preset
+
+BASINS = "east-pacific-atlantic"
+VARIABLES = ["U850", "V850", "PSL"]
+
+
+def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
+    """Shards of the preset's synthetic storms (written once to ``out/corpus``) sampled with
+    irregular gaps (``rate`` None) or at a sampling rate; reused when already written."""
+    store = out / ("shards.zarr" if rate is None else f"shards-rate{round(rate * 100)}.zarr")
+    if store.exists():
+        return store
+    corpus = out / "corpus"
+    if not (corpus / "tracks.csv").is_file():
+        print(f"writing {preset.storms} synthetic storms to {corpus}", file=sys.stderr, flush=True)
+        write_corpus(corpus, preset.storms, preset.seed, small=True, overwrite=True)
+    ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), VARIABLES)
+    step = step_hours(ds)
+    sampling = SamplingConfig(n_in=5, n_out=5, step_h=step, min_gap_h=step, max_gap_h=48.0, lead_step_h=step,
+                              rate=rate)
+    tracks = read_tracks(corpus / "tracks.csv", calendar=ds.time.values[0].calendar)
+    tiles = parse_tiles(BASINS)
+    plan = plan_samples(ds, tiles, tracks, sampling, preset.samples_per_storm, preset.seed)
+    print(f"writing {len(plan)} samples to {store}", file=sys.stderr, flush=True)
+    write_shards(store, ds, tiles, plan, VARIABLES, preset.resolution, "minmax", tracks, sampling,
+                 {"source_files": str(corpus), "tracks_file": str(corpus / "tracks.csv")})
+    return store

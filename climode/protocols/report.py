@@ -1,0 +1,126 @@
+"""A protocol's results as files: ``scores.csv`` (long form: one score of one model at one lead
+time), ``results.md`` (tables) and plots of error against lead time and sampling rate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..files import replacing  # noqa: E402
+
+# score -> (column title, scale applied to the stored value, format)
+COLUMNS = {"mse": ("MSE x1e-3", 1e3, "{:.3f}"), "psnr": ("PSNR dB", 1.0, "{:.2f}"), "ssim": ("SSIM", 1.0, "{:.3f}"),
+           "lpips": ("LPIPS", 1.0, "{:.3f}"), "rmse_U850": ("RMSE U850 m/s", 1.0, "{:.2f}"),
+           "rmse_V850": ("RMSE V850 m/s", 1.0, "{:.2f}"), "rmse_PSL": ("RMSE PSL hPa", 0.01, "{:.2f}"),
+           "track_km": ("track km", 1.0, "{:.0f}"), "psl_min_abs_hpa": ("|dPSLmin| hPa", 1.0, "{:.2f}"),
+           "wind_max_abs_ms": ("|dVmax| m/s", 1.0, "{:.2f}")}
+CONVENTIONS = ("MSE: mean over each frame's cells of fields min-max scaled to [0, 1] with the training split's "
+               "range, x1e-3 (the paper's convention); PSNR: per frame, 10 log10(1 / MSE), then averaged "
+               "(data range 1); SSIM: Gaussian 11 px, sigma 1.5, per channel, averaged; LPIPS: n/a (its "
+               "backbone weights cannot be had here); RMSE in physical units, cos-latitude weighted; track "
+               "error: great-circle km between the forecast's and the truth's PSL-minimum centres; |dPSLmin|, "
+               "|dVmax|: absolute errors of minimum PSL and maximum 850 hPa wind within 300 km of the centre.")
+
+
+def long_table(results: list[dict]) -> pd.DataFrame:
+    """Rows of ``{"setting", "model", "scores"}`` (scores as ``climode.scoring.score`` returns) ->
+    a DataFrame with columns setting, model, lead, samples, score, value."""
+    rows = []
+    for r in results:
+        s = r["scores"]
+        for score, values in next(iter(s["methods"].values())).items():
+            for lead, n, value in zip(s["lead_times"], s["samples"], values):
+                rows.append({"setting": r["setting"], "model": r["model"], "lead": lead, "samples": n,
+                             "score": score, "value": value})
+    return pd.DataFrame(rows)
+
+
+def _cell(value: float, score: str) -> str:
+    title, scale, fmt = COLUMNS.get(score, (score, 1.0, "{:.4g}"))
+    return "n/a" if not np.isfinite(value) else fmt.format(value * scale)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    return header + "\n".join("| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False))
+
+
+def tables(table: pd.DataFrame, lead_units: str) -> str:
+    """Markdown: per setting, the mean over lead times of every score per model, then MSE and
+    (for storms) track error per lead time."""
+    parts = []
+    order = list(dict.fromkeys(table["model"]))
+    for setting, part in table.groupby("setting", sort=False):
+        if setting:
+            parts.append(f"### {setting}\n")
+        means = part.groupby(["model", "score"], sort=False)["value"].mean().unstack()
+        scores = [s for s in COLUMNS if s in means.columns]
+        summary = pd.DataFrame({"model": [m for m in order if m in means.index]})
+        for s in scores:
+            summary[COLUMNS[s][0]] = [_cell(means.loc[m, s], s) for m in summary["model"]]
+        parts.append(f"Mean over lead times:\n\n{_markdown(summary)}\n")
+        for s in ("mse", "track_km"):
+            if s not in scores:
+                continue
+            wide = part[part["score"] == s].pivot(index="model", columns="lead", values="value")
+            wide = wide.loc[[m for m in order if m in wide.index]]
+            out = pd.DataFrame({"model": wide.index})
+            for lead in wide.columns:
+                out[f"{lead:g} {lead_units}"] = [_cell(v, s) for v in wide[lead]]
+            parts.append(f"{COLUMNS[s][0]} per lead time:\n\n{_markdown(out)}\n")
+    return "\n".join(parts)
+
+
+def plot_leads(table: pd.DataFrame, path: Path, lead_units: str) -> None:
+    """MSE x1e-3 against lead time, a line per model (the first setting)."""
+    first = table[(table["setting"] == table["setting"].iloc[0]) & (table["score"] == "mse")]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, part in first.groupby("model", sort=False):
+        ax.plot(part["lead"], part["value"] * 1e3, marker="o", label=model)
+    ax.set(xlabel=f"lead time ({lead_units})", ylabel="MSE x1e-3 ([0, 1]-scaled)", yscale="log")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_rates(table: pd.DataFrame, rates: dict[str, float], path: Path) -> None:
+    """Mean MSE x1e-3 over lead times against the input sampling rate, a line per model."""
+    mse = table[table["score"] == "mse"].groupby(["model", "setting"], sort=False)["value"].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, part in mse.groupby("model", sort=False):
+        ax.plot([rates[s] * 100 for s in part["setting"]], part["value"] * 1e3, marker="o", label=model)
+    ax.set(xlabel="input frames observed (%)", ylabel="mean MSE x1e-3", yscale="log")
+    ax.invert_xaxis()
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:])
+    plt.close(fig)
+
+
+def write(out: Path, title: str, header: str, results: list[dict], lead_units: str,
+          rates: dict[str, float] | None = None) -> list[Path]:
+    """Write scores.csv, results.md and the plots into ``out``; return their paths."""
+    table = long_table(results)
+    paths = [out / "scores.csv", out / "results.md", out / "mse_by_lead.png"]
+    with replacing(paths[0]) as tmp:
+        table.to_csv(tmp, index=False)
+    plot_leads(table, paths[2], lead_units)
+    figures = f"![MSE against lead time]({paths[2].name})\n"
+    if rates:
+        paths.append(out / "mse_by_rate.png")
+        plot_rates(table, rates, paths[-1])
+        figures += f"![MSE against sampling rate]({paths[-1].name})\n"
+    text = f"# {title}\n\n{header}\n\n{tables(table, lead_units)}\n{figures}\n{CONVENTIONS}\n"
+    with replacing(paths[1]) as tmp:
+        tmp.write_text(text)
+    return paths

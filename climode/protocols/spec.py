@@ -1,0 +1,87 @@
+"""What each evaluation protocol trains and scores, and at which size (preset).
+
+A protocol is a list of entries (a model under a configuration, one row of its tables) run on
+one kind of data; ``sampling-rate`` also scores every entry at several input sampling rates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a protocol's tables: ``model`` (a name of ``climode.model.MODELS``) with config
+    sections changed by ``model_config`` and ``train_config``."""
+
+    label: str
+    model: str
+    model_config: dict = field(default_factory=dict)
+    train_config: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes. ``steps``: generator updates per learned model; ``width``: the models' base width;
+    cam5 data: synthetic ``storms`` (seeded), ``samples_per_storm``, tile ``resolution`` (degrees);
+    bouncing-ball data: ``train_size``/``test_size`` sequences. ``solver_step``: rk4 step, model units."""
+
+    steps: int
+    width: int
+    batch_size: int
+    storms: int
+    samples_per_storm: int
+    resolution: float
+    train_size: int
+    test_size: int
+    solver_step: float = 1.0
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """``data``: "cam5" (synthetic storms -> basin tiles -> shards) or "bouncing-ball";
+    ``rates``: input sampling rates scored (None: the irregular-gaps sampling of Table 5)
+    and ``train_rate`` the one trained on; ``n_in``/``n_out`` for bouncing balls."""
+
+    title: str
+    data: str
+    entries: tuple[Entry, ...]
+    rates: tuple[float, ...] | None = None
+    train_rate: float | None = None
+    n_in: int = 5
+    n_out: int = 5
+
+
+BASELINES = (Entry("Persistence", "persistence"), Entry("Linear", "linear"), Entry("Advection", "advection"))
+LEARNED = (Entry("ConvGRU", "convgru"), Entry("ConvGRU-dt", "convgru-dt"), Entry("ConvGRU-Decay", "convgru-decay"),
+           Entry("Vid-RNN", "vid-rnn"), Entry("ODE-FC", "ode-fc"), Entry("ODE-Conv", "ode-conv"),
+           Entry("Latent ODE", "latent-ode"), Entry("ODE2VAE", "ode2vae"), Entry("Vid-ODE", "vid-ode"))
+PLAIN = {"flow_warping": False, "mask_composition": False}
+ADVERSARIAL = {"adversarial": True}
+
+PROTOCOLS: dict[str, Protocol] = {
+    "cam5-irregular": Protocol(
+        "CAM5-like storms, 5 irregular inputs (gaps 3-48 h), every 3 h for 15 h after the last (Table 5)",
+        "cam5", BASELINES + LEARNED),
+    "sampling-rate": Protocol(
+        "CAM5-like storms, a 57-h input window with 100, 75, 50 or 25 % of its 3-hourly frames (Fig. 6)",
+        "cam5", (BASELINES[0], BASELINES[1], Entry("ConvGRU-Decay", "convgru-decay"), Entry("Vid-ODE", "vid-ode")),
+        rates=(1.0, 0.75, 0.5, 0.25), train_rate=0.5),
+    "ablation": Protocol(
+        "Vid-ODE's parts one by one on bouncing balls, 10 in, 10 out (Table 4)", "bouncing-ball",
+        (Entry("(A) ODE-Conv", "ode-conv", PLAIN), Entry("(B) + ODE-ConvGRU", "vid-ode", PLAIN),
+         Entry("(C) + adversarial", "vid-ode", PLAIN, ADVERSARIAL),
+         Entry("(D) + flow warping", "vid-ode", {"mask_composition": False}, ADVERSARIAL),
+         Entry("(E) + mask composition", "vid-ode", {}, ADVERSARIAL)), n_in=10, n_out=10),
+    "bouncing-ball": Protocol("Bouncing balls (3 in 32 x 32), 10 in, 10 out", "bouncing-ball",
+                              BASELINES + LEARNED, n_in=10, n_out=10),
+}
+
+PRESETS: dict[str, Preset] = {
+    # 2 CPU cores, under an hour per protocol: tiles at 2 degrees (30 x 80 cells), width 16, 300 updates
+    "cpu-small": Preset(steps=300, width=16, batch_size=4, storms=40, samples_per_storm=8, resolution=2.0,
+                        train_size=400, test_size=50),
+    # the paper's sizes: width 32, 1-degree tiles (60 x 160), many more storms and updates (a GPU's work)
+    "paper": Preset(steps=50_000, width=32, batch_size=8, storms=300, samples_per_storm=12, resolution=1.0,
+                    train_size=1000, test_size=50, solver_step=0.5),
+}
