@@ -134,10 +134,21 @@ def _open_forecast(path: str) -> xr.Dataset:
         return ds[fields].load()
 
 
+def _json_ready(value):
+    """NaN (an undefined score, e.g. LPIPS) as null: strict JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
 def _write_json(path: str, scores: dict) -> None:
     try:
         with replacing(path) as tmp:
-            tmp.write_text(json.dumps(scores, indent=2))
+            tmp.write_text(json.dumps(_json_ready(scores), indent=2, allow_nan=False))
     except OSError as exc:
         raise ClimodeError(f"cannot write {path}: {exc.strerror}") from None
 

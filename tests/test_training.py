@@ -98,7 +98,8 @@ def test_clips_file_trains_and_evaluates_with_json(tmp_path, tiny_config):
     written = json.loads(scores.read_text())
     assert written["lead_times"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     for method in ("vid-ode", "persistence"):
-        assert set(written["methods"][method]) == {"mse", "psnr", "ssim"}
+        assert set(written["methods"][method]) == {"mse", "psnr", "ssim", "lpips"}
+        assert written["methods"][method]["lpips"] == [None] * 5  # n/a, written as null, never a number
         assert all(len(v) == 5 for v in written["methods"][method].values())
 
 
