@@ -17,6 +17,18 @@ TINY = {
 }
 
 
+def state_dependent(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its ConvDecoders' output layers given PyTorch's default random weights. Untrained,
+    those layers are zero (the model starts near persistence), so the forecast would not depend on the
+    state; tests of how times and inputs move the state need it to."""
+    from climode.model.decoder import ConvDecoder
+
+    for layer in model.modules():
+        if isinstance(layer, ConvDecoder):
+            layer.net[-1].reset_parameters()
+    return model
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

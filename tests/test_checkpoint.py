@@ -2,7 +2,7 @@ import os
 
 import pytest
 import torch
-from conftest import assert_user_error, run_module
+from conftest import assert_user_error, run_module, state_dependent
 
 from climode import ClimodeError, load_model, save_model
 from climode.model import ModelConfig, SolverConfig, VidODE
@@ -12,7 +12,7 @@ META = {"variables": ["U850", "V850", "PSL"], "normalisation": {"method": "none"
 
 def small_model():
     s = SolverConfig("euler", 0.5)
-    return VidODE(ModelConfig(channels=3, width=4, time_scale=3.0, encoder_solver=s, decoder_solver=s)).eval()
+    return state_dependent(VidODE(ModelConfig(channels=3, width=4, time_scale=3.0, encoder_solver=s, decoder_solver=s))).eval()
 
 
 def test_round_trip_keeps_weights_config_and_metadata(tmp_path):

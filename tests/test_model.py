@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import state_dependent
 
 from climode.model import ModelConfig, SolverConfig, VidODE
 
@@ -9,7 +10,7 @@ EULER = SolverConfig("euler", 0.5)
 def make_model(**kw) -> VidODE:
     cfg = dict(channels=3, width=4, encoder_solver=EULER, decoder_solver=EULER)
     cfg.update(kw)
-    return VidODE(ModelConfig(**cfg)).eval()
+    return state_dependent(VidODE(ModelConfig(**cfg))).eval()
 
 
 def inputs(B=2, L=4, C=3, H=20, W=26):

@@ -1,6 +1,7 @@
 """The recurrent baselines of climode.model.recurrent: shapes, missing frames, time-awareness, learning."""
 import pytest
 import torch
+from conftest import state_dependent
 from torch import nn
 
 from climode.data import BouncingBall, collate
@@ -26,7 +27,7 @@ def make(name: str, channels: int = 3, width: int = 4) -> nn.Module:
     """An untrained model in eval mode whose output depends on its state: the baselines' state decoder
     starts at zero (persistence), so here its last layer gets random weights and its convolutions zero
     biases (random negative biases can silence a narrow untrained layer after its ReLU)."""
-    model = MODELS[name](ModelConfig(architecture=name, channels=channels, width=width)).eval()
+    model = state_dependent(MODELS[name](ModelConfig(architecture=name, channels=channels, width=width))).eval()
     if hasattr(model, "state_decoder"):
         nn.init.normal_(model.state_decoder.net[-1].weight, std=0.3)
         for layer in model.state_decoder.modules():

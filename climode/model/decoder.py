@@ -6,10 +6,16 @@ from torch import nn
 
 from .encoder import conv_bn_relu
 
+MASK_LOGIT = 4.0  # sigmoid(4) = 0.982
+
 
 class ConvDecoder(nn.Module):
     """G(h_s, h_prev): (B, 4w, H/4, W/4) x 2 -> flow (B, 2, H, W) in pixels,
-    difference (B, c, H, W) and mask (B, 1, H, W) in (0, 1)."""
+    difference (B, c, H, W) and mask (B, 1, H, W) in (0, 1).
+
+    Its output layer starts at zero flow, zero difference and a mask of sigmoid(MASK_LOGIT), so
+    an untrained model composes nearly all of the previous frame: it starts near persistence,
+    as the recurrent baselines do, instead of at half the frame's amplitude."""
 
     def __init__(self, channels: int, width: int):
         super().__init__()
@@ -21,6 +27,11 @@ class ConvDecoder(nn.Module):
             nn.Conv2d(2 * width, channels + 3, 3, padding=1),
         )
         self.channels = channels
+        last = self.net[-1]
+        nn.init.zeros_(last.weight)
+        with torch.no_grad():
+            last.bias.zero_()
+            last.bias[-1] = MASK_LOGIT
 
     def forward(self, state: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.net(torch.cat((state, previous), 1))
