@@ -40,6 +40,7 @@ def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, t
     assert table[table["score"] == "mse"]["value"].notna().all()
     text = (out / "results.md").read_text()
     assert "| Persistence |" in text and "n/a" in text and "MSE x1e-3" in text
+    assert "2 of 2 result(s)" in text
     capsys.readouterr()
     run("cam5-irregular", "tiny", out)  # again: the trained entry is reused, not trained again
     assert "reusing" in capsys.readouterr().err
@@ -107,3 +108,13 @@ def test_every_model_trains_and_evaluates_through_the_commands(name, tmp_path, c
     result = run_module("climode.evaluate", "--checkpoint", path, "--json", tmp_path / "s.json")
     assert result.returncode == 0, result.stderr
     assert name in result.stdout
+
+
+def test_rate_table_means_mse_over_leads_per_model_and_rate():
+    rows = [{"setting": s, "model": m, "lead": lead, "samples": 1, "score": "mse", "value": v}
+            for s, m, lead, v in [("100 %", "A", 3, 0.001), ("100 %", "A", 6, 0.003), ("50 %", "A", 3, 0.002),
+                                  ("50 %", "A", 6, 0.004), ("100 %", "B", 3, 0.0), ("100 %", "B", 6, 0.001),
+                                  ("50 %", "B", 3, 0.0005), ("50 %", "B", 6, 0.0005)]]
+    text = report.rate_table(pd.DataFrame(rows))
+    assert "| model | 100 % | 50 % |" in text
+    assert "| A | 2.000 | 3.000 |" in text and "| B | 0.500 | 0.500 |" in text

@@ -129,15 +129,16 @@ def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False) -
             mse = scores["methods"][entry.label]["mse"]
             print(f"  {setting or 'test'}: MSE x1e-3 by lead {', '.join(f'{1e3 * v:.3f}' for v in mse)} "
                   f"({time.perf_counter() - tic:.0f} s)", file=sys.stderr, flush=True)
-        _write(out, name, preset_name, protocol, results, rates, started, storms)
-    return _write(out, name, preset_name, protocol, results, rates, started, storms)
+        written = _write(out, name, preset_name, protocol, results, rates, started, storms)
+    return written
 
 
 def _write(out: Path, name: str, preset_name: str, protocol: Protocol, results: list[dict], rates: dict,
            started: float, storms: bool) -> list[Path]:
     minutes = (time.perf_counter() - started) / 60
+    expected = len(protocol.entries) * max(len(rates), 1)
     header = (f"`python -m climode.evaluate --protocol {name} --preset {preset_name} --out {out}`: "
-              f"{protocol.title}. Preset {preset_name}: {PRESETS[preset_name]}. {len(results)} result(s) so far, "
+              f"{protocol.title}. Preset {preset_name}: {PRESETS[preset_name]}. {len(results)} of {expected} result(s), "
               f"{minutes:.1f} min on {torch.get_num_threads()} torch thread(s).")
     return report.write(out, protocol.title, header, results, "h" if storms else "frames", rates or None)
 

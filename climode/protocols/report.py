@@ -19,12 +19,13 @@ COLUMNS = {"mse": ("MSE x1e-3", 1e3, "{:.3f}"), "psnr": ("PSNR dB", 1.0, "{:.2f}
            "rmse_V850": ("RMSE V850 m/s", 1.0, "{:.2f}"), "rmse_PSL": ("RMSE PSL hPa", 0.01, "{:.2f}"),
            "track_km": ("track km", 1.0, "{:.0f}"), "psl_min_abs_hpa": ("|dPSLmin| hPa", 1.0, "{:.2f}"),
            "wind_max_abs_ms": ("|dVmax| m/s", 1.0, "{:.2f}")}
-CONVENTIONS = ("MSE: mean over each frame's cells of fields min-max scaled to [0, 1] with the training split's "
-               "range, x1e-3 (the paper's convention); PSNR: per frame, 10 log10(1 / MSE), then averaged "
-               "(data range 1); SSIM: Gaussian 11 px, sigma 1.5, per channel, averaged; LPIPS: n/a (its "
-               "backbone weights cannot be had here); RMSE in physical units, cos-latitude weighted; track "
-               "error: great-circle km between the forecast's and the truth's PSL-minimum centres; |dPSLmin|, "
-               "|dVmax|: absolute errors of minimum PSL and maximum 850 hPa wind within 300 km of the centre.")
+IMAGE_CONVENTIONS = ("MSE: mean over each frame's cells of fields in [0, 1] (storms: min-max scaled with the "
+                     "training split's range), x1e-3 (the paper's convention); PSNR: per frame, 10 log10(1 / MSE), "
+                     "then averaged (data range 1); SSIM: Gaussian 11 px, sigma 1.5, per channel, averaged; LPIPS: "
+                     "n/a (its backbone weights cannot be had here).")
+STORM_CONVENTIONS = ("RMSE in physical units, cos-latitude weighted; track error: great-circle km between the "
+                     "forecast's and the truth's PSL-minimum centres; |dPSLmin|, |dVmax|: absolute errors of minimum "
+                     "PSL and maximum 850 hPa wind within 300 km of the centre.")
 
 
 def long_table(results: list[dict]) -> pd.DataFrame:
@@ -50,6 +51,16 @@ def _markdown(frame: pd.DataFrame) -> str:
     return header + "\n".join("| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False))
 
 
+def rate_table(table: pd.DataFrame) -> str:
+    """Markdown: the mean MSE x1e-3 over lead times, a row per model and a column per setting (rate)."""
+    mse = table[table["score"] == "mse"].groupby(["model", "setting"], sort=False)["value"].mean()
+    wide = mse.unstack()[list(dict.fromkeys(table["setting"]))].loc[list(dict.fromkeys(table["model"]))]
+    out = pd.DataFrame({"model": wide.index})
+    for setting in wide.columns:
+        out[setting] = [_cell(v, "mse") for v in wide[setting]]
+    return f"Mean MSE x1e-3 over lead times, by the share of input frames observed:\n\n{_markdown(out)}\n"
+
+
 def tables(table: pd.DataFrame, lead_units: str) -> str:
     """Markdown: per setting, the mean over lead times of every score per model, then MSE and
     (for storms) track error per lead time."""
@@ -71,17 +82,22 @@ def tables(table: pd.DataFrame, lead_units: str) -> str:
             wide = wide.loc[[m for m in order if m in wide.index]]
             out = pd.DataFrame({"model": wide.index})
             for lead in wide.columns:
-                out[f"{lead:g} {lead_units}"] = [_cell(v, s) for v in wide[lead]]
+                out[f"{lead:g} {lead_units.removesuffix('s') if lead == 1 else lead_units}"] = [_cell(v, s) for v in wide[lead]]
             parts.append(f"{COLUMNS[s][0]} per lead time:\n\n{_markdown(out)}\n")
     return "\n".join(parts)
+
+
+def _style(i: int) -> dict:
+    """Line i's look: the 10 default colours, then the same colours dashed with square markers."""
+    return {"color": f"C{i % 10}", "linestyle": "-" if i < 10 else "--", "marker": "o" if i < 10 else "s"}
 
 
 def plot_leads(table: pd.DataFrame, path: Path, lead_units: str) -> None:
     """MSE x1e-3 against lead time, a line per model (the first setting)."""
     first = table[(table["setting"] == table["setting"].iloc[0]) & (table["score"] == "mse")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for model, part in first.groupby("model", sort=False):
-        ax.plot(part["lead"], part["value"] * 1e3, marker="o", label=model)
+    for i, (model, part) in enumerate(first.groupby("model", sort=False)):
+        ax.plot(part["lead"], part["value"] * 1e3, **_style(i), label=model)
     ax.set(xlabel=f"lead time ({lead_units})", ylabel="MSE x1e-3 ([0, 1]-scaled)", yscale="log")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
@@ -92,8 +108,8 @@ def plot_rates(table: pd.DataFrame, rates: dict[str, float], path: Path) -> None
     """Mean MSE x1e-3 over lead times against the input sampling rate, a line per model."""
     mse = table[table["score"] == "mse"].groupby(["model", "setting"], sort=False)["value"].mean().reset_index()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for model, part in mse.groupby("model", sort=False):
-        ax.plot([rates[s] * 100 for s in part["setting"]], part["value"] * 1e3, marker="o", label=model)
+    for i, (model, part) in enumerate(mse.groupby("model", sort=False)):
+        ax.plot([rates[s] * 100 for s in part["setting"]], part["value"] * 1e3, **_style(i), label=model)
     ax.set(xlabel="input frames observed (%)", ylabel="mean MSE x1e-3", yscale="log")
     ax.invert_xaxis()
     ax.legend(fontsize=8)
@@ -120,7 +136,9 @@ def write(out: Path, title: str, header: str, results: list[dict], lead_units: s
         paths.append(out / "mse_by_rate.png")
         plot_rates(table, rates, paths[-1])
         figures += f"![MSE against sampling rate]({paths[-1].name})\n"
-    text = f"# {title}\n\n{header}\n\n{tables(table, lead_units)}\n{figures}\n{CONVENTIONS}\n"
+    conventions = IMAGE_CONVENTIONS + (" " + STORM_CONVENTIONS if "track_km" in set(table["score"]) else "")
+    overview = rate_table(table) + "\n" if rates else ""
+    text = f"# {title}\n\n{header}\n\n{overview}{tables(table, lead_units)}\n{figures}\n{conventions}\n"
     with replacing(paths[1]) as tmp:
         tmp.write_text(text)
     return paths
