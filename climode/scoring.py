@@ -24,9 +24,10 @@ from torch.utils.data import DataLoader
 
 from .data import collate
 from .data.normalise import denormalise
-from .data.samples import own_times
+from .data.samples import own_times, sub_batch
 from .errors import ClimodeError
 from .metrics import METRICS
+from .model.vidode import last_observed
 from .verify import MODEL, lat_weighted_rmse, verify
 
 Forecaster = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -34,15 +35,15 @@ STORM_SCORES = ("track_km", "psl_min_abs_hpa", "wind_max_abs_ms")
 EPOCH = np.datetime64("2000-01-01T00:00:00")  # any origin: verify matches times by value
 
 
-def on_own_times(forecast: Forecaster, frames: torch.Tensor, times: torch.Tensor, query: torch.Tensor,
-                 present_in: torch.Tensor, present_out: torch.Tensor) -> torch.Tensor:
-    """Run ``forecast`` for each sample of a batch collated on a union time grid with only that
-    sample's own input and query times, so that no sample's forecast depends on the others' times
-    (recursive decoding composes each query from the previous one). Samples sharing their times are
-    run together. Returns (B, K, C, H, W) on the union query grid, NaN at others' query times."""
-    out = frames.new_full((len(frames), len(query), *frames.shape[2:]), float("nan"))
-    for rows, inputs, queries in own_times(present_in, present_out):
-        out[rows[:, None], queries[None]] = forecast(frames[rows][:, inputs], times[inputs], query[queries])
+def on_own_times(forecast: Forecaster, batch: dict) -> torch.Tensor:
+    """Run ``forecast`` for each sample of a batch collated on a union time grid (``collate``) with
+    only that sample's own input and query times, so that no sample's forecast depends on the others'
+    times (recursive decoding composes each query from the previous one). Samples sharing their times
+    are run together. Returns (B, K, C, H, W) on the union query grid, NaN at others' query times."""
+    out = batch["frames_out"].new_full(batch["frames_out"].shape, float("nan"))
+    for rows, inputs, queries in own_times(batch["present_in"], batch["present_out"]):
+        part = sub_batch(batch, rows, inputs, queries)
+        out[rows[:, None], queries[None]] = forecast(part["frames_in"], part["times_in"], part["times_out"])
     return out
 
 
@@ -118,7 +119,7 @@ def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, sto
             continue
         rows, cols = (torch.tensor(index) for index in zip(*cells))
         for name in names:
-            pred = on_own_times(forecasters[name], frames, times, query, batch["present_in"], batch["present_out"])
+            pred = on_own_times(forecasters[name], batch)
             for metric, fn in METRICS.items():
                 values = fn(pred[rows, cols].unsqueeze(1), target[rows, cols].unsqueeze(1))[:, 0].tolist()
                 for (b, k), value in zip(cells, values):
@@ -140,7 +141,7 @@ def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch
     """Add the physical-unit scores of one method's batch forecast ``pred`` (B, K, C, H, W)."""
     stats, variables = dataset.normalisation, dataset.variables
     physical = lambda x: denormalise(x.double().numpy(), stats, variables)
-    inputs = batch["frames_in"]
+    last_inputs = last_observed(batch["frames_in"])
     for b in range(len(pred)):
         ks = [k for k, ok in enumerate(known[b]) if ok]
         if not ks:
@@ -148,8 +149,7 @@ def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch
         place = dataset.place(start + b)
         if place["lat"] is None:
             return
-        observed = torch.isfinite(inputs[b]).flatten(1).any(1).nonzero().flatten()
-        last = physical(inputs[b, observed[-1]])
+        last = physical(last_inputs[b])
         scores = storm_scores(physical(pred[b, ks]), physical(batch["frames_out"][b, ks]),
                               np.array([leads[b][k] for k in ks]), last, variables, place["lat"], place["lon"],
                               place["centre"])

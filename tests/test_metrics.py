@@ -125,6 +125,8 @@ def test_each_sample_is_forecast_on_its_own_times():
     frames = torch.rand(3, 4, 1, 2, 2)
     present_in = torch.tensor([[1, 0, 1, 0], [0, 1, 1, 1], [1, 0, 1, 0]], dtype=torch.bool)
     present_out = torch.tensor([[1, 0], [0, 1], [1, 0]], dtype=torch.bool)
-    out = on_own_times(record, frames, torch.arange(4.0), torch.tensor([5.0, 6.0]), present_in, present_out)
+    batch = {"frames_in": frames, "times_in": torch.arange(4.0), "frames_out": torch.rand(3, 2, 1, 2, 2),
+             "times_out": torch.tensor([5.0, 6.0]), "present_in": present_in, "present_out": present_out}
+    out = on_own_times(record, batch)
     assert sorted(seen) == [(1, [1.0, 2.0, 3.0], [6.0]), (2, [0.0, 2.0], [5.0])]
     assert torch.equal(out[1, 1], frames[1, 3]) and torch.isnan(out[1, 0]).all()

@@ -9,6 +9,18 @@ from .encoder import conv_bn_relu
 MASK_LOGIT = 4.0  # sigmoid(4) = 0.982
 
 
+def _upsampler(channels: int, out_channels: int) -> nn.Sequential:
+    """(B, c, h, w) -> (B, out, 4h, 4w): bilinear up x2, Conv3x3 c->c/2 BN ReLU, up x2,
+    Conv3x3 c/2->c/4 BN ReLU, Conv3x3 c/4->out."""
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        conv_bn_relu(channels, channels // 2, 3),
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        conv_bn_relu(channels // 2, channels // 4, 3),
+        nn.Conv2d(channels // 4, out_channels, 3, padding=1),
+    )
+
+
 class ConvDecoder(nn.Module):
     """G(h_s, h_prev): (B, 4w, H/4, W/4) x 2 -> flow (B, 2, H, W) in pixels,
     difference (B, c, H, W) and mask (B, 1, H, W) in (0, 1).
@@ -19,13 +31,7 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, channels: int, width: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            conv_bn_relu(8 * width, 4 * width, 3),
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            conv_bn_relu(4 * width, 2 * width, 3),
-            nn.Conv2d(2 * width, channels + 3, 3, padding=1),
-        )
+        self.net = _upsampler(8 * width, channels + 3)
         self.channels = channels
         last = self.net[-1]
         nn.init.zeros_(last.weight)
@@ -46,13 +52,7 @@ class StateDecoder(nn.Module):
 
     def __init__(self, channels: int, width: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            conv_bn_relu(4 * width, 2 * width, 3),
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            conv_bn_relu(2 * width, width, 3),
-            nn.Conv2d(width, channels, 3, padding=1),
-        )
+        self.net = _upsampler(4 * width, channels)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.net(state)
