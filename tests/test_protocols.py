@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_module, write_config
+from conftest import assert_user_error, run_module, write_config
 
 from climode import load_model
 from climode.errors import ClimodeError
@@ -56,6 +56,15 @@ def test_protocol_refuses_an_out_of_another_run(tiny, tmp_path):
     with pytest.raises(ClimodeError, match="unknown protocol"):
         run("kth", "tiny", tmp_path / "x")
     assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_protocol_out_that_is_a_file_is_refused_and_kept(tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("keep")
+    result = run_module("climode.evaluate", "--protocol", "ablation", "--preset", "cpu-small", "--out", mine,
+                        "--overwrite")
+    assert_user_error(result, "notes.txt", "not a directory")
+    assert mine.read_text() == "keep"
 
 
 def test_protocol_command_needs_preset_and_out(tmp_path):

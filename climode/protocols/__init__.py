@@ -71,6 +71,9 @@ def _train(entry: Entry, config: dict, run: Path) -> Path:
 
 
 def _check_out(out: Path, name: str, preset: str, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ClimodeError(f"--out {out} is a file, not a directory; give a directory for the protocol's "
+                           "data, runs and results")
     state = out / STATE
     record = {"protocol": name, "preset": preset}
     if state.is_file():
