@@ -75,7 +75,9 @@ class FCODEFunc(nn.Module):
 
 
 def solve(func: nn.Module, h0: torch.Tensor, times: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
-    """Integrate ``func`` from ``h0`` at ``times[0]`` and return the states at every time.
+    """Integrate ``func`` from ``h0`` at ``times[0]`` and return the states at every time (torchdiffeq's
+    own grid: off-grid times of the fixed-step solvers are interpolated, so a state depends on the other
+    times asked for; the variational baselines use it, Vid-ODE uses ``advance`` and ``trajectory``).
 
     ``times`` (T,) must be strictly monotonic (increasing or decreasing); the result
     has shape (T, *h0.shape) and its first entry is ``h0``.
@@ -87,3 +89,81 @@ def solve(func: nn.Module, h0: torch.Tensor, times: torch.Tensor, solver: Solver
         kwargs["options"] = {"step_size": solver.step_size}
     integrate = odeint_adjoint if solver.adjoint else odeint
     return integrate(func, h0, times.to(h0.dtype), **kwargs)
+
+
+class _Rescaled(nn.Module):
+    """dh/dtau = dt * f(h) for tau in [0, 1]: one solve over a duration ``dt`` (N,) of each sample's own."""
+
+    def __init__(self, func: nn.Module, dt: torch.Tensor):
+        super().__init__()
+        self.func = func
+        self.dt = dt
+
+    def forward(self, tau: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.dt.view(-1, *[1] * (h.ndim - 1)) * self.func(tau, h)
+
+
+_UNIT = torch.tensor([0.0, 1.0])
+
+
+def _step(func: nn.Module, h: torch.Tensor, dt: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
+    """One step of ``solver``'s method (or, for dopri5, one adaptive solve) of size dt (N,) per sample.
+    A sample with dt = 0 is returned exactly as it is."""
+    if not bool((dt != 0).any()):
+        return h
+    integrate = odeint_adjoint if solver.adjoint else odeint
+    unit = _UNIT.to(device=h.device, dtype=h.dtype)
+    scaled = _Rescaled(func, dt.to(h.dtype))
+    if solver.method == "dopri5":
+        return integrate(scaled, h, unit, method="dopri5", rtol=solver.rtol, atol=solver.atol)[-1]
+    return integrate(scaled, h, unit, method=solver.method, options={"step_size": 1.0})[-1]
+
+
+def _split(dt: torch.Tensor, step: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole steps (N,) long and the signed remainder (N,) of durations ``dt``."""
+    whole = torch.floor(dt.abs() / step).long()
+    return whole, dt - torch.sign(dt) * whole.to(dt.dtype) * step
+
+
+def advance(func: nn.Module, h: torch.Tensor, dt: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
+    """The state of dh/dt = f(h) after a duration ``dt`` (N,) of each sample's own (model units; negative
+    runs backward, 0 leaves the sample unchanged), from ``h`` (N, ...).
+
+    Fixed-step solvers take whole steps of ``step_size`` and one last step of the remainder, so a
+    sample's result depends only on its own duration, never on the others' (samples of different
+    times share one batch). dopri5 solves dh/dtau = dt * f(h) over tau in [0, 1]."""
+    if solver.method == "dopri5":
+        return _step(func, h, dt, solver)
+    whole, rest = _split(dt, solver.step_size)
+    for j in range(int(whole.max()) if whole.numel() else 0):
+        h = _step(func, h, torch.where(whole > j, torch.sign(dt) * solver.step_size, torch.zeros_like(dt)), solver)
+    return _step(func, h, rest, solver)
+
+
+def trajectory(func: nn.Module, h0: torch.Tensor, leads: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
+    """States (B, K, ...) at ``leads`` (B, K) >= 0 (model units) after each sample's ``h0`` (B, ...).
+
+    A state depends on its own lead only, never on which other leads were asked for: fixed-step
+    solvers run whole steps of ``step_size`` from lead 0 (a grid that no query moves) and reach
+    each lead with one step of the remainder from the grid point before it; dopri5's adaptive
+    steps do not depend on where its dense output is read."""
+    B, K = leads.shape
+    if solver.method == "dopri5":
+        grid, index = torch.unique(torch.cat((leads.new_zeros(1), leads.flatten())), return_inverse=True)
+        integrate = odeint_adjoint if solver.adjoint else odeint
+        if len(grid) == 1:
+            states = h0.unsqueeze(0)
+        else:
+            states = integrate(func, h0, grid.to(h0.dtype), method="dopri5", rtol=solver.rtol, atol=solver.atol)
+        rows = torch.arange(B, device=h0.device).repeat_interleave(K)
+        return states[index[1:], rows].unflatten(0, (B, K))
+    whole, rest = _split(leads, solver.step_size)
+    needed = whole.max(1).values  # (B,) grid steps each sample needs
+    grid = [h0]
+    for j in range(int(needed.max()) if needed.numel() else 0):
+        step = torch.where(needed > j, solver.step_size, 0.0).to(leads)
+        grid.append(_step(func, grid[-1], step, solver))
+    grid = torch.stack(grid)  # (J + 1, B, ...)
+    rows = torch.arange(B, device=h0.device).view(-1, 1).expand(B, K)
+    start = grid[whole, rows].flatten(0, 1)  # (B*K, ...)
+    return _step(func, start, rest.flatten(), solver).unflatten(0, (B, K))
