@@ -1,4 +1,6 @@
 """The Vid-ODE model and the models it is compared with, chosen by name (``MODELS``, ``build``)."""
+import dataclasses
+
 from torch import nn
 
 from ..baselines import BASELINES, Baseline
@@ -13,16 +15,24 @@ MODELS: dict[str, type[nn.Module]] = {"vid-ode": VidODE, "ode-conv": VidODE, "od
                                       **{name: Baseline for name in BASELINES}}
 # what a name sets in ModelConfig besides ``architecture``: ODE-Conv and ODE-FC are Vid-ODE without the
 # ODE-ConvGRU encoder (the input frames stacked along channels), with a conv or fully connected derivative
-VARIANTS: dict[str, dict] = {"ode-conv": {"encoder": "conv"}, "ode-fc": {"encoder": "conv", "derivative": "fc"}}
+VARIANTS: dict[str, dict] = {"vid-ode": {"encoder": "ode-convgru", "derivative": "conv"},
+                             "ode-conv": {"encoder": "conv", "derivative": "conv"},
+                             "ode-fc": {"encoder": "conv", "derivative": "fc"}}
 LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
 
 
-def build(config: ModelConfig) -> nn.Module:
-    """The model ``config.architecture`` names, built from ``config``."""
+def configure(config: ModelConfig) -> ModelConfig:
+    """``config`` with the settings its architecture's name implies (``VARIANTS``): ``ode-fc`` is always
+    the conv encoder with a fully connected derivative, whatever else the config said."""
     if config.architecture not in MODELS:
         raise ValueError(f"unknown model {config.architecture!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[config.architecture](config)
+    return dataclasses.replace(config, **VARIANTS.get(config.architecture, {}))
+
+
+def build(config: ModelConfig) -> nn.Module:
+    """The model ``config.architecture`` names, built from ``configure(config)``."""
+    return MODELS[config.architecture](configure(config))
 
 
 __all__ = ["LEARNED", "MODELS", "VARIANTS", "ModelConfig", "PatchDiscriminator", "SolverConfig", "VidODE", "build",
-           "check_times", "warp"]
+           "check_times", "configure", "warp"]

@@ -1,43 +1,51 @@
-"""Conv-Decoder G: from two successive states to optical flow, image difference and mask."""
+"""Conv-Decoders: from ODE states to the parts a frame is composed of (``climode.model.compose``)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .encoder import conv_bn_relu
+from .encoder import conv_norm_relu
 
-MASK_LOGIT = 4.0  # sigmoid(4) = 0.982
+MASK_LOGIT = 2.0  # sigmoid(2) = 0.88: an untrained model leans on the warp, the paper's main mechanism
 
 
 def _upsampler(channels: int, out_channels: int) -> nn.Sequential:
-    """(B, c, h, w) -> (B, out, 4h, 4w): bilinear up x2, Conv3x3 c->c/2 BN ReLU, up x2,
-    Conv3x3 c/2->c/4 BN ReLU, Conv3x3 c/4->out."""
+    """(B, c, h, w) -> (B, out, 4h, 4w): bilinear up x2, Conv3x3 c->c/2 GN ReLU, up x2,
+    Conv3x3 c/2->c/4 GN ReLU, Conv3x3 c/4->out."""
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-        conv_bn_relu(channels, channels // 2, 3),
+        conv_norm_relu(channels, channels // 2, 3),
         nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-        conv_bn_relu(channels // 2, channels // 4, 3),
+        conv_norm_relu(channels // 2, channels // 4, 3),
         nn.Conv2d(channels // 4, out_channels, 3, padding=1),
     )
 
 
-class ConvDecoder(nn.Module):
-    """G(h_s, h_prev): (B, 4w, H/4, W/4) x 2 -> flow (B, 2, H, W) in pixels,
-    difference (B, c, H, W) and mask (B, 1, H, W) in (0, 1).
+def _zero_output(net: nn.Sequential, bias: dict[int, float] | None = None) -> None:
+    """Start the last layer at zero weights (and the given per-channel biases): an untrained decoder
+    gives a zero flow and difference, whatever the state."""
+    last = net[-1]
+    nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.zero_()
+        for channel, value in (bias or {}).items():
+            last.bias[channel] = value
 
-    Its output layer starts at zero flow, zero difference and a mask of sigmoid(MASK_LOGIT), so
-    an untrained model composes nearly all of the previous frame: it starts near persistence,
-    as the recurrent baselines do, instead of at half the frame's amplitude."""
+
+class ConvDecoder(nn.Module):
+    """G(h_s, h_prev), the extrapolation decoder: (B, 4w, H/4, W/4) x 2 -> velocity (B, 2, H, W) in pixels
+    per model time unit, rate of change (B, c, H, W) per model time unit and mask M (B, 1, H, W) in
+    (0, 1); the model multiplies the first two by the lead into a flow F and a difference D.
+
+    Its output layer starts at zero velocity and rate and M = sigmoid(MASK_LOGIT); as the frame is
+    M * W(F, X) + (1 - M) * (X + D), an untrained model is exactly persistence."""
 
     def __init__(self, channels: int, width: int):
         super().__init__()
         self.net = _upsampler(8 * width, channels + 3)
         self.channels = channels
-        last = self.net[-1]
-        nn.init.zeros_(last.weight)
-        with torch.no_grad():
-            last.bias.zero_()
-            last.bias[-1] = MASK_LOGIT
+        _zero_output(self.net, {channels + 2: MASK_LOGIT})
 
     def forward(self, state: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.net(torch.cat((state, previous), 1))
@@ -45,9 +53,34 @@ class ConvDecoder(nn.Module):
         return flow, diff, torch.sigmoid(mask)
 
 
+class InterpolationDecoder(nn.Module):
+    """G_int(h_before(s), h_after(s), X_before(s), X_after(s)), the interpolation decoder: the states at s
+    carried forward from the observation before s and backward from the one after it, (B, 4w, H/4, W/4)
+    each, and the two frames carried to s along the estimated motion, (B, c, H, W) each (where they
+    disagree the motion is wrong) -> velocity corrections seen from each side, ``velocity_before`` and
+    ``velocity_after`` (B, 2, H, W; pixels per model time unit), a blend logit (B, 1, H, W) and a
+    difference (B, c, H, W).
+
+    Its output layer starts at zero, so an untrained model interpolates along the estimated motion
+    between the two frames (``VidODE``)."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.frames = nn.Conv2d(2 * channels, 8 * width, 3, padding=1)
+        self.net = _upsampler(8 * width, channels + 5)
+        self.channels = channels
+        _zero_output(self.net)
+
+    def forward(self, before: torch.Tensor, after: torch.Tensor, frame_before: torch.Tensor,
+                frame_after: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        seen = self.frames(F.avg_pool2d(torch.cat((frame_before, frame_after), 1), 4))
+        out = self.net(torch.cat((before, after), 1) + seen)
+        return out.split((2, 2, 1, self.channels), 1)
+
+
 class StateDecoder(nn.Module):
     """A frame-sized output from one state: (B, 4w, H/4, W/4) -> (B, channels, H, W), through
-    bilinear up x2, Conv3x3 4w->2w BN ReLU, up x2, Conv3x3 2w->w BN ReLU, Conv3x3 w->channels.
+    bilinear up x2, Conv3x3 4w->2w GN ReLU, up x2, Conv3x3 2w->w GN ReLU, Conv3x3 w->channels.
     The baselines use it to decode the change from the last observed frame."""
 
     def __init__(self, channels: int, width: int):

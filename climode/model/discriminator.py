@@ -6,7 +6,8 @@ from torch import nn
 
 
 class PatchDiscriminator(nn.Module):
-    """4x4 convolutions w, 2w, 4w (stride 2), 8w (stride 1), then 1 (stride 1), LeakyReLU 0.2.
+    """4x4 convolutions w, 2w, 4w (stride 2), 8w (stride 1), then 1 (stride 1), LeakyReLU 0.2, no
+    normalisation (as the paper's; a BatchNorm here would score each frame by its batch's statistics).
 
     (B, cin, H, W) -> patch scores (B, 1, h, w); the paper uses w = 64.
     """
@@ -17,8 +18,6 @@ class PatchDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
             layers.append(nn.Conv2d(a, b, 4, 2 if i < 3 else 1, 1))
-            if i:
-                layers.append(nn.BatchNorm2d(b))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
         layers.append(nn.Conv2d(chans[-1], 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)

@@ -18,13 +18,24 @@ from torch import nn
 
 from .decoder import StateDecoder
 from .encoder import ConvEncoder, ODEConvGRU
-from .odefunc import ConvODEFunc, SolverConfig
-from .vidode import ModelConfig, _trajectory, check_inputs, model_times, prepare_inputs
+from .odefunc import ConvODEFunc, SolverConfig, solve
+from .vidode import ModelConfig, anchor_frame, check_inputs, model_times, prepare_inputs
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, 1)) averaged over all elements (latent cells and samples): a scalar."""
     return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean()
+
+
+def _trajectory(func: nn.Module, h0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor, solver: SolverConfig):
+    """States at ``times`` (monotonic away from t0, the first may equal t0) from h0 at t0."""
+    states: list[torch.Tensor] = []
+    if times.numel() and times[0] == t0:
+        states.append(h0)
+        times = times[1:]
+    if times.numel():
+        states.extend(solve(func, h0, torch.cat((t0.view(1), times)), solver)[1:].unbind(0))
+    return states
 
 
 def latent_path(func: nn.Module, z0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor,
@@ -59,7 +70,8 @@ class _VariationalODE(nn.Module):
         self.config = config
         c, w = config.channels, config.width
         self.frame_encoder = ConvEncoder(2 * c, w)
-        self.sequence_encoder = ODEConvGRU(4 * w, (4 * w, 2 * w, 2 * w, 2 * w, 4 * w), config.encoder_solver)
+        self.sequence_encoder = ODEConvGRU(4 * w, (4 * w, 2 * w, 2 * w, 2 * w, 4 * w), config.encoder_solver,
+                                           reverse=True)
         self.func = func
         self.decoder = StateDecoder(c, w)
 
@@ -78,14 +90,17 @@ class _VariationalODE(nn.Module):
         latent element and sample."""
         cfg = self.config
         B, L, H, W = *frames.shape[:2], *frames.shape[-2:]
+        if times.ndim != 1 or query_times.ndim != 1:
+            raise ValueError(f"{cfg.architecture} takes input and query times shared by the batch, (L,) and (K,)")
         check_inputs(cfg, frames, times, query_times)
-        x, observed, anchor = prepare_inputs(frames)
+        x, observed, filled, _ = prepare_inputs(frames)
+        anchor = anchor_frame(filled, observed)
         t, s = model_times(times, query_times, frames, cfg.time_scale)
 
         features = self.frame_encoder(x.flatten(0, 1)).unflatten(0, (B, L))
-        # backward in time, from t_L to t_1: the reversed frames at tau = -t (increasing), so the encoder's
-        # time-invariant ODE dh/dtau = f(h) is dh/dt = -f(h) run backward; f is learned, so its sign is free
-        summary = self.sequence_encoder(features.flip(1), -t.flip(0), observed.flip(1))
+        # backward in time, from t_L to the first observed frame (dh/d(-t) = f(h); f is learned, its sign free)
+        states = self.sequence_encoder(features, t.expand(B, L), observed)
+        summary = states[torch.arange(B, device=frames.device), observed.int().argmax(1)]
         mean, logvar = self.posterior(features, summary, observed)
         z0 = mean + (0.5 * logvar).exp() * torch.randn_like(mean) if self.training else mean
 

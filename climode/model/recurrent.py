@@ -31,8 +31,18 @@ from torch import nn
 
 from .decoder import ConvDecoder, StateDecoder
 from .encoder import ConvEncoder, ConvGRUCell
-from .vidode import ModelConfig, check_inputs, last_observed, model_times, prepare_inputs
-from .warp import warp
+from .vidode import (
+    EXTRAPOLATED,
+    ModelConfig,
+    anchor_frame,
+    check_inputs,
+    empty_parts,
+    extrapolate,
+    finish,
+    last_index,
+    model_times,
+    prepare_inputs,
+)
 
 
 class _GapStep(nn.Module):
@@ -66,6 +76,7 @@ class _Recurrent(nn.Module):
 
     gap_input = False
     decay = False
+    per_sample_times = True
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -76,22 +87,28 @@ class _Recurrent(nn.Module):
         self.decoder_step = _GapStep(4 * w, self.gap_input, self.decay)
 
     def encode(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Check and encode the inputs. Returns ``state`` (B, 4w, H4/4, W4/4) after the last observed
-        frame, ``t_last`` (B,) that frame's time, ``anchor`` (B, C, H4, W4) that frame (NaN as 0,
-        padded), ``t`` (L,) and ``s`` (K,) the input and query times, all times in model units."""
-        check_inputs(self.config, frames, times, query_times)
-        x, observed, anchor = prepare_inputs(frames)
+        """Check and encode the inputs (times (L,) or (B, L), queries (K,) or (B, K) as ``VidODE.forward``).
+        Returns ``state`` (B, 4w, H4/4, W4/4) after the last observed frame, ``t_last`` (B,) that frame's
+        time, ``anchor`` (B, C, H4, W4) that frame (missing cells filled), ``filled`` and ``valid``
+        (B, L, C, H4, W4), ``observed`` (B, L), ``t`` (B, L) and ``s`` (B, K) the input and query times in
+        model units (queries not ``asked`` (B, K), NaN, set to ``t_last``)."""
+        times, query_times = check_inputs(self.config, frames, times, query_times)
+        x, observed, filled, valid = prepare_inputs(frames)
         t, s = model_times(times, query_times, frames, self.config.time_scale)
         B, L = observed.shape
         feats = self.frame_encoder(x.flatten(0, 1)).unflatten(0, (B, L))
         state = torch.zeros_like(feats[:, 0])
-        t_prev = t[observed.int().argmax(1)]  # the first observed time: the first step's gap is 0
+        t_prev = t.gather(1, observed.int().argmax(1, keepdim=True)).squeeze(1)  # first observed: gap 0
         for i in range(L):
             seen = observed[:, i]
-            updated = self.encoder_step(state, feats[:, i], t[i] - t_prev)
+            t_i = torch.where(seen, t[:, i], t_prev)
+            updated = self.encoder_step(state, feats[:, i], t_i - t_prev)
             state = torch.where(seen.view(-1, 1, 1, 1), updated, state)
-            t_prev = torch.where(seen, t[i], t_prev)
-        return {"state": state, "t_last": t_prev, "anchor": anchor, "t": t, "s": s}
+            t_prev = t_i
+        asked = torch.isfinite(s)
+        return {"state": state, "t_last": t_prev, "anchor": anchor_frame(filled, observed), "filled": filled,
+                "valid": valid, "observed": observed, "t": t, "s": torch.where(asked, s, t_prev.view(-1, 1)),
+                "asked": asked}
 
 
 class _StepPerQuery(_Recurrent):
@@ -111,13 +128,14 @@ class _StepPerQuery(_Recurrent):
         H, W = frames.shape[-2:]
         enc = self.encode(frames, times, query_times)
         t_last, state = enc["t_last"], enc["state"]
-        clamped = torch.maximum(enc["s"].view(1, -1), t_last.view(-1, 1))  # (B, K)
+        clamped = torch.maximum(enc["s"], t_last.view(-1, 1))  # (B, K)
         gaps = torch.diff(clamped, dim=1, prepend=t_last.view(-1, 1))
         out = []
         for k in range(gaps.shape[1]):
             state = self.decoder_step(state, state, gaps[:, k])
             out.append(enc["anchor"] + self.state_decoder(state))
-        return {"frames": torch.stack(out, 1)[..., :H, :W]}
+        frames = torch.stack(out, 1)[..., :H, :W]
+        return {"frames": torch.where(enc["asked"].view(*gaps.shape, 1, 1, 1), frames, float("nan"))}
 
 
 class ConvGRUForecaster(_StepPerQuery):
@@ -162,7 +180,7 @@ class VidRNN(_Recurrent):
 
     def _query_states(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, K, 4w, h, w): the decoder's state at each query (clamped to the last observed input)."""
-        lead = (enc["s"].view(1, -1) - enc["t_last"].view(-1, 1)).clamp(min=0)  # (B, K)
+        lead = (enc["s"] - enc["t_last"].view(-1, 1)).clamp(min=0)  # (B, K)
         state = enc["state"]
         rollout = [state]
         ones = torch.ones_like(enc["t_last"])
@@ -176,32 +194,19 @@ class VidRNN(_Recurrent):
         return self._query_states(self.encode(frames, times, query_times))
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Forecast frames at ``query_times``; arguments and outputs as ``VidODE.forward``: a dict of
-        (B, K, ...) ``frames``, ``flow`` (pixels), ``diff``, ``mask``, ``previous`` (K,) the query each
-        frame was composed from (-1: the last observed input frame) and ``anchor`` (B, C, H, W)."""
-        cfg = self.config
+        """Forecast frames at ``query_times``; arguments and outputs as ``VidODE.forward``. Every query is
+        composed as an extrapolation from the last observed frame (``decoding`` as in Vid-ODE), those
+        before it with the state there."""
         H, W = frames.shape[-2:]
         enc = self.encode(frames, times, query_times)
         states = self._query_states(enc)
-        s = enc["s"]
-        after = s >= enc["t"][-1]
-        chains = (torch.nonzero(after).flatten().tolist(), torch.nonzero(~after).flatten().flip(0).tolist())
-        parts: list = [None] * len(s)
-        previous = [-1] * len(s)
-        for chain in chains:
-            before_state, before_frame, before_i = enc["state"], enc["anchor"], -1
-            for i in chain:
-                flow, diff, mask = self.decoder(states[:, i], before_state)
-                moved = warp(before_frame, flow) if cfg.flow_warping else before_frame
-                frame = mask * moved + (1 - mask) * diff if cfg.mask_composition else moved + diff
-                parts[i], previous[i] = (frame, flow, diff, mask), before_i
-                if cfg.decoding == "recursive":
-                    before_state, before_frame, before_i = states[:, i], frame, i
-        names = ("frames", "flow", "diff", "mask")
-        out = {name: torch.stack(part, 1)[..., :H, :W] for name, part in zip(names, zip(*parts))}
-        out["previous"] = torch.tensor(previous, device=frames.device)
-        out["anchor"] = last_observed(frames)
-        return out
+        B, K = enc["s"].shape
+        last = last_index(enc["observed"]).view(-1, 1, 1).expand(B, K, 2).clone()
+        parts = empty_parts(enc["filled"], K)
+        leads = (enc["s"] - enc["t_last"].view(-1, 1)).clamp(min=0)
+        extrapolate(self.decoder, self.config, parts, last, states, enc["state"], enc["asked"], leads)
+        kind = torch.full_like(enc["s"], EXTRAPOLATED, dtype=torch.long)
+        return finish(parts, last, kind, enc["filled"], enc["valid"], enc["asked"], (H, W))
 
 
 MODELS = {"convgru": ConvGRUForecaster, "convgru-dt": ConvGRUDt, "convgru-decay": ConvGRUDecay, "vid-rnn": VidRNN}

@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoder import ConvDecoder
+from .compose import compose, fill_missing
+from .decoder import ConvDecoder, InterpolationDecoder
 from .encoder import ConvEncoder, ODEConvGRU
-from .odefunc import ConvODEFunc, FCODEFunc, SolverConfig, solve
+from .motion import motion
+from .odefunc import ConvODEFunc, FCODEFunc, SolverConfig, advance, trajectory
 from .warp import warp
 
 ENCODERS = ("ode-convgru", "conv")
@@ -34,9 +36,9 @@ class ModelConfig:
     flow_warping / mask_composition: the ablation switches of Table 4. Without warping
         the previous frame is used unwarped; without the mask the output is the
         (warped) previous frame plus the predicted difference.
-    decoding: "recursive" (the paper: each frame warps the previous generated frame)
-        or "anchored" (each frame warps the last input frame, so a query's forecast
-        does not depend on which other times were asked for).
+    decoding: "anchored" (each extrapolated frame is composed from the last observed frame, so
+        a query's forecast does not depend on which other times were asked for) or "recursive"
+        (the paper: each from the previous forecast frame).
     derivative: "conv" (the paper) or "fc" (ODE-FC: the decoder ODE's derivative is
         fully connected over the flattened state, which needs ``frame_shape``).
     frame_shape: (H, W) of the frames trained on, set by the trainer; models whose size
@@ -53,7 +55,7 @@ class ModelConfig:
     decoder_solver: SolverConfig = field(default_factory=SolverConfig)
     flow_warping: bool = True
     mask_composition: bool = True
-    decoding: str = "recursive"
+    decoding: str = "anchored"
     derivative: str = "conv"
     frame_shape: list[int] | None = None
 
@@ -91,22 +93,48 @@ def check_times(times: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} must be strictly increasing (sorted, no duplicates), got {times.tolist()}")
 
 
-def check_inputs(config: ModelConfig, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> None:
-    """Refuse frames (B, L, C, H, W) of the wrong channel count, or times that do not fit them."""
-    C, L = frames.shape[2], frames.shape[1]
+def _per_sample(times: torch.Tensor, B: int, n: int, what: str, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """(n,) times shared by the batch or (B, n) times of each sample's own -> (B, n). In the (B, n) form
+    NaN marks a slot a sample does not use; the others (and those ``keep`` marks) must increase."""
+    if times.ndim == 1:
+        if times.shape != (n,):
+            raise ValueError(f"{what} must have shape ({n},) or ({B}, {n}) to match the frames, "
+                             f"got {tuple(times.shape)}")
+        check_times(times, what)
+        return times.expand(B, n)
+    if times.shape != (B, n):
+        raise ValueError(f"{what} must have shape ({n},) or ({B}, {n}), got {tuple(times.shape)}")
+    for b, row in enumerate(times):
+        used = row[keep[b]] if keep is not None else row[~torch.isnan(row)]
+        if used.numel():
+            check_times(used, f"{what} of sample {b}")
+    return times
+
+
+def check_inputs(config: ModelConfig, frames: torch.Tensor, times: torch.Tensor,
+                 query_times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refuse frames (B, L, C, H, W) of the wrong channel count, or times that do not fit them; return
+    the input times (B, L) and query times (B, K) of each sample (see ``VidODE.forward``)."""
+    if frames.ndim != 5:
+        raise ValueError(f"frames must be (batch, time, channel, y, x), got shape {tuple(frames.shape)}")
+    B, L, C = frames.shape[:3]
     if C != config.channels:
         raise ValueError(f"the model expects {config.channels} channels per frame, got {C}")
-    if times.shape != (L,):
-        raise ValueError(f"input times must have shape ({L},) to match the frames, got {tuple(times.shape)}")
-    check_times(times, "input times")
-    check_times(query_times, "query times")
+    observed = torch.isfinite(frames).flatten(2).any(2)
+    times = _per_sample(times, B, L, "input times", observed)
+    K = query_times.shape[-1] if query_times.ndim else 0
+    return times, _per_sample(query_times, B, K, "query times")
+
+
+def last_index(observed: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool -> (B,) the slot of each sample's last observed frame."""
+    return observed.shape[1] - 1 - observed.flip(1).int().argmax(1)
 
 
 def last_observed(frames: torch.Tensor) -> torch.Tensor:
     """The last input frame with any finite cell: (B, L, C, H, W) -> (B, C, H, W)."""
     observed = torch.isfinite(frames).flatten(2).any(2)
-    last = observed.shape[1] - 1 - observed.flip(1).int().argmax(1)
-    return frames[torch.arange(len(frames), device=frames.device), last]
+    return frames[torch.arange(len(frames), device=frames.device), last_index(observed)]
 
 
 def pad4(x: torch.Tensor) -> torch.Tensor:
@@ -117,19 +145,23 @@ def pad4(x: torch.Tensor) -> torch.Tensor:
     return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
-def prepare_inputs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def prepare_inputs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """What every learned model takes in, from frames (B, L, C, H, W) with NaN for missing cells:
-    ``x`` (B, L, 2C, H4, W4) the frames with NaN as 0 followed by their validity (1/0), padded to
-    multiples of 4; ``observed`` (B, L) whether a frame has any finite cell; ``anchor``
-    (B, C, H4, W4) the last observed frame, NaN as 0, padded. Refuses a sequence with no
+    ``x`` (B, L, 2C, H4, W4) the filled frames (``compose.fill_missing``) followed by their validity
+    (1/0), padded to multiples of 4; ``observed`` (B, L) whether a frame has any finite cell;
+    ``filled`` (B, L, C, H4, W4) and ``valid`` (B, L, C, H4, W4) float. Refuses a sequence with no
     observed frame."""
-    valid = torch.isfinite(frames)
-    observed = valid.flatten(2).any(2)
+    observed = torch.isfinite(frames).flatten(2).any(2)
     if not observed.any(1).all():
         raise ValueError("every sequence needs at least one observed (not all-NaN) input frame")
-    filled = torch.where(valid, frames, torch.zeros((), dtype=frames.dtype, device=frames.device))
-    x = pad4(torch.cat((filled, valid.to(frames.dtype)), 2))
-    return x, observed, pad4(torch.nan_to_num(last_observed(frames)))
+    filled, valid = fill_missing(frames, observed)
+    filled, valid = pad4(filled), pad4(valid.to(frames.dtype))
+    return torch.cat((filled, valid), 2), observed, filled, valid
+
+
+def anchor_frame(filled: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """The last observed frame, missing cells filled: (B, L, C, H, W) -> (B, C, H, W)."""
+    return filled[torch.arange(len(filled), device=filled.device), last_index(observed)]
 
 
 def model_times(times: torch.Tensor, query_times: torch.Tensor, like: torch.Tensor,
@@ -139,19 +171,112 @@ def model_times(times: torch.Tensor, query_times: torch.Tensor, like: torch.Tens
     return to(times), to(query_times)
 
 
-def _trajectory(func: nn.Module, h0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor, solver: SolverConfig):
-    """States at ``times`` (monotonic away from t0, the first may equal t0) from h0 at t0."""
-    states: list[torch.Tensor] = []
-    if times.numel() and times[0] == t0:
-        states.append(h0)
-        times = times[1:]
-    if times.numel():
-        states.extend(solve(func, h0, torch.cat((t0.view(1), times)), solver)[1:].unbind(0))
-    return states
+OBSERVED, INTERPOLATED, EXTRAPOLATED = 0, 1, 2  # what ``kind`` says of a query
+
+
+def classify(t: torch.Tensor, s: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Where each query s (B, K) falls among each sample's observed times t (B, L): ``kind`` (B, K):
+    OBSERVED (at an observed time, or before the first: that frame), INTERPOLATED (between two
+    observed frames) or EXTRAPOLATED (after the last); ``before`` and ``after`` (B, K) the slots of the
+    observed frames around it (for OBSERVED both that frame, for EXTRAPOLATED both the last)."""
+    L = t.shape[1]
+    slot = torch.arange(L, device=t.device)
+    seen = observed[:, None, :]
+    before = torch.where(seen & (t[:, None, :] <= s[:, :, None]), slot, -1).max(-1).values
+    after = torch.where(seen & (t[:, None, :] > s[:, :, None]), slot, L).min(-1).values
+    first = observed.int().argmax(1, keepdim=True).expand_as(before)
+    last = last_index(observed).view(-1, 1).expand_as(before)
+    at = (before >= 0) & (t.gather(1, before.clamp(min=0)) == s)
+    extrapolated = (before >= 0) & (after == L) & ~at
+    interpolated = (before >= 0) & (after < L) & ~at
+    kind = torch.where(extrapolated, EXTRAPOLATED, torch.where(interpolated, INTERPOLATED, OBSERVED))
+    before = torch.where(before < 0, first, torch.where(extrapolated, last, before))
+    after = torch.where(interpolated, after, before)
+    return {"kind": kind, "before": before, "after": after}
+
+
+def empty_parts(filled: torch.Tensor, K: int) -> dict[str, torch.Tensor]:
+    """Composition parts (``climode.model.compose``) of K queries that copy their first source, on the
+    grid of ``filled`` (B, L, C, H, W): zero ``flows``, ``residual`` and ``diff``, unit ``weight`` and ``mask``."""
+    B, _, C, H, W = filled.shape
+    return {"flows": filled.new_zeros(B, K, 2, 2, H, W), "weight": filled.new_ones(B, K, 1, H, W),
+            "residual": filled.new_zeros(B, K, C, H, W), "diff": filled.new_zeros(B, K, C, H, W),
+            "mask": filled.new_ones(B, K, 1, H, W)}
+
+
+def _decode_extrapolation(decoder: nn.Module, cfg: ModelConfig, parts: dict, at: tuple, state: torch.Tensor,
+                          previous: torch.Tensor, lead: torch.Tensor) -> None:
+    """The parts at ``at`` (rows, columns) from G(h_s, h_prev) and the ``lead`` (N,) from the source frame X
+    (model units): M * W(F, X) + (1 - M) * (X + D), or W(F, X) + D without the mask; the flow is dropped
+    without warping. G gives rates, F and D are lead times them: both vanish at lead 0 (the frame is X)
+    and grow with the lead as a steady motion's displacement and a steady deepening's change do."""
+    velocity, rate, mask = decoder(state, previous)
+    lead = lead.view(-1, 1, 1, 1)
+    flow, diff = lead * velocity, lead * rate
+    parts["diff"][at], parts["mask"][at] = diff, mask
+    if cfg.flow_warping:
+        parts["flows"][at[0], at[1], 0] = flow
+    if cfg.mask_composition:
+        parts["weight"][at], parts["residual"][at] = mask, (1 - mask) * diff
+    else:
+        parts["residual"][at] = diff
+
+
+def extrapolate(decoder: nn.Module, cfg: ModelConfig, parts: dict, sources: torch.Tensor, states: torch.Tensor,
+                h_last: torch.Tensor, extrapolated: torch.Tensor, leads: torch.Tensor) -> None:
+    """Decode the ``extrapolated`` (B, K) queries from their states (B, K, ...) at ``leads`` (B, K) after
+    the last observed frame (model units) into ``parts`` and ``sources`` (whose entries there name that
+    frame). Anchored: G(h_s, h_L), each from that frame. Recursive (the paper): G(h_s, h_prev), each
+    from the previous forecast of its sample."""
+    if cfg.decoding == "anchored":
+        b, k = extrapolated.nonzero(as_tuple=True)
+        _decode_extrapolation(decoder, cfg, parts, (b, k), states[b, k], h_last[b], leads[b, k])
+        return
+    rows = torch.arange(len(sources), device=sources.device)
+    previous, source = h_last, sources[rows, extrapolated.int().argmax(1), 0]  # the last observed frame
+    before = torch.zeros_like(leads[:, 0])
+    for k in range(extrapolated.shape[1]):
+        b = extrapolated[:, k].nonzero(as_tuple=True)[0]
+        if len(b):
+            _decode_extrapolation(decoder, cfg, parts, (b, torch.full_like(b, k)), states[b, k], previous[b],
+                                  leads[b, k] - before[b])
+            sources[b, k] = source[b].view(-1, 1)
+            previous = previous.index_put((b,), states[b, k])
+            before = before.index_put((b,), leads[b, k])
+            source[b] = -1 - k
+
+
+def finish(parts: dict, sources: torch.Tensor, kind: torch.Tensor, filled: torch.Tensor, valid: torch.Tensor,
+           asked: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """The model's output dict (``VidODE.forward``): frames composed from ``parts`` and ``sources`` over
+    the filled inputs, the validity share carried the same way, NaN where no query was ``asked``
+    (B, K), everything cropped back to ``size`` (H, W)."""
+    frames = compose(filled, sources, parts["flows"], parts["weight"], parts["residual"])
+    share = compose(valid, sources, parts["flows"], parts["weight"])
+    frames = torch.where(asked.view(*asked.shape, 1, 1, 1), frames, float("nan"))
+    crop = lambda v: v[..., : size[0], : size[1]]
+    return {"frames": crop(frames), "valid": crop(share), "sources": sources, "kind": kind,
+            **{name: crop(value) for name, value in parts.items()}}
 
 
 class VidODE(nn.Module):
-    """The Vid-ODE generator (encoder, decoder ODE, Conv-Decoder and composition)."""
+    """The Vid-ODE generator: encoders, decoder ODE, Conv-Decoders and composition (``compose``);
+    docs/design.md gives the reasons.
+
+    Extrapolation (after the last observed frame X_L at t_L, lead Delta): the decoder ODE runs from the
+    forward encoder's state at t_L to the query, G(h_s, h_L) gives a velocity, a rate of change and a mask
+    M; F and D are Delta times the first two, and the frame is M * W(F, X_L) + (1 - M) * (X_L + D), D
+    trained towards X_s - X_L.
+    Interpolation (between observed frames X_i at t_i and X_j at t_j, gap Delta): the forward encoder's
+    state at t_i carried to s, the backward encoder's state at t_j carried back to s and the two frames
+    carried to s along their motion m (``motion``: X_j(x) ~ X_i(x - m)) give velocity corrections v_i,
+    v_j, a blend b and a difference D; with tau = (s - t_i) / Delta the frame is
+    w W(tau (Delta v_i - m), X_i) + (1 - w) W((1 - tau) (Delta v_j + m), X_j) + 4 tau (1 - tau) D,
+    w = sigmoid(b + logit(1 - tau)): motion-compensated interpolation when untrained (the linear blend
+    where nothing moves), and X_i or X_j exactly at either end.
+    """
+
+    per_sample_times = True  # takes (B, L) input and (B, K) query times: no grouping by shared times
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -161,6 +286,7 @@ class VidODE(nn.Module):
         if config.encoder == "ode-convgru":
             self.frame_encoder = ConvEncoder(2 * c, w)
             self.sequence_encoder = ODEConvGRU(4 * w, ode_widths, config.encoder_solver)
+            self.backward_encoder = ODEConvGRU(4 * w, ode_widths, config.encoder_solver, reverse=True)
         else:
             self.frame_encoder = ConvEncoder(2 * c * config.n_in, w)
         if config.derivative == "fc":
@@ -169,58 +295,94 @@ class VidODE(nn.Module):
         else:
             self.decoder_func = ConvODEFunc(ode_widths)
         self.decoder = ConvDecoder(c, w)
+        self.interpolator = InterpolationDecoder(c, w)
 
-    def forward(
-        self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def ode_functions(self) -> dict[str, nn.Module]:
+        """The ODE derivatives by role, whose ``nfe`` counts their evaluations."""
+        funcs = {"decoder": self.decoder_func}
+        if self.config.encoder == "ode-convgru":
+            funcs.update(encoder=self.sequence_encoder.func, backward_encoder=self.backward_encoder.func)
+        return funcs
+
+    def _encode(self, x: torch.Tensor, t: torch.Tensor, observed: torch.Tensor, backward: bool):
+        """``(forward, backward, h_last)``: the encoders' states at every input slot (B, L, 4w, h, w)
+        (None for the conv encoder, and ``backward`` None unless asked for) and the state at t_L."""
+        B, L = observed.shape
+        if self.config.encoder == "conv":
+            if L != self.config.n_in:
+                raise ValueError(f"the ODE-Conv encoder was built for {self.config.n_in} input frames, got {L}")
+            return None, None, self.frame_encoder(x.flatten(1, 2))
+        feats = self.frame_encoder(x[observed])
+        features = feats.new_zeros(B, L, *feats.shape[1:])
+        features[observed] = feats
+        forward = self.sequence_encoder(features, t, observed)
+        rows = torch.arange(B, device=x.device)
+        back = self.backward_encoder(features, t, observed) if backward else None
+        return forward, back, forward[rows, last_index(observed)]
+
+    def forward(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> dict[str, torch.Tensor]:
         """Forecast frames at ``query_times``.
 
-        frames: (B, L, C, H, W), NaN marks missing cells; a frame with no finite cell is
-            a missing observation. times: (L,) strictly increasing, real units.
-        query_times: (K,) strictly increasing, real units, before, inside or after the
-            observed range.
-        Returns a dict of (B, K, ...) tensors: ``frames`` (C channels), ``flow`` (2, pixels),
-        ``diff`` (C), ``mask`` (1); ``previous`` (K,) the index of the query each frame was
-        composed from (-1: the last observed input frame) and ``anchor`` (B, C, H, W) that frame.
+        frames: (B, L, C, H, W), NaN marks missing cells; a frame with no finite cell is a missing
+            observation (the same as no frame).
+        times: (L,) strictly increasing, or (B, L) each sample's own (increasing over its observed
+            frames), real units. query_times: (K,) strictly increasing, or (B, K) each sample's own
+            (NaN: no query; its frame is NaN), real units, before, between or after the observations.
+        Returns a dict of (B, K, ...) tensors: ``frames`` (C channels), the parts they are composed of
+        (``sources`` (B, K, 2), ``flows`` (2, 2), ``weight`` (1), ``residual`` (C); see
+        ``climode.model.compose``), ``kind`` (B, K) (``classify``), the extrapolation decoder's
+        ``diff`` D (C) and ``mask`` M (1) (zero and one elsewhere), and ``valid`` (C) the share of each
+        cell drawn from valid input cells (below 1 where missing cells were filled).
         """
         cfg = self.config
         B, L, C, H, W = frames.shape
-        check_inputs(cfg, frames, times, query_times)
-        x, observed, anchor = prepare_inputs(frames)
+        times, query_times = check_inputs(cfg, frames, times, query_times)
+        x, observed, filled, valid = prepare_inputs(frames)
         t, s = model_times(times, query_times, frames, cfg.time_scale)
+        asked = torch.isfinite(s)
+        t_last = t.gather(1, last_index(observed).view(-1, 1))
+        s = torch.where(asked, s, t_last)
+        where = classify(t, s, observed)
+        kind = where["kind"]
+        extrapolated, interpolated = kind == EXTRAPOLATED, kind == INTERPOLATED
+        forward, backward, h_last = self._encode(x, t, observed, bool(interpolated.any()))
 
-        if cfg.encoder == "ode-convgru":
-            feats = self.frame_encoder(x.flatten(0, 1)).unflatten(0, (B, L))
-            state = self.sequence_encoder(feats, t, observed)
-        else:
-            if L != cfg.n_in:
-                raise ValueError(f"the ODE-Conv encoder was built for {cfg.n_in} input frames, got {L}")
-            state = self.frame_encoder(x.flatten(1, 2))
+        parts = empty_parts(filled, s.shape[1])
+        sources = torch.stack((where["before"], where["after"]), -1)
+        if bool(extrapolated.any()):
+            leads = torch.where(extrapolated, s - t_last, 0.0)
+            states = trajectory(self.decoder_func, h_last, leads, cfg.decoder_solver)
+            extrapolate(self.decoder, cfg, parts, sources, states, h_last, extrapolated, leads)
+        if bool(interpolated.any()):
+            self._interpolate(interpolated.nonzero(as_tuple=True), t, s, where, forward, backward, h_last, t_last,
+                              filled, parts, (H, W))
+        return finish(parts, sources, kind, filled, valid, asked, (H, W))
 
-        t_last = t[-1]
-        forward_idx = torch.nonzero(s >= t_last).flatten().tolist()
-        backward_idx = torch.nonzero(s < t_last).flatten().flip(0).tolist()
-        outputs: list = [None] * len(s)
-        previous = [-1] * len(s)
-        for order in (forward_idx, backward_idx):
-            if not order:
-                continue
-            states = _trajectory(self.decoder_func, state, t_last, s[order], cfg.decoder_solver)
-            prev_state, prev_frame, prev_i = state, anchor, -1
-            for i, h in zip(order, states):
-                flow, diff, mask = self.decoder(h, prev_state)
-                source = warp(prev_frame, flow) if cfg.flow_warping else prev_frame
-                frame = mask * source + (1 - mask) * diff if cfg.mask_composition else source + diff
-                outputs[i] = (frame, flow, diff, mask)
-                previous[i] = prev_i
-                if cfg.decoding == "recursive":
-                    prev_state, prev_frame, prev_i = h, frame, i
-        frames_out, flow, diff, mask = (torch.stack(parts, 1)[..., :H, :W] for parts in zip(*outputs))
-        return {
-            "frames": frames_out,
-            "flow": flow,
-            "diff": diff,
-            "mask": mask,
-            "previous": torch.tensor(previous, device=frames.device),
-            "anchor": last_observed(frames),
-        }
+    def _interpolate(self, at, t, s, where, forward, backward, h_last, t_last, filled, parts, size) -> None:
+        """Fill the parts at ``at`` (rows, columns) of queries between two observed frames of ``size`` (H, W)."""
+        cfg = self.config
+        H, W = size
+        b, k = at
+        i, j = where["before"][b, k], where["after"][b, k]
+        t_i, t_j, s_q = t[b, i], t[b, j], s[b, k]
+        if forward is not None:
+            before = advance(self.sequence_encoder.func, forward[b, i], s_q - t_i, cfg.encoder_solver)
+            after = advance(self.backward_encoder.func, backward[b, j], t_j - s_q, cfg.encoder_solver)
+        else:  # the conv encoder has one state, at t_L: the decoder ODE carries it back to s
+            before = after = advance(self.decoder_func, h_last[b], s_q - t_last[b, 0], cfg.decoder_solver)
+        gap = (t_j - t_i).view(-1, 1, 1, 1)
+        tau = ((s_q - t_i) / (t_j - t_i)).clamp(1e-6, 1 - 1e-6).view(-1, 1, 1, 1)
+        x_i, x_j = filled[b, i], filled[b, j]
+        moved = x_i.new_zeros(len(x_i), 2, *x_i.shape[-2:])
+        if cfg.flow_warping:
+            with torch.no_grad():  # the motion carrying X_i onto X_j over the gap, pixels: where the flows start
+                moved = pad4(motion(x_i[..., :H, :W], x_j[..., :H, :W]))  # on the frames, unpadded
+        velocity_i, velocity_j, blend, d = self.interpolator(before, after, warp(x_i, -tau * moved),
+                                                             warp(x_j, (1 - tau) * moved))
+        if cfg.flow_warping:
+            # corrections are velocities (pixels per model time unit): a displacement over the gap scales with it
+            parts["flows"][b, k, 0] = tau * (gap * velocity_i - moved)
+            parts["flows"][b, k, 1] = (1 - tau) * (gap * velocity_j + moved)
+        linear = torch.log((1 - tau) / tau)
+        parts["weight"][b, k] = torch.sigmoid(blend + linear) if cfg.mask_composition else torch.sigmoid(linear)
+        parts["residual"][b, k] = 4 * tau * (1 - tau) * d
