@@ -3,6 +3,7 @@
     python pipelines/prepare_cam5.py --input 'cam5/*.nc' --out tiles.zarr
         [--tracks FILE] [--basins east-pacific-atlantic] [--resolution 1.0]
         [--vars U850=u,V850=v,PSL=p] [--time-in-hours --reference-time '1996-01-05']
+        [--n-in 5] [--n-out 5] [--min-gap H] [--max-gap 48] [--lead-step H] [--between]
         [--scheduler ADDRESS] [--workers 2]
 
 Storm periods come from --tracks (IBTrACS CSV, TempestExtremes file, or climode's tracks CSV)
@@ -50,8 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calendar", help="calendar of such hours (default standard)")
     p.add_argument("--n-in", type=int, default=5)
     p.add_argument("--n-out", type=int, default=5)
+    p.add_argument("--min-gap", type=float, help="smallest input gap, hours (default: the storage step)")
     p.add_argument("--max-gap", type=float, default=48.0, help="largest input gap, hours")
+    p.add_argument("--lead-step", type=float,
+                   help="hours between targets after the last input (default: the storage step)")
     p.add_argument("--rate", type=float, help="fraction of frames observed (sampling-rate mode)")
+    p.add_argument("--between", action="store_true",
+                   help="also a target at a random step inside each input gap (interpolation)")
     p.add_argument("--samples-per-storm", type=int, default=8)
     p.add_argument("--normalisation", choices=("minmax", "zscore"), default="minmax")
     p.add_argument("--seed", type=int, default=0)
@@ -75,8 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     for tile in tiles or []:  # a tile off the grid is refused before any work
         extract(ds.isel(time=[0]), tile)
     step_h = step_hours(ds)
-    sampling = SamplingConfig(n_in=args.n_in, n_out=args.n_out, step_h=step_h, min_gap_h=step_h,
-                              max_gap_h=args.max_gap, lead_step_h=step_h, rate=args.rate)
+    sampling = SamplingConfig(n_in=args.n_in, n_out=args.n_out, step_h=step_h, min_gap_h=args.min_gap or step_h,
+                              max_gap_h=args.max_gap, lead_step_h=args.lead_step or step_h, rate=args.rate,
+                              between=args.between)
     tracks = read_tracks(args.tracks, calendar=ds.time.values[0].calendar) if args.tracks else None
     if tracks is not None:
         plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)

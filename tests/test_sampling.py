@@ -22,6 +22,20 @@ def test_gaps_mode_irregular_inputs_then_regular_targets():
     assert len(set(gaps)) > 10  # really irregular
 
 
+def test_between_adds_a_target_inside_each_input_gap_first():
+    cfg = SamplingConfig(n_out=15, step_h=1.0, min_gap_h=3.0, lead_step_h=1.0, between=True)
+    assert cfg.targets == 19
+    rng = np.random.default_rng(1)
+    offsets = []
+    for _ in range(100):
+        inputs, _, targets = draw(200, cfg, rng)
+        inside, after = targets[:4], targets[4:]
+        assert (inputs[:-1] < inside).all() and (inside < inputs[1:]).all()
+        assert list(after) == list(inputs[-1] + np.arange(1, 16))
+        offsets.extend((inside - inputs[:-1]) / np.diff(inputs))
+    assert min(offsets) < 0.2 and max(offsets) > 0.8  # anywhere inside the gap
+
+
 def test_too_short_period_gives_nothing_and_seed_reproduces():
     cfg = SamplingConfig()
     assert draw(5, cfg, np.random.default_rng(0)) is None
@@ -80,3 +94,29 @@ def test_short_periods_still_give_irregular_samples_within_bounds():
             assert inputs[0] >= 0 and targets[-1] < n_steps
             assert np.all(np.diff(inputs) >= 1) and np.all(np.diff(inputs) <= 16)
     assert draw(9, cfg, rng) is None  # 4 gaps of 3 h and 5 targets need 10 steps
+
+
+def test_query_sampler_draws_random_query_sets_and_hides_in_between_inputs():
+    from climode.data import BouncingBall, QuerySampler
+
+    data = BouncingBall("train", 8, n_in=6, n_out=5, frame_size=16, continuous=True)
+    sampler = QuerySampler(data, hide=1.0, seed=3)
+    counts, hidden_seen = set(), False
+    for draw_ in range(6):
+        for i in range(len(data)):
+            original, sample = data[i], sampler[i]
+            assert np.array_equal(sample["times_in"], original["times_in"])
+            hidden = np.isnan(sample["frames_in"]).all(axis=(1, 2, 3))
+            assert not hidden[0] and not hidden[-1]  # the first and the last input stay
+            assert hidden.any()  # hide = 1: always some in-between input asked for
+            asked = set(sample["times_out"].tolist())
+            assert set(original["times_in"][hidden].tolist()) <= asked
+            extrapolated = sorted(asked - set(original["times_in"].tolist()))
+            assert set(extrapolated) <= set(original["times_out"].tolist()) and extrapolated
+            assert np.all(np.diff(sample["times_out"]) > 0)
+            counts.add(len(extrapolated))
+            hidden_seen |= hidden.sum() > 1
+    assert len(counts) > 2 and hidden_seen  # the number of leads varies, and of hidden frames
+    again = QuerySampler(data, hide=1.0, seed=3)[2]
+    first = QuerySampler(data, hide=1.0, seed=3)[2]
+    assert np.array_equal(again["times_out"], first["times_out"])  # seeded

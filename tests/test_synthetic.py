@@ -160,3 +160,22 @@ def test_cli_refuses_existing_corpus(tmp_path, capsys):
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
         "error: --storms must be an integer >= 1, got 0"]
     assert not (tmp_path / "none").exists()
+
+
+def test_frames_between_the_steps_continue_the_same_storms(corpus):
+    """Written every hour, the world is the same at the 3-hour steps, byte for byte, and moves smoothly
+    between them (a storm is not switched on or off between steps)."""
+    ds, tracks = corpus
+    hourly, hourly_tracks = make_corpus(STORMS, SEED, small=True, hours_per_frame=1.0)
+    assert hourly.sizes["time"] == 3 * ds.sizes["time"]
+    assert (hourly.time.values[1] - hourly.time.values[0]).total_seconds() == 3600
+    for v in ("U850", "V850", "PSL"):
+        assert np.array_equal(hourly[v].values[::3], ds[v].values)
+    pd.testing.assert_frame_equal(hourly_tracks, tracks)
+    psl = hourly.PSL.values.astype(np.float64)
+    between = np.abs(psl[1::3][: len(psl[3::3])] - 0.5 * (psl[0:-3:3] + psl[3::3])).max(axis=(1, 2))
+    jumps = np.abs(np.diff(psl, axis=0)).max(axis=(1, 2))
+    assert between.max() < 0.5 * np.abs(psl[3::3] - psl[0:-3:3]).max()  # an hour in: near the mean of its steps
+    assert jumps.max() < 0.5 * np.abs(np.diff(ds.PSL.values.astype(np.float64), axis=0)).max(axis=(1, 2)).max()
+    with pytest.raises(ClimodeError, match="divide a day"):
+        make_corpus(STORMS, SEED, small=True, hours_per_frame=7.0)

@@ -15,8 +15,9 @@ SPLIT_SEEDS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
 
 
 def simulate(rng: np.random.Generator, n_frames: int, size: int = 32, balls: int = 3, radius: float = 3.0,
-             speed: float = 1.5, substeps: int = 8) -> np.ndarray:
-    """Ball centres (n_frames, balls, 2) in pixels (row, column)."""
+             speed: float = 1.5, substeps: int = 8, times: np.ndarray | None = None) -> np.ndarray:
+    """Ball centres (n_frames, balls, 2) in pixels (row, column) at frames 0..n_frames-1, or, given
+    ``times`` (T,) in frames within [0, n_frames - 1], at those real times (linear between substeps)."""
     lo, hi = radius, size - 1 - radius
     pos = rng.uniform(lo, hi, (balls, 2))
     for _ in range(100):  # start apart
@@ -27,9 +28,11 @@ def simulate(rng: np.random.Generator, n_frames: int, size: int = 32, balls: int
     angle = rng.uniform(0, 2 * np.pi, balls)
     vel = speed * rng.uniform(0.7, 1.3, (balls, 1)) * np.stack((np.sin(angle), np.cos(angle)), 1)
     out = np.empty((n_frames, balls, 2))
+    fine = np.empty((n_frames * substeps, balls, 2))
     for f in range(n_frames):
         out[f] = pos
-        for _ in range(substeps):
+        for sub in range(substeps):
+            fine[f * substeps + sub] = pos
             pos = pos + vel / substeps
             for axis in range(2):
                 low, high = pos[:, axis] < lo, pos[:, axis] > hi
@@ -46,7 +49,11 @@ def simulate(rng: np.random.Generator, n_frames: int, size: int = 32, balls: int
                         exchange = np.dot(vel[i] - vel[j], n) * n
                         vel[i] -= exchange
                         vel[j] += exchange
-    return out
+    if times is None:
+        return out
+    clock = np.arange(len(fine)) / substeps
+    return np.stack([[[np.interp(t, clock, fine[:, b, a]) for a in range(2)] for b in range(balls)]
+                     for t in np.asarray(times, dtype=np.float64)])
 
 
 def render(centres: np.ndarray, size: int = 32, radius: float = 3.0) -> np.ndarray:
@@ -62,29 +69,43 @@ class BouncingBall(Dataset):
 
     drop: fraction of input frames marked missing at random (irregular sampling);
     the last input frame is always kept.
+    continuous: the targets at ``n_out`` random real times within the ``n_out`` frames after the
+    last input (sorted), instead of at whole frames: leads off any solver grid.
     """
 
     variables = ("intensity",)
     time_units = "frames"
 
     def __init__(self, split: str = "train", size: int = 1000, n_in: int = 10, n_out: int = 10,
-                 drop: float = 0.0, frame_size: int = 32, balls: int = 3, seed: int = 0):
+                 drop: float = 0.0, frame_size: int = 32, balls: int = 3, seed: int = 0, continuous: bool = False):
         if split not in SPLIT_SEEDS:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_SEEDS)}")
         self.split, self.size, self.n_in, self.n_out = split, size, n_in, n_out
         self.drop, self.frame_size, self.balls = drop, frame_size, balls
         self.seed = seed + SPLIT_SEEDS[split]
+        self.continuous = continuous
 
     def __len__(self) -> int:
         return self.size
+
+    def render(self, index: int, times: np.ndarray) -> np.ndarray:
+        """Frames (T, 1, size, size) of sequence ``index`` at any real ``times`` (T,) in 0..n_in+n_out-1."""
+        rng = np.random.default_rng((self.seed, index))
+        centres = simulate(rng, self.n_in + self.n_out, self.frame_size, self.balls, times=times)
+        return render(centres, self.frame_size)
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng((self.seed, index))
         n = self.n_in + self.n_out
         frames = render(simulate(rng, n, self.frame_size, self.balls), self.frame_size)
         times = np.arange(n, dtype=np.float64)
+        inputs = drop_frames(frames[: self.n_in], self.drop, rng)
+        if self.continuous:
+            times_out = np.sort(rng.uniform(self.n_in - 1, n - 1, self.n_out))
+            return {"frames_in": inputs, "times_in": times[: self.n_in],
+                    "frames_out": self.render(index, times_out), "times_out": times_out}
         return {
-            "frames_in": drop_frames(frames[: self.n_in], self.drop, rng),
+            "frames_in": inputs,
             "times_in": times[: self.n_in],
             "frames_out": frames[self.n_in :],
             "times_out": times[self.n_in :],

@@ -175,7 +175,7 @@ def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, var
              "split": ("sample", split.astype(str)),
              **tracks_table(tracks, lambda t: to_hours(t, calendar))},
             coords={"variable": variables},
-            attrs={"variables": json.dumps(variables), "n_in": sampling.input_frames, "n_out": sampling.n_out,
+            attrs={"variables": json.dumps(variables), "n_in": sampling.input_frames, "n_out": sampling.targets,
                    "calendar": calendar, "time_reference": REFERENCE, "sampling": json.dumps(asdict(sampling)),
                    "tiles": json.dumps([asdict(t) for t in tiles or [] if t.name in grids]),
                    "resolution": resolution or "native", "climode_version": __version__,

@@ -5,38 +5,36 @@ A sample is a dict of
                  missing observation),
   ``times_in``   (L,) float, strictly increasing, real units (frames or hours),
   ``frames_out`` (K, C, H, W) float32 targets, NaN where unknown,
-  ``times_out``  (K,) float, strictly increasing.
-Batches put samples on the union of their time grids: a sample lacking a time of
-the union has an all-NaN frame there, and ``present_in`` / ``present_out`` (B, T) say
-which grid times are the sample's own; ``own_times`` splits a batch back into groups of
-samples that share their own times, so that no forecast depends on another sample's times.
+  ``times_out``  (K,) float, strictly increasing; targets may lie between the inputs
+                 (interpolation) or after them (extrapolation).
+A batch (``collate``) keeps each sample's own times: ``times_in`` (B, L) and ``times_out``
+(B, K), K the most targets of any sample, shorter ones padded with NaN times and frames.
+Models that take only times shared by the batch are run on ``by_times`` groups.
+``QuerySampler`` draws random query sets for training (random leads, hidden in-between frames).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 
-def _on_grid(frames: list[torch.Tensor], times: list[torch.Tensor]):
-    grid = torch.unique(torch.cat(times))
-    shape = frames[0].shape[1:]
-    out = torch.full((len(frames), len(grid), *shape), float("nan"), dtype=frames[0].dtype)
-    present = torch.zeros(len(frames), len(grid), dtype=torch.bool)
-    for b, (f, t) in enumerate(zip(frames, times, strict=True)):
-        index = torch.searchsorted(grid, t)
-        out[b, index] = f
-        present[b, index] = True
-    return out, grid, present
+def _padded(arrays: list[torch.Tensor], length: int) -> torch.Tensor:
+    out = torch.full((len(arrays), length, *arrays[0].shape[1:]), float("nan"), dtype=arrays[0].dtype)
+    for b, a in enumerate(arrays):
+        out[b, : len(a)] = a
+    return out
 
 
 def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stack samples into a batch on the union of their input and output times."""
-    batch = {}
-    for kind in ("in", "out"):
-        frames = [torch.as_tensor(s[f"frames_{kind}"]) for s in samples]
-        times = [torch.as_tensor(s[f"times_{kind}"], dtype=torch.float64) for s in samples]
-        batch[f"frames_{kind}"], batch[f"times_{kind}"], batch[f"present_{kind}"] = _on_grid(frames, times)
-    return batch
+    """Stack samples into a batch, each on its own times; targets padded with NaN to the longest."""
+    get = lambda key, dtype=None: [torch.as_tensor(s[key], dtype=dtype) for s in samples]
+    lengths = {len(s["times_in"]) for s in samples}
+    if len(lengths) > 1:
+        raise ValueError(f"samples of one batch need the same number of input slots, got {sorted(lengths)}")
+    K = max(len(s["times_out"]) for s in samples)
+    return {"frames_in": torch.stack(get("frames_in")), "times_in": torch.stack(get("times_in", torch.float64)),
+            "frames_out": _padded(get("frames_out"), K), "times_out": _padded(get("times_out", torch.float64), K)}
 
 
 def drop_frames(frames: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -49,19 +47,68 @@ def drop_frames(frames: np.ndarray, fraction: float, rng: np.random.Generator) -
     return frames
 
 
-def own_times(present_in: torch.Tensor, present_out: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-    """Groups of a batch's samples that have the same own times: ``(rows, inputs, queries)``, the
-    sample indices and the union-grid indices of their input and query times (see ``collate``).
-    Groups without a query time are left out."""
+def by_times(batch: dict, shared: bool) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
+    """The batch as ``(rows, columns, part)``: one part holding it all for a model that takes each sample's
+    own times, else parts of the samples (``rows``) that share their input and query times, each with
+    times (L,) and (K,) and its targets' ``columns`` in the batch. Rows without a query are left out."""
+    asked = torch.isfinite(batch["times_out"])
+    if not shared:
+        rows = torch.nonzero(asked.any(1)).flatten()
+        return [(rows, torch.arange(asked.shape[1]), {k: v[rows] for k, v in batch.items()})] if len(rows) else []
     groups: dict[tuple, list[int]] = {}
-    for b, key in enumerate(zip(map(tuple, present_in.tolist()), map(tuple, present_out.tolist()))):
-        groups.setdefault(key, []).append(b)
-    return [(torch.tensor(rows), torch.tensor(mask_in).nonzero().flatten(), torch.tensor(mask_out).nonzero().flatten())
-            for (mask_in, mask_out), rows in groups.items() if any(mask_out)]
+    for b in range(len(asked)):
+        if asked[b].any():
+            key = (tuple(batch["times_in"][b].tolist()), tuple(batch["times_out"][b][asked[b]].tolist()))
+            groups.setdefault(key, []).append(b)
+    parts = []
+    for rows in groups.values():
+        rows_t = torch.tensor(rows)
+        columns = torch.nonzero(asked[rows[0]]).flatten()
+        parts.append((rows_t, columns, {
+            "frames_in": batch["frames_in"][rows_t], "times_in": batch["times_in"][rows[0]],
+            "frames_out": batch["frames_out"][rows_t][:, columns], "times_out": batch["times_out"][rows[0], columns]}))
+    return parts
 
 
-def sub_batch(batch: dict, rows: torch.Tensor, inputs: torch.Tensor, queries: torch.Tensor) -> dict:
-    """The part of a union-grid batch that ``own_times`` groups: those samples on their own times."""
-    pick = lambda x, index: x[rows][:, index]
-    return {"frames_in": pick(batch["frames_in"], inputs), "times_in": batch["times_in"][inputs],
-            "frames_out": pick(batch["frames_out"], queries), "times_out": batch["times_out"][queries]}
+class QuerySampler(Dataset):
+    """Training samples with random query sets, drawn afresh each time an item is read.
+
+    Of each sample of ``dataset``: a random number (1 to all) of its targets, at random, so the
+    leads asked vary in number and position (at the data's own times: for leads off the solver's
+    grid the data must hold them, e.g. hourly storms or ``BouncingBall(continuous=True)``); and,
+    with probability ``hide``, 1 to L - 2 of its observed input frames between the first and the
+    last observed hidden (NaN) and asked for, so interpolation is trained too. Seeded per item and by
+    how often it was read, so a run is reproducible.
+    """
+
+    def __init__(self, dataset: Dataset, hide: float = 0.5, seed: int = 0):
+        self.dataset, self.hide, self.seed = dataset, hide, seed
+        self.draws = np.zeros(len(dataset), dtype=np.int64)
+        for name in ("variables", "time_units", "normalisation", "grid", "n_in", "n_out"):
+            if hasattr(dataset, name):
+                setattr(self, name, getattr(dataset, name))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.dataset[index]
+        rng = np.random.default_rng((self.seed, index, int(self.draws[index])))
+        self.draws[index] += 1
+        frames_in = np.array(sample["frames_in"], copy=True)
+        times_out, frames_out = np.asarray(sample["times_out"]), np.asarray(sample["frames_out"])
+        known = np.isfinite(frames_out).reshape(len(frames_out), -1).any(1)
+        choice = np.flatnonzero(known) if known.any() else np.arange(len(times_out))
+        keep = np.sort(rng.choice(choice, size=int(rng.integers(1, len(choice) + 1)), replace=False))
+        times, frames = [times_out[keep]], [frames_out[keep]]
+        observed = np.flatnonzero(np.isfinite(frames_in).reshape(len(frames_in), -1).any(1))
+        inner = observed[1:-1]
+        if len(inner) and rng.random() < self.hide:
+            hidden = np.sort(rng.choice(inner, size=int(rng.integers(1, len(inner) + 1)), replace=False))
+            times.insert(0, np.asarray(sample["times_in"])[hidden])
+            frames.insert(0, frames_in[hidden].copy())
+            frames_in[hidden] = np.nan
+        times_q, frames_q = np.concatenate(times), np.concatenate(frames)
+        order = np.argsort(times_q, kind="stable")
+        return {"frames_in": frames_in, "times_in": sample["times_in"], "frames_out": frames_q[order],
+                "times_out": times_q[order]}

@@ -3,7 +3,9 @@
 A sample is a set of input steps with irregular gaps and target steps after the last input,
 as the paper's CAM5 protocol: 5 inputs with gaps of 3 to 48 h, then targets every 3 h for
 15 h. With ``rate`` < 1 the inputs are the frames kept when only that fraction of the input
-window's frames is observed (the paper's Fig. 6: 100, 75, 50, 25 %).
+window's frames is observed (the paper's Fig. 6: 100, 75, 50, 25 %). With ``between`` a target
+at a random step inside each gap of the inputs comes first (interpolation, as the paper's
+interpolation protocol asks for the frames between its inputs).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class SamplingConfig:
     lead_step_h: float = 3.0
     rate: float | None = None
     window_h: float = 57.0
+    between: bool = False
 
     def __post_init__(self):
         if self.n_in < 1 or self.n_out < 1:
@@ -41,6 +44,11 @@ class SamplingConfig:
         """Input slots per sample: n_in, or every frame of the window in rate mode."""
         return self.n_in if self.rate is None else self.steps(self.window_h) + 1
 
+    @property
+    def targets(self) -> int:
+        """Target slots per sample: n_out, and one inside each input gap with ``between``."""
+        return self.n_out + (self.input_frames - 1 if self.between else 0)
+
 
 def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator, last: int | None = None):
     """Step indices into a period of ``n_steps`` frames: ``(inputs, observed, targets)``, or None
@@ -49,8 +57,9 @@ def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator, last: int 
     Gaps mode (rate None): n_in inputs, consecutive gaps uniform in [min_gap_h, max_gap_h], all
     observed. Rate mode: every frame of the window_h hours up to the last input, each observed
     with probability ``rate`` (the last always); unobserved ones are to be stored as missing.
-    Targets: every lead_step_h after the last input, n_out of them. ``last`` fixes the last
-    input step (None: drawn at random).
+    Targets: with ``between``, one random step strictly inside each input gap (the gap's middle
+    step when it has none inside: a gap of one step); then every lead_step_h after the last input,
+    n_out of them. ``last`` fixes the last input step (None: drawn at random).
     """
     lead = cfg.steps(cfg.lead_step_h)
     span_out = lead * cfg.n_out
@@ -70,7 +79,11 @@ def draw(n_steps: int, cfg: SamplingConfig, rng: np.random.Generator, last: int 
         last = int(rng.integers(span_in, n_steps - span_out))
     elif last < span_in or last + span_out >= n_steps:
         return None
-    return last - offsets, observed, last + lead * np.arange(1, cfg.n_out + 1)
+    inputs, after = last - offsets, last + lead * np.arange(1, cfg.n_out + 1)
+    if not cfg.between:
+        return inputs, observed, after
+    inside = [int(rng.integers(a + 1, b)) if b - a > 1 else a for a, b in zip(inputs[:-1], inputs[1:])]
+    return inputs, observed, np.concatenate((inside, after))
 
 
 def _gaps(budget: int, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndarray | None:

@@ -114,9 +114,22 @@ class _Storm:
     rmax: np.ndarray  # radius of maximum wind, m
     b: float  # Holland B
 
-    def local(self, step: int) -> int | None:
+    def local(self, step: float) -> float | None:
+        """The storm's own (fractional) step at global ``step``, None while it does not exist."""
         k = step - self.first
-        return k if 0 <= k < len(self.lat) else None
+        return k if -1 < k < len(self.lat) else None
+
+    def at(self, k: float) -> tuple[float, ...]:
+        """(lat, lon, cu, cv, dp, rmax) at local step ``k`` in (-1, n), linear between steps (so the
+        fields are continuous in time); before the first and after the last step dp fades to zero."""
+        n = len(self.lat)
+        i = min(max(int(math.floor(k)), 0), n - 1)
+        j, w = (min(i + 1, n - 1), k - i) if 0 <= k <= n - 1 else (i, 0.0)
+        lon_j = self.lon[i] + (self.lon[j] - self.lon[i] + 180.0) % 360.0 - 180.0
+        lerp = lambda a, b: (1 - w) * a + w * b
+        fade = 1.0 + k if k < 0 else (n - k if k > n - 1 else 1.0)
+        return (lerp(self.lat[i], self.lat[j]), lerp(self.lon[i], lon_j) % 360.0, lerp(self.cu[i], self.cu[j]),
+                lerp(self.cv[i], self.cv[j]), fade * lerp(self.dp[i], self.dp[j]), lerp(self.rmax[i], self.rmax[j]))
 
 
 @dataclass(frozen=True)
@@ -137,8 +150,8 @@ class _Plan:
     storms: tuple[_Storm, ...]
     noise: _Noise
 
-    def time(self, step: int) -> cftime.DatetimeNoLeap:
-        return START + step * STEP
+    def time(self, step: float) -> cftime.DatetimeNoLeap:
+        return START + timedelta(seconds=round(step * STEP.total_seconds()))
 
 
 def _setup(small: bool, domain: Domain | None) -> _Setup:
@@ -277,9 +290,10 @@ def _noise(nz: _Noise, lat: np.ndarray, lon: np.ndarray, seconds: float) -> tupl
     return psl, u, v
 
 
-def _vortex(st: _Storm, k: int, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, ...]:
+def _vortex(st: _Storm, k: float, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, ...]:
     """PSL anomaly (Pa), u, v (m/s) and distance from the centre (m) of storm ``st`` at its local step ``k``."""
-    clat, clon, dp, rmax, b = st.lat[k], st.lon[k], st.dp[k], st.rmax[k], st.b
+    clat, clon, cu, cv, dp, rmax = st.at(k)
+    b = st.b
     dx = EARTH_RADIUS * np.cos(np.radians(0.5 * (lat + clat))) * np.radians((lon - clon + 180.0) % 360.0 - 180.0)
     dy = EARTH_RADIUS * np.radians(lat - clat)
     r = np.maximum(np.hypot(dx, dy), 1e-3 * rmax)
@@ -292,12 +306,12 @@ def _vortex(st: _Storm, k: int, lat: np.ndarray, lon: np.ndarray) -> tuple[np.nd
     turn = 1.0 if clat >= 0 else -1.0  # cyclonic: anticlockwise in the NH
     ux, uy = dx / r, dy / r
     ca, sa = math.cos(INFLOW), math.sin(INFLOW)
-    u = vt * (-ca * turn * uy - sa * ux) + st.cu[k] * vt / vm
-    v = vt * (ca * turn * ux - sa * uy) + st.cv[k] * vt / vm
+    u = vt * (-ca * turn * uy - sa * ux) + cu * vt / max(vm, 1e-9)
+    v = vt * (ca * turn * ux - sa * uy) + cv * vt / max(vm, 1e-9)
     return -dp * (1.0 - ex), u, v, r
 
 
-def _parts(plan: _Plan, step: int, lat: np.ndarray, lon: np.ndarray) -> tuple:
+def _parts(plan: _Plan, step: float, lat: np.ndarray, lon: np.ndarray) -> tuple:
     """Environment (background + noise) PSL, u, v and each active storm's (PSL anomaly, u, v, r)."""
     psl, u = _background(lat, lon)
     npsl, nu, nv = _noise(plan.noise, lat, lon, step * STEP.total_seconds())
@@ -305,8 +319,9 @@ def _parts(plan: _Plan, step: int, lat: np.ndarray, lon: np.ndarray) -> tuple:
     return psl + npsl, u + nu, nv, active, [_vortex(st, k, lat, lon) for st, k in active]
 
 
-def _evaluate(plan: _Plan, step: int, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, ...]:
-    """PSL (Pa), U850, V850 (m/s) at ``step`` on points given by broadcastable lat, lon (degrees).
+def _evaluate(plan: _Plan, step: float, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, ...]:
+    """PSL (Pa), U850, V850 (m/s) at ``step`` (3-hour steps, any real number) on points given by
+    broadcastable lat, lon (degrees).
 
     Within about 2 Rmax of each centre the storm's environment (everything but its own vortex) is
     flattened to its value at the centre, so the PSL minimum sits at the centre and equals
@@ -315,14 +330,14 @@ def _evaluate(plan: _Plan, step: int, lat: np.ndarray, lon: np.ndarray) -> tuple
     psl, u, v, active, vortices = _parts(plan, step, lat, lon)
     total = psl + sum(d[0] for d in vortices)
     if active:
-        clat = np.array([st.lat[k] for st, k in active])
-        clon = np.array([st.lon[k] for st, k in active])
+        clat = np.array([st.at(k)[0] for st, k in active])
+        clon = np.array([st.at(k)[1] for st, k in active])
         cpsl, _, _, _, cvort = _parts(plan, step, clat, clon)
         at_centres = np.array([d[0] for d in cvort])  # [storm, centre]: each vortex's anomaly at each centre
         env_c = cpsl + at_centres.sum(axis=0) - np.diag(at_centres)
         flat = 0.0
         for j, ((st, k), (dpsl, _, _, r)) in enumerate(zip(active, vortices)):
-            w = np.exp(-((r / (2.0 * st.rmax[k])) ** 4))
+            w = np.exp(-((r / (2.0 * st.at(k)[5])) ** 4))
             flat = flat + w * (env_c[j] - (total - dpsl))
         total = total + flat
         u = u + sum(d[1] for d in vortices)
@@ -368,8 +383,17 @@ def _attrs(plan: _Plan, small: bool) -> dict:
     }
 
 
-def _dataset(plan: _Plan, steps: range, small: bool) -> xr.Dataset:
-    """The fields at ``steps`` (time as cftime noleap objects)."""
+def _frames(plan: _Plan, hours_per_frame: float) -> np.ndarray:
+    """The (fractional) 3-hour steps of a corpus written every ``hours_per_frame`` hours."""
+    if not 0 < hours_per_frame <= 24 or (24 / hours_per_frame) % 1:
+        raise ClimodeError(f"--hours-per-frame {hours_per_frame:g} must divide a day (e.g. 1, 3 or 6)")
+    per_step = STEP.total_seconds() / 3600.0 / hours_per_frame
+    return np.arange(math.ceil(plan.n_steps * per_step)) / per_step
+
+
+def _dataset(plan: _Plan, steps, small: bool, hours_per_frame: float = 3.0) -> xr.Dataset:
+    """The fields at ``steps`` (3-hour steps, any real numbers; time as cftime noleap objects), each the
+    instantaneous value ending an interval of ``hours_per_frame`` hours."""
     dom = plan.setup.domain
     lat, lon = dom.lat, dom.lon
     out = {name: np.empty((len(steps), lat.size, lon.size), np.float32) for name in VARIABLES}
@@ -387,7 +411,8 @@ def _dataset(plan: _Plan, steps: range, small: bool) -> xr.Dataset:
                                          "standard_name": "northward_wind", **wind}),
             "PSL": (dims, out["PSL"], {"long_name": "Sea level pressure",
                                        "standard_name": "air_pressure_at_mean_sea_level", "units": "Pa"}),
-            "time_bnds": (("time", "nbnd"), np.array([[t - STEP, t] for t in times], dtype=object).reshape(-1, 2),
+            "time_bnds": (("time", "nbnd"), np.array([[t - timedelta(hours=hours_per_frame), t] for t in times],
+                                                      dtype=object).reshape(-1, 2),
                           {"long_name": "time interval endpoints"}),
             "plev": ((), 85000.0, {"long_name": "pressure", "standard_name": "air_pressure", "units": "Pa",
                                    "positive": "down"}),
@@ -397,24 +422,25 @@ def _dataset(plan: _Plan, steps: range, small: bool) -> xr.Dataset:
             "lat": ("lat", lat, {"long_name": "latitude", "standard_name": "latitude", "units": "degrees_north"}),
             "lon": ("lon", lon, {"long_name": "longitude", "standard_name": "longitude", "units": "degrees_east"}),
         },
-        attrs=_attrs(plan, small),
+        attrs={**_attrs(plan, small), "time_step": f"{hours_per_frame:g} hours (instantaneous)"},
     )
     return ds.set_coords("plev")
 
 
-def make_corpus(storms: int, seed: int, small: bool = False, *,
-                domain: Domain | None = None) -> tuple[xr.Dataset, pd.DataFrame]:
+def make_corpus(storms: int, seed: int, small: bool = False, *, domain: Domain | None = None,
+                hours_per_frame: float = 3.0) -> tuple[xr.Dataset, pd.DataFrame]:
     """The whole corpus in memory: fields and true tracks.
 
     Returns ``(ds, tracks)``: ``ds`` holds U850, V850 (m s-1) and PSL (Pa), float32 with dims
-    (time, lat, lon), time as cftime noleap objects every 3 hours, lat ascending (degrees_north),
+    (time, lat, lon), time as cftime noleap objects every ``hours_per_frame`` hours (the storms move
+    continuously; the tracks stay 3-hourly), lat ascending (degrees_north),
     lon 0..360 (degrees_east); ``tracks`` has columns storm, time ("YYYY-MM-DD HH:MM:SS", noleap),
     lat, lon (degrees), psl_min (Pa), vmax (m s-1). ``domain`` overrides the grid (default
     ``FULL``, or ``SMALL`` when ``small``). Memory grows with the number of steps: use
     ``write_corpus`` for big corpora.
     """
     plan = _plan(storms, seed, small, domain)
-    return _dataset(plan, range(plan.n_steps), small), _tracks(plan)
+    return _dataset(plan, _frames(plan, hours_per_frame), small, hours_per_frame), _tracks(plan)
 
 
 def encode(ds: xr.Dataset) -> tuple[xr.Dataset, dict]:
@@ -439,7 +465,7 @@ def _existing(out: Path) -> list[Path]:
 
 
 def write_corpus(out_dir: str | os.PathLike, storms: int, seed: int, small: bool = False, *,
-                 overwrite: bool = False, domain: Domain | None = None) -> list[Path]:
+                 overwrite: bool = False, domain: Domain | None = None, hours_per_frame: float = 3.0) -> list[Path]:
     """Write the corpus to ``out_dir``: NetCDF files of ``file_days`` days each and ``tracks.csv``.
 
     Files are named ``cam5_synthetic.h2.YYYY-MM-DD-SSSSS.nc`` after their first time (sorted by name =
@@ -458,12 +484,13 @@ def write_corpus(out_dir: str | os.PathLike, storms: int, seed: int, small: bool
     for old in out.glob(f"{PREFIX}*.nc"):
         old.unlink()
     paths = []
-    per_file = plan.setup.file_days * STEPS_PER_DAY
-    for start in range(0, plan.n_steps, per_file):
-        steps = range(start, min(start + per_file, plan.n_steps))
-        t = plan.time(start)
+    frames = _frames(plan, hours_per_frame)
+    per_file = round(plan.setup.file_days * 24 / hours_per_frame)
+    for start in range(0, len(frames), per_file):
+        steps = frames[start:start + per_file]
+        t = plan.time(steps[0])
         path = out / f"{PREFIX}{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour * 3600 + t.minute * 60:05d}.nc"
-        ds, encoding = encode(_dataset(plan, steps, small))
+        ds, encoding = encode(_dataset(plan, steps, small, hours_per_frame))
         tmp = path.with_name(f".{path.name}.tmp")
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding, unlimited_dims=["time"])
         os.replace(tmp, path)
@@ -485,9 +512,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storms", type=int, default=8, help="number of storms (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--small", action="store_true", help="coarse 1-degree grid over 0-60N, 200-359E, short-lived storms")
+    parser.add_argument("--hours-per-frame", type=float, default=3.0,
+                        help="time between frames, hours (default 3, CAM5's; e.g. 1 for leads off the 3-hour grid)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus in --out")
     args = parser.parse_args(argv)
-    paths = write_corpus(args.out, args.storms, args.seed, args.small, overwrite=args.overwrite)
+    paths = write_corpus(args.out, args.storms, args.seed, args.small, overwrite=args.overwrite,
+                         hours_per_frame=args.hours_per_frame)
     tracks = pd.read_csv(paths[-1])
     size = sum(p.stat().st_size for p in paths)
     print(f"wrote {len(paths) - 1} NetCDF files and tracks.csv ({tracks['storm'].nunique()} storms, "
