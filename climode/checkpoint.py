@@ -60,7 +60,8 @@ def _read_training_checkpoint(path: Path) -> tuple[dict, dict]:
         raise ClimodeError(f"checkpoint {path} could not be read ({exc})") from None
     if not isinstance(ckpt, dict) or "climode" not in ckpt or "state_dict" not in ckpt:
         raise ClimodeError(f"checkpoint {path} is not a climode training checkpoint (no climode metadata)")
-    prefix = "model."
+    averaged = any(k.startswith("ema.module.") for k in ckpt["state_dict"])
+    prefix = "ema.module." if averaged else "model."  # the moving average, as the exported models
     weights = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     return weights, ckpt["climode"]
 
@@ -78,7 +79,8 @@ def _read_model_file(path: Path) -> tuple[dict, dict]:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load a model from a ``.safetensors`` export or a training ``.ckpt``, in eval mode."""
+    """Load a model from a ``.safetensors`` export or a training ``.ckpt`` (its moving-average weights
+    where it has them, as ``model.safetensors``), in eval mode."""
     path = Path(path)
     if not path.is_file():
         raise ClimodeError(f"checkpoint {path} not found")

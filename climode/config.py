@@ -11,13 +11,20 @@ import yaml
 from .errors import ClimodeError
 from .model.vidode import ModelConfig
 
+QUERIES = ("all", "random")
+SCHEDULES = ("cosine", "epoch-decay")
+
 
 @dataclass(frozen=True)
 class DataConfig:
     """Which samples to train on. Sizes are numbers of sequences; times in the data's units.
 
     ``variables`` (gridded data): "NAME[=NAME_IN_FILE],..."; ``time_in_hours`` and
-    ``reference_time`` read a time axis of bare numbers as hours since that time."""
+    ``reference_time`` read a time axis of bare numbers as hours since that time.
+    ``queries``: "all" trains on every target of a sample; "random" on a random set of them each
+    time (``climode.data.samples.QuerySampler``), with ``hide`` the chance that in-between input
+    frames are hidden and asked for (interpolation). ``continuous`` (bouncing-ball): targets at
+    random real times instead of whole frames."""
 
     name: str = "bouncing-ball"
     path: str | None = None
@@ -32,11 +39,27 @@ class DataConfig:
     val_size: int = 50
     test_size: int = 50
     seed: int = 0
+    queries: str = "all"
+    hide: float = 0.0
+    continuous: bool = False
+
+    def __post_init__(self):
+        if self.queries not in QUERIES:
+            raise ValueError(f"unknown queries {self.queries!r}; choose one of {', '.join(QUERIES)}")
+        if not 0 <= self.hide <= 1:
+            raise ValueError(f"hide is a probability in [0, 1], got {self.hide}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation. Steps count generator updates (batches); lr decays x lr_decay per epoch.
+    """Optimisation. Steps count generator updates (batches).
+
+    ``schedule``: "cosine" (linear warm-up over ``warmup_steps``, then a cosine from ``lr`` down to
+    ``min_lr`` at the last update) or "epoch-decay" (the paper: warm-up, then x ``lr_decay`` after
+    every epoch). ``clip``: gradients are clipped to this L2 norm (0: not). ``ema``: the decay of
+    the weights' moving average (min(ema, (1 + n) / (10 + n)) at update n; 0: none) that validation
+    and the exported models use. ``deterministic``: deterministic algorithms only (slower).
+    ``log_every``: generator updates between rows of logs/metrics.csv.
     ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae)."""
 
     batch_size: int = 8
@@ -52,10 +75,25 @@ class TrainConfig:
     max_steps: int = -1
     checkpoint_every: int = 100
     val_every: int = 1
+    log_every: int = 10
     num_workers: int = 0
     accelerator: str = "auto"
     devices: int = 1
     seed: int = 0
+    schedule: str = "cosine"
+    warmup_steps: int = 50
+    min_lr: float = 1e-5
+    clip: float = 1.0
+    ema: float = 0.999
+    deterministic: bool = False
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
+        if not 0 < self.min_lr <= self.lr:
+            raise ValueError(f"need 0 < min_lr <= lr, got min_lr {self.min_lr} and lr {self.lr}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .data.shards import Shards
 from .errors import ClimodeError, cli
 from .files import replacing
 from .metrics import METRICS
+from .output import fields
 from .verify import format_table as format_verification
 from .verify import verify
 
@@ -69,8 +70,7 @@ def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
     """``climode.scoring.score`` of the checkpoint's model next to the baselines (``climode.baselines``);
     storm scores too when the dataset is a shard store of storm tiles."""
     name = ckpt.model.config.architecture
-    forecasters = {name: lambda f, t, s: ckpt.model(f, t, s)["frames"],
-                   **{k: v for k, v in BASELINES.items() if k != name}}
+    forecasters = {name: scoring.ModelForecaster(ckpt.model), **{k: v for k, v in BASELINES.items() if k != name}}
     return scoring.score(forecasters, dataset, batch_size, storms=isinstance(dataset, Shards))
 
 
@@ -126,12 +126,12 @@ def _open_forecast(path: str) -> xr.Dataset:
         ds = xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_timedelta=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open forecast {path}: {exc}") from None
-    fields = [name for name, da in ds.data_vars.items() if set(da.dims) == {"time", "lat", "lon"}]
-    if not fields:
+    names = [name for name in fields(ds) if set(ds[name].dims) == {"time", "lat", "lon"}]
+    if not names:
         raise ClimodeError(f"forecast {path} has no (time, lat, lon) variable "
                            f"(it holds {', '.join(map(str, ds.data_vars)) or 'none'})")
     with ds:
-        return ds[fields].load()
+        return ds[names].load()
 
 
 def _json_ready(value):
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = load_model(args.checkpoint)
     config = config_from_dict(ckpt.metadata["config"], f"{args.checkpoint} config")
     config = replace(config, "data", name=args.dataset, path=args.data)
-    dataset = open_dataset(config.data, args.split)
+    dataset = open_dataset(config.data, args.split, ckpt.metadata.get("normalisation"))  # the model's own scaling
     _check_channels(ckpt, dataset, config.data.path or config.data.name)
     try:
         scores = score(ckpt, dataset, args.batch_size)

@@ -30,27 +30,36 @@ def lsgan_generator(fake: torch.Tensor) -> torch.Tensor:
     return ((fake - 1) ** 2).mean()
 
 
-def previous_truth(targets: torch.Tensor, anchor: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """The true frame each forecast was composed from: targets (B, K, ...) at ``previous``
-    (K,), or ``anchor`` (B, ...) where ``previous`` is -1."""
-    padded = torch.cat((anchor.unsqueeze(1), targets), 1)
-    return padded[:, previous + 1]
+def diff_targets(batch: dict, out: dict) -> torch.Tensor:
+    """What the difference image D of each extrapolated query is trained towards (B, K, C, H, W): the true
+    frame minus the true frame it was composed from (``out["sources"][..., 0]``: an input slot, or
+    -1 - k for the forecast at query k), NaN (not counted) at the other queries."""
+    from .model.vidode import EXTRAPOLATED  # the model's vocabulary, kept out of this module's imports
+
+    truth = torch.cat((batch["frames_in"], batch["frames_out"]), 1)
+    source = out["sources"][..., 0]
+    slot = torch.where(source < 0, batch["frames_in"].shape[1] - 1 - source, source)
+    before = truth.gather(1, slot.view(*slot.shape, 1, 1, 1).expand(-1, -1, *truth.shape[2:]))
+    change = batch["frames_out"] - before
+    extrapolated = (out["kind"] == EXTRAPOLATED).view(*slot.shape, 1, 1, 1)
+    return torch.where(extrapolated, change, float("nan"))
 
 
 def sequence(frames_in: torch.Tensor, times_in: torch.Tensor, frames_out: torch.Tensor, times_out: torch.Tensor,
-             present_in: torch.Tensor, present_out: torch.Tensor) -> torch.Tensor:
-    """Each sample's own inputs and outputs in time order, stacked along channels.
+             length: int) -> torch.Tensor:
+    """Each sample's observed inputs and asked queries in time order, stacked along channels.
 
-    frames (B, L|K, C, H, W) on the batch's time grids, ``present_*`` (B, L|K) marking the
-    grid times that belong to each sample -> (B, N*C, H, W), N frames per sample, NaN as 0.
-    """
-    order = torch.argsort(torch.cat((times_in, times_out)))
-    frames = torch.cat((frames_in, frames_out), 1)[:, order]
-    present = torch.cat((present_in, present_out), 1)[:, order]
-    counts = present.sum(1)
-    if not (counts == counts[0]).all():
-        raise ValueError(f"the sequence discriminator needs the same number of frames in every sample, "
-                         f"got {sorted(set(counts.tolist()))}")
-    keep = torch.argsort((~present).int(), dim=1, stable=True)[:, : int(counts[0])]  # own times, in order
-    picked = frames.gather(1, keep.view(*keep.shape, 1, 1, 1).expand(-1, -1, *frames.shape[2:]))
-    return torch.nan_to_num(picked).flatten(1, 2)
+    frames_in (B, L, C, H, W) at times_in (B, L) (an all-NaN frame is not observed), frames_out
+    (B, K, C, H, W) at times_out (B, K) (NaN: not asked) -> (B, length * C, H, W), NaN as 0, each
+    sequence padded with zero frames after its last (the sequence discriminator's fixed width)."""
+    frames = torch.cat((frames_in, frames_out), 1)
+    seen = torch.cat((torch.isfinite(frames_in).flatten(2).any(2), torch.isfinite(times_out)), 1)
+    times = torch.where(seen, torch.cat((times_in.to(times_out), times_out), 1), torch.inf)
+    order = torch.argsort(times, dim=1, stable=True)
+    count = int(seen.sum(1).max())
+    if count > length:
+        raise ValueError(f"the sequence discriminator takes {length} frames, a sample has {count}")
+    picked = frames.gather(1, order.view(*order.shape, 1, 1, 1).expand(-1, -1, *frames.shape[2:]))
+    picked = torch.where(seen.gather(1, order).view(*order.shape, 1, 1, 1), torch.nan_to_num(picked), 0.0)
+    padded = torch.cat((picked, picked.new_zeros(len(picked), max(0, length - picked.shape[1]), *picked.shape[2:])), 1)
+    return padded[:, :length].flatten(1, 2)

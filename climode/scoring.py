@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from .data import collate
 from .data.normalise import denormalise
-from .data.samples import own_times, sub_batch
+from .data.samples import by_times
 from .errors import ClimodeError
 from .metrics import METRICS
 from .model.vidode import last_observed
@@ -36,15 +36,25 @@ EPOCH = np.datetime64("2000-01-01T00:00:00")  # any origin: verify matches times
 
 
 def on_own_times(forecast: Forecaster, batch: dict) -> torch.Tensor:
-    """Run ``forecast`` for each sample of a batch collated on a union time grid (``collate``) with
-    only that sample's own input and query times, so that no sample's forecast depends on the others'
-    times (recursive decoding composes each query from the previous one). Samples sharing their times
-    are run together. Returns (B, K, C, H, W) on the union query grid, NaN at others' query times."""
+    """Run ``forecast`` on a batch (``collate``) so that every sample is forecast on its own input and
+    query times only: all at once when ``forecast.per_sample_times`` is true (it takes (B, L) and (B, K)
+    times), else one group of samples sharing their times at a time. Returns (B, K, C, H, W), NaN
+    where a sample asks for no frame."""
     out = batch["frames_out"].new_full(batch["frames_out"].shape, float("nan"))
-    for rows, inputs, queries in own_times(batch["present_in"], batch["present_out"]):
-        part = sub_batch(batch, rows, inputs, queries)
-        out[rows[:, None], queries[None]] = forecast(part["frames_in"], part["times_in"], part["times_out"])
+    for rows, columns, part in by_times(batch, not getattr(forecast, "per_sample_times", False)):
+        out[rows[:, None], columns[None]] = forecast(part["frames_in"], part["times_in"], part["times_out"])
     return out
+
+
+class ModelForecaster:
+    """A model as a ``Forecaster``: its ``frames``; takes each sample's own times if the model does."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.per_sample_times = getattr(model, "per_sample_times", False)
+
+    def __call__(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:
+        return self.model(frames, times, query_times)["frames"]
 
 
 def _fields(frames: np.ndarray, hours: np.ndarray, variables: list[str], lat: np.ndarray, lon: np.ndarray,
@@ -108,9 +118,10 @@ def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, sto
     start = 0
     for batch in DataLoader(dataset, batch_size, collate_fn=collate):
         frames, times, query, target = (batch[k] for k in ("frames_in", "times_in", "times_out", "frames_out"))
-        last_input = torch.where(batch["present_in"], times, -torch.inf).max(1).values
-        leads = (query[None] - last_input[:, None]).tolist()
-        known = (torch.isfinite(target).flatten(2).any(2) & batch["present_out"]).tolist()
+        observed = torch.isfinite(frames).flatten(2).any(2)
+        last_input = torch.where(observed, times, -torch.inf).max(1).values
+        leads = (query - last_input[:, None]).tolist()
+        known = (torch.isfinite(target).flatten(2).any(2) & torch.isfinite(query)).tolist()
         cells = [(b, k) for b in range(len(known)) for k in range(len(known[b])) if known[b][k]]
         for b, k in cells:
             samples[leads[b][k]] += 1

@@ -1,33 +1,67 @@
 """The Lightning task that trains a forecaster (Vid-ODE or a model compared with it): generator, the two
-LSGAN discriminators, and their losses."""
+LSGAN discriminators, their losses, the weights' moving average and the learning-rate schedule."""
 from __future__ import annotations
 
-import sys
+import logging
+import math
 
 import lightning as L
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from .baselines import persistence
 from .config import Config
-from .data.samples import own_times, sub_batch
-from .losses import lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, previous_truth, sequence
+from .data.samples import by_times
+from .losses import diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
 from .model import build
 from .model.discriminator import PatchDiscriminator
+from .model.vidode import INTERPOLATED
+
+log = logging.getLogger(__name__)
+
+
+class Schedule:
+    """The learning-rate factor after ``step`` generator updates: a linear warm-up over ``warmup``
+    updates, then a cosine from 1 down to ``floor`` at update ``total`` ("cosine"), or the paper's
+    x ``decay`` after every full epoch of ``per_epoch`` updates ("epoch-decay")."""
+
+    def __init__(self, kind: str, warmup: int, total: int, floor: float, decay: float, per_epoch: int):
+        self.kind, self.warmup, self.total, self.floor = kind, warmup, total, floor
+        self.decay, self.per_epoch = decay, max(1, per_epoch)
+
+    def __call__(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else 1.0
+        if self.kind == "epoch-decay":
+            return warm * self.decay ** (step // self.per_epoch)
+        progress = min(1.0, max(0, step - self.warmup) / max(1, self.total - self.warmup))
+        return warm * (self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def moving_average(decay: float):
+    """``AveragedModel``'s update with decay min(decay, (1 + n) / (10 + n)) after n updates, so that a
+    short run's average is not stuck near the initial weights."""
+    def update(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor | int) -> torch.Tensor:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        return d * average + (1 - d) * current
+    return update
 
 
 class ForecastTask(L.LightningModule):
-    """Training with manual optimisation: per batch, one discriminator update on the
-    detached forecast, then one generator update on
-    L1 + lambda_diff * L_diff + lambda_img * L_img + lambda_seq * L_seq (Vid-ODE).
+    """Training with manual optimisation: per batch, one discriminator update on the detached forecast,
+    then one generator update on L1 + lambda_diff * L_diff + lambda_img * L_img + lambda_seq * L_seq
+    (Vid-ODE), gradients clipped to ``train.clip`` (L2 norm), then the moving average of the weights
+    (``train.ema``) follows. Validation and the exported models use those averaged weights.
 
-    Any model of ``climode.model.MODELS`` trains here: the L1 of its ``frames``; the difference
-    loss where it composes frames from a difference image (``diff``); the variational models
-    (those returning ``kl``) the MSE of their ``frames`` and reconstructed ``inputs`` plus
-    lambda_kl * ``kl``.
+    Any model of ``climode.model.MODELS`` trains here: the L1 of its ``frames``; the difference loss
+    where it extrapolates through a difference image (``diff`` at queries whose ``kind`` is
+    EXTRAPOLATED, trained towards the true change from the frame it is composed from); the
+    variational models (those returning ``kl``) the MSE of their ``frames`` and reconstructed
+    ``inputs`` plus lambda_kl * ``kl``. Models taking each sample's own times get the whole batch;
+    the others one group of samples sharing their times at a time.
 
-    Extrapolation uses the paper's Eq. 4 (inputs then forecasts against inputs then truth);
-    a batch with targets inside the input range is interpolation and uses Eq. 8 (the true
-    sequence with one frame replaced by its forecast). ``metadata`` (variables,
+    The sequence discriminator sees each sample's observed inputs and queries in time order; with the
+    real frames at every query but one (the supplement's Eq. 8) for samples whose queries all lie
+    between observations, else with the forecasts at every query (Eq. 4). ``metadata`` (variables,
     normalisation, time units) travels into every checkpoint.
     """
 
@@ -37,73 +71,102 @@ class ForecastTask(L.LightningModule):
         self.config, self.metadata = config, metadata
         self.model = build(config.model)
         train = config.train
+        self.ema = None
+        if train.ema > 0:
+            self.ema = AveragedModel(self.model, avg_fn=moving_average(train.ema), use_buffers=True)
+            self.ema.requires_grad_(False)
         if train.adversarial:
             c, frames = config.model.channels, config.data.n_in + config.data.n_out
             self.d_img = PatchDiscriminator(c, train.disc_width)
             self.d_seq = PatchDiscriminator(c * frames, train.disc_width)
+        self.shared_times = not getattr(self.model, "per_sample_times", False)
+
+    def averaged(self) -> torch.nn.Module:
+        """The weights validation and the exported models use: the moving average, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     def on_fit_start(self) -> None:
         if self.trainer.is_global_zero and torch.distributed.is_available() and torch.distributed.is_initialized():
-            print(f"data-parallel training: {self.trainer.world_size} processes, "
-                  f"{torch.distributed.get_backend()} backend", file=sys.stderr, flush=True)
+            log.info("data-parallel training: %d processes, %s backend", self.trainer.world_size,
+                     torch.distributed.get_backend())
 
-    def _generator_losses(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
+    def generator_losses(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
+        """The generator's loss terms for one forecast ``out`` of ``batch`` (unweighted)."""
         target = batch["frames_out"]
         # the variational models' likelihood is Gaussian (their papers): an L1 left them at persistence
         reconstruction = masked_mse if "kl" in out else masked_l1
         losses = {"recon": reconstruction(out["frames"], target)}
-        if "diff" in out:
-            truth_before = previous_truth(target, out["anchor"], out["previous"])
-            losses["diff"] = masked_l1(out["diff"], target - truth_before)
+        if "diff" in out and "kind" in out:
+            losses["diff"] = masked_l1(out["diff"], diff_targets(batch, out))
         if "inputs" in out:
             losses["inputs"] = reconstruction(out["inputs"], batch["frames_in"])
         if "kl" in out:
             losses["kl"] = out["kl"]
         return losses
 
-    def _generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    def generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         train = self.config.train
         weights = {"recon": 1.0, "diff": train.lambda_diff, "inputs": 1.0, "kl": train.lambda_kl}
         return sum(weights[name] * losses[name] for name in weights if name in losses)
 
-    def _fake_sequence_targets(self, batch: dict, generated: torch.Tensor) -> torch.Tensor:
-        if batch["times_out"][0] > batch["times_in"][-1]:
-            return generated  # extrapolation, Eq. 4
-        j = int(torch.randint(generated.shape[1], (1,)))  # interpolation, Eq. 8
-        mixed = batch["frames_out"].clone()
-        mixed[:, j] = generated[:, j]
-        return mixed
-
-    def _forecast(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Each group of samples forecast on its own times (``own_times``): the frames on the union
-        query grid (NaN at other samples' times) and the generator's losses, weighted by group size."""
+    def forecast(self, batch: dict, model: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """The forecast frames (B, K, C, H, W) at each sample's queries (NaN where none), the generator's
+        losses (averaged over samples) and ``kind`` (B, K) (-1 where the model does not say)."""
+        model = model or self.model
         frames = batch["frames_out"].new_full(batch["frames_out"].shape, float("nan"))
+        kind = torch.full(batch["times_out"].shape, -1, dtype=torch.long, device=frames.device)
         losses: dict[str, torch.Tensor] = {}
-        for rows, inputs, queries in own_times(batch["present_in"], batch["present_out"]):
-            part = sub_batch(batch, rows, inputs, queries)
-            out = self.model(part["frames_in"], part["times_in"], part["times_out"])
-            frames[rows[:, None], queries[None]] = out["frames"]
-            for name, value in self._generator_losses(part, out).items():
+        for rows, columns, part in by_times(batch, self.shared_times):
+            out = model(part["frames_in"], part["times_in"], part["times_out"])
+            frames[rows[:, None], columns[None]] = out["frames"].to(frames.dtype)
+            if "kind" in out:
+                kind[rows[:, None], columns[None]] = out["kind"]
+            for name, value in self.generator_losses(part, out).items():
                 losses[name] = losses.get(name, 0) + value * len(rows) / len(frames)
-        return frames, losses
+        return frames, losses, kind
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def _fake_sequence(self, batch: dict, generated: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+        """The generated frames where the sequence discriminator sees them (class docstring)."""
+        asked = torch.isfinite(batch["times_out"])
+        between = ((kind == INTERPOLATED) | ~asked).all(1)
+        fake = generated.clone()
+        for b in torch.nonzero(between).flatten().tolist():
+            columns = torch.nonzero(asked[b]).flatten()
+            keep = columns[torch.randint(len(columns), (1,), device=columns.device)]
+            real = batch["frames_out"][b].clone()
+            real[keep] = generated[b, keep]
+            fake[b] = real
+        return fake
+
+    def _ode_evaluations(self) -> dict[str, float]:
+        funcs = getattr(self.model, "ode_functions", dict)()
+        return {f"nfe_{name}": float(func.nfe) for name, func in funcs.items()}
+
+    def _reset_ode_evaluations(self) -> None:
+        for func in getattr(self.model, "ode_functions", dict)().values():
+            func.nfe = 0
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:  # noqa: ARG002
         train = self.config.train
-        generated, losses = self._forecast(batch)
-        g_loss = self._generator_loss(losses)
+        self._reset_ode_evaluations()
+        generated, losses, kind = self.forecast(batch)
+        losses.update(self._ode_evaluations())
+        g_loss = self.generator_loss(losses)
         optimizers = self.optimizers()
         if train.adversarial:
             opt_g, opt_d = optimizers
-            own = torch.isfinite(generated).flatten(2).any(2)  # (B, K): each sample's own query times
-            fake_img = generated[own]
-            real_img = torch.nan_to_num(batch["frames_out"][own])
+            asked = torch.isfinite(generated).flatten(2).any(2)
+            fake_img = generated[asked]
+            real_img = torch.nan_to_num(batch["frames_out"][asked])
             seq = lambda frames: sequence(batch["frames_in"], batch["times_in"], frames, batch["times_out"],
-                                          batch["present_in"], batch["present_out"])
-            real_seq, fake_seq = seq(batch["frames_out"]), seq(self._fake_sequence_targets(batch, generated))
+                                          self.config.data.n_in + self.config.data.n_out)
+            real_seq, fake_seq = seq(batch["frames_out"]), seq(self._fake_sequence(batch, generated, kind))
             d_loss = lsgan_discriminator(self.d_img(real_img), self.d_img(fake_img.detach())) + lsgan_discriminator(
                 self.d_seq(real_seq), self.d_seq(fake_seq.detach()))
             opt_d.zero_grad()
             self.manual_backward(d_loss)
+            if train.clip > 0:
+                self.clip_gradients(opt_d, gradient_clip_val=train.clip, gradient_clip_algorithm="norm")
             opt_d.step()
             losses["adv_img"] = lsgan_generator(self.d_img(fake_img))
             losses["adv_seq"] = lsgan_generator(self.d_seq(fake_seq))
@@ -113,22 +176,29 @@ class ForecastTask(L.LightningModule):
             opt_g = optimizers
         opt_g.zero_grad()
         self.manual_backward(g_loss)
+        if train.clip > 0:
+            self.clip_gradients(opt_g, gradient_clip_val=train.clip, gradient_clip_algorithm="norm")
         opt_g.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         losses["loss"] = g_loss.detach()
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False, on_step=True,
-                      batch_size=len(batch["frames_in"]))
+        losses["lr"] = opt_g.param_groups[0]["lr"]
+        self.log_dict({f"train/{k}": torch.as_tensor(v).detach().float() for k, v in losses.items()}, prog_bar=False,
+                      on_step=True, batch_size=len(batch["frames_in"]))
         self.log("loss", losses["loss"], prog_bar=True, logger=False)
-        if batch_idx + 1 == self.trainer.num_training_batches:  # x lr_decay after each full epoch
-            schedulers = self.lr_schedulers()
-            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-                scheduler.step()
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()  # after every generator update (``Schedule``)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        generated, _ = self._forecast(batch)
+        generated, _, _ = self.forecast(batch, self.averaged())
         target = batch["frames_out"]
-        last_frame = persistence(batch["frames_in"], batch["times_in"], batch["times_out"])
+        asked = torch.isfinite(batch["times_out"])
+        last_frame = persistence(batch["frames_in"], batch["times_in"][0], batch["times_out"][0])
         self.log_dict({"val/mse": masked_mse(generated, target),
-                       "val/mse_persistence": masked_mse(last_frame, target)},
+                       "val/mse_persistence": masked_mse(last_frame[:, : target.shape[1]],
+                                                         torch.where(asked.view(*asked.shape, 1, 1, 1), target,
+                                                                     float("nan")))},
                       prog_bar=True, sync_dist=True, batch_size=len(target))
 
     def configure_optimizers(self):
@@ -137,8 +207,10 @@ class ForecastTask(L.LightningModule):
         if train.adversarial:
             groups.append(list(self.d_img.parameters()) + list(self.d_seq.parameters()))
         optimizers = [torch.optim.Adamax(p, lr=train.lr) for p in groups]
-        schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, train.lr_decay) for o in optimizers]
-        return optimizers, schedulers
+        per_epoch = int(self.trainer.num_training_batches) if math.isfinite(self.trainer.num_training_batches) else 1
+        total = train.max_steps if train.max_steps > 0 else train.max_epochs * per_epoch
+        factor = Schedule(train.schedule, train.warmup_steps, total, train.min_lr / train.lr, train.lr_decay, per_epoch)
+        return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
 
     def checkpoint_metadata(self) -> dict:
         """What a checkpoint carries besides weights: variables, normalisation, time units, config."""

@@ -1,15 +1,18 @@
 """Train Vid-ODE or a model compared with it: ``python -m climode.train [--model NAME] --config CONFIG --out DIR``.
 
 Checkpoints go to DIR/checkpoints (``last.ckpt`` is what ``--resume`` continues from,
-with optimiser, schedule and discriminator state), metrics to DIR/logs/metrics.csv,
-the run's config to DIR/run.yaml, and the final model to DIR/model.safetensors,
-whose path is the last line printed. ``--model`` picks the architecture (default: the config's,
+with optimiser, schedule, moving-average and discriminator state), metrics to DIR/logs/metrics.csv,
+the run's config to DIR/run.yaml, the model of the best validation MSE to DIR/best.safetensors and
+the final model to DIR/model.safetensors, whose path is the last line printed (both with the
+moving-average weights). ``--init-from MODEL`` starts from a saved model's weights (fine-tuning),
+with its architecture and normalisation. ``--model`` picks the architecture (default: the config's,
 vid-ode); the baselines without parameters (persistence, linear, advection) are written out at
 once, so that ``python -m climode.evaluate --checkpoint`` scores them like any model.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -19,15 +22,15 @@ from pathlib import Path
 
 import lightning as L
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from . import __version__
-from .checkpoint import save_model
+from .checkpoint import Checkpoint, load_model, save_model
 from .config import Config, builtin_configs, config_from_dict, load_config, replace
-from .data import DATASETS, collate, open_dataset
-from .data.gridded import is_shard_store
+from .data import DATASETS, QuerySampler, collate, open_dataset
+from .data.gridded import is_shard_store, parse_variables
 from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
 from .files import replacing
@@ -54,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
     p.add_argument("--resume", nargs="?", const="last", metavar="CKPT",
                    help="continue the run in --out from its last checkpoint (or from CKPT)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from the weights of a saved model (.safetensors or .ckpt; the bundled one: 'bundled'), "
+                        "with its architecture and normalisation")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
     p.add_argument("--accelerator", help="cpu, gpu or auto")
@@ -61,13 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> Config:
-    """Check --out against --resume/--overwrite and return the run's config."""
+def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> tuple[Config, bool]:
+    """Check --out against --resume/--overwrite; return the run's config and whether --out must be
+    cleared (an existing run that --overwrite replaces, removed only once every check has passed)."""
     run_file = out / RUN_FILE
     if args.resume:
         if not run_file.is_file():
             raise ClimodeError(f"cannot resume: {out} holds no climode run ({RUN_FILE} not found)")
-        return config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file))
+        return config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file)), False
     config = load_config(args.config or DEFAULT_CONFIGS.get(args.dataset))
     if launcher and out.exists() and any(out.iterdir()):
         if not args.overwrite:
@@ -75,8 +82,41 @@ def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> Con
                                "--overwrite to replace it, or choose another --out")
         if not run_file.is_file():
             raise ClimodeError(f"refusing to overwrite {out}: it is not a climode run directory (no {RUN_FILE})")
-        shutil.rmtree(out)
-    return config
+        return config, True
+    return config, False
+
+
+def _initial_model(path: str | None) -> Checkpoint | None:
+    """The model --init-from names ('bundled': the one shipped with climode), or None."""
+    if path is None:
+        return None
+    if path == "bundled":
+        from .forecast import bundled_checkpoint
+        path = bundled_checkpoint()
+    init = load_model(path)
+    if init.model.config.architecture not in LEARNED:
+        raise ClimodeError(f"--init-from {path}: {init.model.config.architecture} has no weights to start from")
+    return init
+
+
+def _check_initial(init: Checkpoint, data: dict) -> None:
+    """Refuse an --init-from model trained on other variables, time units or grid than the data."""
+    what = f"--init-from {init.path}"
+    if list(init.variables) != list(data["variables"]):
+        raise ClimodeError(f"{what} forecasts {', '.join(init.variables)} but the data hold "
+                           f"{', '.join(data['variables'])}")
+    if init.metadata.get("time_units") != data["time_units"]:
+        raise ClimodeError(f"{what} was trained on times in {init.metadata.get('time_units')!r}, the data are in "
+                           f"{data['time_units']!r}")
+    mine, theirs = init.metadata.get("grid") or {}, data.get("grid") or {}
+    if mine.get("resolution") != theirs.get("resolution"):
+        say = lambda r: "the native grid" if r is None else f"a {r:g}-degree grid"
+        raise ClimodeError(f"{what} was trained on {say(mine.get('resolution'))}, the data are on "
+                           f"{say(theirs.get('resolution'))}")
+    shape = init.model.config.frame_shape
+    if init.model.config.derivative == "fc" and shape and list(shape) != list(data["frame_shape"]):
+        raise ClimodeError(f"{what} ({init.model.config.architecture}) was built for {shape[0]} x {shape[1]} frames, "
+                           f"the data have {data['frame_shape'][0]} x {data['frame_shape'][1]}")
 
 
 def _resume_path(out: Path, resume: str | None) -> str | None:
@@ -106,6 +146,30 @@ def _metadata(dataset) -> dict:
             "time_units": dataset.time_units, "grid": getattr(dataset, "grid", None), "climode_version": __version__}
 
 
+class BestModel(Callback):
+    """Write ``best.safetensors`` (the moving-average weights) whenever the validation MSE is the lowest
+    so far; the best score is part of the training checkpoint, so a resumed run keeps it."""
+
+    def __init__(self, path: Path):
+        self.path, self.best = path, float("inf")
+
+    def on_validation_end(self, trainer: L.Trainer, task: ForecastTask) -> None:
+        score = trainer.callback_metrics.get("val/mse")
+        if trainer.sanity_checking or score is None or not float(score) < self.best:
+            return
+        self.best = float(score)
+        if trainer.is_global_zero:
+            model = task.averaged()
+            save_model(self.path, model, {**task.checkpoint_metadata(), "val_mse": self.best,
+                                          "epoch": int(trainer.current_epoch)})
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
+
+
 def _log_version(out: Path, resuming: bool) -> str:
     """``logs`` for a new run; a resumed run logs to ``logs-resumed-N`` so earlier metrics are kept
     (Lightning's CSV logger empties the directory it writes to)."""
@@ -115,6 +179,16 @@ def _log_version(out: Path, resuming: bool) -> str:
     while (out / f"logs-resumed-{n}").exists():
         n += 1
     return f"logs-resumed-{n}"
+
+
+def _show_logs() -> None:
+    """climode's own log records (INFO and up) on stderr, as the command's messages."""
+    logger = logging.getLogger("climode")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _quiet_lightning() -> None:
@@ -135,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
     out = Path(args.out)
-    config = _prepare_run_dir(out, args, launcher)
+    if args.init_from and args.resume:
+        raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
+    init = _initial_model(args.init_from)
+    config, clear = _prepare_run_dir(out, args, launcher)
     config = replace(config, "data", name=args.dataset, path=args.data, variables=args.vars,
                      time_in_hours=args.time_in_hours, reference_time=args.reference_time)
     config = replace(config, "train", max_steps=args.max_steps, max_epochs=args.max_epochs, devices=args.devices,
@@ -143,13 +220,30 @@ def main(argv: list[str] | None = None) -> None:
     chosen = {"architecture": args.model, **VARIANTS.get(args.model, {})} if args.model and not args.resume else {}
     if args.model and args.resume and args.model != config.model.architecture:
         raise ClimodeError(f"cannot resume {out} as --model {args.model}: that run trains {config.model.architecture}")
+    if init is not None:
+        kept = init.model.config
+        if args.model and args.model != kept.architecture:
+            raise ClimodeError(f"--init-from {init.path} holds a {kept.architecture} model, not --model {args.model}")
+        config, chosen = dataclasses.replace(config, model=kept), {}
     ckpt_path = _resume_path(out, args.resume)
-    if config.data.name == "gridded" and config.data.path and not is_shard_store(config.data.path):
+    gridded = config.data.name == "gridded" and config.data.path and not is_shard_store(config.data.path)
+    if init is not None and gridded:
+        names = parse_variables(config.data.variables or "")[0] if config.data.variables else []
+        if names != list(init.variables):
+            raise ClimodeError(f"--init-from {init.path} forecasts {', '.join(init.variables)} but --vars names "
+                               f"{', '.join(names) or 'nothing'}")
+    normalisation = init.metadata.get("normalisation") if init is not None else None
+    if not gridded:
+        train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
+    if clear and launcher:
+        shutil.rmtree(out)
+    if gridded:
         config = _prepare_gridded(config, out) if launcher else replace(config, "data", path=str(out / "data.zarr"))
-
-    train_set, val_set = open_dataset(config.data, "train"), open_dataset(config.data, "val")
+        train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
+    if init is not None:
+        _check_initial(init, {**_metadata(train_set), "frame_shape": frame_shape})
     n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
     if launcher:
@@ -164,32 +258,41 @@ def main(argv: list[str] | None = None) -> None:
             print(save_model(out / "model.safetensors", task.model, task.checkpoint_metadata()), flush=True)
         return
     _quiet_lightning()
+    _show_logs()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     train = config.train
+    samples = QuerySampler(train_set, config.data.hide, config.data.seed) if config.data.queries == "random" \
+        else train_set
     loader = lambda ds, shuffle: DataLoader(ds, train.batch_size, shuffle=shuffle, collate_fn=collate,
                                             num_workers=train.num_workers, persistent_workers=train.num_workers > 0)
     updates_per_batch = 2 if train.adversarial else 1  # Lightning counts every optimizer step
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True,
                                   save_top_k=0, every_n_train_steps=train.checkpoint_every * updates_per_batch)
     trainer = L.Trainer(
-        accelerator=train.accelerator, devices=train.devices,
+        accelerator=train.accelerator, devices=train.devices, deterministic=train.deterministic,
         strategy="ddp_find_unused_parameters_true" if train.devices > 1 else "auto",
         max_epochs=train.max_epochs, max_steps=train.max_steps * updates_per_batch if train.max_steps > 0 else -1,
         check_val_every_n_epoch=train.val_every, default_root_dir=out,
-        callbacks=[checkpoints, TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
-        logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))), log_every_n_steps=10,
+        callbacks=[checkpoints, BestModel(out / "best.safetensors"),
+                   TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
+        logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))), log_every_n_steps=train.log_every,
         enable_model_summary=False,
     )
     task = ForecastTask(config, _metadata(train_set))
+    if init is not None:
+        task.model.load_state_dict(init.model.state_dict())
+        if task.ema is not None:
+            task.ema.module.load_state_dict(init.model.state_dict())
+        print(f"starting from the weights of {init.path}", file=sys.stderr)
     if ckpt_path and launcher:
         print(f"resuming from {ckpt_path}", file=sys.stderr)
     if not len(val_set):
         print("no validation samples: training without validation", file=sys.stderr)
-    trainer.fit(task, loader(train_set, True), loader(val_set, False) if len(val_set) else None,
+    trainer.fit(task, loader(samples, True), loader(val_set, False) if len(val_set) else None,
                 ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     if trainer.is_global_zero:
-        final = save_model(out / "model.safetensors", task.model.cpu(), task.checkpoint_metadata())
+        final = save_model(out / "model.safetensors", task.averaged().cpu(), task.checkpoint_metadata())
         print(final, flush=True)
 
 

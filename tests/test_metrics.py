@@ -5,7 +5,7 @@ import torch
 
 from climode.baselines import advection, linear, motion, persistence
 from climode.data.samples import collate
-from climode.losses import masked_l1, masked_mse, previous_truth, sequence
+from climode.losses import diff_targets, masked_l1, masked_mse, sequence
 from climode.metrics import mse, psnr, ssim
 
 
@@ -49,27 +49,28 @@ def test_persistence_copies_last_observed_frame():
     assert torch.equal(out[1, 0], frames[1, 1])
 
 
-def test_previous_truth_and_sequence_order():
-    targets = torch.arange(3.0).view(1, 3, 1, 1, 1).expand(2, 3, 1, 1, 1)
-    anchor = torch.full((2, 1, 1, 1), -1.0)
-    prev = previous_truth(targets, anchor, torch.tensor([-1, 0, -1]))
-    assert prev[0, :, 0, 0, 0].tolist() == [-1.0, 0.0, -1.0]
-    seq = sequence(torch.zeros(1, 2, 1, 1, 1), torch.tensor([0.0, 2.0]), torch.ones(1, 1, 1, 1, 1),
-                   torch.tensor([1.0]), torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 1, dtype=torch.bool))
-    assert seq[0, :, 0, 0].tolist() == [0.0, 1.0, 0.0]
+def test_diff_targets_are_the_true_change_from_each_extrapolation_source():
+    frames_in = torch.arange(3.0).view(1, 3, 1, 1, 1) * 10  # inputs 0, 10, 20
+    frames_out = torch.tensor([25.0, 31.0, 44.0]).view(1, 3, 1, 1, 1)
+    out = {"sources": torch.tensor([[[1, 2], [2, 2], [-2, -2]]]),  # between inputs 1 and 2; from input 2; from query 1
+           "kind": torch.tensor([[1, 2, 2]])}
+    target = diff_targets({"frames_in": frames_in, "frames_out": frames_out}, out)
+    assert torch.isnan(target[0, 0]).all()  # interpolation: no difference target
+    assert target[0, 1:, 0, 0, 0].tolist() == [31.0 - 20.0, 44.0 - 31.0]
 
 
-def test_sequence_takes_each_samples_own_times_from_a_union_grid():
+def test_sequence_orders_each_samples_observed_inputs_and_queries_and_pads():
     samples = [{"frames_in": torch.tensor([10.0 * b, 10.0 * b + 1]).view(2, 1, 1, 1),
                 "times_in": torch.tensor([0.0, 1.0 + b]),
-                "frames_out": torch.tensor([10.0 * b + 2]).view(1, 1, 1, 1),
-                "times_out": torch.tensor([5.0])} for b in (0, 1)]
+                "frames_out": torch.tensor([10.0 * b + 2, 10.0 * b + 3][: 2 - b]).view(-1, 1, 1, 1),
+                "times_out": torch.tensor([5.0, 0.5][: 2 - b])} for b in (0, 1)]
+    samples[0]["frames_out"], samples[0]["times_out"] = samples[0]["frames_out"].flip(0), torch.tensor([0.5, 5.0])
     batch = collate(samples)
-    assert batch["times_in"].tolist() == [0.0, 1.0, 2.0]
-    assert batch["present_in"].tolist() == [[True, True, False], [True, False, True]]
-    seq = sequence(*(batch[k] for k in ("frames_in", "times_in", "frames_out", "times_out", "present_in",
-                                         "present_out")))
-    assert seq[:, :, 0, 0].tolist() == [[0.0, 1.0, 2.0], [10.0, 11.0, 12.0]]
+    assert batch["times_in"].tolist() == [[0.0, 1.0], [0.0, 2.0]]
+    assert batch["times_out"][1, 1].isnan() and batch["frames_out"][1, 1].isnan().all()  # padded
+    batch["frames_in"][1, 0] = float("nan")  # a missing input frame is left out
+    seq = sequence(batch["frames_in"], batch["times_in"], batch["frames_out"], batch["times_out"], 5)
+    assert seq[:, :, 0, 0].tolist() == [[0.0, 3.0, 1.0, 2.0, 0.0], [11.0, 12.0, 0.0, 0.0, 0.0]]
 
 
 def _translating(times, velocity=(1.2, -0.7), size=64):
@@ -113,7 +114,8 @@ def test_ssim_of_many_frames_equals_frame_by_frame():
 
 
 def test_each_sample_is_forecast_on_its_own_times():
-    """On a union time grid a sample's forecast must not see its batch mates' input or query times."""
+    """A forecaster that takes only shared times sees each group of samples with the same times, never its
+    batch mates' input or query times; one that takes each sample's own times sees the batch once."""
     from climode.scoring import on_own_times
 
     seen = []
@@ -122,11 +124,19 @@ def test_each_sample_is_forecast_on_its_own_times():
         seen.append((len(frames), times.tolist(), query.tolist()))
         return persistence(frames, times, query)
 
-    frames = torch.rand(3, 4, 1, 2, 2)
-    present_in = torch.tensor([[1, 0, 1, 0], [0, 1, 1, 1], [1, 0, 1, 0]], dtype=torch.bool)
-    present_out = torch.tensor([[1, 0], [0, 1], [1, 0]], dtype=torch.bool)
-    batch = {"frames_in": frames, "times_in": torch.arange(4.0), "frames_out": torch.rand(3, 2, 1, 2, 2),
-             "times_out": torch.tensor([5.0, 6.0]), "present_in": present_in, "present_out": present_out}
+    nan = float("nan")
+    frames = torch.rand(3, 2, 1, 2, 2)
+    batch = {"frames_in": frames, "times_in": torch.tensor([[0.0, 2.0], [1.0, 3.0], [0.0, 2.0]]),
+             "frames_out": torch.rand(3, 2, 1, 2, 2), "times_out": torch.tensor([[5.0, nan], [6.0, 7.0], [5.0, nan]])}
     out = on_own_times(record, batch)
-    assert sorted(seen) == [(1, [1.0, 2.0, 3.0], [6.0]), (2, [0.0, 2.0], [5.0])]
-    assert torch.equal(out[1, 1], frames[1, 3]) and torch.isnan(out[1, 0]).all()
+    assert sorted(seen) == [(1, [1.0, 3.0], [6.0, 7.0]), (2, [0.0, 2.0], [5.0])]
+    assert torch.equal(out[1, 1], frames[1, 1]) and torch.isnan(out[0, 1]).all()
+
+    def whole(frames, times, query):
+        seen.append((len(frames), tuple(times.shape), tuple(query.shape)))
+        return frames[:, -1:].expand(-1, query.shape[1], -1, -1, -1)
+
+    seen.clear()
+    whole.per_sample_times = True
+    on_own_times(whole, batch)
+    assert seen == [(3, (3, 2), (3, 2))]

@@ -38,10 +38,16 @@ def test_detector_finds_the_synthetic_storms(corpus):
     assert scores["mean_error_km"] < 100, scores
 
 
-def test_prepare_then_train(corpus, tmp_path):
-    store = tmp_path / "tiles.zarr"
+@pytest.fixture(scope="module")
+def prepared(corpus, tmp_path_factory):
+    store = tmp_path_factory.mktemp("prepared") / "tiles.zarr"
     result = prepare("--input", f"{corpus}/*.nc", "--out", store, "--tracks", corpus / "tracks.csv",
                      "--samples-per-storm", 4, "--workers", 1)
+    return store, result
+
+
+def test_prepare_then_train(corpus, prepared, tmp_path):
+    store, result = prepared
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(store)
     shards = xr.open_zarr(store, consolidated=False)
@@ -131,3 +137,86 @@ def test_gridded_projected_fields_train_without_code(tmp_path):
     scored = run_module("climode.evaluate", "--checkpoint", ckpt)
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "lead (hours)" in scored.stdout
+
+
+def _with_attrs(store, tmp_path, **attrs):
+    """A copy of the shard store with some of its attributes changed."""
+    import shutil
+
+    import zarr
+
+    copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}.zarr"
+    shutil.copytree(store, copy)
+    group = zarr.open_group(str(copy), mode="r+")
+    for key, value in attrs.items():
+        group.attrs[key] = value
+    return copy
+
+
+def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path):
+    """A model scores the same on a store whatever statistics the store carries: it sees the data scaled
+    as it was trained (the bundled model's statistics are not this store's)."""
+    store, _ = prepared
+    stats = json.loads(xr.open_zarr(store, consolidated=False).attrs["normalisation"])
+    other = {v: {**s, "min": s["min"] - 7.0, "max": s["max"] * 1.5} for v, s in stats.items()}
+    skewed = _with_attrs(store, tmp_path, normalisation=json.dumps(other))
+    scores = []
+    for data in (store, skewed):
+        out = tmp_path / f"scores-{len(scores)}.json"
+        result = run_module("climode.evaluate", "--checkpoint", "climode/weights/cam5-synthetic.safetensors",
+                            "--dataset", "cam5", "--data", data, "--json", out)
+        assert result.returncode == 0, result.stderr[-3000:]
+        scores.append(json.loads(out.read_text())["methods"])
+    assert scores[0]["vid-ode"]["mse"] == scores[1]["vid-ode"]["mse"]
+    assert scores[0]["persistence"]["rmse_PSL"] == scores[1]["persistence"]["rmse_PSL"]
+
+
+def test_init_from_the_bundled_model_starts_at_its_loss(prepared, tmp_path):
+    """Fine-tuning starts from the saved weights, architecture and normalisation: the first logged loss is
+    the bundled model's own loss on that batch (every training sample in one batch, every target)."""
+    import yaml
+
+    from climode import load_model
+    from climode.config import Config, TrainConfig
+    from climode.data import collate
+    from climode.forecast import bundled_checkpoint
+    from climode.task import ForecastTask
+
+    store, _ = prepared
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump({"data": {"name": "cam5", "queries": "all", "hide": 0.0},
+                                      "train": {"batch_size": 64, "adversarial": False, "log_every": 1, "ema": 0.0,
+                                                "max_epochs": 1, "val_every": 10}}))
+    run = tmp_path / "tuned"
+    result = run_module("climode.train", "--config", config, "--data", store, "--out", run, "--init-from", "bundled",
+                        "--max-steps", 1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "starting from the weights of" in result.stderr
+    logged = pd.read_csv(run / "logs" / "metrics.csv")["train/loss"].dropna().iloc[0]
+    bundled = load_model(bundled_checkpoint())
+    samples = Shards(store, "train", bundled.metadata["normalisation"])
+    batch = collate([samples[i] for i in range(len(samples))])
+    task = ForecastTask(Config(model=bundled.model.config, train=TrainConfig(adversarial=False, ema=0.0)), {})
+    task.model.load_state_dict(bundled.model.state_dict())
+    _, losses, _ = task.forecast(batch)
+    assert logged == pytest.approx(float(task.generator_loss(losses)), rel=1e-4)
+    tuned = load_model(run / "model.safetensors")
+    assert tuned.metadata["normalisation"] == bundled.metadata["normalisation"]
+    assert tuned.model.config == bundled.model.config
+
+
+def test_init_from_refuses_what_is_not_a_model_of_these_data(prepared, tmp_path):
+    store, _ = prepared
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    coarse = _with_attrs(store, tmp_path, resolution=2.0)
+    balls = run_module("climode.train", "--config", "bouncing-ball-demo", "--out", tmp_path / "balls", "--max-steps", 1)
+    assert balls.returncode == 0, balls.stderr[-2000:]
+    cases = [(["--data", store, "--init-from", text], [str(text), "not a safetensors"]),
+             (["--data", store, "--init-from", tmp_path / "balls" / "model.safetensors"], ["intensity", "U850, V850, PSL"]),
+             (["--data", coarse, "--init-from", "bundled"], ["1-degree grid", "2-degree grid"])]
+    for args, fragments in cases:
+        out = tmp_path / "run"
+        result = run_module("climode.train", "--dataset", "cam5", "--out", out, *args)
+        assert_user_error(result, *fragments)
+        assert result.returncode == 2 and not out.exists()

@@ -25,7 +25,7 @@ from ..data.shards import Shards
 from ..errors import ClimodeError
 from ..files import replacing
 from ..model import LEARNED
-from ..scoring import score
+from ..scoring import ModelForecaster, score
 from ..train import main as train_main
 from . import report
 from .data import storm_shards
@@ -125,7 +125,7 @@ def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False) -
         print(f"[{i}/{len(protocol.entries)}] {entry.label}: " + (f"training {preset.steps} updates" if learned
               else "no parameters"), file=sys.stderr, flush=True)
         model = load_model(_train(entry, _config(protocol, preset, entry, data), out / "runs" / _slug(entry.label)))
-        forecast = lambda f, t, s, m=model.model: m(f, t, s)["frames"]
+        forecast = ModelForecaster(model.model)
         for setting, test in tests.items():
             scores = score({entry.label: forecast}, test, batch_size=8, storms=storms)
             results.append({"setting": setting, "model": entry.label, "scores": scores})
