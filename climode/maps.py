@@ -26,6 +26,7 @@ from shapely.geometry import shape
 
 from .errors import ClimodeError
 from .files import replacing
+from .output import fields
 
 DPI = 110
 ARROWS = 20  # wind vectors across the domain
@@ -67,7 +68,8 @@ class _Plan:
             hpa = ds[pressure].attrs.get("units") in ("hPa", "mbar", "mb")
             field, label = ds[pressure] * (1.0 if hpa else 0.01), "sea level pressure (hPa)"
         else:  # the first variable that is not wind
-            field = ds[next((n for n in ds.data_vars if n not in wind), next(iter(ds.data_vars)))]
+            names = fields(ds)
+            field = ds[next((n for n in names if n not in wind), names[0])]
             units = field.attrs.get("units")
             label = str(field.attrs.get("long_name", field.name)) + (f" ({units})" if units else "")
         geo = "lat" in field.dims and "lon" in field.dims

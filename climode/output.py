@@ -26,6 +26,14 @@ COORDS = {
     "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
 }
 FILL = np.float32(1.0e20)
+FLAG = "filled"  # the forecast's status flag: 1 where a value derives from missing input cells that were filled
+FLAG_ATTRS = {"long_name": "forecast derived from filled missing input cells", "standard_name": "status_flag",
+              "flag_values": np.array([0, 1], np.int8), "flag_meanings": "from_valid_input from_filled_input"}
+
+
+def fields(ds: xr.Dataset) -> list[str]:
+    """The forecast fields of ``ds``: its data variables that are not status flags (``FLAG``)."""
+    return [str(name) for name, da in ds.data_vars.items() if "flag_values" not in da.attrs]
 
 
 def cf_attrs(name: str, source: dict | None = None) -> dict:
@@ -40,7 +48,7 @@ def cf_attrs(name: str, source: dict | None = None) -> dict:
 def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Dataset:
     """``ds`` with CF attributes on its variables and lat/lon coordinates, data as float32."""
     out = ds.copy()
-    for name in out.data_vars:
+    for name in fields(out):
         out[name] = out[name].astype(np.float32)
         own = {k: v for k, v in ds[name].attrs.items() if k not in ("_FillValue", "missing_value")}
         out[name].attrs = {**own, **cf_attrs(name, (sources or {}).get(name))}
@@ -52,10 +60,11 @@ def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Datase
 
 
 def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
-    enc: dict = {name: {"dtype": "float32", "_FillValue": FILL} for name in ds.data_vars}
+    enc: dict = {name: {"dtype": "float32", "_FillValue": FILL} if name in fields(ds) else
+                 {"dtype": "int8", "_FillValue": None} for name in map(str, ds.data_vars)}
     if netcdf:
         for name in ds.data_vars:
-            enc[name].update(zlib=True, complevel=4)
+            enc[str(name)].update(zlib=True, complevel=4)
     enc.update({name: {"_FillValue": None} for name in ds.coords})  # CF: coordinates have no fill value
     if "time" in ds.coords and calendar:
         enc["time"].update(units="hours since 0001-01-01 00:00:00", calendar=calendar, dtype="float64")

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ClimodeError
+from .output import fields
 from .tracks import great_circle_km
 
 MODEL = "vid-ode"
@@ -239,7 +240,7 @@ def verify(forecast: xr.Dataset, truth: xr.Dataset, start: tuple[float, float] |
     reference time) -- the forecast from the truth's centre at the reference time -- and
     measured by ``intensity``; persistence keeps the reference time's centre and intensity.
     """
-    variables = [str(name) for name in forecast.data_vars]
+    variables = fields(forecast)
     missing = [name for name in variables if name not in truth.data_vars]
     if missing:
         raise ClimodeError(f"the truth lacks {', '.join(missing)} (it holds {', '.join(map(str, truth.data_vars))})")

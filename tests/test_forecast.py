@@ -98,20 +98,22 @@ def test_stitched_windows_reproduce_a_field_exactly():
 
 
 def test_native_composition_moves_fine_detail_by_the_coarse_flow():
-    """A 1-degree flow of one cell eastward, mask 1: a 0.25-degree spike moves 4 native cells, unsmoothed."""
+    """A 1-degree flow of one cell eastward: a 0.25-degree spike moves 4 native cells, unsmoothed; a
+    missing native cell is filled (and flagged) as the model fills it."""
     coarse = xr.Dataset(coords={"lat": np.arange(10) + 0.5, "lon": np.arange(20) + 200.5})
     native = xr.Dataset(coords={"lat": np.arange(40) * 0.25 + 0.125, "lon": np.arange(80) * 0.25 + 200.125})
-    anchor = np.zeros((1, 40, 80), np.float32)
-    anchor[0, 20, 40] = 1.0
-    flow = np.zeros((2, 2, 10, 20), np.float32)
-    flow[:, 0] = -1.0  # backward warp: each cell samples one coarse cell to its west
-    parts = {"flow": flow, "mask": np.ones((2, 1, 10, 20), np.float32), "diff": np.zeros((2, 1, 10, 20), np.float32),
-             "previous": np.array([-1, 0])}
-    config = ModelConfig(channels=1)
-    out = compose_native(parts, anchor, coarse, native, config)
-    assert out.shape == (2, 1, 40, 80)
+    frames = np.zeros((1, 1, 40, 80), np.float32)
+    frames[0, 0, 20, 40] = 1.0
+    frames[0, 0, 5, 5] = np.nan
+    flows = np.zeros((2, 2, 2, 10, 20), np.float32)
+    flows[:, 0, 0] = -1.0  # backward warp of the first source: each cell samples one coarse cell to its west
+    parts = {"flows": flows, "weight": np.ones((2, 1, 10, 20), np.float32),
+             "residual": np.zeros((2, 1, 10, 20), np.float32), "sources": np.array([[0, 0], [-1, -1]])}
+    out, share = compose_native(parts, frames, coarse, native)
+    assert out.shape == (2, 1, 40, 80) and np.isfinite(out).all()
     assert out[0, 0, 20, 44] == pytest.approx(1.0, abs=1e-5) and out[0].sum() == pytest.approx(1.0, abs=1e-5)
     assert out[1, 0, 20, 48] == pytest.approx(1.0, abs=1e-5)  # the second query is composed from the first
+    assert share[0, 0, 5, 9] < 0.5 and share[0, 0, 30, 30] == pytest.approx(1.0)  # the filled cell, moved
 
 
 # ------------------------------------------------------------------ API
@@ -213,6 +215,55 @@ def test_the_bundled_checkpoint_ships_with_the_package():
     assert ckpt.variables == VARIABLES and ckpt.metadata["grid"]["resolution"] == 1.0
 
 
+def _training_range(ckpt) -> dict[str, tuple[float, float]]:
+    return {v: (s["min"], s["max"]) for v, s in ckpt.metadata["normalisation"].items()}
+
+
+def test_a_missing_patch_in_the_last_input_stays_local_and_in_range(case):
+    """The bundled model on a 0.25-degree storm with a 6 x 8 degree patch missing from the last input, away
+    from the storm: outside a 4-degree halo the forecast moves by less than 1 hPa and 1 m/s, nowhere leaves
+    the training range, and the patch is flagged. (Missing cells filled with 0 made a 931-hPa "storm".)"""
+    ds = climode.open_fields(case / "storm.nc").load()
+    clean = climode.forecast(ds, "60,63,66")
+    holed = ds.copy(deep=True)
+    patch = {"lat": slice(40, 46), "lon": slice(290, 298)}
+    for v in VARIABLES:
+        holed[v].loc[{"time": holed.time[-1], **patch}] = np.nan
+    out = climode.forecast(holed, "60,63,66")
+    halo = {"lat": slice(36, 50), "lon": slice(286, 302)}
+    outside = xr.ones_like(out.PSL, dtype=bool)
+    outside.loc[{"time": outside.time, **halo}] = False
+    change = {v: float(np.abs(out[v] - clean[v]).where(outside).max()) for v in VARIABLES}
+    assert change["PSL"] < 100 and change["U850"] < 1 and change["V850"] < 1, change
+    for v, (low, high) in _training_range(climode.load_model(bundled_checkpoint())).items():
+        assert float(out[v].min()) >= low and float(out[v].max()) <= high, (v, float(out[v].min()), float(out[v].max()))
+    assert (out.filled.sel(**patch) == 1).all() and float(out.filled.where(outside).mean()) < 0.01
+
+
+def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_forecasts_in_range(case, tmp_path):
+    """A real-format file (fill values in the NetCDF) with the north-west corner missing in every frame:
+    every forecast value within the training range, the corner flagged, and NaN there on request."""
+    ds = xr.open_dataset(case / "storm.nc", decode_times=False)
+    corner = {"lat": slice(ds.sizes["lat"] * 55 // 100, None), "lon": slice(0, ds.sizes["lon"] * 45 // 100)}
+    for v in VARIABLES:
+        ds[v][{**corner}] = np.nan
+    missing = float(np.isnan(ds.PSL.values).mean())
+    ds.to_netcdf(tmp_path / "holed.nc", encoding={v: {"_FillValue": -9999.0} for v in VARIABLES})
+    assert 0.18 < missing < 0.22
+    for flags in ([], ["--mask-filled"]):
+        result = run_module("climode.forecast", "--input", tmp_path / "holed.nc", "--times", "60,63,66",
+                            "--overwrite", *flags, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        out = _open(tmp_path / "holed_forecast.nc")
+        for v, (low, high) in _training_range(climode.load_model(bundled_checkpoint())).items():
+            assert float(out[v].min()) >= low and float(out[v].max()) <= high, v
+        flagged = out.filled.isel(corner).values
+        assert flagged.mean() > 0.95 and float(out.filled.mean()) < 0.3
+        assert bool(np.isnan(out.PSL.values).any()) == bool(flags)
+        if flags:
+            assert np.isnan(out.PSL.values[out.filled.values == 1]).all()
+
+
 @pytest.mark.skipif(not GEOCAT.is_dir(), reason="../shared/data/geocat_storm_500hPa is not beside the checkout")
 def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path):
     """A model trained on the real 500 hPa u, v, t forecasts them from the messy files (no time
@@ -231,7 +282,8 @@ def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = _open(tmp_path / "Tstorm_forecast.nc")
-    assert set(out.data_vars) == {"U500", "V500", "T500"} and out.T500.shape == (2, 33, 36)
+    assert set(out.data_vars) == {"U500", "V500", "T500", "filled"} and out.T500.shape == (2, 33, 36)
+    assert 0 < float(out.filled.mean()) < 1 and out.T500.attrs["ancillary_variables"] == "filled"  # ~20 % missing
     assert list(out.lead_time.values) == [6, 12] and out.time.values[0].calendar in ("standard", "gregorian")
     assert out.lon.min() == 220 and np.isfinite(out.T500).all()
     assert 200 < float(out.T500.mean()) < 300  # K, back in physical units

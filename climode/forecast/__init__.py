@@ -24,15 +24,15 @@ from ..checkpoint import Checkpoint, load_model
 from ..data.fields import normalise_coords
 from ..data.normalise import denormalise, normalise
 from ..errors import ClimodeError
-from ..model.vidode import last_observed
-from ..model.warp import warp
-from ..output import cf_attrs
+from ..model.compose import compose, fill_missing
+from ..output import FLAG, FLAG_ATTRS, cf_attrs
 from ..tiles import Tile, blend_weights, extract, grid_step, windows
 from ..times import as_hours, hours_between
 
 BUNDLED = "cam5-synthetic.safetensors"
 OVERLAP = 8  # windows of a large domain share at least 1/OVERLAP of the tile size
 MATCH_H = 0.02  # hours: an --input-times entry matches a frame this close
+FILLED_SHARE = 1e-3  # a forecast value with more than this share from filled input cells is flagged
 
 
 def bundled_checkpoint() -> Path:
@@ -127,34 +127,29 @@ def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.
     return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
 
 
-def compose_native(parts: dict[str, np.ndarray], anchor: np.ndarray, coarse: xr.Dataset, native: xr.Dataset,
-                   config) -> np.ndarray:
+def compose_native(parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset,
+                   native: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Forecast frames (K, C, H, W) on the native grid from the model's composition parts on its
-    coarser grid: the flow (converted to native pixels), mask and difference image are
-    interpolated to the native grid and composed there, each query from the frame it was
-    composed from (``parts["previous"]``; -1 is ``anchor``, the last observed input frame
-    (C, H, W), normalised), as the model does on its own grid. Detail finer than the model's
-    grid (a compact storm core) is thus carried along by the flow instead of being smoothed away.
-    """
+    coarser grid (``climode.model.compose``): the flows (converted to native pixels), weights and
+    residuals are interpolated to the native grid and composed there from the native input frames
+    ``frames`` (L, C, H, W; normalised, NaN missing; missing cells filled as the model fills them).
+    Detail finer than the model's grid (a compact storm core) is thus carried along by the flow
+    instead of being smoothed away. Returns the frames and the share of each cell drawn from valid
+    input cells (K, C, H, W)."""
     scale = np.array([grid_step(coarse.lon.values) / grid_step(native.lon.values),
                       grid_step(coarse.lat.values) / grid_step(native.lat.values)], np.float32)
-    flow = torch.as_tensor(_upsample(parts["flow"], coarse, native) * scale[None, :, None, None])
-    mask = torch.as_tensor(_upsample(parts["mask"], coarse, native))
-    diff = torch.as_tensor(_upsample(parts["diff"], coarse, native))
-    out: list[torch.Tensor | None] = [None] * len(flow)
-    previous = [int(p) for p in parts["previous"]]
-    start = torch.as_tensor(anchor)[None]
-    while any(frame is None for frame in out):
-        for k, p in enumerate(previous):
-            if out[k] is None and (p < 0 or out[p] is not None):
-                src = start if p < 0 else out[p]
-                source = warp(src, flow[k:k + 1]) if config.flow_warping else src
-                out[k] = (mask[k] * source + (1 - mask[k]) * diff[k] if config.mask_composition
-                          else source + diff[k])
-    return torch.cat(out).numpy()
+    up = lambda name: torch.as_tensor(_upsample(parts[name], coarse, native))[None]
+    flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
+    weight, residual = up("weight"), up("residual")
+    x = torch.as_tensor(frames)[None]
+    filled, valid = fill_missing(x, torch.isfinite(x).flatten(2).any(2))
+    sources = torch.as_tensor(parts["sources"])[None]
+    out = compose(filled, sources, flows, weight, residual)
+    share = compose(valid.to(filled.dtype), sources, flows, weight)
+    return out[0].numpy(), share[0].numpy()
 
 
-PARTS = ("frames", "flow", "diff", "mask")
+BLENDED = ("frames", "flows", "weight", "residual", "valid")  # the outputs stitched across windows
 
 
 @torch.no_grad()
@@ -163,47 +158,47 @@ def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
     """Model forecasts of normalised ``frames`` (L, C, H, W; NaN missing) observed at ``times``
     (L,) for ``query`` (K,) times, both in the model's time units.
 
-    Returns ``frames`` (K, C, H, W) float32 and, when the model gives them, its composition parts
-    ``flow`` (K, 2, H, W; pixels), ``diff`` (K, C, H, W), ``mask`` (K, 1, H, W) and ``previous``
-    (K,). A grid larger than ``tile_shape`` is cut into overlapping windows of that size,
-    forecast in batches of ``batch`` windows and stitched with weights that cross-fade the overlaps.
+    Returns ``frames`` (K, C, H, W) float32 and, when the model gives them, ``valid`` (K, C, H, W)
+    (the share drawn from valid input cells) and its composition parts (``climode.model.compose``:
+    ``flows`` (K, 2, 2, H, W; pixels), ``weight`` (K, 1, H, W), ``residual`` (K, C, H, W), ``sources``
+    (K, 2)). A grid larger than ``tile_shape`` is cut into overlapping windows of that size,
+    forecast in batches of ``batch`` windows and stitched with weights that cross-fade the overlaps;
+    the parts are left out when the windows disagree on their sources (a frame missing in one window only).
     """
     L, C, H, W = frames.shape
     th, tw = (min(tile_shape[0], H), min(tile_shape[1], W)) if tile_shape else (H, W)
     ys, xs = windows(H, th, max(th // OVERLAP, 1)), windows(W, tw, max(tw // OVERLAP, 1))
     weight = np.outer(blend_weights(th, th // OVERLAP if len(ys) > 1 else 0),
                       blend_weights(tw, tw // OVERLAP if len(xs) > 1 else 0)).astype(np.float32)
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.zeros(())).device
     t = torch.as_tensor(times, dtype=torch.float32, device=device)
     q = torch.as_tensor(query, dtype=torch.float32, device=device)
     total: dict[str, np.ndarray] = {}
     norm = np.zeros((H, W), np.float32)
-    previous = None
+    sources: set = set()
     boxes = [(y, x) for y in ys for x in xs]
     for start in range(0, len(boxes), batch):
         chunk = boxes[start:start + batch]
         x = torch.as_tensor(np.stack([frames[..., y:y + th, x:x + tw] for y, x in chunk]), device=device)
         out = model(x, t, q)
-        previous = out.get("previous", previous)
-        for name in PARTS:
+        if "sources" in out:
+            sources.update(tuple(map(tuple, row.tolist())) for row in out["sources"].cpu())
+        for name in BLENDED:
             if name not in out:
                 continue
             values = out[name].float().cpu().numpy()
-            acc = total.setdefault(name, np.zeros((len(query), values.shape[2], H, W), np.float32))
+            acc = total.setdefault(name, np.zeros((len(query), *values.shape[2:-2], H, W), np.float32))
             for (y, x0), part in zip(chunk, values):
                 acc[..., y:y + th, x0:x0 + tw] += part * weight
         for y, x0 in chunk:
             norm[y:y + th, x0:x0 + tw] += weight
     result = {name: acc / norm for name, acc in total.items()}
-    if previous is not None:
-        result["previous"] = previous.cpu().numpy()
+    if len(sources) == 1:
+        result["sources"] = np.array(next(iter(sources)))
+    else:
+        for name in ("flows", "weight", "residual", "sources"):
+            result.pop(name, None)
     return result
-
-
-def _last_frame(frames: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
-    """The last observed frame of (L, C, H, W) (``last_observed``), missing cells from ``fill`` (C, H, W), else 0."""
-    frame = last_observed(torch.as_tensor(frames)[None])[0].numpy()
-    return np.nan_to_num(np.where(np.isfinite(frame), frame, np.nan if fill is None else fill))
 
 
 def _sha256(path: Path) -> str:
@@ -219,7 +214,7 @@ def _stamp(time) -> str:
 
 
 def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | None = None, input_times=None,
-             device: str = "cpu") -> xr.Dataset:
+             device: str = "cpu", mask_filled: bool = False) -> xr.Dataset:
     """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
 
     ds: dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
@@ -233,9 +228,13 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
     checkpoint: a path or a loaded Checkpoint (default: the bundled model).
     input_times: the frames of ``ds`` to use (same forms as ``times``, relative to ``ds``'s
         first frame); default all.
+    mask_filled: NaN wherever a forecast value derives from missing input cells (which the model
+        fills with the cell's last valid value, else from the valid cells around it).
     Returns a Dataset on ``ds``'s grid with dims (time, lat, lon), float32, CF attributes, the
     input's calendar, coordinates ``lead_time`` (time; hours after the last input frame) and
-    ``forecast_reference_time`` (the last input frame's time), and provenance attributes.
+    ``forecast_reference_time`` (the last input frame's time), the int8 status flag ``filled``
+    (time, lat, lon): 1 where any variable's forecast derives from filled input cells, and
+    provenance attributes.
     """
     ckpt = _checkpoint(checkpoint, device)
     ds = normalise_coords(ds)
@@ -245,6 +244,9 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
                            f"{', '.join(missing)} (it has {', '.join(map(str, ds.data_vars)) or 'no variables'})")
     calendar = _calendar(ds)
     ds = _select_inputs(ds[ckpt.variables], input_times, calendar)
+    empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
+    if empty:
+        raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
     origin = ds.time.values[0]
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
@@ -255,19 +257,24 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
                        ckpt.variables)
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
     parts = predict(ckpt.model, scaled, observed, query, tile)
+    share = parts.get("valid")
     if model_ds is native:
         pred = parts["frames"]
-    elif {"flow", "mask", "diff", "previous"} <= set(parts):
+    elif {"flows", "weight", "residual", "sources"} <= set(parts):
         fine = normalise(np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
                          ckpt.variables)
-        anchor = _last_frame(fine, _upsample(_last_frame(scaled), model_ds, native))
-        pred = compose_native(parts, anchor, model_ds, native, ckpt.model.config)
+        pred, share = compose_native(parts, fine, model_ds, native)
     else:
         pred = _upsample(parts["frames"], model_ds, native)
+        share = None if share is None else _upsample(share, model_ds, native)
     pred = denormalise(pred, stats, ckpt.variables)
+    filled = np.zeros(pred.shape, bool) if share is None else share < 1 - FILLED_SHARE
+    if mask_filled:
+        pred = np.where(filled, np.nan, pred)
     space = native[ckpt.variables[0]].dims[1:]
-    out = to_input(xr.Dataset({v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)},
-                              coords={d: native[d] for d in space if d in native.coords}))
+    variables = {v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)}
+    variables[FLAG] = (("time", *space), filled.any(1).astype(np.int8), FLAG_ATTRS)
+    out = to_input(xr.Dataset(variables, coords={d: native[d] for d in space if d in native.coords}))
     valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar,
                             only_use_cftime_datetimes=True)
     reference = ds.time.values[-1]
@@ -279,7 +286,8 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
         forecast_reference_time=((), reference, {"standard_name": "forecast_reference_time",
                                                  "long_name": "time of the last input frame"}))
     for v in ckpt.variables:
-        out[v] = out[v].astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs))
+        out[v] = out[v].astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
+    out[FLAG] = out[FLAG].astype(np.int8).assign_attrs(FLAG_ATTRS)
     out.attrs = {
         "Conventions": "CF-1.8",
         "title": "climode Vid-ODE forecast",

@@ -12,7 +12,7 @@ import xarray as xr
 
 from ..data.fields import open_fields
 from ..errors import ClimodeError, cli
-from ..output import check_writable, write_netcdf, write_zarr
+from ..output import FLAG, check_writable, write_netcdf, write_zarr
 from . import __doc__ as DOC
 from . import _checkpoint, _stamp, forecast
 
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--time-in-hours", action="store_true", help="a time axis without units holds hours")
     p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
     p.add_argument("--calendar", help="calendar of such hours (default standard)")
+    p.add_argument("--mask-filled", action="store_true",
+                   help="NaN wherever the forecast derives from missing input cells (always flagged in 'filled')")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return p
@@ -73,10 +75,12 @@ def main(argv: list[str] | None = None) -> None:
         raise ClimodeError(f"{exc} (checkpoint {ckpt.path.name} forecasts {', '.join(ckpt.variables)})") from None
     print(f"input: {len(ds.time)} frames of {', '.join(ckpt.variables)} on a {ds.sizes.get('lat', ds.sizes.get('y'))} x "
           f"{ds.sizes.get('lon', ds.sizes.get('x'))} grid; model {ckpt.path}", flush=True)
-    out = forecast(ds.load(), args.times, checkpoint=ckpt, input_times=args.input_times, device=args.device)
+    out = forecast(ds.load(), args.times, checkpoint=ckpt, input_times=args.input_times, device=args.device,
+                   mask_filled=args.mask_filled)
     out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
-    for t, lead in zip(out.time.values, out.lead_time.values):
-        print(f"  {_stamp(t)}  lead {lead:+g} h", flush=True)
+    for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
+        filled = f"  ({flag.mean():.0%} of cells from filled missing input)" if flag.any() else ""
+        print(f"  {_stamp(t)}  lead {lead:+g} h{filled}", flush=True)
     _write_all(out, paths, args)
 
 
