@@ -210,7 +210,8 @@ class ForecastTask(L.LightningModule):
         per_epoch = int(self.trainer.num_training_batches) if math.isfinite(self.trainer.num_training_batches) else 1
         total = train.max_steps if train.max_steps > 0 else train.max_epochs * per_epoch
         factor = Schedule(train.schedule, train.warmup_steps, total, train.min_lr / train.lr, train.lr_decay, per_epoch)
-        return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
+        # a plain function, which LambdaLR does not save: a resumed run follows its own --max-steps
+        return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, lambda step: factor(step)) for o in optimizers]
 
     def checkpoint_metadata(self) -> dict:
         """What a checkpoint carries besides weights: variables, normalisation, time units, config."""

@@ -6,13 +6,15 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from conftest import ROOT, run_module, write_config
 
 from climode import load_model
-from climode.config import DataConfig
+from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
 from climode.evaluate import score
+from climode.task import Schedule
 from climode.train import main as train_main
 
 
@@ -24,7 +26,7 @@ def _optimizer_steps(ckpt_path):
 def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     """Fading the balls alone gets ~0.9x persistence's next-frame MSE; moving them gets far below."""
     config = write_config(tmp_path / "learn.yaml", data={"n_out": 1, "train_size": 400, "test_size": 32},
-                          train={"checkpoint_every": 1000, "val_every": 100})
+                          train={"checkpoint_every": 1000, "val_every": 100, "adversarial": False})
     assert train_main(["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "600"]) == 0
     final = capsys.readouterr().out.strip().splitlines()[-1]
     test = open_dataset(DataConfig(n_in=5, n_out=1, test_size=32), "test")
@@ -33,7 +35,8 @@ def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     assert model < 0.6 * base, (model, base)
 
 
-def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_path, tiny_config):
+def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_path):
+    tiny_config = write_config(tmp_path / "tiny.yaml", train={"warmup_steps": 1})  # the cosine from update 1
     out = tmp_path / "run"
     last = out / "checkpoints" / "last.ckpt"
     proc = subprocess.Popen([sys.executable, "-m", "climode.train", "--config", str(tiny_config), "--out", str(out),
@@ -59,9 +62,13 @@ def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_
     assert (out / "logs-resumed-1").is_dir()  # where the resumed run logs
     assert f"resuming from {last}" in result.stderr
     (steps_g, steps_d), resumed = _optimizer_steps(last)
+    train = TrainConfig(warmup_steps=1)
+    end = Schedule(train.schedule, train.warmup_steps, n + 3, train.min_lr / train.lr, train.lr_decay, 1)(n + 3)
     assert (steps_g, steps_d) == (n + 3, n + 3)  # a fresh optimiser would have counted 3
     for scheduler in resumed["lr_schedulers"]:
         assert scheduler["last_epoch"] == n + 3  # the schedule counts generator updates, also across the resume
+        # and ends where this run's --max-steps says, not where the killed run's (10000) would have
+        assert scheduler["_last_lr"][0] == pytest.approx(train.lr * end)
     assert any(k.startswith("d_seq.") for k in resumed["state_dict"])
     assert any(k.startswith("ema.module.") for k in resumed["state_dict"])  # the moving average goes on too
     assert result.stdout.strip().splitlines()[-1] == str(out / "model.safetensors")
