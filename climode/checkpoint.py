@@ -86,8 +86,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoi
         raise ClimodeError(f"checkpoint {path} not found")
     with open(path, "rb") as f:
         start = f.read(9)
-    safetensors = start[8:9] == b"{"  # an 8-byte header length, then the JSON header
-    weights, metadata = _read_model_file(path) if safetensors else _read_training_checkpoint(path)
+    if start[8:9] == b"{":  # an 8-byte header length, then the JSON header
+        weights, metadata = _read_model_file(path)
+    elif start[:4] == b"PK\x03\x04" or start[:1] == b"\x80":  # torch.save's zip, or a bare pickle
+        weights, metadata = _read_training_checkpoint(path)
+    else:
+        raise ClimodeError(f"{path} is not a safetensors model nor a training checkpoint (.ckpt)")
     try:
         model = build(ModelConfig(**metadata["model"]))
         model.load_state_dict(weights)
