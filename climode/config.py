@@ -23,8 +23,10 @@ class DataConfig:
     ``reference_time`` read a time axis of bare numbers as hours since that time.
     ``queries``: "all" trains on every target of a sample; "random" on a random set of them each
     time (``climode.data.samples.QuerySampler``), with ``hide`` the chance that in-between input
-    frames are hidden and asked for (interpolation). ``continuous`` (bouncing-ball): targets at
-    random real times instead of whole frames."""
+    frames are hidden and asked for (interpolation), and ``missing`` the chance that a rectangle of
+    cells is missing from the inputs (what the model's validity channels are for). ``continuous``
+    (bouncing-ball): targets at random real times instead of whole frames, and one inside each gap
+    between inputs."""
 
     name: str = "bouncing-ball"
     path: str | None = None
@@ -41,13 +43,15 @@ class DataConfig:
     seed: int = 0
     queries: str = "all"
     hide: float = 0.0
+    missing: float = 0.0
     continuous: bool = False
 
     def __post_init__(self):
         if self.queries not in QUERIES:
             raise ValueError(f"unknown queries {self.queries!r}; choose one of {', '.join(QUERIES)}")
-        if not 0 <= self.hide <= 1:
-            raise ValueError(f"hide is a probability in [0, 1], got {self.hide}")
+        for name in ("hide", "missing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

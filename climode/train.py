@@ -261,8 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     _show_logs()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     train = config.train
-    samples = QuerySampler(train_set, config.data.hide, config.data.seed) if config.data.queries == "random" \
-        else train_set
+    data = config.data
+    samples = QuerySampler(train_set, data.hide, data.seed, data.missing) if data.queries == "random" else train_set
     loader = lambda ds, shuffle: DataLoader(ds, train.batch_size, shuffle=shuffle, collate_fn=collate,
                                             num_workers=train.num_workers, persistent_workers=train.num_workers > 0)
     updates_per_batch = 2 if train.adversarial else 1  # Lightning counts every optimizer step

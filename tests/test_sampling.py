@@ -111,12 +111,34 @@ def test_query_sampler_draws_random_query_sets_and_hides_in_between_inputs():
             assert hidden.any()  # hide = 1: always some in-between input asked for
             asked = set(sample["times_out"].tolist())
             assert set(original["times_in"][hidden].tolist()) <= asked
-            extrapolated = sorted(asked - set(original["times_in"].tolist()))
-            assert set(extrapolated) <= set(original["times_out"].tolist()) and extrapolated
+            extrapolated = sorted(t for t in asked if t > original["times_in"][-1])
+            assert set(asked - set(original["times_in"].tolist())) <= set(original["times_out"].tolist())
             assert np.all(np.diff(sample["times_out"]) > 0)
             counts.add(len(extrapolated))
             hidden_seen |= hidden.sum() > 1
     assert len(counts) > 2 and hidden_seen  # the number of leads varies, and of hidden frames
+    between = data[0]["times_out"][data[0]["times_out"] < 5]  # one target inside each of the 5 input gaps
+    assert np.array_equal(np.floor(between), np.arange(5)) and np.all(between % 1 > 0)
     again = QuerySampler(data, hide=1.0, seed=3)[2]
     first = QuerySampler(data, hide=1.0, seed=3)[2]
     assert np.array_equal(again["times_out"], first["times_out"])  # seeded
+
+
+def test_query_sampler_takes_a_rectangle_of_cells_from_the_inputs_and_keeps_the_targets():
+    from climode.data import BouncingBall, QuerySampler
+
+    data = BouncingBall("train", 16, n_in=6, n_out=3, frame_size=30)
+    sampler = QuerySampler(data, hide=0.0, seed=1, missing=1.0)
+    frames_seen = set()
+    for i in range(len(data)):
+        original, sample = data[i], sampler[i]
+        gone = np.isnan(sample["frames_in"][:, 0])  # (L, H, W)
+        assert gone[-1].any() and not gone.all(axis=(1, 2)).any()  # the last input loses cells, no frame all
+        rows, cols = np.nonzero(gone[-1])
+        box = gone[-1][rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all() and 3 <= box.shape[0] <= 10 and 3 <= box.shape[1] <= 10  # one rectangle, 1/10-1/3 a side
+        assert np.array_equal(sample["frames_in"][~gone[:, None]], original["frames_in"][~gone[:, None]])
+        assert np.isfinite(sample["frames_out"]).all()  # the targets keep those cells
+        frames_seen.add(int(gone.any(axis=(1, 2)).sum()))
+    assert frames_seen == {1, 6}  # from the last input only, or from every input
+    assert not np.isnan(QuerySampler(data, hide=0.0, seed=1)[0]["frames_in"]).any()  # missing = 0: none

@@ -70,7 +70,9 @@ class BouncingBall(Dataset):
     drop: fraction of input frames marked missing at random (irregular sampling);
     the last input frame is always kept.
     continuous: the targets at ``n_out`` random real times within the ``n_out`` frames after the
-    last input (sorted), instead of at whole frames: leads off any solver grid.
+    last input instead of at whole frames (leads off any solver grid), and one more at a random real
+    time inside each gap between inputs (interpolation at any fraction of a gap; the storms'
+    ``--between``), sorted.
     """
 
     variables = ("intensity",)
@@ -101,7 +103,8 @@ class BouncingBall(Dataset):
         times = np.arange(n, dtype=np.float64)
         inputs = drop_frames(frames[: self.n_in], self.drop, rng)
         if self.continuous:
-            times_out = np.sort(rng.uniform(self.n_in - 1, n - 1, self.n_out))
+            between = rng.uniform(times[: self.n_in - 1], times[1 : self.n_in])
+            times_out = np.sort(np.concatenate((between, rng.uniform(self.n_in - 1, n - 1, self.n_out))))
             return {"frames_in": inputs, "times_in": times[: self.n_in],
                     "frames_out": self.render(index, times_out), "times_out": times_out}
         return {

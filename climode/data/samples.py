@@ -77,12 +77,15 @@ class QuerySampler(Dataset):
     leads asked vary in number and position (at the data's own times: for leads off the solver's
     grid the data must hold them, e.g. hourly storms or ``BouncingBall(continuous=True)``); and,
     with probability ``hide``, 1 to L - 2 of its observed input frames between the first and the
-    last observed hidden (NaN) and asked for, so interpolation is trained too. Seeded per item and by
-    how often it was read, so a run is reproducible.
+    last observed hidden (NaN) and asked for, so interpolation is trained too; and, with probability
+    ``missing``, a random rectangle of cells (a tenth to a third of each side) missing (NaN) from the
+    last observed input, or from every input, so the model learns what its validity channels mean
+    (the targets keep those cells). Seeded per item and by how often it was read, so a run is
+    reproducible.
     """
 
-    def __init__(self, dataset: Dataset, hide: float = 0.5, seed: int = 0):
-        self.dataset, self.hide, self.seed = dataset, hide, seed
+    def __init__(self, dataset: Dataset, hide: float = 0.5, seed: int = 0, missing: float = 0.0):
+        self.dataset, self.hide, self.seed, self.missing = dataset, hide, seed, missing
         self.draws = np.zeros(len(dataset), dtype=np.int64)
         for name in ("variables", "time_units", "normalisation", "grid", "n_in", "n_out"):
             if hasattr(dataset, name):
@@ -108,6 +111,12 @@ class QuerySampler(Dataset):
             times.insert(0, np.asarray(sample["times_in"])[hidden])
             frames.insert(0, frames_in[hidden].copy())
             frames_in[hidden] = np.nan
+        if rng.random() < self.missing:
+            H, W = frames_in.shape[-2:]
+            h, w = (int(rng.integers(max(1, n // 10), max(1, n // 3) + 1)) for n in (H, W))
+            y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+            which = observed if rng.random() < 0.5 else observed[-1:]
+            frames_in[which, :, y : y + h, x : x + w] = np.nan
         times_q, frames_q = np.concatenate(times), np.concatenate(frames)
         order = np.argsort(times_q, kind="stable")
         return {"frames_in": frames_in, "times_in": sample["times_in"], "frames_out": frames_q[order],
