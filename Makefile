@@ -34,7 +34,7 @@ demo: $(VENV)/.installed
 		--json $(DEMO)/scores.json
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) runs

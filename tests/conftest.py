@@ -3,10 +3,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-import yaml
+# one torch thread per test process, and per command a test runs: `make test` runs two workers on two
+# cores, and seeded results do not depend on how many cores the machine has
+os.environ["OMP_NUM_THREADS"] = "1"
 
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {

@@ -11,14 +11,6 @@ from climode.task import ForecastTask
 EULER = SolverConfig("euler", 1.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_compose_warps_blends_and_adds_and_follows_recursive_sources():
     inputs = torch.arange(2.0).view(1, 2, 1, 1, 1).expand(1, 2, 1, 3, 3).clone()  # frames 0 and 1
     flows = torch.zeros(1, 3, 2, 2, 3, 3)

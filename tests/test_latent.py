@@ -16,15 +16,6 @@ HEADS = {LatentODE: ("posterior_head",), ODE2VAE: ("position_head", "velocity_he
 BOTH = pytest.mark.parametrize("cls", [LatentODE, ODE2VAE])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: far faster than two on a shared two-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model(cls, channels=2, width=4):
     """A small model (GroupNorm: no running statistics to calibrate)."""
     return cls(ModelConfig(channels=channels, width=width, encoder_solver=EULER, decoder_solver=EULER))

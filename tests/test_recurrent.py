@@ -13,16 +13,6 @@ NAMES = sorted(MODELS)
 TIMES = torch.tensor([0.0, 1.0, 3.0, 4.0])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a small, busy CPU more threads than free cores slow these tiny convolutions
-    many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make(name: str, channels: int = 3, width: int = 4) -> nn.Module:
     """An untrained model in eval mode whose output depends on its state: the baselines' state decoder
     starts at zero (persistence), so here its last layer gets random weights and its convolutions zero
