@@ -25,6 +25,7 @@ from dask.distributed import Client, LocalCluster
 from climode.data.fields import open_fields, parse_mapping
 from climode.data.prepare import plan_samples, step_hours, write_shards
 from climode.data.sampling import SamplingConfig
+from climode.data.shards import leakage
 from climode.errors import ClimodeError, cli
 from climode.tiles import extract, parse_tiles
 from climode.tracks import detect, read_tracks
@@ -105,10 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if cluster is not None:
             cluster.close()
-    counts = xr.open_zarr(out, consolidated=False)["split"].to_series().value_counts().to_dict()
+    store = xr.open_zarr(out, consolidated=False)
+    counts = store["split"].to_series().value_counts().to_dict()
     print(f"{len(plan)} samples from {plan.storm.nunique()} storms in {plan.tile.nunique()} tiles "
           f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) in {time.perf_counter() - started:.1f} s",
           file=sys.stderr)
+    leaked = {k: v for k, v in leakage(store).items() if v > 0}
+    if leaked:  # splits are by storm: storms that share a tile and a time share frames
+        print("warning: " + ", ".join(f"{100 * v:.0f} % of the {k} targets" for k, v in leaked.items())
+              + " are also frames (same tile, same time) of training samples", file=sys.stderr)
     print(out)
 
 

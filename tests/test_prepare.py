@@ -11,7 +11,7 @@ from conftest import ROOT, assert_user_error, run_module
 
 from climode.checkpoint import save_model
 from climode.data.fields import open_fields
-from climode.data.shards import Shards
+from climode.data.shards import Shards, leakage
 from climode.data.shards import read_tracks as stored_tracks
 from climode.data.synthetic import write_corpus
 from climode.model import ModelConfig, build
@@ -58,6 +58,9 @@ def test_prepare_then_train(corpus, prepared, tmp_path):
     storms = shards.storm.to_series().groupby(shards.split.values).agg(set)
     assert set(storms.index) == {"train", "val", "test"}
     assert not (storms["train"] & storms["test"]) and not (storms["train"] & storms["val"])
+    # split by storm, yet the storms share the one tile and their times: the leak is measured and said
+    shares = leakage(shards)
+    assert shares["test"] > 0.5 and f"{100 * shares['test']:.0f} % of the test targets" in result.stderr
     gaps = np.diff(shards.hours.values[:, :5], axis=1)
     assert gaps.min() >= 3 and gaps.max() <= 48 and (np.diff(shards.hours.values[:, 4:], axis=1) == 3).all()
     stats = json.loads(shards.attrs["normalisation"])

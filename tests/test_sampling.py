@@ -142,3 +142,21 @@ def test_query_sampler_takes_a_rectangle_of_cells_from_the_inputs_and_keeps_the_
         frames_seen.add(int(gone.any(axis=(1, 2)).sum()))
     assert frames_seen == {1, 6}  # from the last input only, or from every input
     assert not np.isnan(QuerySampler(data, hide=0.0, seed=1)[0]["frames_in"]).any()  # missing = 0: none
+
+
+def test_leakage_is_the_share_of_held_out_targets_seen_in_training():
+    """Targets of a held-out sample at a (tile, time) that a training sample holds, as an input or a
+    target, are leaked; another tile or another time is not."""
+    import xarray as xr
+
+    from climode.data.shards import leakage
+
+    hours = np.array([[0, 3, 6, 9], [6, 9, 12, 15], [0, 3, 6, 9], [20, 23, 26, np.nan]], dtype=float)
+    store = xr.Dataset({"split": ("sample", ["train", "test", "test", "val"]),
+                        "tile": ("sample", ["a", "a", "b", "a"]), "hours": (("sample", "step"), hours)},
+                       attrs={"n_in": 2})
+    # test targets: (a, 12), (a, 15) not seen, (b, 6), (b, 9) other tile; val: (a, 26) not seen
+    assert leakage(store) == {"test": 0.0, "val": 0.0}
+    store["hours"][1, 2] = 9.0  # a test target at (a, 9): a training sample's target
+    store["hours"][3, 2] = 3.0  # a val target at (a, 3): a training sample's input
+    assert leakage(store) == {"test": 0.25, "val": 1.0}

@@ -87,6 +87,24 @@ def open_store(path: str | Path) -> xr.Dataset:
     return store
 
 
+def leakage(store: xr.Dataset) -> dict[str, float]:
+    """Per held-out split ("val", "test"), the share of its target frames whose (tile, time) is also
+    a frame (input or target) of a training sample: what a model may have seen of the truth it is
+    scored on. 0 for a leak-free split; a split by storm inside one tile shared by coexisting storms
+    is not one. ``store``: shards (``split`` (sample), ``tile`` (sample), ``hours`` (sample, step),
+    the first ``n_in`` steps inputs)."""
+    n_in = int(store.attrs["n_in"])
+    split, tile, hours = store["split"].values, store["tile"].values, store["hours"].values
+    seen = {(t, h) for t, row in zip(tile[split == "train"], hours[split == "train"]) for h in row[np.isfinite(row)]}
+    shares = {}
+    for name in ("val", "test"):
+        targets = [(t, h) for t, row in zip(tile[split == name], hours[split == name, n_in:])
+                   for h in row[np.isfinite(row)]]
+        if targets:
+            shares[name] = sum(p in seen for p in targets) / len(targets)
+    return shares
+
+
 class Shards(Dataset):
     """Samples of one split of a shard store, read one chunk at a time and normalised with the
     store's statistics; times are hours relative to the sample's first input frame. Only the
