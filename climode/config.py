@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ClimodeError
+from .errors import ClimodeError, check_choice
 from .model.vidode import ModelConfig
 
 QUERIES = ("all", "random")
@@ -47,8 +47,7 @@ class DataConfig:
     continuous: bool = False
 
     def __post_init__(self):
-        if self.queries not in QUERIES:
-            raise ValueError(f"unknown queries {self.queries!r}; choose one of {', '.join(QUERIES)}")
+        check_choice("queries", self.queries, QUERIES)
         for name in ("hide", "missing"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
@@ -92,8 +91,7 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        check_choice("schedule", self.schedule, SCHEDULES)
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
         if not 0 < self.min_lr <= self.lr:

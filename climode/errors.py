@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 
 class ClimodeError(Exception):
     """A problem with what the user gave (file, option, data): reported in one line, no traceback."""
+
+
+def check_choice(what: str, value: object, choices: Collection[str]) -> None:
+    """Refuse a setting ``what`` whose ``value`` is not one of ``choices`` (ValueError naming them)."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
 def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | None], int]:

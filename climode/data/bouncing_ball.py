@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..errors import check_choice
 from .samples import drop_frames
 
 SPLIT_SEEDS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
@@ -80,8 +81,7 @@ class BouncingBall(Dataset):
 
     def __init__(self, split: str = "train", size: int = 1000, n_in: int = 10, n_out: int = 10,
                  drop: float = 0.0, frame_size: int = 32, balls: int = 3, seed: int = 0, continuous: bool = False):
-        if split not in SPLIT_SEEDS:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_SEEDS)}")
+        check_choice("split", split, SPLIT_SEEDS)
         self.split, self.size, self.n_in, self.n_out = split, size, n_in, n_out
         self.drop, self.frame_size, self.balls = drop, frame_size, balls
         self.seed = seed + SPLIT_SEEDS[split]

@@ -11,13 +11,14 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..errors import check_choice
+
 METHODS = ("minmax", "zscore")
 
 
 def compute_stats(ds: xr.Dataset, variables: list[str], method: str = "minmax") -> dict:
     """Statistics of ``variables`` over all of ``ds`` (NaN ignored), computed with dask in one pass."""
-    if method not in METHODS:
-        raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(METHODS)}")
+    check_choice("normalisation", method, METHODS)
     if method == "minmax":
         lazy = {v: (ds[v].min(skipna=True), ds[v].max(skipna=True)) for v in variables}
     else:

@@ -4,6 +4,7 @@ import dataclasses
 from torch import nn
 
 from ..baselines import BASELINES, Baseline
+from ..errors import check_choice
 from .discriminator import PatchDiscriminator
 from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
@@ -24,8 +25,7 @@ LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
 def configure(config: ModelConfig) -> ModelConfig:
     """``config`` with the settings its architecture's name implies (``VARIANTS``): ``ode-fc`` is always
     the conv encoder with a fully connected derivative, whatever else the config said."""
-    if config.architecture not in MODELS:
-        raise ValueError(f"unknown model {config.architecture!r}; choose one of {', '.join(MODELS)}")
+    check_choice("model", config.architecture, MODELS)
     return dataclasses.replace(config, **VARIANTS.get(config.architecture, {}))
 
 

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
+from ..errors import check_choice
+
 SOLVERS = ("euler", "rk4", "dopri5")
 
 
@@ -26,8 +28,7 @@ class SolverConfig:
     adjoint: bool = False
 
     def __post_init__(self):
-        if self.method not in SOLVERS:
-            raise ValueError(f"unknown ODE solver {self.method!r}; choose one of {', '.join(SOLVERS)}")
+        check_choice("ODE solver", self.method, SOLVERS)
         if self.method != "dopri5" and not self.step_size > 0:
             raise ValueError(f"ODE step_size must be positive, got {self.step_size}")
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import check_choice
 from .compose import compose, fill_missing
 from .decoder import ConvDecoder, InterpolationDecoder
 from .encoder import ConvEncoder, ODEConvGRU
@@ -60,12 +61,9 @@ class ModelConfig:
     frame_shape: list[int] | None = None
 
     def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
-        if self.decoding not in DECODINGS:
-            raise ValueError(f"unknown decoding {self.decoding!r}; choose one of {', '.join(DECODINGS)}")
-        if self.derivative not in DERIVATIVES:
-            raise ValueError(f"unknown derivative {self.derivative!r}; choose one of {', '.join(DERIVATIVES)}")
+        check_choice("encoder", self.encoder, ENCODERS)
+        check_choice("decoding", self.decoding, DECODINGS)
+        check_choice("derivative", self.derivative, DERIVATIVES)
         if self.derivative == "fc" and not self.frame_shape:
             raise ValueError("a fully connected derivative (ODE-FC) needs frame_shape, the (H, W) of the frames")
         if self.frame_shape is not None:
