@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ClimodeError
+from .metrics import rmse as lat_weighted_rmse
 from .output import fields
 from .tracks import great_circle_km
 
@@ -23,20 +24,6 @@ PERSISTENCE = "persistence"
 FOLLOW_KM = 400.0  # how far a storm centre may move between consecutive frames
 INTENSITY_KM = 300.0  # radius around the centre searched for minimum PSL and maximum wind
 ERRORS = {"psl_min_hpa": "psl_min_abs_hpa", "wind_max_ms": "wind_max_abs_ms"}  # intensity -> its error score
-
-
-def lat_weighted_rmse(forecast: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
-    """RMSE over (lat, lon) weighted by cos(lat), over cells finite in both; other dims (time) kept.
-
-    Both arrays must share their lat/lon coordinates exactly (ValueError otherwise). Units: the
-    variable's. NaN where no cell is finite in both.
-    """
-    forecast, truth = xr.align(forecast, truth, join="exact")
-    error2 = (forecast - truth) ** 2
-    valid = error2.notnull()
-    weight = np.cos(np.deg2rad(forecast["lat"])).where(valid, 0.0)
-    total = weight.sum(("lat", "lon"))
-    return np.sqrt((error2.fillna(0.0) * weight).sum(("lat", "lon")) / total.where(total > 0))
 
 
 def _periodic(lon: np.ndarray) -> bool:
