@@ -27,6 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from . import __version__
+from .baselines import UNAVAILABLE
 from .checkpoint import Checkpoint, load_model, save_model
 from .config import Config, builtin_configs, config_from_dict, load_config, replace
 from .data import DATASETS, QuerySampler, collate, open_dataset
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m climode.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
-    p.add_argument("--model", choices=list(MODELS), help="the model to train (default: the config's, vid-ode)")
+    p.add_argument("--model", choices=[*MODELS, *UNAVAILABLE], help="the model to train (default: the config's, vid-ode)")
     p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
     p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
     p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")

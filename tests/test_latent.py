@@ -16,9 +16,14 @@ HEADS = {LatentODE: ("posterior_head",), ODE2VAE: ("position_head", "velocity_he
 BOTH = pytest.mark.parametrize("cls", [LatentODE, ODE2VAE])
 
 
-def make_model(cls, channels=2, width=4):
-    """A small model (GroupNorm: no running statistics to calibrate)."""
-    return cls(ModelConfig(channels=channels, width=width, encoder_solver=EULER, decoder_solver=EULER))
+def make_model(cls, channels=2, width=4, state_dependent=True):
+    """A small model (GroupNorm: no running statistics to calibrate). Untrained, its decoder's output layer
+    is zero (persistence), so the forecast would not depend on the latent state; ``state_dependent``
+    gives that layer PyTorch's default random weights, for tests of how inputs and times move the state."""
+    model = cls(ModelConfig(channels=channels, width=width, encoder_solver=EULER, decoder_solver=EULER))
+    if state_dependent:
+        model.decoder.net[-1].reset_parameters()
+    return model
 
 
 def inputs(B=2, L=5, C=2, H=18, W=22):
@@ -27,6 +32,23 @@ def inputs(B=2, L=5, C=2, H=18, W=22):
 
 def test_registry():
     assert MODELS == {"latent-ode": LatentODE, "ode2vae": ODE2VAE}
+
+
+@BOTH
+@torch.no_grad()
+def test_untrained_model_is_persistence(cls):
+    """The decoder's output layer starts at zero: every forecast and reconstruction is the last observed
+    frame, sampled or not, whatever the query (before, between, at or after the inputs); a missing last
+    frame leaves the one before it."""
+    model = make_model(cls, state_dependent=False)
+    frames, times = inputs(B=3)
+    frames[1, -1] = float("nan")  # sample 1's last observed frame is the one at t = 3
+    query = torch.tensor([-1.0, 2.5, 4.0, 7.5])
+    expected = persistence(frames, times, query)
+    for mode in (model.eval(), model.train()):
+        out = mode(frames, times, query)
+        torch.testing.assert_close(out["frames"], expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(out["inputs"], persistence(frames, times, times), atol=1e-6, rtol=0)
 
 
 @BOTH
@@ -160,12 +182,15 @@ def _train(model, batch, steps: int, beta: float, batch_size: int = 16) -> None:
 
 @BOTH
 def test_learns_motion_and_beats_persistence(cls):
-    """Persistence scores 0.043 here; both models reach ~0.4-0.55x of it in 300 steps (~9 s)."""
+    """Persistence scores 0.043 here; from there (the untrained model), both models reach ~0.4x of it in
+    300 steps (~9 s)."""
     torch.manual_seed(0)
     train, test = _bouncing_ball("train", 256), _bouncing_ball("test", 64)
-    model = make_model(cls, channels=1, width=8)
-    baseline = F.mse_loss(persistence(test["frames_in"], test["times_in"], test["times_out"]), test["frames_out"]).item()
+    model = make_model(cls, channels=1, width=8, state_dependent=False)
+    last = persistence(test["frames_in"], test["times_in"], test["times_out"])
+    baseline = F.mse_loss(last, test["frames_out"]).item()
     untrained = _forecast_mse(model, test)
+    assert untrained == pytest.approx(baseline, rel=1e-5)
     _train(model, train, steps=300, beta=1e-3)
     trained = _forecast_mse(model, test)
     assert trained < 0.7 * baseline, (untrained, trained, baseline)

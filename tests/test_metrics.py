@@ -1,12 +1,18 @@
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
-from climode.baselines import advection, linear, motion, persistence
+from climode import baselines
+from climode.baselines import BASELINES, UNAVAILABLE, advection, advection_multi, blend, linear, motion, persistence
 from climode.data.samples import collate
+from climode.errors import ClimodeError
 from climode.losses import diff_targets, masked_l1, masked_mse, sequence
 from climode.metrics import mse, psnr, ssim
+from climode.model import LEARNED, MODELS, ModelConfig, build
+from climode.model.warp import warp
 
 
 def test_masked_losses_ignore_nan_cells():
@@ -103,6 +109,115 @@ def test_advection_is_exact_for_a_uniformly_translating_field():
     assert (still - truth)[inner].abs().max() > 0.3  # the field does move
     torch.testing.assert_close(motion(frames[:, 1], frames[:, 2])[0, :, 20:-20, 20:-20].mean((1, 2)),
                                torch.tensor([1.2, -0.7], dtype=torch.float64), atol=0.01, rtol=0)
+
+
+def test_blend_interpolates_between_observed_frames_and_holds_the_nearest_outside():
+    times = torch.tensor([0.0, 1.0, 2.0, 4.0])
+    frames = torch.rand(2, 4, 2, 3, 5)
+    frames[1, 2] = float("nan")  # sample 1 has no frame at t = 2: its queries blend t = 1 and t = 4
+    frames[0, 3, 0, 1, 1] = float("nan")  # a missing cell takes the other frame's value
+    out = blend(frames, times, torch.tensor([-1.0, 1.0, 2.5, 4.0, 6.0]))
+    torch.testing.assert_close(out[:, 0], frames[:, 0])  # before the first: the first
+    torch.testing.assert_close(out[:, 1], frames[:, 1])  # at an observed time: that frame
+    expected = 0.75 * frames[0, 2] + 0.25 * frames[0, 3]
+    expected[0, 1, 1] = frames[0, 2, 0, 1, 1]
+    torch.testing.assert_close(out[0, 2], expected)
+    torch.testing.assert_close(out[1, 2], 0.5 * frames[1, 1] + 0.5 * frames[1, 3])
+    torch.testing.assert_close(out[:, 4], persistence(frames, times, torch.tensor([6.0]))[:, 0], equal_nan=True)
+    torch.testing.assert_close(out[:, 3], out[:, 4], equal_nan=True)  # at the last time: the last frame
+
+
+def test_extrapolators_run_their_fit_backward_for_queries_before_the_last_input():
+    """``linear`` gives the line's value (between the last two frames their interpolation, at the earlier
+    one that frame); ``advection`` carries the last frame back along the motion."""
+    times = torch.tensor([0.0, 2.0, 4.0])
+    frames = torch.rand(1, 3, 1, 4, 4)
+    out = linear(frames, times, torch.tensor([2.0, 3.0]))
+    torch.testing.assert_close(out[0, 0], frames[0, 1])
+    torch.testing.assert_close(out[0, 1], 0.5 * (frames[0, 1] + frames[0, 2]))
+    times = torch.tensor([0.0, 1.5, 2.5])
+    back = advection(_translating(times.tolist()), times, torch.tensor([1.0]))[0, 0]
+    error = (back - _translating([1.0])[0, 0])[..., 12:-12, 12:-12].abs()
+    assert error.max() < 0.05 and error.mean() < 0.01
+
+
+def test_multi_frame_advection_is_exact_for_a_translating_field_on_each_samples_own_times():
+    times = torch.tensor([0.0, 1.0, 2.5, 3.0, 4.0])
+    frames = _translating(times.tolist()).expand(2, -1, -1, -1, -1).clone()
+    frames[1, 3] = float("nan")  # sample 1 uses its frames at 1, 2.5 and 4
+    query = torch.tensor([5.0, 7.0])
+    truth = _translating(query.tolist())[0]
+    out = advection_multi(frames, times, query)
+    inner = (..., slice(12, -12), slice(12, -12))
+    for b in range(2):
+        error = (out[b] - truth)[inner].abs()
+        assert error.max() < 0.05 and error.mean() < 0.01, b
+
+
+def test_multi_frame_advection_with_two_observed_frames_is_two_frame_advection():
+    times = torch.tensor([0.0, 1.0, 2.5])
+    frames = _translating(times.tolist()).clone()
+    frames[:, 0] = float("nan")
+    query = torch.tensor([3.0, 4.5])
+    torch.testing.assert_close(advection_multi(frames, times, query), advection(frames, times, query))
+    only = frames[:, 2:]  # one observed frame: persistence
+    torch.testing.assert_close(advection_multi(only, times[2:], query), persistence(only, times[2:], query))
+
+
+def test_multi_frame_motion_is_steadier_under_noise():
+    """Each pair's motion is estimated from noisy frames: averaging three frames' pairs errs less."""
+    times = torch.tensor([0.0, 1.0, 2.5, 3.0, 4.0])
+    clean = _translating(times.tolist())
+    true = torch.tensor([1.2, -0.7], dtype=torch.float64).view(1, 2, 1, 1)
+    errors = {2: 0.0, 3: 0.0}
+    for _ in range(3):
+        frames = clean + 0.1 * torch.randn_like(clean)
+        for n in errors:
+            velocity = baselines._combined_velocity(frames, times, n, motion)
+            errors[n] += (velocity - true)[..., 12:-12, 12:-12].norm(dim=1).mean().item()
+    assert errors[3] < 0.85 * errors[2], errors
+
+
+def test_every_baseline_is_a_parameter_free_model():
+    assert {"persistence", "blend", "linear", "advection", "advection-multi"} <= set(BASELINES)
+    frames, times, query = torch.rand(2, 3, 1, 8, 8), torch.arange(3.0), torch.tensor([1.5, 4.0])
+    for name in BASELINES:
+        assert name in MODELS and name not in LEARNED
+        model = build(ModelConfig(architecture=name, channels=1))
+        assert sum(p.numel() for p in model.parameters()) == 0
+        assert model(frames, times, query)["frames"].shape == (2, 2, 1, 8, 8)
+
+
+@pytest.mark.skipif("pysteps" in BASELINES, reason="pysteps is installed here")
+def test_pysteps_baseline_is_refused_in_one_line_where_pysteps_is_missing():
+    assert "pysteps" in UNAVAILABLE and "pysteps" not in MODELS
+    with pytest.raises(ClimodeError, match="needs the pysteps package"):
+        build(ModelConfig(architecture="pysteps", channels=1))
+
+
+def test_pysteps_baseline_plumbing_with_a_stand_in_package(monkeypatch):
+    """pysteps cannot be installed here: a stand-in with climode's own Lucas-Kanade and warp behind pySTEPS's
+    interface checks the rest (pairs, time gaps, leads, channels): it must then equal advection-multi."""
+
+    def lucas_kanade(pair: np.ndarray) -> np.ndarray:
+        before, after = (torch.from_numpy(x)[None, None] for x in pair)
+        return motion(before, after)[0].numpy()
+
+    def semilagrangian(field, velocity, timesteps, allow_nonfinite_values=False):
+        assert timesteps == sorted(timesteps) and min(timesteps) > 0
+        field, velocity = torch.from_numpy(field)[None, None], torch.from_numpy(velocity)[None]
+        return np.stack([warp(field, -velocity * s)[0, 0].numpy() for s in timesteps])
+
+    fake = SimpleNamespace(motion=SimpleNamespace(get_method={"LK": lucas_kanade}.__getitem__),
+                           extrapolation=SimpleNamespace(get_method={"semilagrangian": semilagrangian}.__getitem__))
+    monkeypatch.setattr(baselines, "pysteps", fake)
+    times = torch.tensor([0.0, 1.0, 2.5, 3.0])
+    frames = torch.cat((_translating(times.tolist()), -_translating(times.tolist())), 2)  # two channels
+    query = torch.tensor([2.0, 3.0, 4.5, 6.0])
+    out = baselines.pysteps_advection(frames, times, query)
+    torch.testing.assert_close(out[:, :2], frames[:, [-1, -1]])  # leads <= 0: the last frame
+    # per-channel flows averaged, where climode's Lucas-Kanade pools the channels: close, not equal
+    torch.testing.assert_close(out[:, 2:], advection_multi(frames, times, query)[:, 2:], atol=1e-3, rtol=0)
 
 
 def test_ssim_of_many_frames_equals_frame_by_frame():

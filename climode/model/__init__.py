@@ -3,7 +3,7 @@ import dataclasses
 
 from torch import nn
 
-from ..baselines import BASELINES, Baseline
+from ..baselines import BASELINES, Baseline, check_available
 from ..errors import check_choice
 from .discriminator import PatchDiscriminator
 from .latent import MODELS as LATENT
@@ -24,14 +24,17 @@ LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
 
 def configure(config: ModelConfig) -> ModelConfig:
     """``config`` with the settings its architecture's name implies (``VARIANTS``): ``ode-fc`` is always
-    the conv encoder with a fully connected derivative, whatever else the config said."""
+    the conv encoder with a fully connected derivative, whatever else the config said; a baseline whose
+    package is missing here (``climode.baselines.UNAVAILABLE``) is refused in one line."""
+    check_available(config.architecture)
     check_choice("model", config.architecture, MODELS)
     return dataclasses.replace(config, **VARIANTS.get(config.architecture, {}))
 
 
 def build(config: ModelConfig) -> nn.Module:
     """The model ``config.architecture`` names, built from ``configure(config)``."""
-    return MODELS[config.architecture](configure(config))
+    config = configure(config)
+    return MODELS[config.architecture](config)
 
 
 __all__ = ["LEARNED", "MODELS", "VARIANTS", "ModelConfig", "PatchDiscriminator", "SolverConfig", "VidODE", "build",

@@ -9,7 +9,9 @@ Both have a Gaussian posterior q(z0) at the first input time, with a KL to N(0, 
 it (reparameterised) when training and take its mean in eval mode, integrate the latent over the
 sorted union of the input and query times, and decode every latent (position) state as the change
 from the last observed frame: ``frame = anchor + StateDecoder(z)``, at the queries (the forecast)
-and at the input times (the reconstructions of the ELBO).
+and at the input times (the reconstructions of the ELBO). The anchor is the last observed frame of
+each sample (a missing last frame: the one before), its missing cells filled; the decoder's output
+layer starts at zero, so an untrained model is persistence, like every other learned model.
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ class SecondOrder(nn.Module):
 class _VariationalODE(nn.Module):
     """What both models share: the frame encoder E (w-2w-4w, to H/4, W/4), a backward ODE-ConvGRU
     over its features, the latent ODE ``func`` and the StateDecoder of the position (the first 4w
-    latent channels). Subclasses give the posterior's mean and log-variance at the first input time."""
+    latent channels), its output layer at zero (persistence). Subclasses give the posterior's mean and
+    log-variance at the first input time."""
 
     def __init__(self, config: ModelConfig, func: nn.Module):
         super().__init__()
@@ -74,6 +77,8 @@ class _VariationalODE(nn.Module):
                                            reverse=True)
         self.func = func
         self.decoder = StateDecoder(c, w)
+        nn.init.zeros_(self.decoder.net[-1].weight)
+        nn.init.zeros_(self.decoder.net[-1].bias)
 
     def posterior(self, features: torch.Tensor, summary: torch.Tensor,
                   observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
