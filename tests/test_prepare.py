@@ -11,10 +11,13 @@ from conftest import ROOT, assert_user_error, run_module
 
 from climode.checkpoint import save_model
 from climode.data.fields import open_fields
-from climode.data.shards import Shards, leakage
+from climode.data.prepare import plan_samples, sample_span
+from climode.data.sampling import SamplingConfig
+from climode.data.shards import Shards, leakage, shared_frames
 from climode.data.shards import read_tracks as stored_tracks
 from climode.data.synthetic import write_corpus
 from climode.model import ModelConfig, build
+from climode.tiles import parse_tiles
 from climode.tracks import detect, match, read_tracks
 
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
@@ -41,34 +44,58 @@ def test_detector_finds_the_synthetic_storms(corpus):
 
 
 @pytest.fixture(scope="module")
-def prepared(corpus, tmp_path_factory):
+def long_corpus(tmp_path_factory):
+    """45 days of storms: the last 10 % of the record (the test block) still holds some."""
+    out = tmp_path_factory.mktemp("long")
+    write_corpus(out, storms=40, seed=0, small=True)
+    return out
+
+
+def test_coexisting_storms_are_split_by_time_blocks(long_corpus):
+    """Storms share the one tile and their times: held-out samples are a buffer of one sample's
+    longest span (16 steps x 4 gaps + 5 targets) after the training ones, never on their frames."""
+    ds = open_fields(sorted(long_corpus.glob("*.nc")))
+    tracks = read_tracks(long_corpus / "tracks.csv", calendar="noleap")
+    sampling = SamplingConfig()
+    plan = plan_samples(ds, parse_tiles("east-pacific-atlantic"), tracks, sampling, 8, 0)
+    steps = np.stack([np.concatenate((r.inputs, r.targets)) for r in plan.itertuples()])
+    split = plan.split.to_numpy()
+    assert set(split) == {"train", "test"}  # the 36-step validation block is shorter than the buffer
+    assert shared_frames(split, plan.tile.to_numpy(), steps, 0) == {"test": 0.0}
+    assert steps[split == "test"].min() - steps[split == "train"].max() > sample_span(sampling) == 69
+    assert plan[split == "train"].storm.nunique() >= 20 and plan[split == "test"].storm.nunique() >= 3
+    by_storm = np.where(plan.storm.isin(["SYN0020", "SYN0021"]), "test", "train")  # the old kind of split
+    assert shared_frames(by_storm, plan.tile.to_numpy(), steps, sampling.n_in)["test"] > 0.5
+
+
+@pytest.fixture(scope="module")
+def prepared(long_corpus, tmp_path_factory):
     store = tmp_path_factory.mktemp("prepared") / "tiles.zarr"
-    result = prepare("--input", f"{corpus}/*.nc", "--out", store, "--tracks", corpus / "tracks.csv",
-                     "--samples-per-storm", 4, "--workers", 1)
+    result = prepare("--input", f"{long_corpus}/*.nc", "--out", store, "--tracks", long_corpus / "tracks.csv",
+                     "--max-gap", 12, "--samples-per-storm", 1, "--workers", 1)
     return store, result
 
 
-def test_prepare_then_train(corpus, prepared, tmp_path):
+def test_prepare_then_train(long_corpus, prepared, tmp_path):
     store, result = prepared
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(store)
     shards = xr.open_zarr(store, consolidated=False)
     assert shards.frames.dtype == np.float32 and shards.frames.shape[1:] == (10, 3, 60, 160)
     assert shards.frames.data.chunksize[0] == 1
-    storms = shards.storm.to_series().groupby(shards.split.values).agg(set)
-    assert set(storms.index) == {"train", "val", "test"}
-    assert not (storms["train"] & storms["test"]) and not (storms["train"] & storms["val"])
-    # split by storm, yet the storms share the one tile and their times: the leak is measured and said
-    shares = leakage(shards)
-    assert shares["test"] > 0.5 and f"{100 * shares['test']:.0f} % of the test targets" in result.stderr
-    gaps = np.diff(shards.hours.values[:, :5], axis=1)
-    assert gaps.min() >= 3 and gaps.max() <= 48 and (np.diff(shards.hours.values[:, 4:], axis=1) == 3).all()
+    # time blocks a buffer apart (4 gaps of up to 12 h and 5 targets every 3 h: 21 steps): no shared frame
+    hours, split = shards.hours.values, shards.split.values
+    assert set(split) == {"train", "val", "test"} and leakage(shards) == {"val": 0.0, "test": 0.0}
+    assert hours[split == "val"].min() - hours[split == "train"].max() > 3 * 21
+    assert hours[split == "test"].min() - hours[split == "val"].max() > 3 * 21
+    gaps = np.diff(hours[:, :5], axis=1)
+    assert gaps.min() >= 3 and gaps.max() <= 12 and (np.diff(hours[:, 4:], axis=1) == 3).all()
     stats = json.loads(shards.attrs["normalisation"])
     train = shards.frames.values[shards.split.values == "train"]
     assert stats["PSL"]["min"] == pytest.approx(float(np.nanmin(train[:, :, 2])))
     assert shards.attrs["calendar"] == "noleap"
     stored = stored_tracks(shards)
-    truth = read_tracks(corpus / "tracks.csv", calendar="noleap")
+    truth = read_tracks(long_corpus / "tracks.csv", calendar="noleap")
     assert len(stored) == len(truth) and set(stored.storm) == set(truth.storm)
     assert np.allclose(stored.lat, truth.lat) and (np.diff(stored.hours[stored.storm == "SYN0001"]) == 3).all()
     sample = Shards(store, "train")[0]
@@ -102,12 +129,13 @@ def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
     common = ("--out", out, "--workers", 1)
     hours = ("--time-in-hours", "--reference-time", "1996-01-05")
     assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *common), "no units", "--time-in-hours")
-    assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *hours, *common), "V850", "data variables there: reftime, u")
+    assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *hours, *common), "V850",
+                      "data variables there: reftime, u")
     assert_user_error(prepare("--input", f"{corpus}/*.nc", "--basins=-60:20", *common), "outside the grid")
     far = tmp_path / "far.csv"
     pd.DataFrame({"storm": ["X"] * 3, "time": ["2000-08-02 00:00:00", "2000-08-02 03:00:00", "2000-08-02 06:00:00"],
                   "lat": [-30.0] * 3, "lon": [30.0] * 3}).to_csv(far, index=False)
-    assert_user_error(prepare("--input", f"{corpus}/*.nc", "--tracks", far, *common), "no samples", "storm")
+    assert_user_error(prepare("--input", f"{corpus}/*.nc", "--tracks", far, *common), "no training samples", "storm")
     first = sorted(corpus.glob("*.nc"))[0]
     copy = tmp_path / "copy.nc"
     copy.write_bytes(first.read_bytes())
@@ -136,8 +164,10 @@ def test_gridded_projected_fields_train_without_code(tmp_path):
     assert shards.frames.shape[1:] == (10, 1, 24, 40) and "x_coord" in shards
     hours = shards.hours.values
     by_split = {s: hours[shards.split.values == s] for s in ("train", "val", "test")}
-    assert by_split["train"].max() < by_split["val"].min() <= by_split["val"].max() < by_split["test"].min()
-    assert len(by_split["train"]) == 96 - 9  # every window of the 96-step training block
+    # one sample spans up to 37 steps (4 gaps of 8 steps, 5 targets): the buffer ending the train and val
+    # blocks; the 12-step val block is shorter, so it is empty (training runs without validation)
+    assert not len(by_split["val"]) and by_split["test"].min() - by_split["train"].max() > 6 * 37
+    assert len(by_split["train"]) == 96 - 37 - 9  # every window of the training block, less the buffer
     ckpt = run.stdout.strip().splitlines()[-1]
     scored = run_module("climode.evaluate", "--checkpoint", ckpt)
     assert scored.returncode == 0, scored.stderr[-2000:]

@@ -15,7 +15,8 @@ from climode.protocols import report, run, spec
 from climode.scoring import storm_scores
 from climode.train import main as train_main
 
-TINY = spec.Preset(steps=2, width=4, batch_size=4, storms=8, samples_per_storm=3, resolution=4.0, train_size=16,
+# 40 storms: the record's last 10 % (the test block, a sample's span after the training block) holds storms
+TINY = spec.Preset(steps=2, width=4, batch_size=4, storms=40, samples_per_storm=1, resolution=4.0, train_size=16,
                    test_size=8)
 
 

@@ -3,7 +3,6 @@ import pytest
 import xarray as xr
 
 from climode.data.normalise import compute_stats, denormalise, normalise
-from climode.data.prepare import split_storms
 from climode.data.sampling import SamplingConfig, draw, draw_many
 
 
@@ -56,14 +55,6 @@ def test_rate_mode_observes_that_fraction(rate):
         assert list(np.diff(inputs)) == [1] * 19
         fractions.append(observed[:-1].mean())
     assert np.mean(fractions) == pytest.approx(rate, abs=0.03)
-
-
-def test_storm_split_is_stable_and_never_shares_a_storm():
-    storms = [f"S{i:03d}" for i in range(20)]
-    split = split_storms(storms)
-    assert split == split_storms(list(reversed(storms)))
-    counts = {k: list(split.values()).count(k) for k in ("train", "val", "test")}
-    assert counts == {"train": 16, "val": 2, "test": 2}
 
 
 def test_stats_out_of_core_and_exact_inverse():

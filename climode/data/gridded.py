@@ -1,8 +1,9 @@
 """Any gridded variables, straight from files: every time window becomes a sample.
 
 ``prepare(...)`` runs the pipeline's own steps (reading, irregular sampling, normalisation,
-shards) on the whole grid with no storm selection: the record is cut into contiguous
-train/val/test blocks (80/10/10) and every window of each block is a sample. Lat/lon and
+shards) on the whole grid with no storm selection: the record is cut into train/val/test time
+blocks (80/10/10, a buffer of one sample's longest span at the end of the first two; see
+``climode.data.prepare.plan_samples``) and every window of each block is a sample. Lat/lon and
 projected (y, x) grids alike; nothing here needs a coordinate system.
 """
 from __future__ import annotations

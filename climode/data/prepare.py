@@ -6,8 +6,8 @@ memory stays bounded by the chunk size, not by the number of input files.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import shutil
 from dataclasses import asdict
 
@@ -25,19 +25,12 @@ from ..tiles import Tile, extract
 from ..tracks import storm_periods
 from .normalise import compute_stats
 from .sampling import SamplingConfig, draw_many, every_window
-from .shards import SPLITS, staged, tracks_table
+from .shards import SPLITS, check_no_leak, shared_frames, staged, tracks_table
 
 REFERENCE = "hours since 0001-01-01 00:00:00"
 BATCH = 64  # time steps or samples computed per dask graph
-
-
-def split_storms(storms: list[str], fractions=(0.8, 0.1, 0.1)) -> dict[str, str]:
-    """Assign each storm to train/val/test by a stable hash of its id (never one storm in two splits)."""
-    ordered = sorted(storms, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
-    n = len(ordered)
-    n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
-    n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
-    return {s: ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, s in enumerate(ordered)}
+FRACTIONS = (0.8, 0.1, 0.1)  # train, val, test shares of the record, in time order
+log = logging.getLogger(__name__)
 
 
 def to_hours(times, calendar: str) -> np.ndarray:
@@ -55,51 +48,88 @@ def _step_index(ds_hours: np.ndarray, hours: float) -> int:
     return int(np.argmin(np.abs(ds_hours - hours)))
 
 
-def _time_blocks(ds: xr.Dataset, fractions=(0.8, 0.1, 0.1)) -> pd.DataFrame:
-    """Contiguous train/val/test blocks of the record, for data with no storm selection."""
-    times = ds.time.values
-    edges = np.round(np.cumsum((0,) + fractions) * len(times)).astype(int)
-    return pd.DataFrame([{"storm": name, "start": times[a], "end": times[b - 1]}
-                         for name, a, b in zip(SPLITS, edges[:-1], edges[1:], strict=True) if b > a])
+def sample_span(sampling: SamplingConfig) -> int:
+    """The most steps (of ``sampling.step_h`` hours) from a sample's first frame to its last: the inputs at
+    their widest gaps (or the rate-mode window) and every target after the last input."""
+    span_in = (sampling.steps(sampling.max_gap_h) * (sampling.n_in - 1) if sampling.rate is None
+               else sampling.steps(sampling.window_h))
+    return span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out
+
+
+def time_blocks(n_steps: int, buffer: int, fractions: tuple[float, float, float] = FRACTIONS) -> dict[str, range]:
+    """The steps of the train, val and test blocks of a record of ``n_steps`` steps: it is cut at the
+    cumulative ``fractions`` and each block but the last gives up its final ``buffer`` steps (all of them,
+    when it is shorter), so that at least ``buffer`` unused steps separate any two blocks."""
+    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1):
+        raise ValueError(f"split fractions must be three numbers >= 0 adding up to 1, got {fractions}")
+    edges = np.round(np.cumsum((0.0, *fractions)) * n_steps).astype(int)
+    stops = np.append(edges[1:-1] - buffer, n_steps)
+    return {name: range(int(a), max(int(a), int(b))) for name, a, b in zip(SPLITS, edges[:-1], stops, strict=True)}
 
 
 def plan_samples(ds: xr.Dataset, tiles: list[Tile] | None, tracks: pd.DataFrame | None, sampling: SamplingConfig,
-                 per_period: int, seed: int) -> pd.DataFrame:
+                 per_period: int, seed: int, fractions: tuple[float, float, float] = FRACTIONS) -> pd.DataFrame:
     """One row per sample: tile, storm, split and the step indices (into ``ds.time``) of its
     inputs, their observed flags and its targets.
 
-    With tracks, each storm's stay in a tile is a period, ``per_period`` samples are drawn from
-    it, and storms are split by ``split_storms``. Without tracks the record is cut into
-    contiguous train/val/test blocks (80/10/10) and every window of each block is a sample.
-    ``tiles`` None takes the whole grid (any grid, e.g. projected y/x) as one tile, "grid".
+    The record is cut into train/val/test time blocks (``time_blocks``: ``fractions`` of it, in that
+    order) separated by a buffer of ``sample_span`` steps, and every sample lies inside one block: no
+    held-out frame (tile and time) is a frame of a training sample. With tracks, each storm's stay in
+    a tile is clipped to each block and ``per_period`` samples are drawn from each clipped stay (a
+    storm may give training samples early in its life and held-out ones later). Without tracks every
+    window of each block is a sample, its storm named after its split. ``tiles`` None takes the whole
+    grid (any grid, e.g. projected y/x) as one tile, "grid". An empty held-out split is logged as a
+    warning; no training sample at all is a ClimodeError.
     """
     calendar = ds.time.values[0].calendar
     ds_hours = to_hours(ds.time.values, calendar)
+    n_steps, buffer = len(ds_hours), sample_span(sampling)
+    blocks = time_blocks(n_steps, buffer, fractions)
     rng = np.random.default_rng(seed)
     rows = []
     for tile in tiles or [None]:
-        periods = _time_blocks(ds) if tracks is None else storm_periods(tracks, tile.lat_range, tile.lon_range)
-        for period in periods.itertuples():
-            first = _step_index(ds_hours, to_hours([period.start], calendar)[0])
-            last = _step_index(ds_hours, to_hours([period.end], calendar)[0])
-            n = last - first + 1
-            drawn = every_window(n, sampling, rng) if tracks is None else draw_many(n, sampling, per_period, rng)
-            for inputs, observed, targets in drawn:
-                rows.append({"tile": tile.name if tile else "grid", "storm": str(period.storm),
-                             "inputs": first + inputs, "observed": observed, "targets": first + targets})
-    if not rows:
-        what = "no storm stays inside the tiles long enough" if tracks is not None else "the record is too short"
-        need = sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1) + sampling.steps(sampling.lead_step_h) * (
-            sampling.n_out) + 1
-        raise ClimodeError(f"no samples: {what} for {sampling.n_in} inputs and {sampling.n_out} targets "
-                           f"(at least {need} steps of {sampling.step_h:g} h are needed)")
-    plan = pd.DataFrame(rows)
-    if tracks is None:
-        plan["split"] = plan.storm
-    else:
-        splits = split_storms(sorted(set(plan.storm)))
-        plan["split"] = plan.storm.map(splits) if len(splits) > 1 else "train"
+        if tracks is None:
+            stays = [(None, 0, n_steps - 1)]
+        else:
+            periods = storm_periods(tracks, tile.lat_range, tile.lon_range)
+            stays = [(str(p.storm), _step_index(ds_hours, to_hours([p.start], calendar)[0]),
+                      _step_index(ds_hours, to_hours([p.end], calendar)[0])) for p in periods.itertuples()]
+        for storm, first, last in stays:
+            for split, block in blocks.items():
+                start, stop = max(first, block.start), min(last + 1, block.stop)
+                if stop <= start:
+                    continue
+                drawn = (every_window(stop - start, sampling, rng) if tracks is None
+                         else draw_many(stop - start, sampling, per_period, rng))
+                rows += [{"tile": tile.name if tile else "grid", "storm": storm or split, "split": split,
+                          "inputs": start + inputs, "observed": observed, "targets": start + targets}
+                         for inputs, observed, targets in drawn]
+    plan = pd.DataFrame(rows, columns=["tile", "storm", "split", "inputs", "observed", "targets"])
+    _report_empty(plan, blocks, n_steps, buffer, sampling, tracks is not None, fractions)
     return plan
+
+
+def _report_empty(plan: pd.DataFrame, blocks: dict[str, range], n_steps: int, buffer: int, sampling: SamplingConfig,
+                  storms: bool, fractions: tuple[float, float, float]) -> None:
+    """Raise ClimodeError when the plan has no training sample; log a warning for each empty held-out split."""
+    span_in = (sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1) if sampling.rate is None
+               else sampling.steps(sampling.window_h))
+    need = span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out + 1  # the shortest sample, in steps
+    why = ("no storm stays inside the tiles long enough there" if storms else "it is too short") + (
+        f" for {sampling.n_in} inputs and {sampling.n_out} targets (at least {need} steps)")
+    train = blocks["train"]
+    if not (plan.split == "train").any():
+        raise ClimodeError(
+            f"no training samples: the record has {n_steps} steps of {sampling.step_h:g} h and the training block "
+            f"is its first {len(train)} steps ({100 * fractions[0]:g} % of the record less a buffer of {buffer} "
+            f"steps, the longest span of a sample, before the held-out blocks); {why}")
+    for name in ("val", "test"):
+        if not (plan.split == name).any():
+            block = blocks[name]
+            where = (f"steps {block.start}-{block.stop - 1} of {n_steps}" if len(block)
+                     else f"empty: {100 * fractions[SPLITS.index(name)]:g} % of {n_steps} steps less a buffer of "
+                          f"{buffer} steps")
+            log.warning(f"no {name} samples: the {name} block is {where}" + (f"; {why}" if len(block) else ""))
 
 
 def _tile_field(ds: xr.Dataset, tile: Tile | None, steps: np.ndarray, variables: list[str],
@@ -141,13 +171,18 @@ def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, var
     """Write the shard store (see ``climode.data.shards``) in three dask passes inside a staging
     directory: each tile regridded once over the steps its samples use; one task per sample
     gathering its frames; statistics of the training split read back. The staging directory
-    is renamed to ``out`` only when all of it is written."""
+    is renamed to ``out`` only when all of it is written. A plan with no training sample, or whose
+    held-out targets are frames (same tile and time) of training samples, is refused (ClimodeError)
+    before anything is written."""
     calendar = ds.time.values[0].calendar
     ds_hours = to_hours(ds.time.values, calendar)
     split = plan.split.to_numpy()
     if not (split == "train").any():
-        raise ClimodeError("no training samples after splitting by storm; give more storms or data")
+        raise ClimodeError(f"the plan for {out} has no training samples; give a longer record or more storms")
     steps_of = {r.Index: np.concatenate((r.inputs, r.targets)) for r in plan.itertuples()}
+    shares = shared_frames(split, plan.tile.to_numpy(), np.stack([steps_of[i] for i in plan.index]),
+                           sampling.input_frames)
+    check_no_leak(shares, f"the plan for {out}", "plan it with plan_samples (time-block splits)")
     with staged(out, overwrite) as stage:
         grids, parts = {}, []
         for name, rows in plan.groupby("tile").groups.items():
@@ -191,4 +226,5 @@ def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, var
         return store
 
 
-__all__ = ["SPLITS", "plan_samples", "split_storms", "step_hours", "to_hours", "write_shards"]
+__all__ = ["FRACTIONS", "SPLITS", "plan_samples", "sample_span", "step_hours", "time_blocks", "to_hours",
+           "write_shards"]

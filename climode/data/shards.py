@@ -6,7 +6,9 @@ Layout (one zarr group, dims ``sample``, ``step``, ``variable``, ``y``, ``x``):
   hours  (sample, step) float64: valid time in hours since ``attrs["time_reference"]``
          on ``attrs["calendar"]``;
   lat (sample, y), lon (sample, x): cell centres of the sample's tile (lon may pass 360);
-  storm, tile, split (sample,) strings;
+  storm, tile, split (sample,) strings; the splits are time blocks of the record (see
+         ``climode.data.prepare.plan_samples``), so no held-out target is a frame (same tile and
+         time) of a training sample: ``open_store`` refuses a store where one is;
   track_storm, track_hours, track_lat, track_lon, track_psl_min, track_vmax (point,): the
          storm tracks, for storm-centred verification;
   attrs: variables, normalisation (JSON), n_in, n_out, calendar, time_reference, provenance.
@@ -74,6 +76,8 @@ def read_tracks(store: xr.Dataset) -> pd.DataFrame:
 
 
 def open_store(path: str | Path) -> xr.Dataset:
+    """The shard store at ``path``, lazily; refused (ClimodeError) when it is not one, or when its held-out
+    splits share frames with its training split (``check_no_leak``: a store prepared before time-block splits)."""
     path = Path(path)
     if not path.exists():
         raise ClimodeError(f"shards {path} not found")
@@ -81,28 +85,48 @@ def open_store(path: str | Path) -> xr.Dataset:
         store = xr.open_zarr(path, consolidated=False)
     except Exception as exc:  # zarr raises many kinds for a non-store
         raise ClimodeError(f"{path} is not a zarr store of climode shards ({exc})") from None
-    missing = [k for k in ("frames", "hours", "split") if k not in store]
+    missing = [k for k in ("frames", "hours", "split", "tile") if k not in store]
     if missing:
         raise ClimodeError(f"{path} is not a climode shard store: it lacks {', '.join(missing)}")
+    check_no_leak(leakage(store), str(path), "re-prepare it with this version of climode (time-block splits)")
     return store
 
 
-def leakage(store: xr.Dataset) -> dict[str, float]:
-    """Per held-out split ("val", "test"), the share of its target frames whose (tile, time) is also
-    a frame (input or target) of a training sample: what a model may have seen of the truth it is
-    scored on. 0 for a leak-free split; a split by storm inside one tile shared by coexisting storms
-    is not one. ``store``: shards (``split`` (sample), ``tile`` (sample), ``hours`` (sample, step),
-    the first ``n_in`` steps inputs)."""
-    n_in = int(store.attrs["n_in"])
-    split, tile, hours = store["split"].values, store["tile"].values, store["hours"].values
-    seen = {(t, h) for t, row in zip(tile[split == "train"], hours[split == "train"]) for h in row[np.isfinite(row)]}
+def shared_frames(split: np.ndarray, tile: np.ndarray, times: np.ndarray, n_in: int) -> dict[str, float]:
+    """Per held-out split ("val", "test") with targets, the share of its target frames whose (tile, time)
+    is also a frame (input or target) of a training sample: what a model may have seen of the truth it is
+    scored on. ``split``, ``tile``: (sample,); ``times``: (sample, step) valid times in any unit (hours,
+    or step indices of the source record), NaN for none; the first ``n_in`` steps are inputs."""
+    times = np.asarray(times, dtype=np.float64)
+    steps = np.arange(times.shape[1])
+    frames = pd.DataFrame({"split": np.repeat(np.asarray(split, dtype=str), len(steps)),
+                           "tile": np.repeat(np.asarray(tile, dtype=str), len(steps)),
+                           "time": times.ravel(), "target": np.tile(steps >= n_in, len(times))})
+    frames = frames[np.isfinite(frames.time.to_numpy())]
+    train = frames[frames.split == "train"]
+    seen = pd.MultiIndex.from_frame(train[["tile", "time"]])
     shares = {}
     for name in ("val", "test"):
-        targets = [(t, h) for t, row in zip(tile[split == name], hours[split == name, n_in:])
-                   for h in row[np.isfinite(row)]]
-        if targets:
-            shares[name] = sum(p in seen for p in targets) / len(targets)
+        targets = frames[(frames.split == name) & frames.target]
+        if len(targets):
+            shares[name] = float(pd.MultiIndex.from_frame(targets[["tile", "time"]]).isin(seen).mean())
     return shares
+
+
+def leakage(store: xr.Dataset) -> dict[str, float]:
+    """``shared_frames`` of a shard store (``split``, ``tile``, ``hours`` and ``attrs["n_in"]``): 0 for each
+    held-out split of a store split by time blocks; a split by storm inside one tile shared by coexisting
+    storms leaks most of its targets."""
+    return shared_frames(store["split"].values, store["tile"].values, store["hours"].values, int(store.attrs["n_in"]))
+
+
+def check_no_leak(shares: dict[str, float], where: str, remedy: str) -> None:
+    """Refuse (ClimodeError naming ``where`` and ``remedy``) held-out splits whose targets are frames of training
+    samples; ``shares`` as ``shared_frames`` gives them."""
+    leaked = {name: share for name, share in shares.items() if share > 0}
+    if leaked:
+        what = " and ".join(f"{100 * share:.3g} % of the {name} targets" for name, share in leaked.items())
+        raise ClimodeError(f"{where}: {what} are frames (same tile and time) of training samples; {remedy}")
 
 
 class Shards(Dataset):
