@@ -1,5 +1,7 @@
-"""Synthetic CAM5-like cyclones: CF files, true tracks that match the fields, reproducibility, CLI."""
+"""Synthetic CAM5-like cyclones: CF files, true tracks that match the fields, the world's physics (steering,
+intensity, size, an evolving background), reproducibility, continuity in time, CLI."""
 import itertools
+import math
 
 import cftime
 import netCDF4
@@ -9,16 +11,24 @@ import pytest
 import xarray as xr
 from conftest import assert_user_error, run_module
 
-from climode.data.synthetic import PREFIX, SMALL, TITLE, Domain, main, make_corpus, write_corpus
+from climode.data import synthetic
+from climode.data.synthetic import PREFIX, SMALL, SUB, TITLE, Domain, main, make_corpus, write_corpus
 from climode.errors import ClimodeError
 
 CFT = xr.coders.CFDatetimeCoder(use_cftime=True)
 STORMS, SEED = 3, 7
+R = 6.371e6  # m
 
 
 @pytest.fixture(scope="module")
 def corpus():
     return make_corpus(STORMS, SEED, small=True)
+
+
+@pytest.fixture(scope="module")
+def plan():
+    """The storms and environment of a 0.25-degree corpus (no fields computed)."""
+    return synthetic._plan(20, 1, False, None)
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +59,14 @@ def test_files_are_cf_noleap_and_synthetic(written):
             assert TITLE in ds.attrs["title"] and ds.attrs["seed"] == SEED
             assert isinstance(ds.time.values[0], cftime.DatetimeNoLeap) and ds.indexes["time"].calendar == "noleap"
             for name, std, units in [("U850", "eastward_wind", "m s-1"), ("V850", "northward_wind", "m s-1"),
-                                     ("PSL", "air_pressure_at_mean_sea_level", "Pa")]:
+                                     ("PSL", "air_pressure_at_mean_sea_level", "Pa"),
+                                     ("TS", "surface_temperature", "K")]:
                 assert ds[name].dims == ("time", "lat", "lon") and ds[name].dtype == np.float32
                 assert ds[name].attrs["standard_name"] == std and ds[name].attrs["units"] == units
                 assert ds[name].encoding["zlib"] and np.isfinite(ds[name].values).all()
+            land = ds["LANDFRAC"]
+            assert land.dims == ("lat", "lon") and land.attrs["standard_name"] == "land_area_fraction"
+            assert land.attrs["units"] == "1" and 0 <= land.min() and land.max() <= 1
             assert float(ds["plev"]) == 85000.0
             assert np.all(np.diff(ds.lat) > 0) and ds.lat.attrs["units"] == "degrees_north"
             assert ds.lon.min() >= 0 and ds.lon.max() <= 360 and ds.lon.attrs["units"] == "degrees_east"
@@ -68,8 +82,11 @@ def test_files_hold_make_corpus(written, corpus):
     _, paths = written
     disk = _open_all(paths[:-1])
     assert (disk.time.values == ds.time.values).all()
-    for name in ("U850", "V850", "PSL"):
+    for name in ("U850", "V850", "PSL", "TS"):
         np.testing.assert_array_equal(disk[name].values, ds[name].values)
+    for path in paths[:-1]:  # every file holds the same time-invariant land fraction
+        with xr.open_dataset(path) as one:
+            np.testing.assert_array_equal(one["LANDFRAC"].values, ds["LANDFRAC"].values)
     pd.testing.assert_frame_equal(pd.read_csv(paths[-1]), tracks)
 
 
@@ -114,7 +131,7 @@ def test_tracks_are_plausible(corpus):
 def test_reproducible_by_seed(corpus):
     ds, tracks = corpus
     again, tracks_again = make_corpus(STORMS, SEED, small=True)
-    for name in ("U850", "V850", "PSL"):
+    for name in ("U850", "V850", "PSL", "TS", "LANDFRAC"):
         assert ds[name].values.tobytes() == again[name].values.tobytes()
     pd.testing.assert_frame_equal(tracks, tracks_again)
     other, tracks_other = make_corpus(STORMS, SEED + 1, small=True)
@@ -136,8 +153,8 @@ def test_cli_refuses_existing_corpus(tmp_path, capsys):
     out = tmp_path / "corpus"
     result = run_module("climode.data.synthetic", "--out", out, "--storms", 3, "--seed", 1, "--small", timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "wrote 4 NetCDF files" in result.stdout
-    assert (out / "tracks.csv").exists() and len(list(out.glob("*.nc"))) == 4
+    assert "wrote 5 NetCDF files" in result.stdout
+    assert (out / "tracks.csv").exists() and len(list(out.glob("*.nc"))) == 5
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
 
     result = run_module("climode.data.synthetic", "--out", out, "--storms", 2, "--seed", 1, "--small", timeout=60)
@@ -149,7 +166,7 @@ def test_cli_refuses_existing_corpus(tmp_path, capsys):
     tracks = pd.read_csv(out / "tracks.csv")
     assert list(tracks.storm.unique()) == ["SYN0001"]
     ncs = sorted(out.glob("*.nc"))
-    assert len(ncs) == 3  # the first corpus's fourth file is gone
+    assert len(ncs) == 4  # the first corpus's fifth file is gone
     for path in ncs:
         with xr.open_dataset(path) as ds:
             assert ds.attrs["seed"] == 2 and ds.attrs["storms"] == 1
@@ -179,3 +196,141 @@ def test_frames_between_the_steps_continue_the_same_storms(corpus):
     assert jumps.max() < 0.5 * np.abs(np.diff(ds.PSL.values.astype(np.float64), axis=0)).max(axis=(1, 2)).max()
     with pytest.raises(ClimodeError, match="divide a day"):
         make_corpus(STORMS, SEED, small=True, hours_per_frame=7.0)
+
+
+# ------------------------------------------------------------------------------------------ physics
+
+
+def _hours(st):
+    """Seconds since the corpus start of each of a storm's hourly states."""
+    return (st.first * SUB + np.arange(len(st.lat))) * synthetic.DT
+
+
+def test_storms_move_with_the_environments_steering_plus_beta_drift(plan):
+    """Over each 3-hour step a centre moves as the environment's wind (no vortex) averaged over the
+    300-700 km annulus, evaluated here on a fine polar grid of its own, plus the storm's beta drift; the
+    rest is the 0.6 m/s motion noise. Without the beta drift the motion is missed by about its 2 m/s."""
+    r = np.arange(312.5e3, 700e3, 25e3)[:, None]
+    az = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)[None, :]
+    weight = np.broadcast_to(r, (r.size, az.size)) / (r.sum() * az.size)
+    errors, without_beta = [], []
+    for st in plan.storms[:8]:
+        lat, lon = st.lat[::SUB], st.lon[::SUB]
+        for k in range(0, len(lat) - 1, 2):
+            mlat, mlon = 0.5 * (lat[k] + lat[k + 1]), 0.5 * (lon[k] + lon[k + 1])
+            ring_lat = mlat + np.degrees(r * np.sin(az) / R)
+            ring_lon = mlon + np.degrees(r * np.cos(az) / (R * math.cos(math.radians(mlat))))
+            _, u, v, _, _ = synthetic._flow(plan.world, (st.first + k + 0.5) * 10800.0, ring_lat, ring_lon)
+            steer = np.array([(u * weight).sum(), (v * weight).sum()])
+            speed = st.beta[0] * math.cos(math.radians(mlat)) / math.cos(math.radians(20.0))
+            beta = speed * np.array([-math.sin(math.radians(st.beta[1])), math.cos(math.radians(st.beta[1]))])
+            motion = np.array([math.radians(lon[k + 1] - lon[k]) * R * math.cos(math.radians(mlat)),
+                               math.radians(lat[k + 1] - lat[k]) * R]) / 10800.0
+            errors.append(motion - steer - beta)
+            without_beta.append(np.hypot(*(motion - steer)))
+    errors = np.array(errors)
+    miss = np.hypot(*errors.T)
+    assert len(miss) > 100 and np.median(miss) < 1.0 and np.percentile(miss, 95) < 2.0, np.percentile(miss, [50, 95])
+    assert np.abs(errors.mean(axis=0)).max() < 0.3  # no bias
+    assert np.median(without_beta) > 1.5
+    assert all(1.5 <= st.beta[0] <= 3.0 and 20 <= st.beta[1] <= 50 for st in plan.storms)  # north-westward
+
+
+def test_storms_recurve_in_the_westerlies(plan):
+    """Nothing prescribes recurvature: storms move west in the trades and east poleward of 32N."""
+    tropics, north = [], []
+    for st in plan.storms:
+        tropics.extend(st.cu[st.lat < 18])
+        north.extend(st.cu[st.lat > 32])
+    assert np.mean(tropics) < -3.0 and np.mean(north) > 3.0
+    recurving = [st.name for st in plan.storms if (st.cu[st.lat < 20] < 0).any() and (st.cu[st.lat > 30] > 2).any()]
+    assert len(recurving) >= 3, recurving
+
+
+def test_intensity_relaxes_to_the_sst_potential_and_decays_over_land(plan):
+    """Hour by hour: far below the potential intensity of the SST under it (as TS shows it), over open water
+    and south of the westerlies' shear, a storm deepens; above it, it fills; over land (LANDFRAC 1) dp
+    e-folds in 12 hours (and, outside the domain, with an extra 6-hour e-folding)."""
+    deepen, fill, land_rates = [], [], []
+    dom = plan.setup.domain
+    for st in plan.storms:
+        seconds = _hours(st)
+        sst = np.array([synthetic._sst(plan.world, t, st.lat[i:i + 1], st.lon[i:i + 1])[0]
+                        for i, t in enumerate(seconds)])
+        land = synthetic._land_at(st.lat, st.lon)
+        pi = synthetic._potential(sst)
+        ratio = st.dp[1:] / st.dp[:-1]
+        ocean = (land[:-1] == 0) & dom.inside(st.lat[:-1], st.lon[:-1])
+        young = np.arange(len(ratio)) < 24 * plan.setup.life_days[1]
+        deepen.extend(ratio[ocean & young & (st.lat[:-1] < 24) & (st.dp[:-1] < 0.3 * pi[:-1])])
+        fill.extend(ratio[(land[:-1] == 0) & (st.dp[:-1] > pi[:-1])])
+        land_rates.extend(-np.log(ratio[(land[:-1] == 1.0)]) / synthetic.DT)
+    assert len(deepen) > 100 and min(deepen) > 1.0
+    assert len(fill) > 100 and max(fill) < 1.0
+    assert len(land_rates) > 10, len(land_rates)
+    np.testing.assert_allclose(np.min(land_rates), 1 / (12 * 3600.0), rtol=1e-6)
+    assert np.max(land_rates) <= 1 / (12 * 3600.0) + 1 / (6 * 3600.0) + 1e-12
+    assert synthetic._potential(25.9) == 0 and 8000 < synthetic._potential(30.0) < 9000
+
+
+def test_rmax_is_realistic_at_quarter_degree_and_floored_on_coarse_grids(plan):
+    """0.25 degree: Rmax 30-100 km while tropical (south of 28N), smaller when deeper, larger in
+    extratropical transition; the 1-degree grid floors it at 1.5 cells, its resolution limit."""
+    tropical, all_rmax, corr = [], [], []
+    for st in plan.storms:
+        rows = SUB * synthetic._tracked(st.dp, st.lat, st.lon, plan.setup.domain)
+        south = rows[st.lat[rows] < 28]
+        tropical.extend(st.rmax[south])
+        all_rmax.extend(st.rmax[rows])
+        if len(south) > 10:
+            corr.append(np.corrcoef(st.dp[south], st.rmax[south])[0, 1])
+    assert 30e3 <= min(tropical) and max(tropical) <= 100e3
+    assert max(all_rmax) > 110e3 and max(all_rmax) <= 300e3  # grown in transition
+    assert np.median(corr) < -0.5  # contracts as it deepens
+    coarse = synthetic._plan(3, 1, True, None)
+    floor = 1.5 * SMALL.res * math.radians(1.0) * R
+    assert min(st.rmax.min() for st in coarse.storms) == pytest.approx(floor)
+
+
+def test_the_environment_evolves():
+    """Two days apart the environment's winds differ by several m/s rms and its PSL by hundreds of Pa."""
+    world = synthetic._plan(3, SEED, True, None).world
+    lat, lon = SMALL.lat[:, None], SMALL.lon[None, :]
+    for day in (1.0, 4.0):
+        psl0, u0, v0, _, _ = synthetic._flow(world, day * 86400.0, lat, lon)
+        psl1, u1, v1, _, _ = synthetic._flow(world, (day + 2.0) * 86400.0, lat, lon)
+        assert np.sqrt(np.mean((u1 - u0) ** 2 + (v1 - v0) ** 2)) > 3.0
+        assert np.sqrt(np.mean((psl1 - psl0) ** 2)) > 150.0
+
+
+def test_land_and_surface_temperature_are_recognisable(corpus):
+    ds, _ = corpus
+    land = ds["LANDFRAC"]
+    for lat, lon in [(35, 260), (28, 278.5), (40, 250), (8, 295), (15, 350), (40, 355)]:  # US, Florida, ...
+        assert land.sel(lat=lat, lon=lon, method="nearest") == 1, (lat, lon)
+    for lat, lon in [(25, 300), (15, 320), (25, 270), (15, 250), (40, 320)]:  # Atlantic, Gulf, Pacific
+        assert land.sel(lat=lat, lon=lon, method="nearest") == 0, (lat, lon)
+    ts = ds["TS"] - 273.15
+    mdr = ts.sel(lat=slice(10, 20), lon=slice(300, 330))
+    assert 26.5 < float(mdr.min()) and float(mdr.max()) < 30.0  # warm enough for hurricanes
+    assert float(ts.sel(lat=55, lon=320, method="nearest").max()) < 15.0
+    texas = ts.sel(lat=32, lon=262, method="nearest")
+    assert float(texas.max() - texas.min()) > 8.0  # a diurnal cycle over land, none over the ocean
+    assert float(ts.sel(lat=25, lon=300, method="nearest").std()) < 0.3
+
+
+def test_fields_are_continuous_at_any_real_time(plan):
+    """The fields at step s and s + 1e-6 (a tenth of a millisecond) agree, at random fractional steps and at
+    the moments a storm is born, passes from one hourly state to the next, and ends."""
+    lat, lon = SMALL.lat[::2, None], SMALL.lon[None, ::2]
+    st = plan.storms[0]
+    moments = [st.first - 1.0, st.first - 0.5, st.first + 1 / SUB, st.first + 2 / SUB, st.first + st.last,
+               st.first + st.last + 0.5, st.first + st.last + 1.0]
+    rng = np.random.default_rng(0)
+    for step in moments + list(rng.uniform(0, plan.n_steps, 6)):
+        a = synthetic._evaluate(plan, step, lat, lon)
+        b = synthetic._evaluate(plan, step + 1e-6, lat, lon)
+        for x, y in zip(a, b):
+            assert np.abs(x - y).max() < 0.01, step
+    assert st.local(st.first - 1.0) is None and st.local(st.first + st.last + 1.0) is None
+    assert st.at(-1 + 1e-9)[4] < 1e-6 and st.at(st.last + 1 - 1e-9)[4] < 1e-6  # dp fades in and out
