@@ -55,6 +55,8 @@ def test_time_blocks_give_up_a_buffer_at_the_end_of_train_and_val():
     assert time_blocks(100, 15) == {"train": range(0, 65), "val": range(80, 80), "test": range(90, 100)}
     assert time_blocks(100, 4, (0.5, 0.0, 0.5)) == {"train": range(0, 46), "val": range(50, 50),
                                                     "test": range(50, 100)}
+    assert time_blocks(100, 4, (1.0, 0.0, 0.0)) == {"train": range(0, 100), "val": range(100, 100),
+                                                    "test": range(100, 100)}
     with pytest.raises(ValueError, match="fractions"):
         time_blocks(100, 4, (0.8, 0.1, 0.2))
 

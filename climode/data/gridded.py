@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ClimodeError
 from .fields import open_fields
-from .prepare import plan_samples, step_hours, write_shards
+from .prepare import FRACTIONS, plan_samples, step_hours, write_shards
 from .sampling import SamplingConfig
 
 
@@ -38,15 +38,16 @@ def is_shard_store(path: str | Path) -> bool:
 
 def prepare(source: str | Path, store: str | Path, variables: str, n_in: int, n_out: int, max_gap_h: float = 48.0,
             time_in_hours: bool = False, reference_time: str | None = None, normalisation: str = "zscore",
-            seed: int = 0, overwrite: bool = False) -> Path:
-    """Shards of every window of the fields in ``source`` (files, a glob or a zarr store)."""
+            seed: int = 0, overwrite: bool = False, fractions: tuple[float, float, float] = FRACTIONS) -> Path:
+    """Shards of every window of the fields in ``source`` (files, a glob or a zarr store), split into
+    train/val/test time blocks of ``fractions`` of the record (``plan_samples``)."""
     names, mapping = parse_variables(variables)
     ds = open_fields(source, names, mapping=mapping or None, time_in_hours=time_in_hours,
                      reference_time=reference_time)
     step = step_hours(ds)
     sampling = SamplingConfig(n_in=n_in, n_out=n_out, step_h=step, min_gap_h=step, max_gap_h=max(max_gap_h, step),
                               lead_step_h=step)
-    plan = plan_samples(ds, None, None, sampling, 0, seed)
+    plan = plan_samples(ds, None, None, sampling, 0, seed, fractions)
     write_shards(store, ds, None, plan, names, None, normalisation, None, sampling,
                  {"source_files": ds.attrs.get("climode_sources", "")}, overwrite=overwrite)
     return Path(store)

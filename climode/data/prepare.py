@@ -58,12 +58,13 @@ def sample_span(sampling: SamplingConfig) -> int:
 
 def time_blocks(n_steps: int, buffer: int, fractions: tuple[float, float, float] = FRACTIONS) -> dict[str, range]:
     """The steps of the train, val and test blocks of a record of ``n_steps`` steps: it is cut at the
-    cumulative ``fractions`` and each block but the last gives up its final ``buffer`` steps (all of them,
-    when it is shorter), so that at least ``buffer`` unused steps separate any two blocks."""
+    cumulative ``fractions`` and each block followed by steps of a later one gives up its final ``buffer``
+    steps (all of them, when it is shorter), so that at least ``buffer`` unused steps separate any two
+    blocks; with fractions (1, 0, 0) the whole record is the training block."""
     if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1):
         raise ValueError(f"split fractions must be three numbers >= 0 adding up to 1, got {fractions}")
     edges = np.round(np.cumsum((0.0, *fractions)) * n_steps).astype(int)
-    stops = np.append(edges[1:-1] - buffer, n_steps)
+    stops = np.append([b - buffer if b < n_steps else b for b in edges[1:-1]], n_steps)  # no buffer before nothing
     return {name: range(int(a), max(int(a), int(b))) for name, a, b in zip(SPLITS, edges[:-1], stops, strict=True)}
 
 
@@ -111,7 +112,8 @@ def plan_samples(ds: xr.Dataset, tiles: list[Tile] | None, tracks: pd.DataFrame 
 
 def _report_empty(plan: pd.DataFrame, blocks: dict[str, range], n_steps: int, buffer: int, sampling: SamplingConfig,
                   storms: bool, fractions: tuple[float, float, float]) -> None:
-    """Raise ClimodeError when the plan has no training sample; log a warning for each empty held-out split."""
+    """Raise ClimodeError when the plan has no training sample; log a warning for each held-out split asked
+    for (a fraction above 0) that is empty."""
     span_in = (sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1) if sampling.rate is None
                else sampling.steps(sampling.window_h))
     need = span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out + 1  # the shortest sample, in steps
@@ -124,7 +126,7 @@ def _report_empty(plan: pd.DataFrame, blocks: dict[str, range], n_steps: int, bu
             f"is its first {len(train)} steps ({100 * fractions[0]:g} % of the record less a buffer of {buffer} "
             f"steps, the longest span of a sample, before the held-out blocks); {why}")
     for name in ("val", "test"):
-        if not (plan.split == name).any():
+        if fractions[SPLITS.index(name)] > 0 and not (plan.split == name).any():
             block = blocks[name]
             where = (f"steps {block.start}-{block.stop - 1} of {n_steps}" if len(block)
                      else f"empty: {100 * fractions[SPLITS.index(name)]:g} % of {n_steps} steps less a buffer of "
