@@ -268,8 +268,6 @@ def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_is_flagged_and_mas
             assert np.isnan(out.PSL.values[out.filled.values == 1]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11, blocked: the bundled model forecasts PSL up to 1034.3 hPa, above "
-                                       "its training maximum of 1028.7 hPa, 20 degrees from the missing corner")
 def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_forecasts_in_range(case, tmp_path):
     """Every forecast value within the training range when a fifth of the input is missing."""
     path, _ = _corner_file(case, tmp_path)
