@@ -63,8 +63,7 @@ def main() -> None:
     if args.cliper_tracks:
         history = read_tracks(args.cliper_tracks, calendar="noleap")
         leads = sorted(set(skill.LEADS) | set(skill.OFF_GRID))
-        cliper = Cliper.fit(skill.track_hours(history, history["time"].iloc[0]).assign(time=lambda t: t["hours"]),
-                            leads, 3.0).predict
+        cliper = Cliper.fit(history, leads, 3.0).predict
     models = skill.forecasters(climode.load_model(args.checkpoint))
     for item in args.also:
         label, _, path = item.partition("=")
