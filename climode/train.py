@@ -35,7 +35,7 @@ from .data.gridded import is_shard_store, parse_variables
 from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
 from .files import replacing
-from .model import LEARNED, MODELS, VARIANTS
+from .model import LEARNED, MODELS, VARIANTS, configure
 from .task import ForecastTask
 
 RUN_FILE = "run.yaml"
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         _check_initial(init, {**_metadata(train_set), "frame_shape": frame_shape})
     n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
+    configure(config.model)  # a model that cannot be built here (e.g. pysteps missing) is refused before any file
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
         with replacing(out / RUN_FILE) as tmp:
