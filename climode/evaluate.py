@@ -32,7 +32,7 @@ from .verify import verify
 
 MODE_ONLY = {"checkpoint": ("dataset", "data"),
              "forecast": ("truth", "storm", "vars", "time_in_hours", "reference_time"),
-             "protocol": ("preset", "out", "overwrite")}
+             "protocol": ("preset", "out", "overwrite", "seeds")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="with --protocol: cpu-small (2 CPU cores, under an hour) or paper")
     p.add_argument("--out", help="with --protocol: directory for data, runs and results (scores.csv, results.md, plots)")
     p.add_argument("--overwrite", action="store_true", help="with --protocol: run into an --out that holds other files")
+    p.add_argument("--seeds", help="with --protocol: training seeds, one run of every learned model each "
+                                   "(default 0,1,2)")
     return p
 
 
@@ -177,6 +179,15 @@ def _verify_files(args: argparse.Namespace) -> None:
         _write_json(args.json, scores)
 
 
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ClimodeError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if mode == "protocol":
         from .protocols import run  # trains models: loaded only for this mode
-        for path in run(args.protocol, args.preset, args.out, args.overwrite):
+        for path in run(args.protocol, args.preset, args.out, args.overwrite, _parse_seeds(args.seeds)):
             print(path)
         return
     ckpt = load_model(args.checkpoint)

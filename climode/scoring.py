@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 from torch.utils.data import DataLoader
@@ -88,16 +89,20 @@ def storm_scores(pred: np.ndarray, truth: np.ndarray, leads: np.ndarray, last_in
 
 
 class _Means:
-    """Running means per (method, score, lead) that leave NaN values out."""
+    """Running means per (method, score, lead) that leave NaN values out; with ``keep``, also every
+    finite value as a row (method, sample, lead, score, value)."""
 
-    def __init__(self):
+    def __init__(self, keep: bool = False):
         self.sums: dict = defaultdict(float)
         self.counts: dict = defaultdict(int)
+        self.rows: list[tuple] | None = [] if keep else None
 
-    def add(self, method: str, score: str, lead: float, value: float) -> None:
+    def add(self, method: str, score: str, lead: float, value: float, sample: int) -> None:
         if np.isfinite(value):
             self.sums[(method, score, lead)] += value
             self.counts[(method, score, lead)] += 1
+            if self.rows is not None:
+                self.rows.append((method, sample, lead, score, value))
 
     def table(self, methods: list[str], scores: list[str], leads: list[float]) -> dict:
         mean = lambda key: self.sums[key] / self.counts[key] if self.counts[key] else float("nan")
@@ -105,14 +110,17 @@ class _Means:
 
 
 @torch.no_grad()
-def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, storms: bool = False) -> dict:
+def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, storms: bool = False,
+          cases: bool = False) -> dict:
     """Mean of each score per lead time for each forecaster (``fn(frames, times, query_times) ->
     frames``, normalised units) on ``dataset``'s samples.
 
     Returns ``{"lead_times": [...], "samples": [per lead], "methods": {name: {score: [per lead]}}}``,
     lead times in the data's units after each sample's own last input; scores as in the module
-    docstring (NaN where undefined)."""
-    means, samples = _Means(), defaultdict(int)
+    docstring (NaN where undefined). With ``cases``, also ``"cases"``: a DataFrame of every finite
+    score of every sample (columns method, sample, storm, lead, score, value; ``storm`` the sample's
+    storm where the dataset knows it, else the sample's index as text), for intervals over storms."""
+    means, samples = _Means(keep=cases), defaultdict(int)
     names = list(forecasters)
     physical = storms and getattr(dataset, "normalisation", None) is not None
     start = 0
@@ -134,7 +142,7 @@ def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, sto
             for metric, fn in METRICS.items():
                 values = fn(pred[rows, cols].unsqueeze(1), target[rows, cols].unsqueeze(1))[:, 0].tolist()
                 for (b, k), value in zip(cells, values):
-                    means.add(name, metric, leads[b][k], value)
+                    means.add(name, metric, leads[b][k], value, start + b)
             if physical:
                 _add_storm_scores(means, name, dataset, start, pred, batch, leads, known)
         start += len(frames)
@@ -143,8 +151,19 @@ def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, sto
     if physical:
         scored += [f"rmse_{v}" for v in dataset.variables] + [s for s in STORM_SCORES
                                                                if any(k[1] == s for k in means.counts)]
-    return {"lead_times": lead_times, "samples": [samples[lead] for lead in lead_times],
-            "methods": means.table(names, scored, lead_times)}
+    out = {"lead_times": lead_times, "samples": [samples[lead] for lead in lead_times],
+           "methods": means.table(names, scored, lead_times)}
+    if cases:
+        out["cases"] = _cases(means.rows, dataset)
+    return out
+
+
+def _cases(rows: list[tuple], dataset) -> pd.DataFrame:
+    """The kept rows as a DataFrame, with each sample's storm (its index as text where unknown)."""
+    frame = pd.DataFrame(rows, columns=["method", "sample", "lead", "score", "value"])
+    place = getattr(dataset, "place", None)
+    storm = {i: (place(i)["storm"] if place else None) or str(i) for i in frame["sample"].unique()}
+    return frame.assign(storm=frame["sample"].map(storm))[["method", "sample", "storm", "lead", "score", "value"]]
 
 
 def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch.Tensor, batch: dict,
@@ -166,4 +185,4 @@ def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch
                               place["centre"])
         for score_name, values in scores.items():
             for k, value in zip(ks, values):
-                means.add(name, score_name, leads[b][k], float(value))
+                means.add(name, score_name, leads[b][k], float(value), start + b)

@@ -17,7 +17,7 @@ from climode.train import main as train_main
 
 # 40 storms: the record's last 10 % (the test block, a sample's span after the training block) holds storms
 TINY = spec.Preset(steps=2, width=4, batch_size=4, storms=40, samples_per_storm=1, resolution=4.0, train_size=16,
-                   test_size=8)
+                   test_size=8, seeds=(0, 1))
 
 
 @pytest.fixture
@@ -31,9 +31,20 @@ def tiny(monkeypatch):
 def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, tmp_path, capsys):
     out = tmp_path / "proto"
     paths = run("cam5-irregular", "tiny", out)
-    assert [p.name for p in paths] == ["scores.csv", "results.md", "mse_by_lead.png"]
+    assert [p.name for p in paths] == ["scores.csv", "cases.csv", "results.md", "mse_by_lead.png"]
     table = pd.read_csv(out / "scores.csv")
     assert set(table["model"]) == {"Persistence", "Vid-ODE"}
+    # the learned model once per training seed, in its own run; the parameter-free one once
+    assert set(table[table["model"] == "Vid-ODE"]["seed"]) == {0, 1}
+    assert table[table["model"] == "Persistence"]["seed"].isna().all()
+    assert {p.name for p in (out / "runs").iterdir() if p.is_dir()} == {"persistence", "vid-ode-seed0", "vid-ode-seed1"}
+    cases = pd.read_csv(out / "cases.csv")
+    mse = cases[cases["score"] == "mse"]
+    # each run's mean per lead is the mean of its cases
+    means = mse.groupby(["model", "seed", "lead"], dropna=False)["value"].mean()
+    stored = table[table["score"] == "mse"].set_index(["model", "seed", "lead"])["value"]
+    np.testing.assert_allclose(means.sort_index().to_numpy(), stored.sort_index().to_numpy(), rtol=1e-9)
+    assert mse["storm"].nunique() >= 2  # cases know their storm: the intervals resample storms
     assert sorted(table["lead"].unique()) == [3.0, 6.0, 9.0, 12.0, 15.0]
     scores = set(table["score"])
     assert {"mse", "psnr", "ssim", "lpips", "rmse_PSL", "track_km", "psl_min_abs_hpa", "wind_max_abs_ms"} <= scores
@@ -41,7 +52,8 @@ def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, t
     assert table[table["score"] == "mse"]["value"].notna().all()
     text = (out / "results.md").read_text()
     assert "| Persistence |" in text and "n/a" in text and "MSE x1e-3" in text
-    assert "2 of 2 result(s)" in text
+    assert "3 of 3 result(s)" in text and "training seeds 0, 1" in text and "adversarial losses off" in text
+    assert "interval over" in text and "Vid-ODE minus each model" in text and "| seed 0 | seed 1 |" in text
     capsys.readouterr()
     run("cam5-irregular", "tiny", out)  # again: the trained entry is reused, not trained again
     assert "reusing" in capsys.readouterr().err
@@ -118,6 +130,46 @@ def test_every_model_trains_and_evaluates_through_the_commands(name, tmp_path, c
     result = run_module("climode.evaluate", "--checkpoint", path, "--json", tmp_path / "s.json")
     assert result.returncode == 0, result.stderr
     assert name in result.stdout
+
+
+def _cases(diffs: dict[str, float], storms: int = 6, noise: float = 0.0) -> pd.DataFrame:
+    """Cases of models A (the subject) and the others, 2 per storm at one lead: A's value is 1 plus
+    +-noise alternating by storm, each other model's is A's minus its entry of ``diffs``."""
+    rows = []
+    for s in range(storms):
+        for k in range(2):
+            a = 1.0 + noise * (-1) ** s
+            rows.append(("", "A", 2 * s + k, f"s{s}", 3.0, "mse", a))
+            rows += [("", m, 2 * s + k, f"s{s}", 3.0, "mse", a - d) for m, d in diffs.items()]
+    return pd.DataFrame(rows, columns=["setting", "model", "sample", "storm", "lead", "score", "value"])
+
+
+def test_comparison_claims_a_difference_only_where_its_interval_excludes_zero():
+    text = report.comparison(_cases({"B": 0.002, "C": 0.0}, noise=0.001), "A", "mse", "storm")
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "2.000 [2.000, 2.000] *" in rows["B"]  # A is higher than B on every case, by 0.002 (x1e3 shown)
+    assert "*" not in rows["C"]  # equal on every case: no claim
+    noisy = _cases({"B": 0.0}, noise=0.001)
+    noisy.loc[noisy["model"] == "B", "value"] = 1.0  # B constant, A above it on half the storms: no claim
+    assert "*" not in report.comparison(noisy, "A", "mse", "storm").split("\n")[-2]
+
+
+def test_seed_means_average_a_case_over_seeds_before_the_interval():
+    cases = _cases({"B": 0.0}, storms=3)
+    two = pd.concat([cases.assign(seed=0), cases.assign(seed=1, value=cases["value"] + 0.002)])
+    means = report.seed_means(two)
+    assert len(means) == len(cases)  # one row per case, not per (case, seed)
+    np.testing.assert_allclose(means["value"], cases["value"] + 0.001)
+    text = report.intervals(means, "mse", "storm")
+    assert "interval over 3 storms" in text and "1001.000 [1001.000, 1001.000]" in text
+
+
+def test_protocol_seeds_are_checked():
+    with pytest.raises(ClimodeError, match="distinct integers"):
+        run("cam5-irregular", "cpu-small", "unused", seeds=[1, 1])
+    result = run_module("climode.evaluate", "--protocol", "ablation", "--preset", "cpu-small", "--out", "x",
+                        "--seeds", "0,one")
+    assert_user_error(result, "--seeds", "'0,one'")
 
 
 def test_rate_table_means_mse_over_leads_per_model_and_rate():

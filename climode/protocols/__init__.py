@@ -1,9 +1,11 @@
 """The paper's evaluation protocols, run end to end: build the data, train every entry with
 ``climode.train``, score it with ``climode.scoring``, write tables and plots.
 
-``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR``. DIR keeps
-the data, each entry's run (``runs/<entry>``) and the results; a run that stops part way is
-continued by running the same command again (finished entries are not trained again).
+``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR [--seeds 0,1,2]``.
+Every learned entry is trained once per training seed (the preset's, three by default) on the
+same data; parameter-free entries run once. DIR keeps the data, each run (``runs/<entry>-seed<N>``,
+``runs/<entry>``) and the results; a run that stops part way is continued by running the same
+command again (finished runs are not trained again).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-def _config(protocol: Protocol, preset: Preset, entry: Entry, data: dict) -> dict:
+def _config(protocol: Protocol, preset: Preset, entry: Entry, data: dict, seed: int) -> dict:
     solver = {"method": "rk4", "step_size": preset.solver_step}
     return {
         "model": {"width": preset.width, "time_scale": 3.0 if protocol.data == "cam5" else 1.0,
@@ -46,7 +48,7 @@ def _config(protocol: Protocol, preset: Preset, entry: Entry, data: dict) -> dic
         "data": data,
         "train": {"batch_size": preset.batch_size, "adversarial": False, "disc_width": preset.width,
                   "max_steps": preset.steps, "max_epochs": 100_000, "checkpoint_every": max(preset.steps // 4, 1),
-                  "val_every": 5, **entry.train_config},
+                  "val_every": 5, "seed": seed, **entry.train_config},
     }
 
 
@@ -107,43 +109,63 @@ def _datasets(protocol: Protocol, preset: Preset, out: Path) -> tuple[dict, dict
     return data, {"": open_dataset(DataConfig(**data), "test")}, {}
 
 
-def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False) -> list[Path]:
-    """Run protocol ``name`` at preset ``preset_name`` into ``out``; returns the result files."""
+def _seeds(seeds: tuple[int, ...] | list[int] | None, preset: Preset) -> tuple[int, ...]:
+    seeds = tuple(preset.seeds if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise ClimodeError(f"training seeds must be distinct integers >= 0, got {list(seeds)}")
+    return seeds
+
+
+def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False,
+        seeds: tuple[int, ...] | list[int] | None = None) -> list[Path]:
+    """Run protocol ``name`` at preset ``preset_name`` into ``out``, every learned entry once per
+    training seed (default: the preset's); returns the result files."""
     if name not in PROTOCOLS:
         raise ClimodeError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
     if preset_name not in PRESETS:
         raise ClimodeError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
     protocol, preset, out = PROTOCOLS[name], PRESETS[preset_name], Path(out)
+    seeds = _seeds(seeds, preset)
     _check_out(out, name, preset_name, overwrite)
     started = time.perf_counter()
     data, tests, rates = _datasets(protocol, preset, out)
     storms = protocol.data == "cam5"
+    runs = [(entry, seed) for entry in protocol.entries for seed in (seeds if entry.model in LEARNED else (None,))]
     results: list[dict] = []
-    for i, entry in enumerate(protocol.entries, 1):
+    for i, (entry, seed) in enumerate(runs, 1):
         tic = time.perf_counter()
-        learned = entry.model in LEARNED
-        print(f"[{i}/{len(protocol.entries)}] {entry.label}: " + (f"training {preset.steps} updates" if learned
-              else "no parameters"), file=sys.stderr, flush=True)
-        model = load_model(_train(entry, _config(protocol, preset, entry, data), out / "runs" / _slug(entry.label)))
+        what = f"seed {seed}, training {preset.steps} updates" if seed is not None else "no parameters"
+        print(f"[{i}/{len(runs)}] {entry.label}: {what}", file=sys.stderr, flush=True)
+        slug = _slug(entry.label) + ("" if seed is None else f"-seed{seed}")
+        config = _config(protocol, preset, entry, data, 0 if seed is None else seed)
+        model = load_model(_train(entry, config, out / "runs" / slug))
         forecast = ModelForecaster(model.model)
         for setting, test in tests.items():
-            scores = score({entry.label: forecast}, test, batch_size=8, storms=storms)
-            results.append({"setting": setting, "model": entry.label, "scores": scores})
+            scores = score({entry.label: forecast}, test, batch_size=8, storms=storms, cases=True)
+            results.append({"setting": setting, "model": entry.label, "seed": seed, "scores": scores})
             mse = scores["methods"][entry.label]["mse"]
             print(f"  {setting or 'test'}: MSE x1e-3 by lead {', '.join(f'{1e3 * v:.3f}' for v in mse)} "
                   f"({time.perf_counter() - tic:.0f} s)", file=sys.stderr, flush=True)
-        written = _write(out, name, preset_name, protocol, results, rates, started, storms)
+        written = _write(out, name, preset_name, protocol, results, rates, started, storms, seeds, len(runs))
     return written
 
 
 def _write(out: Path, name: str, preset_name: str, protocol: Protocol, results: list[dict], rates: dict,
-           started: float, storms: bool) -> list[Path]:
+           started: float, storms: bool, seeds: tuple[int, ...], n_runs: int) -> list[Path]:
     minutes = (time.perf_counter() - started) / 60
-    expected = len(protocol.entries) * max(len(rates), 1)
-    header = (f"`python -m climode.evaluate --protocol {name} --preset {preset_name} --out {out}`: "
-              f"{protocol.title}. Preset {preset_name}: {PRESETS[preset_name]}. {len(results)} of {expected} result(s), "
-              f"{minutes:.1f} min on {torch.get_num_threads()} torch thread(s).")
-    return report.write(out, protocol.title, header, results, "h" if storms else "frames", rates or None)
+    preset = PRESETS[preset_name]
+    expected = n_runs * max(len(rates), 1)
+    adversarial = sorted({e.label for e in protocol.entries if e.train_config.get("adversarial")})
+    command = (f"python -m climode.evaluate --protocol {name} --preset {preset_name} --out {out} "
+               f"--seeds {','.join(map(str, seeds))}")
+    header = (f"`{command}`: {protocol.title}. Preset {preset_name}: {preset}. Every learned model: "
+              f"{preset.steps} updates of batch {preset.batch_size}, width {preset.width}, training seeds "
+              f"{', '.join(map(str, seeds))}, adversarial losses "
+              + (f"only for {', '.join(adversarial)}" if adversarial else "off for every model")
+              + f". {len(results)} of {expected} result(s), {minutes:.1f} min on {torch.get_num_threads()} "
+              "torch thread(s).")
+    return report.write(out, protocol.title, header, results, "h" if storms else "frames", rates or None,
+                        subject=protocol.subject, cluster="storm" if storms else "sequence")
 
 
 __all__ = ["PRESETS", "PROTOCOLS", "run"]

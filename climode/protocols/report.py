@@ -1,5 +1,7 @@
-"""A protocol's results as files: ``scores.csv`` (long form: one score of one model at one lead
-time), ``results.md`` (tables) and plots of error against lead time and sampling rate."""
+"""A protocol's results as files: ``scores.csv`` (long form: the mean of one score of one model's
+run at one lead time), ``cases.csv`` (every score of every test case), ``results.md`` (tables:
+means over seeds, 95 % bootstrap intervals over storms, the subject against every other entry,
+the spread over seeds) and plots of error against lead time and sampling rate."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..files import replacing  # noqa: E402
+from ..metrics import bootstrap  # noqa: E402
 
 # score -> (column title, scale applied to the stored value, format)
 COLUMNS = {"mse": ("MSE x1e-3", 1e3, "{:.3f}"), "psnr": ("PSNR dB", 1.0, "{:.2f}"), "ssim": ("SSIM", 1.0, "{:.3f}"),
@@ -28,17 +31,105 @@ STORM_CONVENTIONS = ("RMSE in physical units, cos-latitude weighted; track error
                      "PSL and maximum 850 hPa wind within 300 km of the centre.")
 
 
+# scores shown per lead time with intervals; the subject is compared with every other entry on them
+LEAD_SCORES = ("mse", "rmse_PSL", "track_km", "wind_max_abs_ms")
+
+
 def long_table(results: list[dict]) -> pd.DataFrame:
-    """Rows of ``{"setting", "model", "scores"}`` (scores as ``climode.scoring.score`` returns) ->
-    a DataFrame with columns setting, model, lead, samples, score, value."""
+    """Rows of ``{"setting", "model", "seed", "scores"}`` (scores as ``climode.scoring.score``
+    returns; seed None for a parameter-free model) -> a DataFrame with columns setting, model,
+    seed, lead, samples, score, value (the mean over the run's samples)."""
     rows = []
     for r in results:
         s = r["scores"]
         for score, values in next(iter(s["methods"].values())).items():
             for lead, n, value in zip(s["lead_times"], s["samples"], values):
-                rows.append({"setting": r["setting"], "model": r["model"], "lead": lead, "samples": n,
-                             "score": score, "value": value})
+                rows.append({"setting": r["setting"], "model": r["model"], "seed": r.get("seed"), "lead": lead,
+                             "samples": n, "score": score, "value": value})
     return pd.DataFrame(rows)
+
+
+def case_table(results: list[dict]) -> pd.DataFrame:
+    """Every kept case score of ``results`` (each ``scores`` with ``cases``): columns setting,
+    model, seed, sample, storm, lead, score, value."""
+    parts = [r["scores"]["cases"].drop(columns="method").assign(setting=r["setting"], model=r["model"],
+                                                                  seed=r.get("seed"))
+             for r in results if "cases" in r["scores"]]
+    columns = ["setting", "model", "seed", "sample", "storm", "lead", "score", "value"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def seed_means(cases: pd.DataFrame) -> pd.DataFrame:
+    """Each case's score averaged over the training seeds: one row per (setting, model, sample,
+    storm, lead, score), so that an interval over storms is not narrowed by counting seeds as cases."""
+    keys = ["setting", "model", "sample", "storm", "lead", "score"]
+    return cases.groupby(keys, sort=False)["value"].mean().reset_index()
+
+
+def intervals(cases: pd.DataFrame, score: str, cluster: str, lead_units: str = "h") -> str:
+    """Markdown: ``score`` per model and lead time, mean over seeds with a 95 % bootstrap interval
+    that resamples storms (``cases`` as ``seed_means`` returns, one setting)."""
+    part = cases[cases["score"] == score]
+    if part.empty:
+        return ""
+    b = bootstrap(part, "value", ["model", "lead"], cluster="storm").set_index(["model", "lead"])
+    order = [m for m in dict.fromkeys(part["model"])]
+    leads = sorted(part["lead"].unique())
+    out = pd.DataFrame({"model": order})
+    for lead in leads:
+        out[_lead(lead, lead_units)] = [_interval(b, (m, lead), score) for m in order]
+    n = int(b["n_clusters"].max())
+    return (f"{COLUMNS[score][0]} per lead time, mean [95 % interval over {n} {cluster}s]:\n\n"
+            f"{_markdown(out)}\n")
+
+
+def _interval(b: pd.DataFrame, key: tuple, score: str) -> str:
+    if key not in b.index:
+        return "n/a"
+    row = b.loc[key]
+    return f"{_cell(row['mean'], score)} [{_cell(row['lo'], score)}, {_cell(row['hi'], score)}]"
+
+
+def comparison(cases: pd.DataFrame, subject: str, score: str, cluster: str, lead_units: str = "h") -> str:
+    """Markdown: ``subject`` minus every other model in ``score`` per lead time, on the same cases
+    (paired), with a 95 % bootstrap interval over storms; ``*`` where the interval excludes 0, the
+    only place a ranking is claimed."""
+    wide = cases[cases["score"] == score].pivot_table(index=["sample", "storm", "lead"], columns="model",
+                                                      values="value")
+    if subject not in wide.columns:
+        return ""
+    others = [m for m in dict.fromkeys(cases["model"]) if m != subject and m in wide.columns]
+    diffs = pd.concat([(wide[subject] - wide[m]).rename("value").reset_index().assign(model=m) for m in others])
+    b = bootstrap(diffs, "value", ["model", "lead"], cluster="storm").set_index(["model", "lead"])
+    out = pd.DataFrame({f"{subject} minus": others})
+    for lead in sorted(wide.index.get_level_values("lead").unique()):
+        out[_lead(lead, lead_units)] = [_interval(b, (m, lead), score) + (" *" if _apart(b, (m, lead)) else "")
+                                        for m in others]
+    n = int(b["n_clusters"].max())
+    return (f"{subject} minus each model in {COLUMNS[score][0]}, per lead time, on the same cases: mean "
+            f"[95 % interval over {n} {cluster}s]; * where the interval excludes 0 (negative: {subject} is lower):"
+            f"\n\n{_markdown(out)}\n")
+
+
+def _lead(lead: float, units: str) -> str:
+    return f"{lead:g} {units.removesuffix('s') if lead == 1 else units}"
+
+
+def _apart(b: pd.DataFrame, key: tuple) -> bool:
+    return key in b.index and (b.loc[key, "hi"] < 0 or b.loc[key, "lo"] > 0)
+
+
+def seed_spread(table: pd.DataFrame) -> str:
+    """Markdown: each learned model's mean MSE x1e-3 over lead times, one column per training seed."""
+    mse = table[(table["score"] == "mse") & table["seed"].notna()]
+    if mse.empty:
+        return ""
+    wide = mse.groupby(["model", "seed"], sort=False)["value"].mean().unstack()
+    wide = wide.loc[[m for m in dict.fromkeys(mse["model"])]]
+    out = pd.DataFrame({"model": wide.index})
+    for seed in wide.columns:
+        out[f"seed {int(seed)}"] = [_cell(v, "mse") for v in wide[seed]]
+    return f"Mean MSE x1e-3 over lead times, by training seed:\n\n{_markdown(out)}\n"
 
 
 def _cell(value: float, score: str) -> str:
@@ -82,7 +173,7 @@ def tables(table: pd.DataFrame, lead_units: str) -> str:
             wide = wide.loc[[m for m in order if m in wide.index]]
             out = pd.DataFrame({"model": wide.index})
             for lead in wide.columns:
-                out[f"{lead:g} {lead_units.removesuffix('s') if lead == 1 else lead_units}"] = [_cell(v, s) for v in wide[lead]]
+                out[_lead(lead, lead_units)] = [_cell(v, s) for v in wide[lead]]
             parts.append(f"{COLUMNS[s][0]} per lead time:\n\n{_markdown(out)}\n")
     return "\n".join(parts)
 
@@ -124,21 +215,39 @@ def _save(fig, path: Path) -> None:
 
 
 def write(out: Path, title: str, header: str, results: list[dict], lead_units: str,
-          rates: dict[str, float] | None = None) -> list[Path]:
-    """Write scores.csv, results.md and the plots into ``out``; return their paths."""
-    table = long_table(results)
-    paths = [out / "scores.csv", out / "results.md", out / "mse_by_lead.png"]
-    with replacing(paths[0]) as tmp:
-        table.to_csv(tmp, index=False)
-    plot_leads(table, paths[2], lead_units)
-    figures = f"![MSE against lead time]({paths[2].name})\n"
+          rates: dict[str, float] | None = None, subject: str | None = None, cluster: str = "storm") -> list[Path]:
+    """Write scores.csv, cases.csv, results.md and the plots into ``out``; return their paths.
+    ``subject``: the model compared with every other one; ``cluster``: what the intervals resample
+    (the ``storm`` column of the cases, named so in the text)."""
+    table, cases = long_table(results), case_table(results)
+    means = table.groupby(["setting", "model", "lead", "score"], sort=False)["value"].mean().reset_index()
+    paths = [out / "scores.csv", out / "cases.csv", out / "results.md", out / "mse_by_lead.png"]
+    for path, frame in zip(paths[:2], (table, cases)):
+        with replacing(path) as tmp:
+            frame.to_csv(tmp, index=False)
+    plot_leads(means, paths[3], lead_units)
+    figures = f"![MSE against lead time]({paths[3].name})\n"
     if rates:
         paths.append(out / "mse_by_rate.png")
-        plot_rates(table, rates, paths[-1])
+        plot_rates(means, rates, paths[-1])
         figures += f"![MSE against sampling rate]({paths[-1].name})\n"
     conventions = IMAGE_CONVENTIONS + (" " + STORM_CONVENTIONS if "track_km" in set(table["score"]) else "")
-    overview = rate_table(table) + "\n" if rates else ""
-    text = f"# {title}\n\n{header}\n\n{overview}{tables(table, lead_units)}\n{figures}\n{conventions}\n"
-    with replacing(paths[1]) as tmp:
+    overview = rate_table(means) + "\n" if rates else ""
+    text = (f"# {title}\n\n{header}\n\nMeans over the training seeds.\n\n{overview}{tables(means, lead_units)}\n"
+            f"{_uncertainty(cases, subject, cluster, lead_units)}")
+    text += f"{seed_spread(table)}\n{figures}\n{conventions}\n"
+    with replacing(paths[2]) as tmp:
         tmp.write_text(text)
     return paths
+
+
+def _uncertainty(cases: pd.DataFrame, subject: str | None, cluster: str, lead_units: str) -> str:
+    """The interval and comparison tables of every setting."""
+    parts = []
+    for setting, part in seed_means(cases).groupby("setting", sort=False):
+        parts.append(f"### {setting or 'Test set'}: intervals\n")
+        for score in LEAD_SCORES:
+            parts.append(intervals(part, score, cluster, lead_units))
+        if subject:
+            parts.extend(comparison(part, subject, score, cluster, lead_units) for score in LEAD_SCORES)
+    return "\n".join(p for p in parts if p)

@@ -23,7 +23,8 @@ class Entry:
 class Preset:
     """Sizes. ``steps``: generator updates per learned model; ``width``: the models' base width;
     cam5 data: synthetic ``storms`` (seeded), ``samples_per_storm``, tile ``resolution`` (degrees);
-    bouncing-ball data: ``train_size``/``test_size`` sequences. ``solver_step``: rk4 step, model units."""
+    bouncing-ball data: ``train_size``/``test_size`` sequences. ``solver_step``: rk4 step, model units.
+    ``seed``: the data's seed; ``seeds``: the training seeds, one run of every learned model each."""
 
     steps: int
     width: int
@@ -35,6 +36,7 @@ class Preset:
     test_size: int
     solver_step: float = 1.0
     seed: int = 7
+    seeds: tuple[int, ...] = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class Protocol:
     train_rate: float | None = None
     n_in: int = 5
     n_out: int = 5
+
+    @property
+    def subject(self) -> str:
+        """The entry the protocol is about (its last): every other entry is compared with it."""
+        return self.entries[-1].label
 
 
 BASELINES = (Entry("Persistence", "persistence"), Entry("Linear", "linear"), Entry("Advection", "advection"))
@@ -78,8 +85,9 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 PRESETS: dict[str, Preset] = {
-    # 2 CPU cores, under an hour per protocol: tiles at 2 degrees (30 x 80 cells), width 16, 300 updates
-    "cpu-small": Preset(steps=300, width=16, batch_size=4, storms=40, samples_per_storm=8, resolution=2.0,
+    # 2 CPU cores, under an hour per protocol and seed: tiles at 2 degrees (30 x 80 cells), width 16, 300
+    # updates; 120 storms so that the time-block split leaves validation storms and 11 test storms
+    "cpu-small": Preset(steps=300, width=16, batch_size=4, storms=120, samples_per_storm=8, resolution=2.0,
                         train_size=400, test_size=50),
     # the paper's sizes: width 32, 1-degree tiles (60 x 160), many more storms and updates (a GPU's work)
     "paper": Preset(steps=50_000, width=32, batch_size=8, storms=300, samples_per_storm=12, resolution=1.0,
