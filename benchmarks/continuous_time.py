@@ -38,7 +38,6 @@ import torch
 import yaml
 
 from climode import load_model
-from climode.baselines import advection, persistence
 from climode.config import DataConfig
 from climode.data import open_dataset
 from climode.data.fields import open_fields
@@ -46,6 +45,7 @@ from climode.data.normalise import normalise
 from climode.data.prepare import plan_samples, write_shards
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.synthetic import make_corpus, write_corpus
+from climode.model.baselines import advection, persistence
 from climode.model.motion import motion
 from climode.model.warp import warp
 from climode.tiles import extract, parse_tiles

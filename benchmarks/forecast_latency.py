@@ -20,7 +20,7 @@ import climode
 from climode.data.cases import first_case
 from climode.data.normalise import normalise
 from climode.data.synthetic import make_corpus
-from climode.forecast import bundled_checkpoint, predict
+from climode.forecasting import bundled_checkpoint, predict
 
 INPUTS = (0, 9, 21, 42, 57)
 QUERIES = [60.0, 63.0, 66.0]

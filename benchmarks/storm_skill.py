@@ -26,7 +26,7 @@ import climode
 from climode import skill
 from climode.cliper import Cliper
 from climode.data.synthetic import make_corpus
-from climode.forecast import bundled_checkpoint
+from climode.forecasting import bundled_checkpoint
 from climode.tracks import read_tracks
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ClimodeError, check_choice
-from .model.vidode import ModelConfig
+from .model.base import ModelConfig
 
 QUERIES = ("all", "random")
 SCHEDULES = ("cosine", "epoch-decay")

@@ -17,7 +17,6 @@ import numpy as np
 import xarray as xr
 
 from . import scoring
-from .baselines import BASELINES
 from .checkpoint import Checkpoint, load_model
 from .config import config_from_dict, replace
 from .data import DATASETS, open_dataset
@@ -26,6 +25,7 @@ from .data.shards import Shards
 from .errors import ClimodeError, cli
 from .files import replacing
 from .metrics import METRICS
+from .model.baselines import BASELINES
 from .output import fields
 from .verify import format_table as format_verification
 from .verify import verify
@@ -69,7 +69,7 @@ def _check_channels(ckpt: Checkpoint, dataset, name: str) -> None:
 
 
 def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
-    """``climode.scoring.score`` of the checkpoint's model next to the baselines (``climode.baselines``);
+    """``climode.scoring.score`` of the checkpoint's model next to the baselines (``climode.model.baselines``);
     storm scores too when the dataset is a shard store of storm tiles."""
     name = ckpt.model.config.architecture
     forecasters = {name: scoring.ModelForecaster(ckpt.model), **{k: v for k, v in BASELINES.items() if k != name}}

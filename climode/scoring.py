@@ -28,7 +28,7 @@ from .data.normalise import denormalise
 from .data.samples import by_times
 from .errors import ClimodeError
 from .metrics import METRICS
-from .model.vidode import last_observed
+from .model.base import last_observed
 from .verify import MODEL, lat_weighted_rmse, verify
 
 Forecaster = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

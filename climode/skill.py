@@ -263,7 +263,7 @@ def evaluate(ds: xr.Dataset, cases: Sequence[Case], models: dict[str, Checkpoint
     (time, lat, lon; frames at least at every input and query), with the storms' true ``tracks``
     (``track_hours``) when there are storms. Returns the long table of ``score_case`` (and
     ``cliper_rows`` when ``cliper`` is given)."""
-    from .forecast import forecast
+    from .forecasting import forecast
 
     hours = np.round(record_hours(ds), 6)
     at = {h: k for k, h in enumerate(hours)}

@@ -26,8 +26,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from . import __version__
-from .baselines import UNAVAILABLE
+from ._version import __version__
 from .checkpoint import Checkpoint, load_model, save_model
 from .config import Config, builtin_configs, config_from_dict, load_config, replace
 from .data import DATASETS, QuerySampler, collate, open_dataset
@@ -36,6 +35,7 @@ from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
 from .files import replacing
 from .model import LEARNED, MODELS, VARIANTS, configure
+from .model.baselines import UNAVAILABLE
 from .task import ForecastTask
 
 RUN_FILE = "run.yaml"
@@ -92,7 +92,7 @@ def _initial_model(path: str | None) -> Checkpoint | None:
     if path is None:
         return None
     if path == "bundled":
-        from .forecast import bundled_checkpoint
+        from .forecasting import bundled_checkpoint
         path = bundled_checkpoint()
     init = load_model(path)
     if init.model.config.architecture not in LEARNED:

@@ -14,9 +14,9 @@ from climode.checkpoint import Checkpoint, save_model
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.forecast import bundled_checkpoint, compose_native, predict
+from climode.forecasting import bundled_checkpoint, compose_native, predict
 from climode.model import ModelConfig, VidODE
-from climode.model.vidode import last_observed
+from climode.model.base import last_observed
 from climode.tiles import blend_weights, windows
 from climode.times import parse_times
 

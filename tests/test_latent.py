@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from climode.baselines import persistence
 from climode.data import BouncingBall, collate
+from climode.model.base import ModelConfig
+from climode.model.baselines import persistence
 from climode.model.latent import MODELS, ODE2VAE, LatentODE
 from climode.model.odefunc import SolverConfig
-from climode.model.vidode import ModelConfig
 
 EULER = SolverConfig("euler", 1.0)
 HEADS = {LatentODE: ("posterior_head",), ODE2VAE: ("position_head", "velocity_head")}

@@ -5,13 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from climode import baselines
-from climode.baselines import BASELINES, UNAVAILABLE, advection, advection_multi, blend, linear, motion, persistence
 from climode.data.samples import collate
 from climode.errors import ClimodeError
 from climode.losses import diff_targets, masked_l1, masked_mse, sequence
 from climode.metrics import mse, psnr, ssim
-from climode.model import LEARNED, MODELS, ModelConfig, build
+from climode.model import LEARNED, MODELS, ModelConfig, baselines, build
+from climode.model.baselines import (
+    BASELINES,
+    UNAVAILABLE,
+    advection,
+    advection_multi,
+    blend,
+    linear,
+    motion,
+    persistence,
+)
 from climode.model.warp import warp
 
 

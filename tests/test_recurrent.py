@@ -5,8 +5,8 @@ from conftest import state_dependent
 from torch import nn
 
 from climode.data import BouncingBall, collate
+from climode.model.base import ModelConfig
 from climode.model.recurrent import MODELS, interpolate_states
-from climode.model.vidode import ModelConfig
 from climode.model.warp import warp
 
 NAMES = sorted(MODELS)

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ClimodeError
 from ..tiles import Tile, extract
 from ..tracks import storm_periods

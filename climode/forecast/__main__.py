@@ -1,4 +1,4 @@
-"""``python -m climode.forecast --input storm.nc --times 60,63,66``: see ``climode.forecast.forecast``."""
+"""``python -m climode.forecast --input storm.nc --times 60,63,66``: see ``climode.forecasting.forecast``."""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +12,9 @@ import xarray as xr
 
 from ..data.fields import open_fields
 from ..errors import ClimodeError, cli
+from ..forecasting import __doc__ as DOC
+from ..forecasting import _checkpoint, _stamp, forecast
 from ..output import FLAG, check_writable, write_netcdf, write_zarr
-from . import __doc__ as DOC
-from . import _checkpoint, _stamp, forecast
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,13 +3,14 @@ import dataclasses
 
 from torch import nn
 
-from ..baselines import BASELINES, Baseline, check_available
 from ..errors import check_choice
+from .base import ModelConfig, check_times
+from .baselines import BASELINES, Baseline, check_available
 from .discriminator import PatchDiscriminator
 from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
 from .recurrent import MODELS as RECURRENT
-from .vidode import ModelConfig, VidODE, check_times
+from .vidode import VidODE
 from .warp import warp
 
 MODELS: dict[str, type[nn.Module]] = {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT,
@@ -25,7 +26,7 @@ LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
 def configure(config: ModelConfig) -> ModelConfig:
     """``config`` with the settings its architecture's name implies (``VARIANTS``): ``ode-fc`` is always
     the conv encoder with a fully connected derivative, whatever else the config said; a baseline whose
-    package is missing here (``climode.baselines.UNAVAILABLE``) is refused in one line."""
+    package is missing here (``climode.model.baselines.UNAVAILABLE``) is refused in one line."""
     check_available(config.architecture)
     check_choice("model", config.architecture, MODELS)
     return dataclasses.replace(config, **VARIANTS.get(config.architecture, {}))

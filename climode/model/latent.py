@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import ModelConfig, anchor_frame, check_inputs, model_times, prepare_inputs
 from .decoder import StateDecoder
 from .encoder import ConvEncoder, ODEConvGRU
 from .odefunc import ConvODEFunc, SolverConfig, solve
-from .vidode import ModelConfig, anchor_frame, check_inputs, model_times, prepare_inputs
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

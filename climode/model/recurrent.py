@@ -29,9 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoder import ConvDecoder, StateDecoder
-from .encoder import ConvEncoder, ConvGRUCell
-from .vidode import (
+from .base import (
     EXTRAPOLATED,
     ModelConfig,
     anchor_frame,
@@ -43,6 +41,8 @@ from .vidode import (
     model_times,
     prepare_inputs,
 )
+from .decoder import ConvDecoder, StateDecoder
+from .encoder import ConvEncoder, ConvGRUCell
 
 
 class _GapStep(nn.Module):

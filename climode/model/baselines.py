@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ClimodeError
-from .model.motion import motion
-from .model.vidode import last_observed
-from .model.warp import warp
+from ..errors import ClimodeError
+from .base import last_observed
+from .motion import motion
+from .warp import warp
 
 try:
     import pysteps.extrapolation

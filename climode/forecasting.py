@@ -1,0 +1,302 @@
+"""Forecasts at any times from irregularly timed frames: ``climode.forecast(ds, times)`` and
+``python -m climode.forecast --input storm.nc --times 60,63,66``.
+
+The path is a straight line: fields (any grid the pipeline reads) -> the model's grid (regridded
+when the checkpoint was trained on another resolution) -> windows of the model's tile size
+(stitched with cross-faded overlaps) -> Vid-ODE -> back onto the input grid -> CF NetCDF / zarr /
+maps. Without ``--checkpoint`` the model bundled with climode is used (U850, V850, PSL; see
+docs/forecast.md for how it was trained and how it scores).
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import cftime
+import numpy as np
+import torch
+import xarray as xr
+
+from ._version import __version__
+from .checkpoint import Checkpoint, load_model
+from .data.fields import normalise_coords
+from .data.normalise import denormalise, normalise
+from .errors import ClimodeError
+from .model.compose import compose, fill_missing
+from .output import FLAG, FLAG_ATTRS, cf_attrs
+from .tiles import Tile, blend_weights, extract, grid_step, windows
+from .times import as_hours, hours_between
+
+BUNDLED = "cam5-synthetic.safetensors"
+OVERLAP = 8  # windows of a large domain share at least 1/OVERLAP of the tile size
+MATCH_H = 0.02  # hours: an --input-times entry matches a frame this close
+FILLED_SHARE = 1e-3  # a forecast value with more than this share from filled input cells is flagged
+
+
+def bundled_checkpoint() -> Path:
+    """Path of the model shipped with climode."""
+    return Path(str(resources.files("climode.weights") / BUNDLED))
+
+
+def _checkpoint(checkpoint: str | Path | Checkpoint | None, device: str) -> Checkpoint:
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_model(checkpoint or bundled_checkpoint(), device)
+    if ckpt.metadata.get("time_units") != "hours":
+        raise ClimodeError(f"checkpoint {ckpt.path} was trained on times in {ckpt.metadata.get('time_units')!r}, "
+                           "not hours; forecasting dated fields needs a model trained on them "
+                           "(e.g. --dataset cam5 or gridded)")
+    return ckpt
+
+
+def _calendar(ds: xr.Dataset) -> str:
+    first = ds.time.values[0]
+    if not isinstance(first, cftime.datetime):
+        raise ClimodeError("input time axis is not decoded to dates; open it with climode.data.fields.open_fields")
+    return first.calendar
+
+
+def _select_inputs(ds: xr.Dataset, input_times, calendar: str) -> xr.Dataset:
+    """The frames at ``input_times`` (hours since the first frame of ``ds``, dates or a spec string)."""
+    if input_times is None:
+        return ds
+    origin = ds.time.values[0]
+    have = hours_between(ds.time.values, origin, calendar)
+    wanted = as_hours(input_times, origin, calendar, "--input-times")
+    picks = []
+    for hours in wanted:
+        nearest = int(np.argmin(np.abs(have - hours)))
+        if abs(have[nearest] - hours) > MATCH_H:
+            listed = ", ".join(f"{h:g}" for h in have[:12]) + (", ..." if len(have) > 12 else "")
+            raise ClimodeError(f"--input-times: {hours:g} h after the first frame ({origin}) is not a frame of the "
+                               f"input; its frames are at {listed} h")
+        picks.append(nearest)
+    if len(set(picks)) != len(picks):
+        raise ClimodeError("--input-times names the same frame twice")
+    return ds.isel(time=sorted(picks))
+
+
+def _query_hours(times, origin, calendar: str, last_h: float) -> np.ndarray:
+    hours = np.unique(np.asarray(as_hours(times, origin, calendar, "--times"), dtype=np.float64))
+    if hours.size == 0:
+        raise ClimodeError("--times: no times given")
+    if hours[0] < 0:
+        raise ClimodeError(f"--times: {hours[0]:g} h falls before the first input frame ({origin}); forecasts are "
+                           f"made from the first input on (inside 0..{last_h:g} h interpolates, later extrapolates)")
+    return hours
+
+
+def _domain(ds: xr.Dataset) -> Tile:
+    """The box of ``ds``'s cell centres as a Tile, contiguous across the 0/360 meridian."""
+    lat, lon = ds.lat.values, np.sort(ds.lon.values % 360)
+    gaps = np.diff(np.r_[lon, lon[0] + 360])
+    west = int(np.argmax(gaps)) + 1  # the domain starts east of its largest gap
+    lon0 = lon[west % lon.size]
+    span = 360.0 - gaps.max()
+    return Tile("domain", float(lat[0]), float(lon0), float(lat[-1] - lat[0]), float(span))
+
+
+def _grids(ds: xr.Dataset, resolution: float | None):
+    """``(model, native, to_input)``: ``ds`` on the model's grid, ``ds`` on its own grid laid out
+    contiguously (lon continuing past 360 across the meridian), and the function that puts
+    results on that contiguous grid back into ``ds``'s layout. ``model is native`` when no
+    regridding is needed."""
+    if not {"lat", "lon"} <= set(ds.dims):
+        if resolution is not None:
+            raise ClimodeError(f"the checkpoint works on a {resolution:g}-degree lat/lon grid, but the input has "
+                               f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})")
+        return ds, ds, lambda out: out
+    box = _domain(ds)
+    step = grid_step(ds.lat.values), grid_step(np.sort(ds.lon.values))
+    native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
+    to_input = lambda out: out.assign_coords(lon=out.lon % 360).sortby("lon").reindex_like(
+        ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
+    if resolution is None or all(abs(s - resolution) <= 0.01 * resolution for s in step):
+        return native, native, to_input
+    return extract(ds, box, resolution), native, to_input
+
+
+def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.ndarray:
+    """(..., h, w) fields on the model's grid -> (..., H, W) on the native grid, bilinearly; border
+    cells beyond the model grid's outer centres take the edge values."""
+    lat, lon = coarse.lat.values, coarse.lon.values
+    dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
+    da = xr.DataArray(values, dims=dims).pad(lat=1, lon=1, mode="edge").assign_coords(
+        lat=np.r_[lat[0] - grid_step(lat), lat, lat[-1] + grid_step(lat)],
+        lon=np.r_[lon[0] - grid_step(lon), lon, lon[-1] + grid_step(lon)])
+    return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
+
+
+def compose_native(parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset,
+                   native: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Forecast frames (K, C, H, W) on the native grid from the model's composition parts on its
+    coarser grid (``climode.model.compose``): the flows (converted to native pixels), weights and
+    residuals are interpolated to the native grid and composed there from the native input frames
+    ``frames`` (L, C, H, W; normalised, NaN missing; missing cells filled as the model fills them).
+    Detail finer than the model's grid (a compact storm core) is thus carried along by the flow
+    instead of being smoothed away. Returns the frames and the share of each cell drawn from valid
+    input cells (K, C, H, W)."""
+    scale = np.array([grid_step(coarse.lon.values) / grid_step(native.lon.values),
+                      grid_step(coarse.lat.values) / grid_step(native.lat.values)], np.float32)
+    up = lambda name: torch.as_tensor(_upsample(parts[name], coarse, native))[None]
+    flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
+    weight, residual = up("weight"), up("residual")
+    x = torch.as_tensor(frames)[None]
+    filled, valid = fill_missing(x, torch.isfinite(x).flatten(2).any(2))
+    sources = torch.as_tensor(parts["sources"])[None]
+    out = compose(filled, sources, flows, weight, residual)
+    share = compose(valid.to(filled.dtype), sources, flows, weight)
+    return out[0].numpy(), share[0].numpy()
+
+
+BLENDED = ("frames", "flows", "weight", "residual", "valid")  # the outputs stitched across windows
+
+
+@torch.no_grad()
+def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
+            tile_shape: tuple[int, int] | None = None, batch: int = 4) -> dict[str, np.ndarray]:
+    """Model forecasts of normalised ``frames`` (L, C, H, W; NaN missing) observed at ``times``
+    (L,) for ``query`` (K,) times, both in the model's time units.
+
+    Returns ``frames`` (K, C, H, W) float32 and, when the model gives them, ``valid`` (K, C, H, W)
+    (the share drawn from valid input cells) and its composition parts (``climode.model.compose``:
+    ``flows`` (K, 2, 2, H, W; pixels), ``weight`` (K, 1, H, W), ``residual`` (K, C, H, W), ``sources``
+    (K, 2)). A grid larger than ``tile_shape`` is cut into overlapping windows of that size,
+    forecast in batches of ``batch`` windows and stitched with weights that cross-fade the overlaps;
+    the parts are left out when the windows disagree on their sources (a frame missing in one window only).
+    """
+    L, C, H, W = frames.shape
+    th, tw = (min(tile_shape[0], H), min(tile_shape[1], W)) if tile_shape else (H, W)
+    ys, xs = windows(H, th, max(th // OVERLAP, 1)), windows(W, tw, max(tw // OVERLAP, 1))
+    weight = np.outer(blend_weights(th, th // OVERLAP if len(ys) > 1 else 0),
+                      blend_weights(tw, tw // OVERLAP if len(xs) > 1 else 0)).astype(np.float32)
+    device = next(model.parameters(), torch.zeros(())).device
+    t = torch.as_tensor(times, dtype=torch.float32, device=device)
+    q = torch.as_tensor(query, dtype=torch.float32, device=device)
+    total: dict[str, np.ndarray] = {}
+    norm = np.zeros((H, W), np.float32)
+    sources: set = set()
+    boxes = [(y, x) for y in ys for x in xs]
+    for start in range(0, len(boxes), batch):
+        chunk = boxes[start:start + batch]
+        x = torch.as_tensor(np.stack([frames[..., y:y + th, x:x + tw] for y, x in chunk]), device=device)
+        out = model(x, t, q)
+        if "sources" in out:
+            sources.update(tuple(map(tuple, row.tolist())) for row in out["sources"].cpu())
+        for name in BLENDED:
+            if name not in out:
+                continue
+            values = out[name].float().cpu().numpy()
+            acc = total.setdefault(name, np.zeros((len(query), *values.shape[2:-2], H, W), np.float32))
+            for (y, x0), part in zip(chunk, values):
+                acc[..., y:y + th, x0:x0 + tw] += part * weight
+        for y, x0 in chunk:
+            norm[y:y + th, x0:x0 + tw] += weight
+    result = {name: acc / norm for name, acc in total.items()}
+    if len(sources) == 1:
+        result["sources"] = np.array(next(iter(sources)))
+    else:
+        for name in ("flows", "weight", "residual", "sources"):
+            result.pop(name, None)
+    return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stamp(time) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | None = None, input_times=None,
+             device: str = "cpu", mask_filled: bool = False) -> xr.Dataset:
+    """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
+
+    ds: dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
+        cftime dates (``climode.data.fields.open_fields`` reads files that way), the checkpoint's
+        variables in physical units (U850/V850 m s-1, PSL Pa), NaN for missing cells; an all-NaN
+        frame is a missing observation.
+    times: hours after the first input frame (numbers), cftime dates, or a string such as
+        "60,63,66", "60:72:3" (inclusive) or "2000-08-03 12:00" (the input's calendar). Times
+        inside the observed range interpolate, later ones extrapolate; none may precede the first
+        input frame.
+    checkpoint: a path or a loaded Checkpoint (default: the bundled model).
+    input_times: the frames of ``ds`` to use (same forms as ``times``, relative to ``ds``'s
+        first frame); default all.
+    mask_filled: NaN wherever a forecast value derives from missing input cells (which the model
+        fills with the cell's last valid value, else from the valid cells around it).
+    Returns a Dataset on ``ds``'s grid with dims (time, lat, lon), float32, CF attributes, the
+    input's calendar, coordinates ``lead_time`` (time; hours after the last input frame) and
+    ``forecast_reference_time`` (the last input frame's time), the int8 status flag ``filled``
+    (time, lat, lon): 1 where any variable's forecast derives from filled input cells, and
+    provenance attributes.
+    """
+    ckpt = _checkpoint(checkpoint, device)
+    ds = normalise_coords(ds)
+    missing = [v for v in ckpt.variables if v not in ds.data_vars]
+    if missing:
+        raise ClimodeError(f"checkpoint {ckpt.path} forecasts {', '.join(ckpt.variables)}; the input lacks "
+                           f"{', '.join(missing)} (it has {', '.join(map(str, ds.data_vars)) or 'no variables'})")
+    calendar = _calendar(ds)
+    ds = _select_inputs(ds[ckpt.variables], input_times, calendar)
+    empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
+    if empty:
+        raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
+    origin = ds.time.values[0]
+    observed = hours_between(ds.time.values, origin, calendar)
+    query = _query_hours(times, origin, calendar, observed[-1])
+    grid = ckpt.metadata.get("grid") or {}
+    model_ds, native, to_input = _grids(ds, grid.get("resolution"))
+    stats = ckpt.metadata["normalisation"]
+    scaled = normalise(np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
+                       ckpt.variables)
+    tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
+    parts = predict(ckpt.model, scaled, observed, query, tile)
+    share = parts.get("valid")
+    if model_ds is native:
+        pred = parts["frames"]
+    elif {"flows", "weight", "residual", "sources"} <= set(parts):
+        fine = normalise(np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
+                         ckpt.variables)
+        pred, share = compose_native(parts, fine, model_ds, native)
+    else:
+        pred = _upsample(parts["frames"], model_ds, native)
+        share = None if share is None else _upsample(share, model_ds, native)
+    pred = denormalise(pred, stats, ckpt.variables)
+    filled = np.zeros(pred.shape, bool) if share is None else share < 1 - FILLED_SHARE
+    if mask_filled:
+        pred = np.where(filled, np.nan, pred)
+    space = native[ckpt.variables[0]].dims[1:]
+    variables = {v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)}
+    variables[FLAG] = (("time", *space), filled.any(1).astype(np.int8), FLAG_ATTRS)
+    out = to_input(xr.Dataset(variables, coords={d: native[d] for d in space if d in native.coords}))
+    valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar,
+                            only_use_cftime_datetimes=True)
+    reference = ds.time.values[-1]
+    out = out.assign_coords(
+        time=("time", np.asarray(valid), {"standard_name": "time", "axis": "T"}),
+        lead_time=("time", (query - observed[-1]).astype(np.float32),
+                   {"standard_name": "forecast_period", "long_name": "hours after the last input frame",
+                    "units": "hours"}),
+        forecast_reference_time=((), reference, {"standard_name": "forecast_reference_time",
+                                                 "long_name": "time of the last input frame"}))
+    for v in ckpt.variables:
+        out[v] = out[v].astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
+    out[FLAG] = out[FLAG].astype(np.int8).assign_attrs(FLAG_ATTRS)
+    out.attrs = {
+        "Conventions": "CF-1.8",
+        "title": "climode Vid-ODE forecast",
+        "source": f"climode {__version__} (Vid-ODE, Park et al. 2021)",
+        "climode_version": __version__,
+        "climode_checkpoint": str(ckpt.path),
+        "climode_checkpoint_sha256": _sha256(ckpt.path),
+        "climode_input": ds.attrs.get("climode_sources", ""),
+        "climode_input_times": ", ".join(_stamp(t) for t in ds.time.values),
+        "date_created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return out
