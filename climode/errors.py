@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable, Collection
 
@@ -16,11 +17,23 @@ def check_choice(what: str, value: object, choices: Collection[str]) -> None:
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
+def show_logs() -> None:
+    """climode's own log records (INFO and up) on stderr, as a command's messages (the library only logs)."""
+    logger = logging.getLogger("climode")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | None], int]:
-    """Wrap a command's ``main`` so user errors print ``error: ...`` and exit with status 2."""
+    """Wrap a command's ``main`` so that climode's log messages show on stderr, user errors print
+    ``error: ...`` and exit with status 2."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
+        show_logs()
         try:
             main(argv)
         except ClimodeError as exc:

@@ -38,6 +38,7 @@ from .model import LEARNED, MODELS, VARIANTS, configure
 from .model.baselines import UNAVAILABLE
 from .task import ForecastTask
 
+log = logging.getLogger("climode.train")  # by name: this module also runs as __main__
 RUN_FILE = "run.yaml"
 DEFAULT_CONFIGS = {"cam5": "cam5-small", "gridded": "gridded-small"}  # the built-in config a dataset gets without --config
 
@@ -68,17 +69,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _prepare_run_dir(out: Path, args: argparse.Namespace, launcher: bool) -> tuple[Config, bool]:
-    """Check --out against --resume/--overwrite; return the run's config and whether --out must be
-    cleared (an existing run that --overwrite replaces, removed only once every check has passed)."""
+def _prepare_run_dir(out: Path, config: Config | dict | str | Path | None, dataset: str | None, resume: str | None,
+                     overwrite: bool, launcher: bool) -> tuple[Config, bool]:
+    """Check ``out`` against ``resume``/``overwrite``; return the run's config and whether ``out`` must be
+    cleared (an existing run that ``overwrite`` replaces, removed only once every check has passed)."""
     run_file = out / RUN_FILE
-    if args.resume:
+    if resume:
         if not run_file.is_file():
             raise ClimodeError(f"cannot resume: {out} holds no climode run ({RUN_FILE} not found)")
         return config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file)), False
-    config = load_config(args.config or DEFAULT_CONFIGS.get(args.dataset))
+    if isinstance(config, dict):
+        config = config_from_dict(config)
+    elif not isinstance(config, Config):
+        config = load_config(str(config) if config is not None else DEFAULT_CONFIGS.get(dataset))
     if launcher and out.exists() and any(out.iterdir()):
-        if not args.overwrite:
+        if not overwrite:
             raise ClimodeError(f"{out} already holds files; pass --resume to continue that run, "
                                "--overwrite to replace it, or choose another --out")
         if not run_file.is_file():
@@ -136,7 +141,7 @@ def _prepare_gridded(config: Config, out: Path) -> Config:
         raise ClimodeError("dataset 'gridded' needs --vars (e.g. --vars U850=u,V850=v or --vars precip)")
     store = out / "data.zarr"
     out.mkdir(parents=True, exist_ok=True)
-    print(f"preparing every window of {data.path} into {store}", file=sys.stderr)
+    log.info("preparing every window of %s into %s", data.path, store)
     prepare_gridded(data.path, store, data.variables, data.n_in, data.n_out, time_in_hours=data.time_in_hours,
                     reference_time=data.reference_time, seed=data.seed, overwrite=True)
     return replace(config, "data", path=str(store))
@@ -182,16 +187,6 @@ def _log_version(out: Path, resuming: bool) -> str:
     return f"logs-resumed-{n}"
 
 
-def _show_logs() -> None:
-    """climode's own log records (INFO and up) on stderr, as the command's messages."""
-    logger = logging.getLogger("climode")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
 def _quiet_lightning() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
                  "lightning.fabric.utilities.seed"):
@@ -205,28 +200,50 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
-@cli
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+def train(config: Config | dict | str | Path | None = None, out: str | Path = "runs/vidode", *, model: str | None = None,
+          dataset: str | None = None, data: str | None = None, variables: str | None = None,
+          time_in_hours: bool | None = None, reference_time: str | None = None, max_steps: int | None = None,
+          max_epochs: int | None = None, resume: str | None = None, init_from: str | Path | None = None,
+          overwrite: bool = False, devices: int | None = None, accelerator: str | None = None,
+          checkpoint_every: int | None = None) -> Path | None:
+    """Train a model into the run directory ``out``; return the path of its ``model.safetensors``
+    (None on the other processes of a data-parallel run).
+
+    Parameters
+    ----------
+    config : a ``Config``, its dict, a YAML path or a built-in config's name (default: the dataset's
+        built-in config, else the defaults); ignored with ``resume``, which reads the run's own.
+    out : the run directory (``run.yaml``, ``checkpoints/``, ``logs/``, ``model.safetensors``).
+    model : a name of ``climode.model.MODELS`` (default: the config's).
+    dataset, data, variables, time_in_hours, reference_time : the data, overriding the config
+        (``python -m climode.train --help`` says what each takes).
+    max_steps, max_epochs, devices, accelerator, checkpoint_every : training settings overriding the config.
+    resume : "last" or a checkpoint path: continue the run in ``out``.
+    init_from : start from a saved model's weights ("bundled": the model shipped with climode).
+    overwrite : replace an existing run in ``out``.
+
+    Progress and messages go to the ``climode`` logger; a problem with what was given raises
+    ``ClimodeError``.
+    """
     launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
-    out = Path(args.out)
-    if args.init_from and args.resume:
+    out = Path(out)
+    if init_from and resume:
         raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
-    init = _initial_model(args.init_from)
-    config, clear = _prepare_run_dir(out, args, launcher)
-    config = replace(config, "data", name=args.dataset, path=args.data, variables=args.vars,
-                     time_in_hours=args.time_in_hours, reference_time=args.reference_time)
-    config = replace(config, "train", max_steps=args.max_steps, max_epochs=args.max_epochs, devices=args.devices,
-                     accelerator=args.accelerator, checkpoint_every=args.checkpoint_every)
-    chosen = {"architecture": args.model, **VARIANTS.get(args.model, {})} if args.model and not args.resume else {}
-    if args.model and args.resume and args.model != config.model.architecture:
-        raise ClimodeError(f"cannot resume {out} as --model {args.model}: that run trains {config.model.architecture}")
+    init = _initial_model(init_from)
+    config, clear = _prepare_run_dir(out, config, dataset, resume, overwrite, launcher)
+    config = replace(config, "data", name=dataset, path=data, variables=variables,
+                     time_in_hours=time_in_hours, reference_time=reference_time)
+    config = replace(config, "train", max_steps=max_steps, max_epochs=max_epochs, devices=devices,
+                     accelerator=accelerator, checkpoint_every=checkpoint_every)
+    chosen = {"architecture": model, **VARIANTS.get(model, {})} if model and not resume else {}
+    if model and resume and model != config.model.architecture:
+        raise ClimodeError(f"cannot resume {out} as --model {model}: that run trains {config.model.architecture}")
     if init is not None:
         kept = init.model.config
-        if args.model and args.model != kept.architecture:
-            raise ClimodeError(f"--init-from {init.path} holds a {kept.architecture} model, not --model {args.model}")
+        if model and model != kept.architecture:
+            raise ClimodeError(f"--init-from {init.path} holds a {kept.architecture} model, not --model {model}")
         config, chosen = dataclasses.replace(config, model=kept), {}
-    ckpt_path = _resume_path(out, args.resume)
+    ckpt_path = _resume_path(out, resume)
     gridded = config.data.name == "gridded" and config.data.path and not is_shard_store(config.data.path)
     if init is not None and gridded:
         names = parse_variables(config.data.variables or "")[0] if config.data.variables else []
@@ -254,48 +271,60 @@ def main(argv: list[str] | None = None) -> None:
             tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     if config.model.architecture not in LEARNED:
-        if launcher:
-            print(f"{config.model.architecture} has no parameters: nothing to train", file=sys.stderr)
-            task = ForecastTask(config, _metadata(train_set))
-            print(save_model(out / "model.safetensors", task.model, task.checkpoint_metadata()), flush=True)
-        return
+        if not launcher:
+            return None
+        log.info("%s has no parameters: nothing to train", config.model.architecture)
+        task = ForecastTask(config, _metadata(train_set))
+        return save_model(out / "model.safetensors", task.model, task.checkpoint_metadata())
     _quiet_lightning()
-    _show_logs()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
-    train = config.train
-    data = config.data
-    samples = QuerySampler(train_set, data.hide, data.seed, data.missing) if data.queries == "random" else train_set
-    loader = lambda ds, shuffle: DataLoader(ds, train.batch_size, shuffle=shuffle, collate_fn=collate,
-                                            num_workers=train.num_workers, persistent_workers=train.num_workers > 0)
-    updates_per_batch = 2 if train.adversarial else 1  # Lightning counts every optimizer step
+    settings = config.train
+    samples = (QuerySampler(train_set, config.data.hide, config.data.seed, config.data.missing)
+               if config.data.queries == "random" else train_set)
+    loader = lambda ds, shuffle: DataLoader(ds, settings.batch_size, shuffle=shuffle, collate_fn=collate,
+                                            num_workers=settings.num_workers,
+                                            persistent_workers=settings.num_workers > 0)
+    updates_per_batch = 2 if settings.adversarial else 1  # Lightning counts every optimizer step
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True,
-                                  save_top_k=0, every_n_train_steps=train.checkpoint_every * updates_per_batch)
+                                  save_top_k=0, every_n_train_steps=settings.checkpoint_every * updates_per_batch)
     trainer = L.Trainer(
-        accelerator=train.accelerator, devices=train.devices, deterministic=train.deterministic,
-        strategy="ddp_find_unused_parameters_true" if train.devices > 1 else "auto",
-        max_epochs=train.max_epochs, max_steps=train.max_steps * updates_per_batch if train.max_steps > 0 else -1,
-        check_val_every_n_epoch=train.val_every, default_root_dir=out,
+        accelerator=settings.accelerator, devices=settings.devices, deterministic=settings.deterministic,
+        strategy="ddp_find_unused_parameters_true" if settings.devices > 1 else "auto",
+        max_epochs=settings.max_epochs,
+        max_steps=settings.max_steps * updates_per_batch if settings.max_steps > 0 else -1,
+        check_val_every_n_epoch=settings.val_every, default_root_dir=out,
         callbacks=[checkpoints, BestModel(out / "best.safetensors"),
                    TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
-        logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))), log_every_n_steps=train.log_every,
-        enable_model_summary=False,
+        logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))),
+        log_every_n_steps=settings.log_every, enable_model_summary=False,
     )
     task = ForecastTask(config, _metadata(train_set))
     if init is not None:
         task.model.load_state_dict(init.model.state_dict())
         if task.ema is not None:
             task.ema.module.load_state_dict(init.model.state_dict())
-        print(f"starting from the weights of {init.path}", file=sys.stderr)
+        log.info("starting from the weights of %s", init.path)
     if ckpt_path and launcher:
-        print(f"resuming from {ckpt_path}", file=sys.stderr)
+        log.info("resuming from %s", ckpt_path)
     if not len(val_set):
-        print("no validation samples: training without validation", file=sys.stderr)
+        log.warning("no validation samples: training without validation")
     trainer.fit(task, loader(samples, True), loader(val_set, False) if len(val_set) else None,
                 ckpt_path=ckpt_path, weights_only=True)
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
-    if trainer.is_global_zero:
-        final = save_model(out / "model.safetensors", task.averaged().cpu(), task.checkpoint_metadata())
-        print(final, flush=True)
+    if not trainer.is_global_zero:
+        return None
+    return save_model(out / "model.safetensors", task.averaged().cpu(), task.checkpoint_metadata())
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    path = train(args.config, args.out, model=args.model, dataset=args.dataset, data=args.data, variables=args.vars,
+                 time_in_hours=args.time_in_hours, reference_time=args.reference_time, max_steps=args.max_steps,
+                 max_epochs=args.max_epochs, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite,
+                 devices=args.devices, accelerator=args.accelerator, checkpoint_every=args.checkpoint_every)
+    if path is not None:
+        print(path, flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def tiny(monkeypatch):
     monkeypatch.setitem(spec.PROTOCOLS, "cam5-irregular", short)
 
 
-def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, tmp_path, capsys):
+def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, tmp_path, caplog):
     out = tmp_path / "proto"
     paths = run("cam5-irregular", "tiny", out)
     assert [p.name for p in paths] == ["scores.csv", "cases.csv", "results.md", "mse_by_lead.png"]
@@ -54,9 +54,10 @@ def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, t
     assert "| Persistence |" in text and "n/a" in text and "MSE x1e-3" in text
     assert "3 of 3 result(s)" in text and "training seeds 0, 1" in text and "adversarial losses off" in text
     assert "interval over" in text and "Vid-ODE minus each model" in text and "| seed 0 | seed 1 |" in text
-    capsys.readouterr()
-    run("cam5-irregular", "tiny", out)  # again: the trained entry is reused, not trained again
-    assert "reusing" in capsys.readouterr().err
+    caplog.clear()
+    with caplog.at_level("INFO", logger="climode"):
+        run("cam5-irregular", "tiny", out)  # again: the trained entry is reused, not trained again
+    assert "reusing" in caplog.text
     assert pd.read_csv(out / "scores.csv").equals(table)
 
 

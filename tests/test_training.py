@@ -8,14 +8,15 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_module, write_config
+from conftest import ROOT, TINY, run_module, write_config
 
-from climode import load_model
+from climode import ClimodeError, load_model
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
 from climode.evaluate import score
 from climode.task import Schedule
 from climode.train import main as train_main
+from climode.train import train
 
 
 def _optimizer_steps(ckpt_path):
@@ -33,6 +34,21 @@ def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     scores = score(load_model(final), test)
     model, base = (scores["methods"][m]["mse"][0] for m in ("vid-ode", "persistence"))
     assert model < 0.6 * base, (model, base)
+
+
+def test_train_is_a_python_function(tmp_path, caplog):
+    """What the command does, from Python: a config dict in, the model's path out, messages logged."""
+    config = {k: dict(v) for k, v in TINY.items()}
+    config["data"]["val_size"] = 0
+    with caplog.at_level("INFO", logger="climode"):
+        path = train(config, tmp_path / "run", model="ode-conv", max_steps=2)
+    assert path == tmp_path / "run" / "model.safetensors"
+    assert load_model(path).model.config.encoder == "conv"  # the name's variant, as on the command line
+    assert "no validation samples" in caplog.text
+    with pytest.raises(ClimodeError, match="already holds files"):
+        train(config, tmp_path / "run", model="persistence")
+    assert train(config, tmp_path / "run", model="persistence", overwrite=True) == path
+    assert load_model(path).model.config.architecture == "persistence"
 
 
 def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_path):

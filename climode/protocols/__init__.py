@@ -9,11 +9,9 @@ command again (finished runs are not trained again).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+import logging
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -28,11 +26,12 @@ from ..errors import ClimodeError
 from ..files import replacing
 from ..model import LEARNED
 from ..scoring import ModelForecaster, score
-from ..train import main as train_main
+from ..train import train
 from . import report
 from .data import storm_shards
 from .spec import PRESETS, PROTOCOLS, Entry, Preset, Protocol
 
+log = logging.getLogger(__name__)
 STATE = "protocol.json"
 
 
@@ -58,16 +57,12 @@ def _train(entry: Entry, config: dict, run: Path) -> Path:
     wanted = run / "protocol-config.yaml"
     text = yaml.safe_dump(config, sort_keys=False)
     if model.is_file() and wanted.is_file() and wanted.read_text() == text:
-        print(f"  reusing {model}", file=sys.stderr, flush=True)
+        log.info("  reusing %s", model)
         return model
-    config_file = run.parent / f"{run.name}.yaml"
-    config_file.parent.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(text)
-    quiet = contextlib.redirect_stdout(io.StringIO())  # train prints the model path; we know it
-    with quiet:
-        code = train_main(["--config", str(config_file), "--model", entry.model, "--out", str(run), "--overwrite"])
-    if code:
-        raise ClimodeError(f"training {entry.label} in {run} failed (see the error above)")
+    try:
+        model = train(config, run, model=entry.model, overwrite=True)
+    except ClimodeError as exc:
+        raise ClimodeError(f"training {entry.label} in {run}: {exc}") from None
     wanted.write_text(text)
     return model
 
@@ -135,7 +130,7 @@ def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False,
     for i, (entry, seed) in enumerate(runs, 1):
         tic = time.perf_counter()
         what = f"seed {seed}, training {preset.steps} updates" if seed is not None else "no parameters"
-        print(f"[{i}/{len(runs)}] {entry.label}: {what}", file=sys.stderr, flush=True)
+        log.info("[%d/%d] %s: %s", i, len(runs), entry.label, what)
         slug = _slug(entry.label) + ("" if seed is None else f"-seed{seed}")
         config = _config(protocol, preset, entry, data, 0 if seed is None else seed)
         model = load_model(_train(entry, config, out / "runs" / slug))
@@ -144,8 +139,8 @@ def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False,
             scores = score({entry.label: forecast}, test, batch_size=8, storms=storms, cases=True)
             results.append({"setting": setting, "model": entry.label, "seed": seed, "scores": scores})
             mse = scores["methods"][entry.label]["mse"]
-            print(f"  {setting or 'test'}: MSE x1e-3 by lead {', '.join(f'{1e3 * v:.3f}' for v in mse)} "
-                  f"({time.perf_counter() - tic:.0f} s)", file=sys.stderr, flush=True)
+            log.info("  %s: MSE x1e-3 by lead %s (%.0f s)", setting or "test", ", ".join(f"{1e3 * v:.3f}" for v in mse),
+                     time.perf_counter() - tic)
         written = _write(out, name, preset_name, protocol, results, rates, started, storms, seeds, len(runs))
     return written
 

@@ -2,7 +2,7 @@
 and irregular samples (the same pipeline as ``pipelines/prepare_cam5.py``), or bouncing balls."""
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from ..data.fields import open_fields
@@ -13,6 +13,7 @@ from ..tiles import parse_tiles
 from ..tracks import read_tracks
 from .spec import Preset
 
+log = logging.getLogger(__name__)
 BASINS = "east-pacific-atlantic"
 VARIABLES = ["U850", "V850", "PSL"]
 
@@ -25,7 +26,7 @@ def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
         return store
     corpus = out / "corpus"
     if not (corpus / "tracks.csv").is_file():
-        print(f"writing {preset.storms} synthetic storms to {corpus}", file=sys.stderr, flush=True)
+        log.info("writing %d synthetic storms to %s", preset.storms, corpus)
         write_corpus(corpus, preset.storms, preset.seed, small=True, overwrite=True)
     ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), VARIABLES)
     step = step_hours(ds)
@@ -34,7 +35,7 @@ def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
     tracks = read_tracks(corpus / "tracks.csv", calendar=ds.time.values[0].calendar)
     tiles = parse_tiles(BASINS)
     plan = plan_samples(ds, tiles, tracks, sampling, preset.samples_per_storm, preset.seed)
-    print(f"writing {len(plan)} samples to {store}", file=sys.stderr, flush=True)
+    log.info("writing %d samples to %s", len(plan), store)
     write_shards(store, ds, tiles, plan, VARIABLES, preset.resolution, "minmax", tracks, sampling,
                  {"source_files": str(corpus), "tracks_file": str(corpus / "tracks.csv")})
     return store
