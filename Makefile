@@ -34,6 +34,8 @@ demo: $(VENV)/.installed
 		--json $(DEMO)/scores.json
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 clean:

@@ -14,7 +14,8 @@ asked for), then scored on data it never saw:
 Interpolation: between two observed frames t_i < t_j (storms: the last two inputs; balls: frames 4 and
 9, with 5-8 not given), at fractions tau = 1/8 ... 7/8 of the gap, against the linear blend
 (1 - tau) X_i + tau X_j and motion-compensated interpolation (both frames warped along the
-Lucas-Kanade motion between them, blended linearly: what an untrained model does). Extrapolation: at leads on the model's step grid (storms: 3, 6, ... 15 h;
+Lucas-Kanade motion between them, blended linearly: what an untrained model does). Extrapolation:
+at leads on the model's step grid (storms: 3, 6, ... 15 h;
 balls: 1 ... 5 frames) and off it (storms: 1, 1.5, 4.5, 7, 10.25, 13.25 h; balls: 0.5, 1.5, 2.25,
 3.7, 4.5 frames), against persistence and optical-flow advection. Every number is the mean MSE
 (x1e-3, min-max normalised fields) over cases with a 95 % interval (t over cases), per training seed.
@@ -22,6 +23,7 @@ balls: 1 ... 5 frames) and off it (storms: 1, 1.5, 4.5, 7, 10.25, 13.25 h; balls
     .venv/bin/python benchmarks/continuous_time.py --data storms|balls --out runs/continuous [--seeds 0,1]
         [--steps 300] [--json FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,12 +70,14 @@ def storm_store(out: Path) -> Path:
     if not (corpus / "tracks.csv").is_file():
         write_corpus(corpus, 40, 7, small=True, overwrite=True, hours_per_frame=1.0)
     ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), VARIABLES)
-    sampling = SamplingConfig(n_in=5, n_out=15, step_h=1.0, min_gap_h=3.0, max_gap_h=48.0, lead_step_h=1.0,
-                              between=True)
+    sampling = SamplingConfig(
+        n_in=5, n_out=15, step_h=1.0, min_gap_h=3.0, max_gap_h=48.0, lead_step_h=1.0, between=True
+    )
     tracks = read_tracks(corpus / "tracks.csv", calendar=ds.time.values[0].calendar)
     plan = plan_samples(ds, [TILE], tracks, sampling, 8, 7)
-    write_shards(store, ds, [TILE], plan, VARIABLES, RESOLUTION, "minmax", tracks, sampling,
-                 {"source_files": str(corpus)})
+    write_shards(
+        store, ds, [TILE], plan, VARIABLES, RESOLUTION, "minmax", tracks, sampling, {"source_files": str(corpus)}
+    )
     return store
 
 
@@ -83,20 +87,44 @@ def config(data: str, store: Path | None, steps: int, seed: int, hide: float = 0
     if data == "storms":
         section = {"name": "cam5", "path": str(store)}
     else:
-        section = {"name": "bouncing-ball", "n_in": 10, "n_out": 10, "train_size": 400, "val_size": 16,
-                   "test_size": 50, "continuous": True}
-    return {"model": {"width": 16, "time_scale": 3.0 if data == "storms" else 1.0, "encoder_solver": encoder,
-                      "decoder_solver": solver},
-            "data": {**section, "queries": "random", "hide": hide, "seed": seed},
-            "train": {"batch_size": 4, "adversarial": False, "max_steps": steps, "max_epochs": 100_000,
-                      "checkpoint_every": steps, "val_every": 1000, "seed": seed}}
+        section = {
+            "name": "bouncing-ball",
+            "n_in": 10,
+            "n_out": 10,
+            "train_size": 400,
+            "val_size": 16,
+            "test_size": 50,
+            "continuous": True,
+        }
+    return {
+        "model": {
+            "width": 16,
+            "time_scale": 3.0 if data == "storms" else 1.0,
+            "encoder_solver": encoder,
+            "decoder_solver": solver,
+        },
+        "data": {**section, "queries": "random", "hide": hide, "seed": seed},
+        "train": {
+            "batch_size": 4,
+            "adversarial": False,
+            "max_steps": steps,
+            "max_epochs": 100_000,
+            "checkpoint_every": steps,
+            "val_every": 1000,
+            "seed": seed,
+        },
+    }
 
 
 def train(data: str, out: Path, store: Path | None, steps: int, seed: int, hide: float) -> Path:
     run = out / f"run-seed{seed}"
     model = run / "model.safetensors"
     text = yaml.safe_dump(config(data, store, steps, seed, hide), sort_keys=False)
-    if model.is_file() and (run / "benchmark-config.yaml").is_file() and (run / "benchmark-config.yaml").read_text() == text:
+    if (
+        model.is_file()
+        and (run / "benchmark-config.yaml").is_file()
+        and (run / "benchmark-config.yaml").read_text() == text
+    ):
         return model
     started = time.perf_counter()
     train_model(yaml.safe_load(text), run, overwrite=True)
@@ -137,8 +165,10 @@ def score(data: str, checkpoint: Path, resolution: float = RESOLUTION) -> dict:
     stats, names = ckpt.metadata["normalisation"], ckpt.variables
     scale = (lambda x: normalise(x, stats, names)) if stats else (lambda x: x)
     leads = sorted(GRID[data] + OFF_GRID[data])
-    errors: dict[str, dict] = {"interpolation": {"model": [], "linear blend": [], "motion-compensated": []},
-                               "extrapolation": {"model": [], "persistence": [], "advection": []}}
+    errors: dict[str, dict] = {
+        "interpolation": {"model": [], "linear blend": [], "motion-compensated": []},
+        "extrapolation": {"model": [], "persistence": [], "advection": []},
+    }
     cases = storm_cases(resolution) if data == "storms" else ball_cases()
     for frames, times, truth in cases:
         x = torch.as_tensor(scale(frames))[None]
@@ -163,39 +193,59 @@ def score(data: str, checkpoint: Path, resolution: float = RESOLUTION) -> dict:
         errors["extrapolation"]["model"].append(mse(pred[n:], target[n:]))
         errors["extrapolation"]["persistence"].append(mse(persistence(x, t, lead_q)[0].numpy(), target[n:]))
         errors["extrapolation"]["advection"].append(mse(advection(x, t, lead_q)[0].numpy(), target[n:]))
-    summary = {"cases": len(errors["interpolation"]["model"]), "taus": TAUS.tolist(), "leads": leads,
-               "grid_leads": GRID[data]}
+    summary = {
+        "cases": len(errors["interpolation"]["model"]),
+        "taus": TAUS.tolist(),
+        "leads": leads,
+        "grid_leads": GRID[data],
+    }
     for kind, methods in errors.items():
         summary[kind] = {}
         for method, rows in methods.items():
             values = 1e3 * np.stack(rows)
             half = 1.96 * values.std(0, ddof=1) / np.sqrt(len(values))
             summary[kind][method] = {"mean": values.mean(0).tolist(), "ci95": half.tolist()}
-        summary[kind]["model_better"] = (np.stack(methods["model"]) <
-                                         np.stack(methods["linear blend" if kind == "interpolation" else "persistence"])
-                                         ).mean(0).tolist()
+        summary[kind]["model_better"] = (
+            (
+                np.stack(methods["model"])
+                < np.stack(methods["linear blend" if kind == "interpolation" else "persistence"])
+            )
+            .mean(0)
+            .tolist()
+        )
         summary[kind]["paired"] = {}  # model minus each baseline, case by case: mean and 95 % interval
         for method in methods:
             if method != "model":
                 diff = 1e3 * (np.stack(methods["model"]) - np.stack(methods[method]))
-                summary[kind]["paired"][method] = {"mean": diff.mean(0).tolist(),
-                                                   "ci95": (1.96 * diff.std(0, ddof=1) / np.sqrt(len(diff))).tolist()}
+                summary[kind]["paired"][method] = {
+                    "mean": diff.mean(0).tolist(),
+                    "ci95": (1.96 * diff.std(0, ddof=1) / np.sqrt(len(diff))).tolist(),
+                }
     return summary
 
 
 def table(summary: dict, data: str) -> str:
     unit = "h" if data == "storms" else "frames"
     paired = lambda part, m, k: f"{part['paired'][m]['mean'][k]:+.3f} ± {part['paired'][m]['ci95'][k]:.3f}"
-    lines = ["| tau | model | linear blend | motion-compensated | model - blend (paired) | model - motion-comp. (paired) "
-             "| model better than the blend in |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| tau | model | linear blend | motion-compensated | model - blend (paired) | model - motion-comp. (paired) "
+        "| model better than the blend in |",
+        "|---|---|---|---|---|---|---|",
+    ]
     inter = summary["interpolation"]
     for k, tau in enumerate(summary["taus"]):
-        cells = [f"{inter[m]['mean'][k]:.3f} ± {inter[m]['ci95'][k]:.3f}"
-                 for m in ("model", "linear blend", "motion-compensated")]
+        cells = [
+            f"{inter[m]['mean'][k]:.3f} ± {inter[m]['ci95'][k]:.3f}"
+            for m in ("model", "linear blend", "motion-compensated")
+        ]
         cells += [paired(inter, "linear blend", k), paired(inter, "motion-compensated", k)]
         lines.append(f"| {tau:.3f} | " + " | ".join(cells) + f" | {100 * inter['model_better'][k]:.0f} % |")
-    lines += ["", f"| lead ({unit}) | on grid | model | persistence | advection | model - persistence (paired) "
-              "| model - advection (paired) |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"| lead ({unit}) | on grid | model | persistence | advection | model - persistence (paired) "
+        "| model - advection (paired) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     ext = summary["extrapolation"]
     for k, lead in enumerate(summary["leads"]):
         cells = [f"{ext[m]['mean'][k]:.3f} ± {ext[m]['ci95'][k]:.3f}" for m in ("model", "persistence", "advection")]
@@ -212,8 +262,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--hide", type=float, default=0.5, help="chance that a training sample hides in-between inputs")
     p.add_argument("--checkpoint", type=Path, help="score this model instead of training")
-    p.add_argument("--resolution", type=float, default=RESOLUTION,
-                   help="storms: the tile grid the model is scored on, degrees (default 2; the bundled model's is 1)")
+    p.add_argument(
+        "--resolution",
+        type=float,
+        default=RESOLUTION,
+        help="storms: the tile grid the model is scored on, degrees (default 2; the bundled model's is 1)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))

@@ -7,6 +7,7 @@ Medians of ``--repeats`` calls; the input is in memory (file reading is not time
 
     .venv/bin/python benchmarks/forecast_latency.py [--repeats 10] [--threads N] [--checkpoint CKPT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,17 +62,27 @@ def main() -> None:
     full = _median_s(lambda: climode.forecast(inputs, QUERIES, checkpoint=ckpt), args.repeats)
 
     model_grid = inputs.coarsen(lat=4, lon=4).mean()  # the 60 x 160 grid the model sees
-    frames = normalise(torch.stack([torch.as_tensor(model_grid[v].values) for v in ckpt.variables], 1).numpy(),
-                       ckpt.metadata["normalisation"], ckpt.variables)
-    model = _median_s(lambda: predict(ckpt.model, frames, torch.tensor(INPUTS, dtype=torch.float64).numpy(),
-                                      torch.tensor(QUERIES).numpy())["frames"], args.repeats)
+    frames = normalise(
+        torch.stack([torch.as_tensor(model_grid[v].values) for v in ckpt.variables], 1).numpy(),
+        ckpt.metadata["normalisation"],
+        ckpt.variables,
+    )
+    model = _median_s(
+        lambda: predict(
+            ckpt.model, frames, torch.tensor(INPUTS, dtype=torch.float64).numpy(), torch.tensor(QUERIES).numpy()
+        )["frames"],
+        args.repeats,
+    )
 
     print(f"machine: {_cpu()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(f"checkpoint: {args.checkpoint}")
     print("| step | median (s) | min (s) | max (s) |")
     print("|---|---|---|---|")
-    for name, (med, lo, hi) in (("load checkpoint", load_s), ("forecast(): regrid + model + regrid back", full),
-                                ("model only (60 x 160, 5 inputs, 3 queries)", model)):
+    for name, (med, lo, hi) in (
+        ("load checkpoint", load_s),
+        ("forecast(): regrid + model + regrid back", full),
+        ("model only (60 x 160, 5 inputs, 3 queries)", model),
+    ):
         print(f"| {name} | {med:.3f} | {lo:.3f} | {hi:.3f} |")
 
 

@@ -9,6 +9,7 @@ storm is followed from its true position at the last input. Means over cases per
     .venv/bin/python benchmarks/forecast_skill.py [--storms 30] [--seed 2026] [--cases 4]
         [--native] [--checkpoint CKPT] [--json FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,12 @@ def cases(storms: int, seed: int, per_storm: int, small: bool):
                 continue
             inputs, _, targets = sample
             last = track.iloc[inputs[-1]]
-            yield (ds.isel(time=first + inputs), ds.isel(time=slice(first + inputs[-1], first + targets[-1] + 1)),
-                   3.0 * (targets - inputs[0]), (float(last.lat), float(last.lon)))
+            yield (
+                ds.isel(time=first + inputs),
+                ds.isel(time=slice(first + inputs[-1], first + targets[-1] + 1)),
+                3.0 * (targets - inputs[0]),
+                (float(last.lat), float(last.lon)),
+            )
 
 
 def _row(scores: dict, method: str) -> dict[str, list]:
@@ -78,10 +83,18 @@ def main() -> None:
             print(f"{n} cases, {time.perf_counter() - start_clock:.0f} s", flush=True)
     leads = sorted(sums[MODEL]["PSL"])
     means = {m: {k: [float(np.mean(v[lead])) for lead in leads] for k, v in sums[m].items()} for m in sums}
-    print(f"{n} cases from {args.storms} held-out storms (seed {args.seed}, "
-          f"{'0.25' if args.native else '1'}-degree grid); model {args.checkpoint}")
-    units = {"U850": "m/s", "V850": "m/s", "PSL": "hPa", "track_km": "km", "psl_min_abs_hpa": "hPa",
-             "wind_max_abs_ms": "m/s"}
+    print(
+        f"{n} cases from {args.storms} held-out storms (seed {args.seed}, "
+        f"{'0.25' if args.native else '1'}-degree grid); model {args.checkpoint}"
+    )
+    units = {
+        "U850": "m/s",
+        "V850": "m/s",
+        "PSL": "hPa",
+        "track_km": "km",
+        "psl_min_abs_hpa": "hPa",
+        "wind_max_abs_ms": "m/s",
+    }
     scale = {"PSL": 0.01}
     header = ["lead (h)"] + [f"{k} ({units[k]}) {who}" for k in SCORES for who in ("model", "persist.")]
     print("| " + " | ".join(header) + " |")
@@ -91,8 +104,18 @@ def main() -> None:
         print(f"| {lead:g} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"lead_times": leads, "cases": n, "storms": args.storms, "seed": args.seed,
-                       "grid": "0.25" if args.native else "1", "means": means}, f, indent=2)
+            json.dump(
+                {
+                    "lead_times": leads,
+                    "cases": n,
+                    "storms": args.storms,
+                    "seed": args.seed,
+                    "grid": "0.25" if args.native else "1",
+                    "means": means,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ is its own.
 
     .venv/bin/python benchmarks/gan_step.py --sizes 64 128 --solver dopri5 [--device cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,21 +57,36 @@ def one_size(size: int, solver: str, device: str, steps: int) -> dict:
             self.nfe.append(module.model.decoder_func.nfe)
 
     s = SolverConfig(solver) if solver == "dopri5" else SolverConfig(solver, 0.5)
-    config = Config(ModelConfig(channels=3, width=32, encoder_solver=s, decoder_solver=s),
-                    DataConfig(n_in=5, n_out=5), TrainConfig(batch_size=8, disc_width=64))
+    config = Config(
+        ModelConfig(channels=3, width=32, encoder_solver=s, decoder_solver=s),
+        DataConfig(n_in=5, n_out=5),
+        TrainConfig(batch_size=8, disc_width=64),
+    )
     task = ForecastTask(config, {})
     timer = Timer()
-    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=2 * (steps + 1),
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer])
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_steps=2 * (steps + 1),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(task, DataLoader(Random(), 8, collate_fn=collate))
     measured = timer.times[1:]  # the first step warms up
     params = {name: sum(p.numel() for p in getattr(task, name).parameters()) for name in ("model", "d_img", "d_seq")}
     return {
-        "size": size, "solver": solver, "device": device, "steps_timed": len(measured),
-        "seconds_per_step_median": statistics.median(measured), "seconds_per_step_min": min(measured),
+        "size": size,
+        "solver": solver,
+        "device": device,
+        "steps_timed": len(measured),
+        "seconds_per_step_median": statistics.median(measured),
+        "seconds_per_step_min": min(measured),
         "decoder_nfe": timer.nfe[1:],
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
@@ -92,9 +108,23 @@ def main() -> None:
     machine = platform.processor() or platform.machine()
     print(f"# {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(size), "--solver", args.solver,
-                              "--device", args.device, "--steps", str(args.steps)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(size),
+                "--solver",
+                args.solver,
+                "--device",
+                args.device,
+                "--steps",
+                str(args.steps),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         print(out.stdout.strip().splitlines()[-1], flush=True)
 
 

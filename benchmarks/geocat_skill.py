@@ -10,6 +10,7 @@ are not independent storms, and neighbouring start times share targets: the inte
 Writes ``cases.csv``, ``summary.csv`` and ``tables.md`` to ``--out`` (one training run per seed in
 ``--out/run-SEED``, reused when its model exists).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,19 +32,27 @@ GEOCAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "geocat_storm
 VARS = {"U500": "u", "V500": "v", "T500": "t"}
 TRAIN_FRACTION = 0.8
 MAX_GAP_H = 24.0
-DESIGN = skill.Design(leads=(6.0, 12.0, 18.0, 24.0), off_grid=(), fractions=(0.5,), gaps_h=(6.0, MAX_GAP_H),
-                      step_h=6.0)
+DESIGN = skill.Design(leads=(6.0, 12.0, 18.0, 24.0), off_grid=(), fractions=(0.5,), gaps_h=(6.0, MAX_GAP_H), step_h=6.0)
 CONFIG = {  # climode/configs/gridded-small.yaml; 6-hourly data, so a model time unit of 6 h
-    "model": {"width": 16, "time_scale": 6.0, "encoder_solver": {"method": "rk4", "step_size": 1.0},
-              "decoder_solver": {"method": "rk4", "step_size": 1.0}},
+    "model": {
+        "width": 16,
+        "time_scale": 6.0,
+        "encoder_solver": {"method": "rk4", "step_size": 1.0},
+        "decoder_solver": {"method": "rk4", "step_size": 1.0},
+    },
     "data": {"name": "gridded", "n_in": 5, "n_out": 4, "queries": "random", "hide": 0.5, "missing": 0.3},
     "train": {"batch_size": 4, "disc_width": 16, "adversarial": False, "max_epochs": 500, "checkpoint_every": 100},
 }
 
 
 def record() -> xr.Dataset:
-    return open_fields(sorted(str(p) for p in GEOCAT.glob("*storm.cdf")), list(VARS), mapping=VARS,
-                       time_in_hours=True, reference_time="1996-01-05 00:00:00")
+    return open_fields(
+        sorted(str(p) for p in GEOCAT.glob("*storm.cdf")),
+        list(VARS),
+        mapping=VARS,
+        time_in_hours=True,
+        reference_time="1996-01-05 00:00:00",
+    )
 
 
 def train(ds: xr.Dataset, cut: int, out: Path, seed: int, steps: int) -> Path:
@@ -56,14 +65,37 @@ def train(ds: xr.Dataset, cut: int, out: Path, seed: int, steps: int) -> Path:
     if not store.exists():
         source = out / "train.nc"
         ds.isel(time=slice(0, cut)).to_netcdf(source)
-        prepare(source, store, ",".join(VARS), CONFIG["data"]["n_in"], CONFIG["data"]["n_out"], max_gap_h=MAX_GAP_H,
-                fractions=(1.0, 0.0, 0.0))
+        prepare(
+            source,
+            store,
+            ",".join(VARS),
+            CONFIG["data"]["n_in"],
+            CONFIG["data"]["n_out"],
+            max_gap_h=MAX_GAP_H,
+            fractions=(1.0, 0.0, 0.0),
+        )
     config = out / f"config-{seed}.yaml"
     settings = {**CONFIG, "data": {**CONFIG["data"], "seed": seed}, "train": {**CONFIG["train"], "seed": seed}}
     config.write_text(yaml.safe_dump(settings))
-    subprocess.run([sys.executable, "-m", "climode.train", "--config", str(config), "--dataset", "gridded",
-                    "--data", str(store), "--out", str(model.parent), "--max-steps", str(steps), "--overwrite"],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "climode.train",
+            "--config",
+            str(config),
+            "--dataset",
+            "gridded",
+            "--data",
+            str(store),
+            "--out",
+            str(model.parent),
+            "--max-steps",
+            str(steps),
+            "--overwrite",
+        ],
+        check=True,
+    )
     return model
 
 
@@ -82,8 +114,11 @@ def main() -> None:
     starts = hours[(hours >= hours[cut - 1]) & (hours <= hours[-1] - max(DESIGN.leads))]
     periods = pd.DataFrame({"storm": [f"{h:g} h" for h in starts], "first": starts, "last": starts + max(DESIGN.leads)})
     cases = skill.draw_cases(periods, hours, args.cases, 0, DESIGN)
-    print(f"{len(hours)} frames, training on the first {cut} ({hours[cut - 1]:g} h); {len(cases)} cases over "
-          f"{len(periods)} forecast start times", flush=True)
+    print(
+        f"{len(hours)} frames, training on the first {cut} ({hours[cut - 1]:g} h); {len(cases)} cases over "
+        f"{len(periods)} forecast start times",
+        flush=True,
+    )
     tables = []
     for seed in (int(s) for s in args.seeds.split(",")):
         ckpt = climode.load_model(train(ds, cut, args.out, seed, args.steps))
@@ -97,8 +132,10 @@ def main() -> None:
     table.to_csv(args.out / "cases.csv", index=False)
     summary = skill.summarise(table)
     summary.to_csv(args.out / "summary.csv", index=False)
-    header = (f"geocat 500 hPa, trained on the first {cut} of {len(hours)} six-hourly frames ({args.steps} updates "
-              f"per seed); {len(cases)} cases over {len(periods)} start times; 95 % intervals over start times")
+    header = (
+        f"geocat 500 hPa, trained on the first {cut} of {len(hours)} six-hourly frames ({args.steps} updates "
+        f"per seed); {len(cases)} cases over {len(periods)} start times; 95 % intervals over start times"
+    )
     (args.out / "tables.md").write_text(skill.tables(summary, header))
     print(args.out / "tables.md")
 

@@ -8,6 +8,7 @@ sampled every 0.2 s). Then score the detector against the corpus's true tracks.
 
     .venv/bin/python benchmarks/pipeline.py --storms 10 20 --workdir /tmp/climode-bench
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,19 +63,39 @@ def one_size(storms: int, workdir: Path, seed: int) -> dict:
         write_corpus(corpus, storms=storms, seed=seed)
     files = sorted(corpus.glob("*.nc"))
     store = workdir / f"tiles-{storms}.zarr"
-    wall, peak, peak_main, log = run_measured([sys.executable, str(ROOT / "pipelines" / "prepare_cam5.py"), "--input",
-                                    f"{corpus}/*.nc", "--out", str(store), "--overwrite", "--workers", "2"])
+    wall, peak, peak_main, log = run_measured(
+        [
+            sys.executable,
+            str(ROOT / "pipelines" / "prepare_cam5.py"),
+            "--input",
+            f"{corpus}/*.nc",
+            "--out",
+            str(store),
+            "--overwrite",
+            "--workers",
+            "2",
+        ]
+    )
     shards = xr.open_zarr(store, consolidated=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fields = open_fields(files)
         found = detect(fields)
     skill = match(read_tracks(corpus / "tracks.csv", calendar="noleap"), found)
-    return {"storms": storms, "input_files": len(files), "input_gb": sum(f.stat().st_size for f in files) / 1e9,
-            "time_steps": fields.sizes["time"], "samples": shards.sizes["sample"], "wall_s": wall,
-            "samples_per_s": shards.sizes["sample"] / wall, "peak_rss_gib": peak / 2**30, "peak_rss_main_gib": peak_main / 2**30,
-            "detector": skill, "storms_detected": int(found.storm.nunique()),
-            "summary": log.strip().splitlines()[-1]}
+    return {
+        "storms": storms,
+        "input_files": len(files),
+        "input_gb": sum(f.stat().st_size for f in files) / 1e9,
+        "time_steps": fields.sizes["time"],
+        "samples": shards.sizes["sample"],
+        "wall_s": wall,
+        "samples_per_s": shards.sizes["sample"] / wall,
+        "peak_rss_gib": peak / 2**30,
+        "peak_rss_main_gib": peak_main / 2**30,
+        "detector": skill,
+        "storms_detected": int(found.storm.nunique()),
+        "summary": log.strip().splitlines()[-1],
+    }
 
 
 def main() -> None:

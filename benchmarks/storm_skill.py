@@ -12,6 +12,7 @@ gap. CLIPER is fitted on the tracks of ``--cliper-tracks`` (the training corpus'
 Writes ``cases.csv`` (every score of every case), ``summary.csv`` (means and intervals) and
 ``tables.md`` to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,11 +44,20 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--cases", type=int, default=3, help="cases per storm")
     p.add_argument("--checkpoint", default=str(bundled_checkpoint()))
-    p.add_argument("--also", action="append", default=[], metavar="LABEL=CKPT",
-                   help="another model to score beside the checkpoint (repeatable), e.g. convgru=runs/p/convgru.safetensors")
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=CKPT",
+        help="another model to score beside the checkpoint (repeatable), e.g. convgru=runs/p/convgru.safetensors",
+    )
     p.add_argument("--cliper-tracks", help="training tracks (CSV) to fit CLIPER on; without it no CLIPER")
-    p.add_argument("--with-cases", type=Path, help="cases.csv of an earlier run on the same cases (same --storms, "
-                   "--seed, --cases): its models not scored here are added to the tables")
+    p.add_argument(
+        "--with-cases",
+        type=Path,
+        help="cases.csv of an earlier run on the same cases (same --storms, "
+        "--seed, --cases): its models not scored here are added to the tables",
+    )
     p.add_argument("--bootstrap", type=int, default=2000)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -57,8 +67,11 @@ def main() -> None:
     ds = ds[["U850", "V850", "PSL"]]
     tracks = skill.track_hours(_dated(tracks), ds.time.values[0])
     cases = skill.draw_cases(skill.storm_periods(tracks), skill.record_hours(ds), args.cases, args.seed)
-    print(f"{len(cases)} cases from {tracks.storm.nunique()} storms (seed {args.seed}); corpus in "
-          f"{time.perf_counter() - clock:.0f} s", flush=True)
+    print(
+        f"{len(cases)} cases from {tracks.storm.nunique()} storms (seed {args.seed}); corpus in "
+        f"{time.perf_counter() - clock:.0f} s",
+        flush=True,
+    )
     cliper = None
     if args.cliper_tracks:
         history = read_tracks(args.cliper_tracks, calendar="noleap")
@@ -73,15 +86,18 @@ def main() -> None:
         earlier = pd.read_csv(args.with_cases)
         keys = ["case", "storm", "task", "lead"]
         if not earlier[keys].drop_duplicates().merge(table[keys].drop_duplicates()).shape[0] == len(
-                table[keys].drop_duplicates()):
+            table[keys].drop_duplicates()
+        ):
             raise SystemExit(f"{args.with_cases} was not scored on these cases")
         table = pd.concat([table, earlier[~earlier.method.isin(set(table.method))]], ignore_index=True)
     table.to_csv(args.out / "cases.csv", index=False)
     summary = skill.summarise(table, n=args.bootstrap)
     summary.to_csv(args.out / "summary.csv", index=False)
-    header = (f"{len(cases)} cases from {table.storm.nunique()} held-out storms (seed {args.seed}, 1-degree grid, "
-              f"frames every 30 min); model {args.checkpoint}; means with 95 % bootstrap intervals over storms "
-              f"({args.bootstrap} resamples)")
+    header = (
+        f"{len(cases)} cases from {table.storm.nunique()} held-out storms (seed {args.seed}, 1-degree grid, "
+        f"frames every 30 min); model {args.checkpoint}; means with 95 % bootstrap intervals over storms "
+        f"({args.bootstrap} resamples)"
+    )
     (args.out / "tables.md").write_text(skill.tables(summary, header))
     print(f"done in {time.perf_counter() - clock:.0f} s: {args.out / 'tables.md'}")
 

@@ -3,6 +3,7 @@
 The names below are imported on first use, so that ``import climode.model`` (the network alone)
 needs neither the data stack (xarray, dask, zarr, cftime) nor the maps (cartopy).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,9 +12,19 @@ from ._version import __version__
 from .errors import ClimodeError
 
 # public name -> the module that defines it
-_HOMES = {"Checkpoint": ".checkpoint", "load_model": ".checkpoint", "save_model": ".checkpoint",
-          "open_fields": ".data.fields", "forecast": ".forecasting", "ModelConfig": ".model", "SolverConfig": ".model",
-          "VidODE": ".model", "warp": ".model", "write_netcdf": ".output", "write_zarr": ".output"}
+_HOMES = {
+    "Checkpoint": ".checkpoint",
+    "load_model": ".checkpoint",
+    "save_model": ".checkpoint",
+    "open_fields": ".data.fields",
+    "forecast": ".forecasting",
+    "ModelConfig": ".model",
+    "SolverConfig": ".model",
+    "VidODE": ".model",
+    "warp": ".model",
+    "write_netcdf": ".output",
+    "write_zarr": ".output",
+}
 
 
 def __getattr__(name: str):

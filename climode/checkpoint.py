@@ -6,6 +6,7 @@ normalisation and the time units. Training checkpoints (Lightning ``.ckpt``) are
 read with ``torch.load(weights_only=True)``, which refuses any pickled object
 that is not plain data.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,15 +55,17 @@ def _read_training_checkpoint(path: Path) -> tuple[dict, dict]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()[0][:200]
-        raise ClimodeError(f"checkpoint {path} carries a pickled object that is not plain weights ({reason}); "
-                           "climode never executes code from a checkpoint and refuses to load it") from None
+        raise ClimodeError(
+            f"checkpoint {path} carries a pickled object that is not plain weights ({reason}); "
+            "climode never executes code from a checkpoint and refuses to load it"
+        ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise ClimodeError(f"checkpoint {path} could not be read ({exc})") from None
     if not isinstance(ckpt, dict) or "climode" not in ckpt or "state_dict" not in ckpt:
         raise ClimodeError(f"checkpoint {path} is not a climode training checkpoint (no climode metadata)")
     averaged = any(k.startswith("ema.module.") for k in ckpt["state_dict"])
     prefix = "ema.module." if averaged else "model."  # the moving average, as the exported models
-    weights = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     return weights, ckpt["climode"]
 
 

@@ -9,6 +9,7 @@ time. Fitted once on training tracks (``Cliper.fit``), kept as JSON (``save``, `
 A storm with less than 24 h of history at the forecast time keeps its motion over the last 12 h (or
 over all it has); one with a single fix keeps its position.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,20 +95,24 @@ class Cliper:
         rows: list[np.ndarray] = []
         targets: list[list[np.ndarray]] = []
         for _, storm in tracks.groupby("storm", sort=False):
-            hours, lat, lon = _track(track_hours(storm[time].to_numpy(), calendar), storm["lat"].to_numpy(),
-                                     storm["lon"].to_numpy())
+            hours, lat, lon = _track(
+                track_hours(storm[time].to_numpy(), calendar), storm["lat"].to_numpy(), storm["lon"].to_numpy()
+            )
             t = np.arange(hours[0] + HISTORY_H, hours[-1] + 1e-6, step_h)
             rows.append(_predictors(hours, lat, lon, t))
-            targets.append([np.stack([_at(hours, v, t + h) - _at(hours, v, t) for v in (lat, lon)], 1)
-                            for h in leads_h])
+            targets.append(
+                [np.stack([_at(hours, v, t + h) - _at(hours, v, t) for v in (lat, lon)], 1) for h in leads_h]
+            )
         x = np.concatenate(rows) if rows else np.zeros((0, len(PREDICTORS)))
         coefficients, samples = [], []
         for k, lead in enumerate(leads_h):
             y = np.concatenate([storm[k] for storm in targets]) if targets else np.zeros((0, 2))
             known = np.isfinite(y).all(1)
             if known.sum() < len(PREDICTORS):
-                raise ClimodeError(f"only {known.sum()} forecasts of the tracks reach lead {lead:g} h; the fit "
-                                   f"needs at least {len(PREDICTORS)} (longer or more tracks, or a shorter step_h)")
+                raise ClimodeError(
+                    f"only {known.sum()} forecasts of the tracks reach lead {lead:g} h; the fit "
+                    f"needs at least {len(PREDICTORS)} (longer or more tracks, or a shorter step_h)"
+                )
             coefficients.append(np.linalg.lstsq(x[known], y[known], rcond=None)[0])
             samples.append(int(known.sum()))
         return cls(tuple(float(h) for h in leads_h), np.stack(coefficients), tuple(samples), float(step_h))
@@ -119,8 +124,9 @@ class Cliper:
         index = _lead_index(self.leads_h, leads)
         if history.empty:
             raise ValueError("a CLIPER forecast needs at least one past position")
-        hours, lat, lon = _track(history["time_h"].to_numpy(float), history["lat"].to_numpy(),
-                                 history["lon"].to_numpy())
+        hours, lat, lon = _track(
+            history["time_h"].to_numpy(float), history["lat"].to_numpy(), history["lon"].to_numpy()
+        )
         t, span = hours[-1], hours[-1] - hours[0]
         if span >= HISTORY_H:
             moved = _predictors(hours, lat, lon, np.array([t]))[0] @ self.coefficients[index]  # (K, 2)
@@ -130,14 +136,21 @@ class Cliper:
             moved = np.outer(leads, rate)
         else:
             moved = np.zeros((len(leads), 2))
-        return pd.DataFrame({"lead_h": np.asarray(leads, float), "lat": lat[-1] + moved[:, 0],
-                             "lon": (lon[-1] + moved[:, 1]) % 360.0})
+        return pd.DataFrame(
+            {"lead_h": np.asarray(leads, float), "lat": lat[-1] + moved[:, 0], "lon": (lon[-1] + moved[:, 1]) % 360.0}
+        )
 
     def to_dict(self) -> dict:
         """What ``save`` writes: the fit, ``coefficients`` nested as (lead, predictor, dlat/dlon)."""
-        return {"format": FORMAT, "version": 1, "predictors": list(PREDICTORS), "step_h": self.step_h,
-                "leads_h": list(self.leads_h), "samples": list(self.samples),
-                "coefficients": self.coefficients.tolist()}
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "predictors": list(PREDICTORS),
+            "step_h": self.step_h,
+            "leads_h": list(self.leads_h),
+            "samples": list(self.samples),
+            "coefficients": self.coefficients.tolist(),
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as JSON to ``path``; returns the path."""
@@ -150,7 +163,12 @@ class Cliper:
         """Read a model ``save`` wrote."""
         data = json.loads(Path(path).read_text())
         if data.get("format") != FORMAT or data.get("predictors") != list(PREDICTORS):
-            raise ClimodeError(f"{path} is not a CLIPER model of climode (format {FORMAT}, predictors "
-                               f"{', '.join(PREDICTORS)})")
-        return cls(tuple(data["leads_h"]), np.asarray(data["coefficients"], float), tuple(data["samples"]),
-                   float(data["step_h"]))
+            raise ClimodeError(
+                f"{path} is not a CLIPER model of climode (format {FORMAT}, predictors {', '.join(PREDICTORS)})"
+            )
+        return cls(
+            tuple(data["leads_h"]),
+            np.asarray(data["coefficients"], float),
+            tuple(data["samples"]),
+            float(data["step_h"]),
+        )

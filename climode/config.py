@@ -1,4 +1,5 @@
 """Run configuration: a YAML file of three sections (model, data, train) plus command-line overrides."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -135,8 +136,9 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
 
 
 def builtin_configs() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("climode.configs").iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in resources.files("climode.configs").iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def load_config(source: str | None) -> Config:
@@ -147,8 +149,10 @@ def load_config(source: str | None) -> Config:
     if not path.is_file():
         builtin = resources.files("climode.configs") / f"{source}.yaml"
         if not builtin.is_file():
-            raise ClimodeError(f"config {source} not found: not a file, nor one of the built-in configs "
-                               f"({', '.join(builtin_configs())})")
+            raise ClimodeError(
+                f"config {source} not found: not a file, nor one of the built-in configs "
+                f"({', '.join(builtin_configs())})"
+            )
         path = Path(str(builtin))
     try:
         values = yaml.safe_load(path.read_text())

@@ -1,4 +1,5 @@
 """User-facing errors and the command-line wrapper that reports them in one line."""
+
 from __future__ import annotations
 
 import functools

@@ -2,9 +2,11 @@
 
 ``python -m climode.evaluate --checkpoint CKPT --dataset NAME [--json FILE]`` scores a trained model
 on a dataset; ``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR`` runs one
-of the paper's protocols end to end (see ``climode.protocols``); ``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]``
-verifies a forecast file (what ``python -m climode.forecast`` writes) against a truth file: RMSE per
+of the paper's protocols end to end (see ``climode.protocols``);
+``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]`` verifies
+a forecast file (what ``python -m climode.forecast`` writes) against a truth file: RMSE per
 variable, storm track and intensity errors (see ``climode.verify``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +32,11 @@ from .output import fields
 from .verify import format_table as format_verification
 from .verify import verify
 
-MODE_ONLY = {"checkpoint": ("dataset", "data"),
-             "forecast": ("truth", "storm", "vars", "time_in_hours", "reference_time"),
-             "protocol": ("preset", "out", "overwrite", "seeds")}
+MODE_ONLY = {
+    "checkpoint": ("dataset", "data"),
+    "forecast": ("truth", "storm", "vars", "time_in_hours", "reference_time"),
+    "protocol": ("preset", "out", "overwrite", "seeds"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="model.safetensors or a training .ckpt")
     p.add_argument("--forecast", help="forecast NetCDF to verify (instead of --checkpoint)")
     p.add_argument("--truth", help="with --forecast: NetCDF file with the true fields")
-    p.add_argument("--storm", help="with --forecast: LAT,LON near the storm at the forecast reference time "
-                                   "(default: the deepest PSL minimum of the truth then)")
+    p.add_argument(
+        "--storm",
+        help="with --forecast: LAT,LON near the storm at the forecast reference time "
+        "(default: the deepest PSL minimum of the truth then)",
+    )
     p.add_argument("--vars", help="with --forecast: names in the truth file, e.g. U850=u,V850=v,PSL=msl")
     p.add_argument("--time-in-hours", action="store_true", help="the truth's time axis without units holds hours")
     p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
@@ -50,13 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", help="also write the scores to this JSON file")
-    p.add_argument("--protocol", help="run one of the paper's protocols end to end (data, training, scores): "
-                                      "cam5-irregular, sampling-rate, ablation, bouncing-ball")
+    p.add_argument(
+        "--protocol",
+        help="run one of the paper's protocols end to end (data, training, scores): "
+        "cam5-irregular, sampling-rate, ablation, bouncing-ball",
+    )
     p.add_argument("--preset", help="with --protocol: cpu-small (2 CPU cores, under an hour) or paper")
-    p.add_argument("--out", help="with --protocol: directory for data, runs and results (scores.csv, results.md, plots)")
+    p.add_argument(
+        "--out", help="with --protocol: directory for data, runs and results (scores.csv, results.md, plots)"
+    )
     p.add_argument("--overwrite", action="store_true", help="with --protocol: run into an --out that holds other files")
-    p.add_argument("--seeds", help="with --protocol: training seeds, one run of every learned model each "
-                                   "(default 0,1,2)")
+    p.add_argument(
+        "--seeds", help="with --protocol: training seeds, one run of every learned model each (default 0,1,2)"
+    )
     return p
 
 
@@ -64,8 +77,10 @@ def _check_channels(ckpt: Checkpoint, dataset, name: str) -> None:
     channels = dataset[0]["frames_in"].shape[1]
     expected = ckpt.variables
     if channels != len(expected):
-        raise ClimodeError(f"checkpoint {ckpt.path} was trained on {len(expected)} channel(s) ({', '.join(expected)}) "
-                           f"but dataset {name} has {channels} ({', '.join(dataset.variables)})")
+        raise ClimodeError(
+            f"checkpoint {ckpt.path} was trained on {len(expected)} channel(s) ({', '.join(expected)}) "
+            f"but dataset {name} has {channels} ({', '.join(dataset.variables)})"
+        )
 
 
 def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
@@ -81,11 +96,23 @@ def format_table(scores: dict, time_units: str) -> str:
     header = [f"lead ({time_units})"] + [f"{m.upper()} {name}" for m in METRICS for name in methods]
     rows = [header]
     for i, lead in enumerate(scores["lead_times"]):
-        rows.append([f"{lead:g}"] + [f"{scores['methods'][n][m][i]:.5f}" if m == "mse" else
-                                     f"{scores['methods'][n][m][i]:.3f}" for m in METRICS for n in methods])
+        rows.append(
+            [f"{lead:g}"]
+            + [
+                f"{scores['methods'][n][m][i]:.5f}" if m == "mse" else f"{scores['methods'][n][m][i]:.3f}"
+                for m in METRICS
+                for n in methods
+            ]
+        )
     mean = lambda xs: sum(xs) / len(xs)
-    rows.append(["mean"] + [f"{mean(scores['methods'][n][m]):.5f}" if m == "mse" else
-                            f"{mean(scores['methods'][n][m]):.3f}" for m in METRICS for n in methods])
+    rows.append(
+        ["mean"]
+        + [
+            f"{mean(scores['methods'][n][m]):.5f}" if m == "mse" else f"{mean(scores['methods'][n][m]):.3f}"
+            for m in METRICS
+            for n in methods
+        ]
+    )
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows)
 
@@ -95,11 +122,17 @@ def _check_mode(args: argparse.Namespace) -> str:
     own options."""
     given = [mode for mode in MODE_ONLY if getattr(args, mode) is not None]
     if len(given) != 1:
-        raise ClimodeError("give exactly one of --checkpoint (score a model on a dataset), --forecast "
-                           "(verify a forecast file against --truth) or --protocol (run a paper protocol)")
+        raise ClimodeError(
+            "give exactly one of --checkpoint (score a model on a dataset), --forecast "
+            "(verify a forecast file against --truth) or --protocol (run a paper protocol)"
+        )
     mode = given[0]
     for other in MODE_ONLY:
-        stray = [f"--{n.replace('_', '-')}" for n in MODE_ONLY[other] if other != mode and getattr(args, n) not in (None, False)]
+        stray = [
+            f"--{n.replace('_', '-')}"
+            for n in MODE_ONLY[other]
+            if other != mode and getattr(args, n) not in (None, False)
+        ]
         if stray:
             raise ClimodeError(f"{', '.join(stray)} only go(es) with --{other}, not --{mode}")
     if mode == "forecast" and args.truth is None:
@@ -130,8 +163,9 @@ def _open_forecast(path: str) -> xr.Dataset:
         raise ClimodeError(f"cannot open forecast {path}: {exc}") from None
     names = [name for name in fields(ds) if set(ds[name].dims) == {"time", "lat", "lon"}]
     if not names:
-        raise ClimodeError(f"forecast {path} has no (time, lat, lon) variable "
-                           f"(it holds {', '.join(map(str, ds.data_vars)) or 'none'})")
+        raise ClimodeError(
+            f"forecast {path} has no (time, lat, lon) variable (it holds {', '.join(map(str, ds.data_vars)) or 'none'})"
+        )
     with ds:
         return ds[names].load()
 
@@ -161,19 +195,30 @@ def _verify_files(args: argparse.Namespace) -> None:
     forecast = _open_forecast(args.forecast)
     reference = forecast.coords.get("forecast_reference_time")
     calendar = getattr(reference.values[()], "calendar", None) if reference is not None else None
-    truth = open_fields([args.truth], variables=list(forecast.data_vars), mapping=args.vars,
-                        time_in_hours=args.time_in_hours, reference_time=args.reference_time, calendar=calendar)
+    truth = open_fields(
+        [args.truth],
+        variables=list(forecast.data_vars),
+        mapping=args.vars,
+        time_in_hours=args.time_in_hours,
+        reference_time=args.reference_time,
+        calendar=calendar,
+    )
     try:
         scores = verify(forecast, truth, start)
     except ClimodeError as exc:
         raise ClimodeError(f"{args.forecast} vs {args.truth}: {exc}") from None
     scores["files"] = {"forecast": str(args.forecast), "truth": str(args.truth)}
     storm = scores.get("storm")
-    where = ("no PSL, no storm scores" if storm is None else
-             f"storm followed from {storm['start'][0]:.2f}N {storm['start'][1]:.2f}E"
-             + (" (--storm)" if start else " (deepest PSL minimum of the truth at the reference time)"))
-    print(f"forecast {args.forecast} vs truth {args.truth}: reference time {scores['reference_time']}, "
-          f"{len(scores['lead_times'])} lead time(s); {where}")
+    where = (
+        "no PSL, no storm scores"
+        if storm is None
+        else f"storm followed from {storm['start'][0]:.2f}N {storm['start'][1]:.2f}E"
+        + (" (--storm)" if start else " (deepest PSL minimum of the truth at the reference time)")
+    )
+    print(
+        f"forecast {args.forecast} vs truth {args.truth}: reference time {scores['reference_time']}, "
+        f"{len(scores['lead_times'])} lead time(s); {where}"
+    )
     print(format_verification(scores))
     if args.json:
         _write_json(args.json, scores)
@@ -199,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if mode == "protocol":
         from .protocols import run  # trains models: loaded only for this mode
+
         for path in run(args.protocol, args.preset, args.out, args.overwrite, _parse_seeds(args.seeds)):
             print(path)
         return
@@ -211,11 +257,13 @@ def main(argv: list[str] | None = None) -> None:
         scores = score(ckpt, dataset, args.batch_size)
     except ValueError as exc:
         raise ClimodeError(f"dataset {config.data.path or config.data.name}: {exc}") from None
-    scores["conventions"] = {"mse": "mean over known cells, data units", "psnr": "mean of per-frame PSNR, data range 1",
-                             "ssim": "Gaussian 11x11 SSIM per channel, data range 1"}
+    scores["conventions"] = {
+        "mse": "mean over known cells, data units",
+        "psnr": "mean of per-frame PSNR, data range 1",
+        "ssim": "Gaussian 11x11 SSIM per channel, data range 1",
+    }
     units = ckpt.metadata.get("time_units", "time")
-    print(f"{len(dataset)} {args.split} sequences of {config.data.path or config.data.name}; "
-          f"model {args.checkpoint}")
+    print(f"{len(dataset)} {args.split} sequences of {config.data.path or config.data.name}; model {args.checkpoint}")
     print(format_table(scores, units))
     if args.json:
         _write_json(args.json, scores)

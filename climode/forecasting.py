@@ -7,6 +7,7 @@ when the checkpoint was trained on another resolution) -> windows of the model's
 maps. Without ``--checkpoint`` the model bundled with climode is used (U850, V850, PSL; see
 docs/forecast.md for how it was trained and how it scores).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,9 +44,11 @@ def bundled_checkpoint() -> Path:
 def _checkpoint(checkpoint: str | Path | Checkpoint | None, device: str) -> Checkpoint:
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_model(checkpoint or bundled_checkpoint(), device)
     if ckpt.metadata.get("time_units") != "hours":
-        raise ClimodeError(f"checkpoint {ckpt.path} was trained on times in {ckpt.metadata.get('time_units')!r}, "
-                           "not hours; forecasting dated fields needs a model trained on them "
-                           "(e.g. --dataset cam5 or gridded)")
+        raise ClimodeError(
+            f"checkpoint {ckpt.path} was trained on times in {ckpt.metadata.get('time_units')!r}, "
+            "not hours; forecasting dated fields needs a model trained on them "
+            "(e.g. --dataset cam5 or gridded)"
+        )
     return ckpt
 
 
@@ -68,8 +71,10 @@ def _select_inputs(ds: xr.Dataset, input_times, calendar: str) -> xr.Dataset:
         nearest = int(np.argmin(np.abs(have - hours)))
         if abs(have[nearest] - hours) > MATCH_H:
             listed = ", ".join(f"{h:g}" for h in have[:12]) + (", ..." if len(have) > 12 else "")
-            raise ClimodeError(f"--input-times: {hours:g} h after the first frame ({origin}) is not a frame of the "
-                               f"input; its frames are at {listed} h")
+            raise ClimodeError(
+                f"--input-times: {hours:g} h after the first frame ({origin}) is not a frame of the "
+                f"input; its frames are at {listed} h"
+            )
         picks.append(nearest)
     if len(set(picks)) != len(picks):
         raise ClimodeError("--input-times names the same frame twice")
@@ -81,8 +86,10 @@ def _query_hours(times, origin, calendar: str, last_h: float) -> np.ndarray:
     if hours.size == 0:
         raise ClimodeError("--times: no times given")
     if hours[0] < 0:
-        raise ClimodeError(f"--times: {hours[0]:g} h falls before the first input frame ({origin}); forecasts are "
-                           f"made from the first input on (inside 0..{last_h:g} h interpolates, later extrapolates)")
+        raise ClimodeError(
+            f"--times: {hours[0]:g} h falls before the first input frame ({origin}); forecasts are "
+            f"made from the first input on (inside 0..{last_h:g} h interpolates, later extrapolates)"
+        )
     return hours
 
 
@@ -103,14 +110,19 @@ def _grids(ds: xr.Dataset, resolution: float | None):
     regridding is needed."""
     if not {"lat", "lon"} <= set(ds.dims):
         if resolution is not None:
-            raise ClimodeError(f"the checkpoint works on a {resolution:g}-degree lat/lon grid, but the input has "
-                               f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})")
+            raise ClimodeError(
+                f"the checkpoint works on a {resolution:g}-degree lat/lon grid, but the input has "
+                f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})"
+            )
         return ds, ds, lambda out: out
     box = _domain(ds)
     step = grid_step(ds.lat.values), grid_step(np.sort(ds.lon.values))
     native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
-    to_input = lambda out: out.assign_coords(lon=out.lon % 360).sortby("lon").reindex_like(
-        ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
+    to_input = lambda out: (
+        out.assign_coords(lon=out.lon % 360)
+        .sortby("lon")
+        .reindex_like(ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
+    )
     if resolution is None or all(abs(s - resolution) <= 0.01 * resolution for s in step):
         return native, native, to_input
     return extract(ds, box, resolution), native, to_input
@@ -121,14 +133,20 @@ def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.
     cells beyond the model grid's outer centres take the edge values."""
     lat, lon = coarse.lat.values, coarse.lon.values
     dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
-    da = xr.DataArray(values, dims=dims).pad(lat=1, lon=1, mode="edge").assign_coords(
-        lat=np.r_[lat[0] - grid_step(lat), lat, lat[-1] + grid_step(lat)],
-        lon=np.r_[lon[0] - grid_step(lon), lon, lon[-1] + grid_step(lon)])
+    da = (
+        xr.DataArray(values, dims=dims)
+        .pad(lat=1, lon=1, mode="edge")
+        .assign_coords(
+            lat=np.r_[lat[0] - grid_step(lat), lat, lat[-1] + grid_step(lat)],
+            lon=np.r_[lon[0] - grid_step(lon), lon, lon[-1] + grid_step(lon)],
+        )
+    )
     return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
 
 
-def compose_native(parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset,
-                   native: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def compose_native(
+    parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset, native: xr.Dataset
+) -> tuple[np.ndarray, np.ndarray]:
     """Forecast frames (K, C, H, W) on the native grid from the model's composition parts on its
     coarser grid (``climode.model.compose``): the flows (converted to native pixels), weights and
     residuals are interpolated to the native grid and composed there from the native input frames
@@ -136,8 +154,13 @@ def compose_native(parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.
     Detail finer than the model's grid (a compact storm core) is thus carried along by the flow
     instead of being smoothed away. Returns the frames and the share of each cell drawn from valid
     input cells (K, C, H, W)."""
-    scale = np.array([grid_step(coarse.lon.values) / grid_step(native.lon.values),
-                      grid_step(coarse.lat.values) / grid_step(native.lat.values)], np.float32)
+    scale = np.array(
+        [
+            grid_step(coarse.lon.values) / grid_step(native.lon.values),
+            grid_step(coarse.lat.values) / grid_step(native.lat.values),
+        ],
+        np.float32,
+    )
     up = lambda name: torch.as_tensor(_upsample(parts[name], coarse, native))[None]
     flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
     weight, residual = up("weight"), up("residual")
@@ -153,8 +176,14 @@ BLENDED = ("frames", "flows", "weight", "residual", "valid")  # the outputs stit
 
 
 @torch.no_grad()
-def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
-            tile_shape: tuple[int, int] | None = None, batch: int = 4) -> dict[str, np.ndarray]:
+def predict(
+    model,
+    frames: np.ndarray,
+    times: np.ndarray,
+    query: np.ndarray,
+    tile_shape: tuple[int, int] | None = None,
+    batch: int = 4,
+) -> dict[str, np.ndarray]:
     """Model forecasts of normalised ``frames`` (L, C, H, W; NaN missing) observed at ``times``
     (L,) for ``query`` (K,) times, both in the model's time units.
 
@@ -168,8 +197,9 @@ def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
     L, C, H, W = frames.shape
     th, tw = (min(tile_shape[0], H), min(tile_shape[1], W)) if tile_shape else (H, W)
     ys, xs = windows(H, th, max(th // OVERLAP, 1)), windows(W, tw, max(tw // OVERLAP, 1))
-    weight = np.outer(blend_weights(th, th // OVERLAP if len(ys) > 1 else 0),
-                      blend_weights(tw, tw // OVERLAP if len(xs) > 1 else 0)).astype(np.float32)
+    weight = np.outer(
+        blend_weights(th, th // OVERLAP if len(ys) > 1 else 0), blend_weights(tw, tw // OVERLAP if len(xs) > 1 else 0)
+    ).astype(np.float32)
     device = next(model.parameters(), torch.zeros(())).device
     t = torch.as_tensor(times, dtype=torch.float32, device=device)
     q = torch.as_tensor(query, dtype=torch.float32, device=device)
@@ -178,8 +208,8 @@ def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
     sources: set = set()
     boxes = [(y, x) for y in ys for x in xs]
     for start in range(0, len(boxes), batch):
-        chunk = boxes[start:start + batch]
-        x = torch.as_tensor(np.stack([frames[..., y:y + th, x:x + tw] for y, x in chunk]), device=device)
+        chunk = boxes[start : start + batch]
+        x = torch.as_tensor(np.stack([frames[..., y : y + th, x : x + tw] for y, x in chunk]), device=device)
         out = model(x, t, q)
         if "sources" in out:
             sources.update(tuple(map(tuple, row.tolist())) for row in out["sources"].cpu())
@@ -189,9 +219,9 @@ def predict(model, frames: np.ndarray, times: np.ndarray, query: np.ndarray,
             values = out[name].float().cpu().numpy()
             acc = total.setdefault(name, np.zeros((len(query), *values.shape[2:-2], H, W), np.float32))
             for (y, x0), part in zip(chunk, values):
-                acc[..., y:y + th, x0:x0 + tw] += part * weight
+                acc[..., y : y + th, x0 : x0 + tw] += part * weight
         for y, x0 in chunk:
-            norm[y:y + th, x0:x0 + tw] += weight
+            norm[y : y + th, x0 : x0 + tw] += weight
     result = {name: acc / norm for name, acc in total.items()}
     if len(sources) == 1:
         result["sources"] = np.array(next(iter(sources)))
@@ -213,8 +243,15 @@ def _stamp(time) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | None = None, input_times=None,
-             device: str = "cpu", mask_filled: bool = False) -> xr.Dataset:
+def forecast(
+    ds: xr.Dataset,
+    times,
+    *,
+    checkpoint: str | Path | Checkpoint | None = None,
+    input_times=None,
+    device: str = "cpu",
+    mask_filled: bool = False,
+) -> xr.Dataset:
     """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
 
     ds: dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
@@ -240,8 +277,10 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
     ds = normalise_coords(ds)
     missing = [v for v in ckpt.variables if v not in ds.data_vars]
     if missing:
-        raise ClimodeError(f"checkpoint {ckpt.path} forecasts {', '.join(ckpt.variables)}; the input lacks "
-                           f"{', '.join(missing)} (it has {', '.join(map(str, ds.data_vars)) or 'no variables'})")
+        raise ClimodeError(
+            f"checkpoint {ckpt.path} forecasts {', '.join(ckpt.variables)}; the input lacks "
+            f"{', '.join(missing)} (it has {', '.join(map(str, ds.data_vars)) or 'no variables'})"
+        )
     calendar = _calendar(ds)
     ds = _select_inputs(ds[ckpt.variables], input_times, calendar)
     empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
@@ -253,16 +292,18 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
     grid = ckpt.metadata.get("grid") or {}
     model_ds, native, to_input = _grids(ds, grid.get("resolution"))
     stats = ckpt.metadata["normalisation"]
-    scaled = normalise(np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
-                       ckpt.variables)
+    scaled = normalise(
+        np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32), stats, ckpt.variables
+    )
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
     parts = predict(ckpt.model, scaled, observed, query, tile)
     share = parts.get("valid")
     if model_ds is native:
         pred = parts["frames"]
     elif {"flows", "weight", "residual", "sources"} <= set(parts):
-        fine = normalise(np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats,
-                         ckpt.variables)
+        fine = normalise(
+            np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats, ckpt.variables
+        )
         pred, share = compose_native(parts, fine, model_ds, native)
     else:
         pred = _upsample(parts["frames"], model_ds, native)
@@ -275,16 +316,21 @@ def forecast(ds: xr.Dataset, times, *, checkpoint: str | Path | Checkpoint | Non
     variables = {v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)}
     variables[FLAG] = (("time", *space), filled.any(1).astype(np.int8), FLAG_ATTRS)
     out = to_input(xr.Dataset(variables, coords={d: native[d] for d in space if d in native.coords}))
-    valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar,
-                            only_use_cftime_datetimes=True)
+    valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar, only_use_cftime_datetimes=True)
     reference = ds.time.values[-1]
     out = out.assign_coords(
         time=("time", np.asarray(valid), {"standard_name": "time", "axis": "T"}),
-        lead_time=("time", (query - observed[-1]).astype(np.float32),
-                   {"standard_name": "forecast_period", "long_name": "hours after the last input frame",
-                    "units": "hours"}),
-        forecast_reference_time=((), reference, {"standard_name": "forecast_reference_time",
-                                                 "long_name": "time of the last input frame"}))
+        lead_time=(
+            "time",
+            (query - observed[-1]).astype(np.float32),
+            {"standard_name": "forecast_period", "long_name": "hours after the last input frame", "units": "hours"},
+        ),
+        forecast_reference_time=(
+            (),
+            reference,
+            {"standard_name": "forecast_reference_time", "long_name": "time of the last input frame"},
+        ),
+    )
     for v in ckpt.variables:
         out[v] = out[v].astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
     out[FLAG] = out[FLAG].astype(np.int8).assign_attrs(FLAG_ATTRS)

@@ -1,4 +1,5 @@
 """Loss pieces of Vid-ODE; NaN in a target marks a cell that does not count."""
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,9 @@ def diff_targets(batch: dict, out: dict) -> torch.Tensor:
     return torch.where(extrapolated, change, float("nan"))
 
 
-def sequence(frames_in: torch.Tensor, times_in: torch.Tensor, frames_out: torch.Tensor, times_out: torch.Tensor,
-             length: int) -> torch.Tensor:
+def sequence(
+    frames_in: torch.Tensor, times_in: torch.Tensor, frames_out: torch.Tensor, times_out: torch.Tensor, length: int
+) -> torch.Tensor:
     """Each sample's observed inputs and asked queries in time order, stacked along channels.
 
     frames_in (B, L, C, H, W) at times_in (B, L) (an all-NaN frame is not observed), frames_out

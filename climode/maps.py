@@ -3,6 +3,7 @@
 Coastlines come from the Natural Earth 1:110m GeoJSON shipped in ``climode.resources``;
 cartopy's own Natural Earth features (which download on first use) are never touched.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,6 +46,7 @@ def _coastline() -> cfeature.ShapelyFeature:
 @dataclass(frozen=True)
 class _Plan:
     """What all panels and frames share: the field and its colour levels, the wind and its scale, the map."""
+
     ds: xr.Dataset  # dims (time, y, x, ...)
     field: xr.DataArray
     label: str
@@ -87,8 +89,20 @@ class _Plan:
         else:
             proj, lon0 = None, 0.0
             x, y = (ds[d].values if d in ds.coords else np.arange(ds.sizes[d]) for d in (xdim, ydim))
-        return cls(ds, field, label, levels, pressure in ds, uv, key_speed, proj, lon0,
-                   np.asarray(x, float), np.asarray(y, float), centres)
+        return cls(
+            ds,
+            field,
+            label,
+            levels,
+            pressure in ds,
+            uv,
+            key_speed,
+            proj,
+            lon0,
+            np.asarray(x, float),
+            np.asarray(y, float),
+            centres,
+        )
 
     def centre(self, i: int) -> tuple[float, float] | None:
         """Panel ``i``'s storm centre as (x, y) in plot coordinates: ``centres[i]`` or the pressure minimum."""
@@ -113,27 +127,54 @@ def _panel(fig: Figure, spec, plan: _Plan, i: int):
         ax = fig.add_subplot(spec, projection=plan.proj)
         ax.set_extent([plan.x[0], plan.x[-1], plan.y[0], plan.y[-1]], crs=plan.proj)
         ax.add_feature(_coastline(), gid="coastline", zorder=2)
-        grid = ax.gridlines(crs=ccrs.PlateCarree(), draw_labels=True, linewidth=0.3, color="0.4", alpha=0.5,
-                            xlocs=(MaxNLocator(6).tick_values(*plan.x[[0, -1]] + plan.lon0) + 180) % 360 - 180,
-                            ylocs=MaxNLocator(5).tick_values(*plan.y[[0, -1]]))
+        grid = ax.gridlines(
+            crs=ccrs.PlateCarree(),
+            draw_labels=True,
+            linewidth=0.3,
+            color="0.4",
+            alpha=0.5,
+            xlocs=(MaxNLocator(6).tick_values(*plan.x[[0, -1]] + plan.lon0) + 180) % 360 - 180,
+            ylocs=MaxNLocator(5).tick_values(*plan.y[[0, -1]]),
+        )
         grid.top_labels = grid.right_labels = False
         grid.xlabel_style = grid.ylabel_style = {"size": 7}
         kw = {"transform": plan.proj}
     else:
         ax = fig.add_subplot(spec, aspect="equal")
         kw = {}
-    filled = ax.contourf(plan.x, plan.y, plan.field.isel(time=i).values, levels=plan.levels, cmap="viridis",
-                         extend="both", **kw)
+    filled = ax.contourf(
+        plan.x, plan.y, plan.field.isel(time=i).values, levels=plan.levels, cmap="viridis", extend="both", **kw
+    )
     if plan.wind is not None:
         step = max(1, math.ceil(max(plan.x.size, plan.y.size) / ARROWS))
         u, v = (w.isel(time=i).values[::step, ::step] for w in plan.wind)
-        arrows = ax.quiver(plan.x[::step], plan.y[::step], u, v, scale=plan.key_speed * ARROWS / 1.5,
-                           scale_units="width", width=0.003, zorder=3, **kw)
-        ax.quiverkey(arrows, 0.85, 1.03, plan.key_speed, f"{plan.key_speed:g} m/s", labelpos="W",
-                     fontproperties={"size": 8})
+        arrows = ax.quiver(
+            plan.x[::step],
+            plan.y[::step],
+            u,
+            v,
+            scale=plan.key_speed * ARROWS / 1.5,
+            scale_units="width",
+            width=0.003,
+            zorder=3,
+            **kw,
+        )
+        ax.quiverkey(
+            arrows, 0.85, 1.03, plan.key_speed, f"{plan.key_speed:g} m/s", labelpos="W", fontproperties={"size": 8}
+        )
     if (xy := plan.centre(i)) is not None:
-        ax.plot(*xy, marker="X", color="red", markeredgecolor="white", markersize=11, gid="centre", zorder=4,
-                scalex=False, scaley=False, **kw)
+        ax.plot(
+            *xy,
+            marker="X",
+            color="red",
+            markeredgecolor="white",
+            markersize=11,
+            gid="centre",
+            zorder=4,
+            scalex=False,
+            scaley=False,
+            **kw,
+        )
     lead = f"   {float(plan.ds['lead_time'][i]):+g} h" if "lead_time" in plan.ds.coords else ""
     ax.set_title(f"{_when(plan.ds['time'].values[i])}{lead}", fontsize=10, loc="left")
     return filled
@@ -148,8 +189,15 @@ def _figure(plan: _Plan, times: Sequence[int], title: str | None) -> Figure:
     fig = Figure(figsize=(PANEL_W * ncols, height), dpi=DPI, layout="constrained")
     grid = fig.add_gridspec(nrows, ncols)
     filled = [_panel(fig, grid[k // ncols, k % ncols], plan, i) for k, i in enumerate(times)]
-    fig.colorbar(filled[0], ax=fig.axes, orientation="horizontal", shrink=0.6, aspect=40, label=plan.label,
-                 ticks=plan.levels[::math.ceil(len(plan.levels) / (4 * ncols))])
+    fig.colorbar(
+        filled[0],
+        ax=fig.axes,
+        orientation="horizontal",
+        shrink=0.6,
+        aspect=40,
+        label=plan.label,
+        ticks=plan.levels[:: math.ceil(len(plan.levels) / (4 * ncols))],
+    )
     if title:
         fig.suptitle(title)
     return fig
@@ -168,8 +216,9 @@ def parse_region(spec: str) -> tuple[tuple[float, float], tuple[float, float]] |
     return (lat0, lat1), (lon0, lon1)
 
 
-def region(ds: xr.Dataset, spec: str = "storm", pressure: str = "PSL", size: tuple[float, float] = (24.0, 36.0)
-           ) -> xr.Dataset:
+def region(
+    ds: xr.Dataset, spec: str = "storm", pressure: str = "PSL", size: tuple[float, float] = (24.0, 36.0)
+) -> xr.Dataset:
     """The part of ``ds`` (time, lat, lon) to map: ``"full"``; ``"storm"``, a ``size`` = (lat, lon)
     degrees box centred on the ``pressure`` minimum of the first time (the whole domain when it is
     no larger, or when there is no pressure); or ``"LAT0:LAT1,LON0:LON1"`` in degrees."""
@@ -195,8 +244,14 @@ def region(ds: xr.Dataset, spec: str = "storm", pressure: str = "PSL", size: tup
     return cut
 
 
-def draw_forecast(ds: xr.Dataset, *, wind: Sequence[str] = ("U850", "V850"), pressure: str = "PSL",
-                  centres: Sequence[Centre] | None = None, title: str | None = None) -> Figure:
+def draw_forecast(
+    ds: xr.Dataset,
+    *,
+    wind: Sequence[str] = ("U850", "V850"),
+    pressure: str = "PSL",
+    centres: Sequence[Centre] | None = None,
+    title: str | None = None,
+) -> Figure:
     """One map panel per time of ``ds`` (dims time, lat, lon; lat degrees_north, lon degrees_east,
     possibly past 360), or plain axes for a projected (time, y, x) grid.
 
@@ -217,8 +272,16 @@ def plot_forecast(ds: xr.Dataset, path: str | Path, **kw) -> Path:
     return path
 
 
-def animate_forecast(ds: xr.Dataset, path: str | Path, *, fps: float = 2, wind: Sequence[str] = ("U850", "V850"),
-                     pressure: str = "PSL", centres: Sequence[Centre] | None = None, title: str | None = None) -> Path:
+def animate_forecast(
+    ds: xr.Dataset,
+    path: str | Path,
+    *,
+    fps: float = 2,
+    wind: Sequence[str] = ("U850", "V850"),
+    pressure: str = "PSL",
+    centres: Sequence[Centre] | None = None,
+    title: str | None = None,
+) -> Path:
     """A GIF at ``path`` with one map frame per time of ``ds`` (as in :func:`draw_forecast`, colour levels
     and wind scale fixed across frames), ``fps`` frames per second, looping; written atomically."""
     path = Path(path)

@@ -18,6 +18,7 @@ and ``bootstrap`` (intervals of means that resample storms, not rows).
 
 Everywhere, a cell counts only where both forecast and target (truth) are finite.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,10 @@ SSIM_CHUNK = 128  # frames per torchmetrics call
 FIELD_DIMS = ("lat", "lon")
 WIND_THRESHOLDS_MS = (17.0, 33.0)  # 850 hPa wind speed events (gale, hurricane force) for csi / fss
 DEFICIT_THRESHOLDS_HPA = (10.0, 30.0)  # PSL deficit events (psl_deficit) for csi / fss
-INTENSITY = {"psl_min_hpa": ("psl_min_bias_hpa", "psl_min_abs_hpa", "hPa"),  # intensity -> bias, |error|, units
-             "wind_max_ms": ("wind_max_bias_ms", "wind_max_abs_ms", "m s-1")}
+INTENSITY = {
+    "psl_min_hpa": ("psl_min_bias_hpa", "psl_min_abs_hpa", "hPa"),  # intensity -> bias, |error|, units
+    "wind_max_ms": ("wind_max_bias_ms", "wind_max_abs_ms", "m s-1"),
+}
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,9 +59,12 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     target, pred = torch.where(torch.isfinite(target), target, pred), torch.where(torch.isfinite(pred), pred, target)
     target, pred = torch.nan_to_num(target), torch.nan_to_num(pred)
     pred, target = pred.reshape(-1, 1, H, W).double(), target.reshape(-1, 1, H, W).double()
-    per_channel = torch.cat([  # in chunks: one large call made the CPU convolution ask for tens of GB
-        structural_similarity_index_measure(p, t, data_range=data_range, reduction="none")
-        for p, t in zip(pred.split(SSIM_CHUNK), target.split(SSIM_CHUNK))])
+    per_channel = torch.cat(
+        [  # in chunks: one large call made the CPU convolution ask for tens of GB
+            structural_similarity_index_measure(p, t, data_range=data_range, reduction="none")
+            for p, t in zip(pred.split(SSIM_CHUNK), target.split(SSIM_CHUNK))
+        ]
+    )
     return per_channel.view(B, K, C).mean(2).to(dtype)
 
 
@@ -94,8 +100,14 @@ def _events(field: xr.DataArray | np.ndarray, threshold: float, below: bool) -> 
     return field <= threshold if below else field >= threshold
 
 
-def csi(forecast: xr.DataArray, truth: xr.DataArray, threshold: float, *, below: bool = False,
-        dims: tuple[str, ...] = FIELD_DIMS) -> xr.DataArray:
+def csi(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    threshold: float,
+    *,
+    below: bool = False,
+    dims: tuple[str, ...] = FIELD_DIMS,
+) -> xr.DataArray:
     """Critical success index hits / (hits + misses + false alarms) of the event ``value >= threshold``.
 
     Parameters
@@ -126,8 +138,9 @@ def _box_sum(x: np.ndarray, half: int, axis: int, wrap: bool) -> np.ndarray:
     return np.take(total, np.arange(2 * half + 1, 2 * half + 1 + size), axis) - np.take(total, np.arange(size), axis)
 
 
-def _fss(forecast: np.ndarray, truth: np.ndarray, threshold: float, window: int, below: bool,
-         wrap_lon: bool) -> np.ndarray:
+def _fss(
+    forecast: np.ndarray, truth: np.ndarray, threshold: float, window: int, below: bool, wrap_lon: bool
+) -> np.ndarray:
     """FSS of (..., lat, lon) arrays over their last two axes -> (...)."""
     valid = np.isfinite(forecast) & np.isfinite(truth)
 
@@ -135,15 +148,24 @@ def _fss(forecast: np.ndarray, truth: np.ndarray, threshold: float, window: int,
         return _box_sum(_box_sum(x.astype(np.int64), window // 2, -2, False), window // 2, -1, wrap_lon)
 
     count = np.maximum(window_sum(valid), 1)
-    fractions = [np.where(valid, window_sum(_events(field, threshold, below) & valid) / count, 0.0)
-                 for field in (forecast, truth)]
+    fractions = [
+        np.where(valid, window_sum(_events(field, threshold, below) & valid) / count, 0.0)
+        for field in (forecast, truth)
+    ]
     error = ((fractions[0] - fractions[1]) ** 2).sum((-2, -1))
     reference = (fractions[0] ** 2 + fractions[1] ** 2).sum((-2, -1))
     return np.where(reference > 0, 1.0 - error / np.where(reference > 0, reference, 1.0), np.nan)
 
 
-def fss(forecast: xr.DataArray, truth: xr.DataArray, threshold: float, window: int, *, below: bool = False,
-        wrap_lon: bool = False) -> xr.DataArray:
+def fss(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    threshold: float,
+    window: int,
+    *,
+    below: bool = False,
+    wrap_lon: bool = False,
+) -> xr.DataArray:
     """Fractions skill score (Roberts & Lean 2008) of the event ``value >= threshold`` in square windows.
 
     At each cell finite in both fields, the event fraction of each field is taken over the cells of
@@ -166,9 +188,13 @@ def fss(forecast: xr.DataArray, truth: xr.DataArray, threshold: float, window: i
     if window < 1 or window % 2 == 0:
         raise ValueError(f"the FSS window must be an odd number of cells >= 1, not {window}")
     forecast, truth = xr.align(forecast, truth, join="exact")
-    return xr.apply_ufunc(_fss, forecast, truth, input_core_dims=[list(FIELD_DIMS)] * 2,
-                          kwargs={"threshold": threshold, "window": window, "below": below,
-                                  "wrap_lon": wrap_lon}).rename("fss")
+    return xr.apply_ufunc(
+        _fss,
+        forecast,
+        truth,
+        input_core_dims=[list(FIELD_DIMS)] * 2,
+        kwargs={"threshold": threshold, "window": window, "below": below, "wrap_lon": wrap_lon},
+    ).rename("fss")
 
 
 def wind_speed(u: xr.DataArray, v: xr.DataArray) -> xr.DataArray:
@@ -199,6 +225,7 @@ def psl_deficit(psl: xr.DataArray, reference: float | xr.DataArray | None = None
 def _gradient_sum(field: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Sum over the last two axes of |centred gradient| (cell units) of ``field`` at the interior cells
     where the gradients of both arrays are finite."""
+
     def magnitude(x: np.ndarray) -> np.ndarray:
         return np.hypot((x[..., 2:, 1:-1] - x[..., :-2, 1:-1]) / 2, (x[..., 1:-1, 2:] - x[..., 1:-1, :-2]) / 2)
 
@@ -235,8 +262,9 @@ def sharpness(forecast: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...]
 # ------------------------------------------------------------------------------------ storms
 
 
-def intensity_errors(forecast: pd.DataFrame | xr.Dataset,
-                     truth: pd.DataFrame | xr.Dataset) -> pd.DataFrame | xr.Dataset:
+def intensity_errors(
+    forecast: pd.DataFrame | xr.Dataset, truth: pd.DataFrame | xr.Dataset
+) -> pd.DataFrame | xr.Dataset:
     """Errors of storm intensity: bias (forecast - truth) and absolute error, per time.
 
     Parameters
@@ -291,10 +319,17 @@ def _wrap_degrees(difference: np.ndarray) -> np.ndarray:
     return (difference + 180.0) % 360.0 - 180.0
 
 
-def track_errors(forecast_lat: ArrayLike | xr.DataArray, forecast_lon: ArrayLike | xr.DataArray,
-                 truth_lat: ArrayLike | xr.DataArray, truth_lon: ArrayLike | xr.DataArray,
-                 truth_prev_lat: ArrayLike | xr.DataArray, truth_prev_lon: ArrayLike | xr.DataArray, *,
-                 hit_km: float = 300.0, dim: str = "case") -> xr.Dataset:
+def track_errors(
+    forecast_lat: ArrayLike | xr.DataArray,
+    forecast_lon: ArrayLike | xr.DataArray,
+    truth_lat: ArrayLike | xr.DataArray,
+    truth_lon: ArrayLike | xr.DataArray,
+    truth_prev_lat: ArrayLike | xr.DataArray,
+    truth_prev_lon: ArrayLike | xr.DataArray,
+    *,
+    hit_km: float = 300.0,
+    dim: str = "case",
+) -> xr.Dataset:
     """Storm-centre position errors: great-circle, along- and cross-track, and hits.
 
     Parameters
@@ -317,8 +352,15 @@ def track_errors(forecast_lat: ArrayLike | xr.DataArray, forecast_lon: ArrayLike
     cos(truth lat) x 111.2, north km = dlat x 111.2; dlon wrapped across 0/360), good for errors of a
     few hundred km away from the poles; NaN where a centre is missing or the truth did not move.
     """
-    arrays = xr.broadcast(*xr.align(*(_as_array(x, dim) for x in (forecast_lat, forecast_lon, truth_lat, truth_lon,
-                                                                    truth_prev_lat, truth_prev_lon)), join="exact"))
+    arrays = xr.broadcast(
+        *xr.align(
+            *(
+                _as_array(x, dim)
+                for x in (forecast_lat, forecast_lon, truth_lat, truth_lon, truth_prev_lat, truth_prev_lon)
+            ),
+            join="exact",
+        )
+    )
     flat, flon, tlat, tlon, plat, plon = (a.values for a in arrays)
     distance = great_circle_km(flat, flon, tlat, tlon)
     east_km = KM_PER_DEG * np.cos(np.deg2rad(tlat))
@@ -329,17 +371,29 @@ def track_errors(forecast_lat: ArrayLike | xr.DataArray, forecast_lon: ArrayLike
     ahead, left = move_east / step, move_north / step  # unit vector of the motion (east, north)
     hit = distance <= hit_km  # False where a centre is missing (NaN distance)
     dims, coords = arrays[0].dims, arrays[0].coords
-    return xr.Dataset({"track_km": (dims, distance, {"units": "km"}),
-                       "along_km": (dims, east * ahead + north * left, {"units": "km"}),
-                       "cross_km": (dims, east * left - north * ahead, {"units": "km"}),
-                       "hit": (dims, hit)}, coords=coords)
+    return xr.Dataset(
+        {
+            "track_km": (dims, distance, {"units": "km"}),
+            "along_km": (dims, east * ahead + north * left, {"units": "km"}),
+            "cross_km": (dims, east * left - north * ahead, {"units": "km"}),
+            "hit": (dims, hit),
+        },
+        coords=coords,
+    )
 
 
 # ------------------------------------------------------------------------------------ intervals
 
 
-def bootstrap(frame: pd.DataFrame, value: str, by: list[str], cluster: str = "storm", n: int = 2000, seed: int = 0,
-              level: float = 0.95) -> pd.DataFrame:
+def bootstrap(
+    frame: pd.DataFrame,
+    value: str,
+    by: list[str],
+    cluster: str = "storm",
+    n: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Mean of ``value`` per group of ``by`` with a percentile bootstrap interval that resamples clusters.
 
     Each of the ``n`` resamples draws the group's clusters (e.g. storms) with replacement, as many

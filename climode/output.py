@@ -4,6 +4,7 @@ NetCDF files and new zarr stores are written to a temporary path and renamed int
 Appending to an existing zarr store works on a copy that replaces the original only when the
 append is complete, so an interrupted or failed append leaves the store as it was.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,12 @@ COORDS = {
 }
 FILL = np.float32(1.0e20)
 FLAG = "filled"  # the forecast's status flag: 1 where a value derives from missing input cells that were filled
-FLAG_ATTRS = {"long_name": "forecast derived from filled missing input cells", "standard_name": "status_flag",
-              "flag_values": np.array([0, 1], np.int8), "flag_meanings": "from_valid_input from_filled_input"}
+FLAG_ATTRS = {
+    "long_name": "forecast derived from filled missing input cells",
+    "standard_name": "status_flag",
+    "flag_values": np.array([0, 1], np.int8),
+    "flag_meanings": "from_valid_input from_filled_input",
+}
 
 
 def fields(ds: xr.Dataset) -> list[str]:
@@ -60,8 +65,10 @@ def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Datase
 
 
 def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
-    enc: dict = {name: {"dtype": "float32", "_FillValue": FILL} if name in fields(ds) else
-                 {"dtype": "int8", "_FillValue": None} for name in map(str, ds.data_vars)}
+    enc: dict = {
+        name: {"dtype": "float32", "_FillValue": FILL} if name in fields(ds) else {"dtype": "int8", "_FillValue": None}
+        for name in map(str, ds.data_vars)
+    }
     if netcdf:
         for name in ds.data_vars:
             enc[str(name)].update(zlib=True, complevel=4)
@@ -91,22 +98,28 @@ def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, 
 
 def _check_appendable(store: xr.Dataset, ds: xr.Dataset, path: Path) -> None:
     if set(store.data_vars) != set(ds.data_vars):
-        raise ClimodeError(f"cannot append to {path}: it holds {', '.join(sorted(store.data_vars))}, "
-                           f"the forecast {', '.join(sorted(ds.data_vars))}")
+        raise ClimodeError(
+            f"cannot append to {path}: it holds {', '.join(sorted(store.data_vars))}, "
+            f"the forecast {', '.join(sorted(ds.data_vars))}"
+        )
     for dim in ("lat", "lon"):
         if dim in ds.coords and not np.array_equal(store[dim].values, ds[dim].values):
             raise ClimodeError(f"cannot append to {path}: its {dim} grid differs from the forecast's")
     last, first = store.time.values[-1], ds.time.values[0]
     if getattr(last, "calendar", None) != getattr(first, "calendar", None):
-        raise ClimodeError(f"cannot append to {path}: calendar {getattr(last, 'calendar', 'standard')} "
-                           f"differs from the forecast's {getattr(first, 'calendar', 'standard')}")
+        raise ClimodeError(
+            f"cannot append to {path}: calendar {getattr(last, 'calendar', 'standard')} "
+            f"differs from the forecast's {getattr(first, 'calendar', 'standard')}"
+        )
     if not first > last:
-        raise ClimodeError(f"cannot append to {path}: the forecast starts at {first}, "
-                           f"not after the store's last time {last}")
+        raise ClimodeError(
+            f"cannot append to {path}: the forecast starts at {first}, not after the store's last time {last}"
+        )
 
 
-def write_zarr(ds: xr.Dataset, path: str | Path, calendar: str | None = None, append: bool = False,
-               overwrite: bool = False) -> Path:
+def write_zarr(
+    ds: xr.Dataset, path: str | Path, calendar: str | None = None, append: bool = False, overwrite: bool = False
+) -> Path:
     """Write ``ds`` to a zarr store (chunks: one time step, whole grid), or append it along time.
 
     A new store is written beside ``path`` and renamed into place. An append is made on a copy
@@ -124,8 +137,9 @@ def write_zarr(ds: xr.Dataset, path: str | Path, calendar: str | None = None, ap
             data.to_zarr(stage, append_dim="time", consolidated=False)
         else:
             check_writable(path, overwrite)
-            data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2,
-                         encoding=_encoding(ds, calendar, netcdf=False))
+            data.to_zarr(
+                stage, mode="w", consolidated=False, zarr_format=2, encoding=_encoding(ds, calendar, netcdf=False)
+            )
         swap_in(stage, path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -12,6 +12,7 @@ frames are scored. Scores, each the mean over samples at one lead time (NaN left
   physical units (cos-latitude weighted), ``track_km``, ``psl_min_abs_hpa``, ``wind_max_abs_ms``
   from ``climode.verify``, the storm followed from its stored track position at the last input.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -58,27 +59,41 @@ class ModelForecaster:
         return self.model(frames, times, query_times)["frames"]
 
 
-def _fields(frames: np.ndarray, hours: np.ndarray, variables: list[str], lat: np.ndarray, lon: np.ndarray,
-            reference: float | None = None) -> xr.Dataset:
+def _fields(
+    frames: np.ndarray,
+    hours: np.ndarray,
+    variables: list[str],
+    lat: np.ndarray,
+    lon: np.ndarray,
+    reference: float | None = None,
+) -> xr.Dataset:
     """Physical frames (T, C, y, x) at ``hours`` as a (time, lat, lon) Dataset for ``climode.verify``."""
     times = EPOCH + (np.asarray(hours) * 3600).astype("timedelta64[s]")
-    ds = xr.Dataset({v: (("time", "lat", "lon"), frames[:, c]) for c, v in enumerate(variables)},
-                    coords={"time": times, "lat": lat, "lon": lon})
+    ds = xr.Dataset(
+        {v: (("time", "lat", "lon"), frames[:, c]) for c, v in enumerate(variables)},
+        coords={"time": times, "lat": lat, "lon": lon},
+    )
     if reference is not None:
         ds = ds.assign_coords(forecast_reference_time=EPOCH + np.timedelta64(int(round(reference * 3600)), "s"))
     return ds
 
 
-def storm_scores(pred: np.ndarray, truth: np.ndarray, leads: np.ndarray, last_input: np.ndarray,
-                 variables: list[str], lat: np.ndarray, lon: np.ndarray,
-                 centre: tuple[float, float] | None) -> dict[str, np.ndarray]:
+def storm_scores(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    leads: np.ndarray,
+    last_input: np.ndarray,
+    variables: list[str],
+    lat: np.ndarray,
+    lon: np.ndarray,
+    centre: tuple[float, float] | None,
+) -> dict[str, np.ndarray]:
     """Physical-unit scores of one sample's forecast: pred and truth (K, C, y, x) at ``leads`` (K,)
     hours after its last input frame ``last_input`` (C, y, x). Returns ``rmse_<VAR>`` and the storm
     scores, each (K,), NaN where undefined."""
     forecast = _fields(pred, leads, variables, lat, lon, reference=0.0)
     truth_ds = _fields(np.concatenate((last_input[None], truth)), np.concatenate(([0.0], leads)), variables, lat, lon)
-    out = {f"rmse_{v}": lat_weighted_rmse(forecast[v], truth_ds[v].isel(time=slice(1, None))).values
-           for v in variables}
+    out = {f"rmse_{v}": lat_weighted_rmse(forecast[v], truth_ds[v].isel(time=slice(1, None))).values for v in variables}
     if "PSL" in variables:
         try:
             scores = verify(forecast, truth_ds, centre)["methods"][MODEL]
@@ -110,8 +125,9 @@ class _Means:
 
 
 @torch.no_grad()
-def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, storms: bool = False,
-          cases: bool = False) -> dict:
+def score(
+    forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, storms: bool = False, cases: bool = False
+) -> dict:
     """Mean of each score per lead time for each forecaster (``fn(frames, times, query_times) ->
     frames``, normalised units) on ``dataset``'s samples.
 
@@ -149,10 +165,14 @@ def score(forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, sto
     lead_times = sorted(samples)
     scored = ["mse", "psnr", "ssim", "lpips"]
     if physical:
-        scored += [f"rmse_{v}" for v in dataset.variables] + [s for s in STORM_SCORES
-                                                               if any(k[1] == s for k in means.counts)]
-    out = {"lead_times": lead_times, "samples": [samples[lead] for lead in lead_times],
-           "methods": means.table(names, scored, lead_times)}
+        scored += [f"rmse_{v}" for v in dataset.variables] + [
+            s for s in STORM_SCORES if any(k[1] == s for k in means.counts)
+        ]
+    out = {
+        "lead_times": lead_times,
+        "samples": [samples[lead] for lead in lead_times],
+        "methods": means.table(names, scored, lead_times),
+    }
     if cases:
         out["cases"] = _cases(means.rows, dataset)
     return out
@@ -166,8 +186,16 @@ def _cases(rows: list[tuple], dataset) -> pd.DataFrame:
     return frame.assign(storm=frame["sample"].map(storm))[["method", "sample", "storm", "lead", "score", "value"]]
 
 
-def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch.Tensor, batch: dict,
-                      leads: list[list[float]], known: list[list[bool]]) -> None:
+def _add_storm_scores(
+    means: _Means,
+    name: str,
+    dataset,
+    start: int,
+    pred: torch.Tensor,
+    batch: dict,
+    leads: list[list[float]],
+    known: list[list[bool]],
+) -> None:
     """Add the physical-unit scores of one method's batch forecast ``pred`` (B, K, C, H, W)."""
     stats, variables = dataset.normalisation, dataset.variables
     physical = lambda x: denormalise(x.double().numpy(), stats, variables)
@@ -180,9 +208,16 @@ def _add_storm_scores(means: _Means, name: str, dataset, start: int, pred: torch
         if place["lat"] is None:
             return
         last = physical(last_inputs[b])
-        scores = storm_scores(physical(pred[b, ks]), physical(batch["frames_out"][b, ks]),
-                              np.array([leads[b][k] for k in ks]), last, variables, place["lat"], place["lon"],
-                              place["centre"])
+        scores = storm_scores(
+            physical(pred[b, ks]),
+            physical(batch["frames_out"][b, ks]),
+            np.array([leads[b][k] for k in ks]),
+            last,
+            variables,
+            place["lat"],
+            place["lon"],
+            place["centre"],
+        )
         for score_name, values in scores.items():
             for k, value in zip(ks, values):
                 means.add(name, score_name, leads[b][k], float(value), start + b)

@@ -17,6 +17,7 @@ track error with along/cross-track parts and hit rate. CLIPER (``climode.cliper`
 forecast from the storm's past positions. ``summarise`` gives means with bootstrap intervals that
 resample storms, not cases.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -98,8 +99,9 @@ class Design:
     step_h: float = 1.0
 
 
-def draw_cases(periods: pd.DataFrame, frame_hours: np.ndarray, per_period: int, seed: int,
-               design: Design = Design()) -> list[Case]:
+def draw_cases(
+    periods: pd.DataFrame, frame_hours: np.ndarray, per_period: int, seed: int, design: Design = Design()
+) -> list[Case]:
     """``per_period`` cases per row of ``periods`` (columns storm, first, last: hours; e.g. a storm's
     tracked life, ``storm_periods``): a last input on the ``design.step_h`` grid in [first, last -
     the longest lead], earlier inputs with gaps uniform in ``design.gaps_h``, and the queries of every
@@ -119,8 +121,9 @@ def draw_cases(periods: pd.DataFrame, frame_hours: np.ndarray, per_period: int, 
             if sum(c.storm == str(period.storm) for c in cases[-per_period:]) == per_period:
                 break
             end = step * float(rng.integers(first, last + 1))
-            gaps = step * rng.integers(np.ceil(design.gaps_h[0] / step), design.gaps_h[1] // step + 1,
-                                       design.n_in - 1).astype(float)
+            gaps = step * rng.integers(
+                np.ceil(design.gaps_h[0] / step), design.gaps_h[1] // step + 1, design.n_in - 1
+            ).astype(float)
             inputs = end - np.r_[np.cumsum(gaps[::-1])[::-1], 0.0]
             ahead = [end + h for h in (*design.off_grid, *design.leads)]
             if not all(round(q, 6) in have for q in [*inputs, *ahead]):
@@ -128,8 +131,13 @@ def draw_cases(periods: pd.DataFrame, frame_hours: np.ndarray, per_period: int, 
             gap = inputs[-1] - inputs[-2]
             inside = [(f, inputs[-2] + round(f * gap * 2) / 2) for f in design.fractions]
             inside = [(f, q) for f, q in inside if inputs[-2] < q < end and round(q, 6) in have]
-            asked = sorted(zip([q for _, q in inside] + ahead, ["interpolation"] * len(inside) + tasks,
-                               [f for f, _ in inside] + [*design.off_grid, *design.leads]))
+            asked = sorted(
+                zip(
+                    [q for _, q in inside] + ahead,
+                    ["interpolation"] * len(inside) + tasks,
+                    [f for f, _ in inside] + [*design.off_grid, *design.leads],
+                )
+            )
             cases.append(Case(str(period.storm), tuple(inputs), *(tuple(x) for x in zip(*asked))))
     return cases
 
@@ -176,8 +184,10 @@ def _field_rows(fc: xr.Dataset, truth: xr.Dataset) -> dict[str, np.ndarray]:
 def _centres(psl: xr.DataArray, near_lat: np.ndarray, near_lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The PSL minimum within FOLLOW_KM of each (near_lat, near_lon), per time of ``psl``."""
     lat, lon = psl["lat"].values, psl["lon"].values
-    found = [storm_centre(field, lat, lon, near=(a, b)) if np.isfinite(a) else (np.nan, np.nan, np.nan)
-             for field, a, b in zip(psl.transpose("time", "lat", "lon").values, near_lat, near_lon)]
+    found = [
+        storm_centre(field, lat, lon, near=(a, b)) if np.isfinite(a) else (np.nan, np.nan, np.nan)
+        for field, a, b in zip(psl.transpose("time", "lat", "lon").values, near_lat, near_lon)
+    ]
     return np.array([f[0] for f in found]), np.array([f[1] for f in found])
 
 
@@ -214,8 +224,9 @@ def _storm_rows(fc: xr.Dataset, truth: xr.Dataset, case: Case, track: pd.DataFra
     return out
 
 
-def score_case(case: Case, forecasts: dict[str, xr.Dataset], truth: xr.Dataset, track: pd.DataFrame | None,
-               index: int) -> list[dict]:
+def score_case(
+    case: Case, forecasts: dict[str, xr.Dataset], truth: xr.Dataset, track: pd.DataFrame | None, index: int
+) -> list[dict]:
     """Long rows (case, storm, task, lead, method, metric, value) of every forecaster on one case; the
     storm's track and intensity scores when its ``track`` is given."""
     rows = []
@@ -228,8 +239,17 @@ def score_case(case: Case, forecasts: dict[str, xr.Dataset], truth: xr.Dataset, 
             scores.update(_storm_rows(fc, truth, case, track))
         for metric, values in scores.items():
             for task, lead, value in zip(case.tasks, case.leads, values):
-                rows.append({"case": index, "storm": case.storm, "task": task, "lead": lead, "method": method,
-                             "metric": metric, "value": float(value)})
+                rows.append(
+                    {
+                        "case": index,
+                        "storm": case.storm,
+                        "task": task,
+                        "lead": lead,
+                        "method": method,
+                        "metric": metric,
+                        "value": float(value),
+                    }
+                )
     return rows
 
 
@@ -252,13 +272,28 @@ def cliper_rows(case: Case, track: pd.DataFrame, predict: Callable, index: int) 
     rows = []
     for metric, values in scores.items():
         for k, value in zip(ahead, values):
-            rows.append({"case": index, "storm": case.storm, "task": case.tasks[k], "lead": case.leads[k],
-                         "method": "cliper", "metric": metric, "value": float(value)})
+            rows.append(
+                {
+                    "case": index,
+                    "storm": case.storm,
+                    "task": case.tasks[k],
+                    "lead": case.leads[k],
+                    "method": "cliper",
+                    "metric": metric,
+                    "value": float(value),
+                }
+            )
     return rows
 
 
-def evaluate(ds: xr.Dataset, cases: Sequence[Case], models: dict[str, Checkpoint], tracks: pd.DataFrame | None = None,
-             cliper: Callable | None = None, progress: int = 20) -> pd.DataFrame:
+def evaluate(
+    ds: xr.Dataset,
+    cases: Sequence[Case],
+    models: dict[str, Checkpoint],
+    tracks: pd.DataFrame | None = None,
+    cliper: Callable | None = None,
+    progress: int = 20,
+) -> pd.DataFrame:
     """Score every forecaster of ``models`` (``forecasters``) on ``cases`` of the record ``ds``
     (time, lat, lon; frames at least at every input and query), with the storms' true ``tracks``
     (``track_hours``) when there are storms. Returns the long table of ``score_case`` (and
@@ -284,8 +319,9 @@ def evaluate(ds: xr.Dataset, cases: Sequence[Case], models: dict[str, Checkpoint
 
 def summarise(table: pd.DataFrame, n: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean of every (task, lead, method, metric) with a 95 % bootstrap interval over storms."""
-    return bootstrap(table.dropna(subset=["value"]), "value", ["task", "metric", "lead", "method"], cluster="storm",
-                     n=n, seed=seed)
+    return bootstrap(
+        table.dropna(subset=["value"]), "value", ["task", "metric", "lead", "method"], cluster="storm", n=n, seed=seed
+    )
 
 
 LOWER = ("rmse_", "track_km", "_abs_")  # metrics where lower is better; CSI, FSS and hit: higher
@@ -325,8 +361,14 @@ def tables(summary: pd.DataFrame, header: str = "") -> str:
                     r = cells.loc[m]
                     text = f"{r['mean']:.3g} [{r['lo']:.3g}, {r['hi']:.3g}]"
                     others = cells[[o.split(" ")[0] != m.split(" ")[0] for o in cells.index]]
-                    if sign and len(others) and ((sign > 0 and (r["lo"] > others["hi"]).all())
-                                                 or (sign < 0 and (r["hi"] < others["lo"]).all())):
+                    if (
+                        sign
+                        and len(others)
+                        and (
+                            (sign > 0 and (r["lo"] > others["hi"]).all())
+                            or (sign < 0 and (r["hi"] < others["lo"]).all())
+                        )
+                    ):
                         text = f"**{text}**"
                     out.append(text)
                 parts.append(f"| {value:g} | " + " | ".join(out) + " |")

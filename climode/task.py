@@ -1,5 +1,6 @@
 """The Lightning task that trains a forecaster (Vid-ODE or a model compared with it): generator, the two
 LSGAN discriminators, their losses, the weights' moving average and the learning-rate schedule."""
+
 from __future__ import annotations
 
 import logging
@@ -40,9 +41,11 @@ class Schedule:
 def moving_average(decay: float):
     """``AveragedModel``'s update with decay min(decay, (1 + n) / (10 + n)) after n updates, so that a
     short run's average is not stuck near the initial weights."""
+
     def update(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor | int) -> torch.Tensor:
         d = min(decay, (1 + float(n)) / (10 + float(n)))
         return d * average + (1 - d) * current
+
     return update
 
 
@@ -87,8 +90,11 @@ class ForecastTask(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.trainer.is_global_zero and torch.distributed.is_available() and torch.distributed.is_initialized():
-            log.info("data-parallel training: %d processes, %s backend", self.trainer.world_size,
-                     torch.distributed.get_backend())
+            log.info(
+                "data-parallel training: %d processes, %s backend",
+                self.trainer.world_size,
+                torch.distributed.get_backend(),
+            )
 
     def generator_losses(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
         """The generator's loss terms for one forecast ``out`` of ``batch`` (unweighted)."""
@@ -158,11 +164,17 @@ class ForecastTask(L.LightningModule):
             asked = torch.isfinite(generated).flatten(2).any(2)
             fake_img = generated[asked]
             real_img = torch.nan_to_num(batch["frames_out"][asked])
-            seq = lambda frames: sequence(batch["frames_in"], batch["times_in"], frames, batch["times_out"],
-                                          self.config.data.n_in + self.config.data.n_out)
+            seq = lambda frames: sequence(
+                batch["frames_in"],
+                batch["times_in"],
+                frames,
+                batch["times_out"],
+                self.config.data.n_in + self.config.data.n_out,
+            )
             real_seq, fake_seq = seq(batch["frames_out"]), seq(self._fake_sequence(batch, generated, kind))
             d_loss = lsgan_discriminator(self.d_img(real_img), self.d_img(fake_img.detach())) + lsgan_discriminator(
-                self.d_seq(real_seq), self.d_seq(fake_seq.detach()))
+                self.d_seq(real_seq), self.d_seq(fake_seq.detach())
+            )
             opt_d.zero_grad()
             self.manual_backward(d_loss)
             if train.clip > 0:
@@ -183,8 +195,12 @@ class ForecastTask(L.LightningModule):
             self.ema.update_parameters(self.model)
         losses["loss"] = g_loss.detach()
         losses["lr"] = opt_g.param_groups[0]["lr"]
-        self.log_dict({f"train/{k}": torch.as_tensor(v).detach().float() for k, v in losses.items()}, prog_bar=False,
-                      on_step=True, batch_size=len(batch["frames_in"]))
+        self.log_dict(
+            {f"train/{k}": torch.as_tensor(v).detach().float() for k, v in losses.items()},
+            prog_bar=False,
+            on_step=True,
+            batch_size=len(batch["frames_in"]),
+        )
         self.log("loss", losses["loss"], prog_bar=True, logger=False)
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
@@ -195,11 +211,18 @@ class ForecastTask(L.LightningModule):
         target = batch["frames_out"]
         asked = torch.isfinite(batch["times_out"])
         last_frame = persistence(batch["frames_in"], batch["times_in"][0], batch["times_out"][0])
-        self.log_dict({"val/mse": masked_mse(generated, target),
-                       "val/mse_persistence": masked_mse(last_frame[:, : target.shape[1]],
-                                                         torch.where(asked.view(*asked.shape, 1, 1, 1), target,
-                                                                     float("nan")))},
-                      prog_bar=True, sync_dist=True, batch_size=len(target))
+        self.log_dict(
+            {
+                "val/mse": masked_mse(generated, target),
+                "val/mse_persistence": masked_mse(
+                    last_frame[:, : target.shape[1]],
+                    torch.where(asked.view(*asked.shape, 1, 1, 1), target, float("nan")),
+                ),
+            },
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=len(target),
+        )
 
     def configure_optimizers(self):
         train = self.config.train

@@ -4,6 +4,7 @@ A tile's longitudes run east from ``lon0`` and may cross the 0/360 meridian; the
 then contiguous, with longitudes continuing past 360 (e.g. 260 .. 420), so neighbouring
 columns stay neighbours. ``to_native`` maps tile fields back onto the source grid.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -58,8 +59,11 @@ BASINS = {
 def regular_tiles(lat_bands: tuple[float, ...] = (-90.0, -30.0, 30.0), lon_start: float = 0.0) -> list[Tile]:
     """Non-overlapping tiles: rows starting at each of ``lat_bands``, two 160-degree tiles per row
     from ``lon_start`` (360 is not a multiple of 160: a 40-degree seam is left east of them)."""
-    return [Tile(f"tile_{lat0:+03.0f}_{(lon_start + k * WIDTH) % 360:03.0f}", lat0, (lon_start + k * WIDTH) % 360)
-            for lat0 in lat_bands for k in range(2)]
+    return [
+        Tile(f"tile_{lat0:+03.0f}_{(lon_start + k * WIDTH) % 360:03.0f}", lat0, (lon_start + k * WIDTH) % 360)
+        for lat0 in lat_bands
+        for k in range(2)
+    ]
 
 
 def parse_tiles(spec: str) -> list[Tile]:
@@ -113,18 +117,25 @@ def extract(ds: xr.Dataset, tile: Tile, resolution: float | None = None) -> xr.D
     sub = _contiguous_lon(ds.sel(lat=slice(lat_lo - step, lat_hi + step)), tile)
     if sub.sizes["lat"] < 2 or sub.sizes["lon"] < 2:
         raise ClimodeError(
-            f"tile {tile.name} (lat {lat_lo:g}..{lat_hi:g}, lon {tile.lon0:g}..{tile.lon0 + tile.width:g}) lies outside "
+            f"tile {tile.name} (lat {lat_lo:g}..{lat_hi:g}, lon {tile.lon0:g}..{tile.lon0 + tile.width:g}) "
+            "lies outside "
             f"the grid (lat {float(ds.lat.min()):g}..{float(ds.lat.max()):g}, "
-            f"lon {float(ds.lon.min()):g}..{float(ds.lon.max()):g})")
+            f"lon {float(ds.lon.min()):g}..{float(ds.lon.max()):g})"
+        )
     if resolution is None:
         west = tile.lon0 % 360
-        return sub.isel(lat=(sub.lat >= lat_lo) & (sub.lat < lat_hi),
-                        lon=(sub.lon >= west) & (sub.lon < west + tile.width))
+        return sub.isel(
+            lat=(sub.lat >= lat_lo) & (sub.lat < lat_hi), lon=(sub.lon >= west) & (sub.lon < west + tile.width)
+        )
     lat, lon = tile.grid(resolution)
     factor = resolution / step
     out = (_smooth(sub, factor) if factor > 1.5 else sub).interp(lat=lat, lon=lon)
-    covered = (lat.min() >= float(sub.lat.min()) - step) & (lat.max() <= float(sub.lat.max()) + step) & (
-        lon.min() >= float(sub.lon.min()) - step) & (lon.max() <= float(sub.lon.max()) + step)
+    covered = (
+        (lat.min() >= float(sub.lat.min()) - step)
+        & (lat.max() <= float(sub.lat.max()) + step)
+        & (lon.min() >= float(sub.lon.min()) - step)
+        & (lon.max() <= float(sub.lon.max()) + step)
+    )
     if not covered:
         warnings.warn(f"tile {tile.name} extends beyond the grid; cells outside it are NaN", stacklevel=2)
     return out

@@ -5,6 +5,7 @@ A time list is comma-separated; each item is a number of hours since the first i
 72; STEP defaults to 3), or a timestamp ``YYYY-MM-DD[ HH:MM[:SS]]`` (also ``T`` between date and
 time) read in the input file's own calendar.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,9 @@ def _number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ClimodeError(f"{what}: {text!r} is not a number of hours, a range START:STOP:STEP or a date "
-                           "'YYYY-MM-DD HH:MM'") from None
+        raise ClimodeError(
+            f"{what}: {text!r} is not a number of hours, a range START:STOP:STEP or a date 'YYYY-MM-DD HH:MM'"
+        ) from None
     if not np.isfinite(value):
         raise ClimodeError(f"{what}: {text!r} is not a finite number of hours")
     return value
@@ -53,8 +55,9 @@ def _date(match: re.Match, origin, calendar: str, what: str) -> float:
     try:
         when = cftime.datetime(y, m, d, hh, mm, ss, calendar=calendar)
     except ValueError as exc:
-        raise ClimodeError(f"{what}: {match.string.strip()!r} is not a valid date in the {calendar} calendar "
-                           f"({exc})") from None
+        raise ClimodeError(
+            f"{what}: {match.string.strip()!r} is not a valid date in the {calendar} calendar ({exc})"
+        ) from None
     return float(hours_between([when], origin, calendar)[0])
 
 

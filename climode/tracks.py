@@ -7,6 +7,7 @@ A track table is a DataFrame with one row per storm per time and columns ``storm
 The detector follows the TempestExtremes recipe (Zarzycki & Ullrich 2017) with its own code:
 local PSL minima with a closed contour, wind speed near the centre, stitched into tracks.
 """
+
 from __future__ import annotations
 
 import functools
@@ -113,8 +114,14 @@ def _read_plain(path: Path, calendar: str) -> pd.DataFrame:
     table = _read_csv(path, _PLAIN, dtype={"storm": str, "time": str})
     _require_columns(table, ["storm", "time", "lat", "lon"], path, _PLAIN)
     optional = {name: pd.to_numeric(table[name], errors="coerce") for name in ("psl_min", "vmax") if name in table}
-    return _frame(path, storm=table["storm"], time=_parse_times(table["time"], calendar, path),
-                  lat=_coordinate(table, "lat", path), lon=_coordinate(table, "lon", path), **optional)
+    return _frame(
+        path,
+        storm=table["storm"],
+        time=_parse_times(table["time"], calendar, path),
+        lat=_coordinate(table, "lat", path),
+        lon=_coordinate(table, "lon", path),
+        **optional,
+    )
 
 
 def _first_line(path: Path) -> str:
@@ -175,8 +182,9 @@ def _parse_times(texts: Sequence[str], calendar: str, path: Path) -> np.ndarray:
 def _tempest_blocks(path: Path) -> tuple[list[str], list[list[str]]]:
     """Storm id and the whitespace-split fields of each node line of a StitchNodes file."""
     try:
-        lines = [(n, line.split()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-                 if line.strip()]
+        lines = [
+            (n, line.split()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()
+        ]
     except (OSError, UnicodeDecodeError) as exc:
         raise ClimodeError(f"{path}: cannot read {_TEMPEST} ({exc})") from None
     storms, rows, k, count = [], [], 0, 0
@@ -184,7 +192,7 @@ def _tempest_blocks(path: Path) -> tuple[list[str], list[list[str]]]:
         number, head = lines[k]
         if head[0] != "start" or len(head) < 2 or not head[1].isdigit():
             raise ClimodeError(f"{path}, line {number}: expected 'start N YYYY MM DD HH' of {_TEMPEST}")
-        block = lines[k + 1:k + 1 + int(head[1])]
+        block = lines[k + 1 : k + 1 + int(head[1])]
         for number, fields in block:
             if fields[0] == "start" or len(fields) < 8 or not all(map(_is_number, fields)):
                 raise ClimodeError(f"{path}, line {number}: expected a node line 'i j lon lat ... YYYY MM DD HH'")
@@ -207,8 +215,14 @@ def _is_number(text: str) -> bool:
 
 def _frame(path: Path, *, storm, time, lat, lon, psl_min=None, vmax=None) -> pd.DataFrame:
     """A track table from columns; lon wrapped to 0..360; optional columns kept only when given."""
-    table = pd.DataFrame({"storm": np.asarray(storm, dtype=str), "time": time,
-                          "lat": np.asarray(lat, float), "lon": np.asarray(lon, float) % 360.0})
+    table = pd.DataFrame(
+        {
+            "storm": np.asarray(storm, dtype=str),
+            "time": time,
+            "lat": np.asarray(lat, float),
+            "lon": np.asarray(lon, float) % 360.0,
+        }
+    )
     for name, values in (("psl_min", psl_min), ("vmax", vmax)):
         if values is not None:
             table[name] = np.asarray(values, float)
@@ -232,8 +246,7 @@ def _destination(lat, lon, bearing, distance_deg) -> tuple[np.ndarray, np.ndarra
     """Point reached from (lat, lon) along ``bearing`` (rad, from north) after ``distance_deg`` of arc."""
     phi, lam, delta = np.radians(lat), np.radians(lon), np.radians(distance_deg)
     phi2 = np.arcsin(np.sin(phi) * np.cos(delta) + np.cos(phi) * np.sin(delta) * np.cos(bearing))
-    lam2 = lam + np.arctan2(np.sin(bearing) * np.sin(delta) * np.cos(phi),
-                            np.cos(delta) - np.sin(phi) * np.sin(phi2))
+    lam2 = lam + np.arctan2(np.sin(bearing) * np.sin(delta) * np.cos(phi), np.cos(delta) - np.sin(phi) * np.sin(phi2))
     return np.degrees(phi2), np.degrees(lam2) % 360.0
 
 
@@ -314,10 +327,22 @@ class _Grid:
         return float(min(np.diff(self.lat).min(), self.dlon))
 
 
-def detect(ds: xr.Dataset, *, psl: str = "PSL", u: str = "U850", v: str = "V850",
-           closed_contour_pa: float = 200.0, contour_radius_deg: float = 5.5, min_wind: float = 10.0,
-           wind_radius_deg: float = 2.0, max_lat: float = 50.0, stitch_deg: float = 8.0,
-           min_duration_h: float = 54.0, min_wind_steps: int = 10, max_gap_steps: int = 1) -> pd.DataFrame:
+def detect(
+    ds: xr.Dataset,
+    *,
+    psl: str = "PSL",
+    u: str = "U850",
+    v: str = "V850",
+    closed_contour_pa: float = 200.0,
+    contour_radius_deg: float = 5.5,
+    min_wind: float = 10.0,
+    wind_radius_deg: float = 2.0,
+    max_lat: float = 50.0,
+    stitch_deg: float = 8.0,
+    min_duration_h: float = 54.0,
+    min_wind_steps: int = 10,
+    max_gap_steps: int = 1,
+) -> pd.DataFrame:
     """Detect tropical cyclones in (time, lat, lon) fields of PSL (Pa) and 850 hPa winds (m/s).
 
     Per time step (computed one at a time, so dask-backed inputs stay lazy): candidates are the
@@ -340,12 +365,16 @@ def detect(ds: xr.Dataset, *, psl: str = "PSL", u: str = "U850", v: str = "V850"
         now = fields.isel(time=step).compute()
         pressure = np.asarray(now[psl].values, float)
         speed = np.hypot(np.asarray(now[u].values, float), np.asarray(now[v].values, float))
-        nodes.append(_step_nodes(pressure, speed, grid, closed_contour_pa, contour_radius_deg,
-                                 wind_radius_deg, max_lat))
+        nodes.append(
+            _step_nodes(pressure, speed, grid, closed_contour_pa, contour_radius_deg, wind_radius_deg, max_lat)
+        )
     tracks = _stitch(nodes, stitch_deg, max_gap_steps)
-    kept = [track for track in tracks
-            if hours[track[-1][0]] - hours[track[0][0]] >= min_duration_h
-            and sum(nodes[t]["vmax"][k] >= min_wind for t, k in track) >= min_wind_steps]
+    kept = [
+        track
+        for track in tracks
+        if hours[track[-1][0]] - hours[track[0][0]] >= min_duration_h
+        and sum(nodes[t]["vmax"][k] >= min_wind for t, k in track) >= min_wind_steps
+    ]
     return _track_table(kept, nodes, times)
 
 
@@ -376,8 +405,15 @@ def _elapsed_hours(times: np.ndarray) -> np.ndarray:
     return np.array([(t - times[0]).total_seconds() for t in times]) / 3600.0
 
 
-def _step_nodes(pressure: np.ndarray, speed: np.ndarray, grid: _Grid, closed_contour_pa: float,
-                contour_radius_deg: float, wind_radius_deg: float, max_lat: float) -> dict[str, np.ndarray]:
+def _step_nodes(
+    pressure: np.ndarray,
+    speed: np.ndarray,
+    grid: _Grid,
+    closed_contour_pa: float,
+    contour_radius_deg: float,
+    wind_radius_deg: float,
+    max_lat: float,
+) -> dict[str, np.ndarray]:
     """Storm centres of one time step: refined lat, lon, psl_min (Pa) and vmax (m/s) arrays."""
     ilat, ilon = _local_minima(pressure, grid, max_lat)
     closed = _closed_contour(pressure, grid, ilat, ilon, closed_contour_pa, contour_radius_deg)
@@ -418,13 +454,15 @@ def _sample(field: np.ndarray, grid: _Grid, lat: np.ndarray, lon: np.ndarray) ->
     wi, wj = fi - i0, fj - j0
     j0 %= nlon
     j1 = (j0 + 1) % nlon
-    value = ((1 - wi) * ((1 - wj) * field[i0, j0] + wj * field[i0, j1])
-             + wi * ((1 - wj) * field[i0 + 1, j0] + wj * field[i0 + 1, j1]))
+    value = (1 - wi) * ((1 - wj) * field[i0, j0] + wj * field[i0, j1]) + wi * (
+        (1 - wj) * field[i0 + 1, j0] + wj * field[i0 + 1, j1]
+    )
     return np.where(valid, value, np.nan)
 
 
-def _closed_contour(pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray,
-                    rise_pa: float, radius_deg: float) -> np.ndarray:
+def _closed_contour(
+    pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray, rise_pa: float, radius_deg: float
+) -> np.ndarray:
     """Whether PSL rises by >= rise_pa above each minimum somewhere along every ray out to radius_deg.
 
     Rays follow N_BEARINGS great circles sampled every half grid cell; points off the grid
@@ -433,8 +471,9 @@ def _closed_contour(pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: n
     steps = max(1, int(np.ceil(radius_deg / (0.5 * grid.spacing))))
     distance = np.linspace(radius_deg / steps, radius_deg, steps)
     bearing = np.linspace(0.0, 2 * np.pi, N_BEARINGS, endpoint=False)
-    lat, lon = _destination(grid.lat[ilat, None, None], grid.lon[ilon, None, None],
-                            bearing[None, :, None], distance[None, None, :])
+    lat, lon = _destination(
+        grid.lat[ilat, None, None], grid.lon[ilon, None, None], bearing[None, :, None], distance[None, None, :]
+    )
     ray = _sample(pressure, grid, lat, lon)
     highest = np.where(np.isfinite(ray), ray, -np.inf).max(axis=2)
     return np.all(highest - pressure[ilat, ilon][:, None] >= rise_pa, axis=1)
@@ -448,7 +487,7 @@ def _merge(lat: np.ndarray, lon: np.ndarray, depth: np.ndarray, min_deg: float) 
     keep = np.ones(order.size, bool)
     for k in range(order.size):
         if keep[k]:
-            keep[k + 1:] &= apart[k, k + 1:]
+            keep[k + 1 :] &= apart[k, k + 1 :]
     return order[keep]
 
 
@@ -461,8 +500,9 @@ def _quadratic_fit(half: int) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.linalg.pinv(np.column_stack([np.ones_like(i), i, j, i**2, i * j, j**2]))
 
 
-def _refine(pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _refine(
+    pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-grid centres (lat, lon) and minimum PSL from a least-squares quadratic around each minimum.
 
     The window spans +-REFINE_DEG (at least one cell each side). The fit's stationary point is
@@ -527,11 +567,18 @@ def _stitch(nodes: list[dict[str, np.ndarray]], max_deg: float, max_gap: int) ->
     return tracks
 
 
-def _track_table(tracks: list[list[tuple[int, int]]], nodes: list[dict[str, np.ndarray]],
-                 times: np.ndarray) -> pd.DataFrame:
+def _track_table(
+    tracks: list[list[tuple[int, int]]], nodes: list[dict[str, np.ndarray]], times: np.ndarray
+) -> pd.DataFrame:
     """The track table of stitched tracks, storms named DET0001... in order of first appearance."""
     tracks = sorted(tracks, key=lambda track: track[0])
-    rows = [{"storm": f"DET{number:04d}", "time": times[t],
-             **{name: float(nodes[t][name][k]) for name in ("lat", "lon", "psl_min", "vmax")}}
-            for number, track in enumerate(tracks, 1) for t, k in track]
+    rows = [
+        {
+            "storm": f"DET{number:04d}",
+            "time": times[t],
+            **{name: float(nodes[t][name][k]) for name in ("lat", "lon", "psl_min", "vmax")},
+        }
+        for number, track in enumerate(tracks, 1)
+        for t, k in track
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -9,6 +9,7 @@ with its architecture and normalisation. ``--model`` picks the architecture (def
 vid-ode); the baselines without parameters (persistence, linear, advection) are written out at
 once, so that ``python -m climode.evaluate --checkpoint`` scores them like any model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,28 +41,43 @@ from .task import ForecastTask
 
 log = logging.getLogger("climode.train")  # by name: this module also runs as __main__
 RUN_FILE = "run.yaml"
-DEFAULT_CONFIGS = {"cam5": "cam5-small", "gridded": "gridded-small"}  # the built-in config a dataset gets without --config
+DEFAULT_CONFIGS = {
+    "cam5": "cam5-small",
+    "gridded": "gridded-small",
+}  # the built-in config a dataset gets without --config
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m climode.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m climode.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
-    p.add_argument("--model", choices=[*MODELS, *UNAVAILABLE], help="the model to train (default: the config's, vid-ode)")
+    p.add_argument(
+        "--model", choices=[*MODELS, *UNAVAILABLE], help="the model to train (default: the config's, vid-ode)"
+    )
     p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
     p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
     p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
-    p.add_argument("--time-in-hours", action="store_true", default=None,
-                   help="gridded: a time axis of bare numbers holds hours")
+    p.add_argument(
+        "--time-in-hours", action="store_true", default=None, help="gridded: a time axis of bare numbers holds hours"
+    )
     p.add_argument("--reference-time", help="gridded: origin of such hours, e.g. '1996-01-05 00:00:00'")
     p.add_argument("--out", default="runs/vidode", help="run directory (default: runs/vidode)")
     p.add_argument("--max-steps", type=int, help="stop after this many generator updates (batches)")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
-    p.add_argument("--resume", nargs="?", const="last", metavar="CKPT",
-                   help="continue the run in --out from its last checkpoint (or from CKPT)")
-    p.add_argument("--init-from", metavar="MODEL",
-                   help="start from the weights of a saved model (.safetensors or .ckpt; the bundled one: 'bundled'), "
-                        "with its architecture and normalisation")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="last",
+        metavar="CKPT",
+        help="continue the run in --out from its last checkpoint (or from CKPT)",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from the weights of a saved model (.safetensors or .ckpt; the bundled one: 'bundled'), "
+        "with its architecture and normalisation",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
     p.add_argument("--accelerator", help="cpu, gpu or auto")
@@ -69,8 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _prepare_run_dir(out: Path, config: Config | dict | str | Path | None, dataset: str | None, resume: str | None,
-                     overwrite: bool, launcher: bool) -> tuple[Config, bool]:
+def _prepare_run_dir(
+    out: Path,
+    config: Config | dict | str | Path | None,
+    dataset: str | None,
+    resume: str | None,
+    overwrite: bool,
+    launcher: bool,
+) -> tuple[Config, bool]:
     """Check ``out`` against ``resume``/``overwrite``; return the run's config and whether ``out`` must be
     cleared (an existing run that ``overwrite`` replaces, removed only once every check has passed)."""
     run_file = out / RUN_FILE
@@ -84,8 +106,10 @@ def _prepare_run_dir(out: Path, config: Config | dict | str | Path | None, datas
         config = load_config(str(config) if config is not None else DEFAULT_CONFIGS.get(dataset))
     if launcher and out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise ClimodeError(f"{out} already holds files; pass --resume to continue that run, "
-                               "--overwrite to replace it, or choose another --out")
+            raise ClimodeError(
+                f"{out} already holds files; pass --resume to continue that run, "
+                "--overwrite to replace it, or choose another --out"
+            )
         if not run_file.is_file():
             raise ClimodeError(f"refusing to overwrite {out}: it is not a climode run directory (no {RUN_FILE})")
         return config, True
@@ -98,6 +122,7 @@ def _initial_model(path: str | None) -> Checkpoint | None:
         return None
     if path == "bundled":
         from .forecasting import bundled_checkpoint
+
         path = bundled_checkpoint()
     init = load_model(path)
     if init.model.config.architecture not in LEARNED:
@@ -109,20 +134,26 @@ def _check_initial(init: Checkpoint, data: dict) -> None:
     """Refuse an --init-from model trained on other variables, time units or grid than the data."""
     what = f"--init-from {init.path}"
     if list(init.variables) != list(data["variables"]):
-        raise ClimodeError(f"{what} forecasts {', '.join(init.variables)} but the data hold "
-                           f"{', '.join(data['variables'])}")
+        raise ClimodeError(
+            f"{what} forecasts {', '.join(init.variables)} but the data hold {', '.join(data['variables'])}"
+        )
     if init.metadata.get("time_units") != data["time_units"]:
-        raise ClimodeError(f"{what} was trained on times in {init.metadata.get('time_units')!r}, the data are in "
-                           f"{data['time_units']!r}")
+        raise ClimodeError(
+            f"{what} was trained on times in {init.metadata.get('time_units')!r}, the data are in "
+            f"{data['time_units']!r}"
+        )
     mine, theirs = init.metadata.get("grid") or {}, data.get("grid") or {}
     if mine.get("resolution") != theirs.get("resolution"):
         say = lambda r: "the native grid" if r is None else f"a {r:g}-degree grid"
-        raise ClimodeError(f"{what} was trained on {say(mine.get('resolution'))}, the data are on "
-                           f"{say(theirs.get('resolution'))}")
+        raise ClimodeError(
+            f"{what} was trained on {say(mine.get('resolution'))}, the data are on {say(theirs.get('resolution'))}"
+        )
     shape = init.model.config.frame_shape
     if init.model.config.derivative == "fc" and shape and list(shape) != list(data["frame_shape"]):
-        raise ClimodeError(f"{what} ({init.model.config.architecture}) was built for {shape[0]} x {shape[1]} frames, "
-                           f"the data have {data['frame_shape'][0]} x {data['frame_shape'][1]}")
+        raise ClimodeError(
+            f"{what} ({init.model.config.architecture}) was built for {shape[0]} x {shape[1]} frames, "
+            f"the data have {data['frame_shape'][0]} x {data['frame_shape'][1]}"
+        )
 
 
 def _resume_path(out: Path, resume: str | None) -> str | None:
@@ -142,14 +173,28 @@ def _prepare_gridded(config: Config, out: Path) -> Config:
     store = out / "data.zarr"
     out.mkdir(parents=True, exist_ok=True)
     log.info("preparing every window of %s into %s", data.path, store)
-    prepare_gridded(data.path, store, data.variables, data.n_in, data.n_out, time_in_hours=data.time_in_hours,
-                    reference_time=data.reference_time, seed=data.seed, overwrite=True)
+    prepare_gridded(
+        data.path,
+        store,
+        data.variables,
+        data.n_in,
+        data.n_out,
+        time_in_hours=data.time_in_hours,
+        reference_time=data.reference_time,
+        seed=data.seed,
+        overwrite=True,
+    )
     return replace(config, "data", path=str(store))
 
 
 def _metadata(dataset) -> dict:
-    return {"variables": list(dataset.variables), "normalisation": getattr(dataset, "normalisation", None),
-            "time_units": dataset.time_units, "grid": getattr(dataset, "grid", None), "climode_version": __version__}
+    return {
+        "variables": list(dataset.variables),
+        "normalisation": getattr(dataset, "normalisation", None),
+        "time_units": dataset.time_units,
+        "grid": getattr(dataset, "grid", None),
+        "climode_version": __version__,
+    }
 
 
 class BestModel(Callback):
@@ -166,8 +211,11 @@ class BestModel(Callback):
         self.best = float(score)
         if trainer.is_global_zero:
             model = task.averaged()
-            save_model(self.path, model, {**task.checkpoint_metadata(), "val_mse": self.best,
-                                          "epoch": int(trainer.current_epoch)})
+            save_model(
+                self.path,
+                model,
+                {**task.checkpoint_metadata(), "val_mse": self.best, "epoch": int(trainer.current_epoch)},
+            )
 
     def state_dict(self) -> dict:
         return {"best": self.best}
@@ -188,8 +236,11 @@ def _log_version(out: Path, resuming: bool) -> str:
 
 
 def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.seed",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -200,12 +251,25 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
-def train(config: Config | dict | str | Path | None = None, out: str | Path = "runs/vidode", *, model: str | None = None,
-          dataset: str | None = None, data: str | None = None, variables: str | None = None,
-          time_in_hours: bool | None = None, reference_time: str | None = None, max_steps: int | None = None,
-          max_epochs: int | None = None, resume: str | None = None, init_from: str | Path | None = None,
-          overwrite: bool = False, devices: int | None = None, accelerator: str | None = None,
-          checkpoint_every: int | None = None) -> Path | None:
+def train(
+    config: Config | dict | str | Path | None = None,
+    out: str | Path = "runs/vidode",
+    *,
+    model: str | None = None,
+    dataset: str | None = None,
+    data: str | None = None,
+    variables: str | None = None,
+    time_in_hours: bool | None = None,
+    reference_time: str | None = None,
+    max_steps: int | None = None,
+    max_epochs: int | None = None,
+    resume: str | None = None,
+    init_from: str | Path | None = None,
+    overwrite: bool = False,
+    devices: int | None = None,
+    accelerator: str | None = None,
+    checkpoint_every: int | None = None,
+) -> Path | None:
     """Train a model into the run directory ``out``; return the path of its ``model.safetensors``
     (None on the other processes of a data-parallel run).
 
@@ -231,10 +295,24 @@ def train(config: Config | dict | str | Path | None = None, out: str | Path = "r
         raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
     init = _initial_model(init_from)
     config, clear = _prepare_run_dir(out, config, dataset, resume, overwrite, launcher)
-    config = replace(config, "data", name=dataset, path=data, variables=variables,
-                     time_in_hours=time_in_hours, reference_time=reference_time)
-    config = replace(config, "train", max_steps=max_steps, max_epochs=max_epochs, devices=devices,
-                     accelerator=accelerator, checkpoint_every=checkpoint_every)
+    config = replace(
+        config,
+        "data",
+        name=dataset,
+        path=data,
+        variables=variables,
+        time_in_hours=time_in_hours,
+        reference_time=reference_time,
+    )
+    config = replace(
+        config,
+        "train",
+        max_steps=max_steps,
+        max_epochs=max_epochs,
+        devices=devices,
+        accelerator=accelerator,
+        checkpoint_every=checkpoint_every,
+    )
     chosen = {"architecture": model, **VARIANTS.get(model, {})} if model and not resume else {}
     if model and resume and model != config.model.architecture:
         raise ClimodeError(f"cannot resume {out} as --model {model}: that run trains {config.model.architecture}")
@@ -248,8 +326,10 @@ def train(config: Config | dict | str | Path | None = None, out: str | Path = "r
     if init is not None and gridded:
         names = parse_variables(config.data.variables or "")[0] if config.data.variables else []
         if names != list(init.variables):
-            raise ClimodeError(f"--init-from {init.path} forecasts {', '.join(init.variables)} but --vars names "
-                               f"{', '.join(names) or 'nothing'}")
+            raise ClimodeError(
+                f"--init-from {init.path} forecasts {', '.join(init.variables)} but --vars names "
+                f"{', '.join(names) or 'nothing'}"
+            )
     normalisation = init.metadata.get("normalisation") if init is not None else None
     if not gridded:
         train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
@@ -279,24 +359,43 @@ def train(config: Config | dict | str | Path | None = None, out: str | Path = "r
     _quiet_lightning()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     settings = config.train
-    samples = (QuerySampler(train_set, config.data.hide, config.data.seed, config.data.missing)
-               if config.data.queries == "random" else train_set)
-    loader = lambda ds, shuffle: DataLoader(ds, settings.batch_size, shuffle=shuffle, collate_fn=collate,
-                                            num_workers=settings.num_workers,
-                                            persistent_workers=settings.num_workers > 0)
+    samples = (
+        QuerySampler(train_set, config.data.hide, config.data.seed, config.data.missing)
+        if config.data.queries == "random"
+        else train_set
+    )
+    loader = lambda ds, shuffle: DataLoader(
+        ds,
+        settings.batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=settings.num_workers,
+        persistent_workers=settings.num_workers > 0,
+    )
     updates_per_batch = 2 if settings.adversarial else 1  # Lightning counts every optimizer step
-    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True,
-                                  save_top_k=0, every_n_train_steps=settings.checkpoint_every * updates_per_batch)
+    checkpoints = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=settings.checkpoint_every * updates_per_batch,
+    )
     trainer = L.Trainer(
-        accelerator=settings.accelerator, devices=settings.devices, deterministic=settings.deterministic,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        deterministic=settings.deterministic,
         strategy="ddp_find_unused_parameters_true" if settings.devices > 1 else "auto",
         max_epochs=settings.max_epochs,
         max_steps=settings.max_steps * updates_per_batch if settings.max_steps > 0 else -1,
-        check_val_every_n_epoch=settings.val_every, default_root_dir=out,
-        callbacks=[checkpoints, BestModel(out / "best.safetensors"),
-                   TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50)],
+        check_val_every_n_epoch=settings.val_every,
+        default_root_dir=out,
+        callbacks=[
+            checkpoints,
+            BestModel(out / "best.safetensors"),
+            TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50),
+        ],
         logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))),
-        log_every_n_steps=settings.log_every, enable_model_summary=False,
+        log_every_n_steps=settings.log_every,
+        enable_model_summary=False,
     )
     task = ForecastTask(config, _metadata(train_set))
     if init is not None:
@@ -308,8 +407,13 @@ def train(config: Config | dict | str | Path | None = None, out: str | Path = "r
         log.info("resuming from %s", ckpt_path)
     if not len(val_set):
         log.warning("no validation samples: training without validation")
-    trainer.fit(task, loader(samples, True), loader(val_set, False) if len(val_set) else None,
-                ckpt_path=ckpt_path, weights_only=True)
+    trainer.fit(
+        task,
+        loader(samples, True),
+        loader(val_set, False) if len(val_set) else None,
+        ckpt_path=ckpt_path,
+        weights_only=True,
+    )
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     if not trainer.is_global_zero:
         return None
@@ -319,10 +423,24 @@ def train(config: Config | dict | str | Path | None = None, out: str | Path = "r
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    path = train(args.config, args.out, model=args.model, dataset=args.dataset, data=args.data, variables=args.vars,
-                 time_in_hours=args.time_in_hours, reference_time=args.reference_time, max_steps=args.max_steps,
-                 max_epochs=args.max_epochs, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite,
-                 devices=args.devices, accelerator=args.accelerator, checkpoint_every=args.checkpoint_every)
+    path = train(
+        args.config,
+        args.out,
+        model=args.model,
+        dataset=args.dataset,
+        data=args.data,
+        variables=args.vars,
+        time_in_hours=args.time_in_hours,
+        reference_time=args.reference_time,
+        max_steps=args.max_steps,
+        max_epochs=args.max_epochs,
+        resume=args.resume,
+        init_from=args.init_from,
+        overwrite=args.overwrite,
+        devices=args.devices,
+        accelerator=args.accelerator,
+        checkpoint_every=args.checkpoint_every,
+    )
     if path is not None:
         print(path, flush=True)
 

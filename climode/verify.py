@@ -5,6 +5,7 @@ ascending (degrees_north), lon in 0..360 (degrees_east), U850/V850 in m s-1, PSL
 where missing. A forecast also carries the scalar coordinate ``forecast_reference_time`` (the
 time of its last input frame), which persistence -- the truth then, held constant -- starts from.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,7 +38,7 @@ def _refine(psl: np.ndarray, i: int, j: int, half: int, periodic: bool) -> tuple
     the finite cells of the (2 half + 1)^2 window around (i, j); None unless the fit is a proper
     minimum inside the window."""
     nlat, nlon = psl.shape
-    di, dj = (a.ravel() for a in np.mgrid[-half:half + 1, -half:half + 1])
+    di, dj = (a.ravel() for a in np.mgrid[-half : half + 1, -half : half + 1])
     rows, cols = i + di, j + dj
     cols = cols % nlon if periodic else cols
     on = (rows >= 0) & (rows < nlat) & (cols >= 0) & (cols < nlon)
@@ -58,8 +59,14 @@ def _refine(psl: np.ndarray, i: int, j: int, half: int, periodic: bool) -> tuple
     return x, y, a + bi * x + bj * y + cii * x**2 + cij * x * y + cjj * y**2
 
 
-def storm_centre(psl: np.ndarray, lat: np.ndarray, lon: np.ndarray, near: tuple[float, float] | None = None,
-                 radius_km: float = FOLLOW_KM, half: int = 1) -> tuple[float, float, float]:
+def storm_centre(
+    psl: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    near: tuple[float, float] | None = None,
+    radius_km: float = FOLLOW_KM,
+    half: int = 1,
+) -> tuple[float, float, float]:
     """The PSL minimum of a (lat, lon) field (Pa), within radius_km of ``near`` (lat, lon) when given.
 
     The grid cell of lowest PSL is refined to sub-grid by a least-squares quadratic fitted to its
@@ -104,8 +111,15 @@ def follow_storm(psl: xr.DataArray, start: tuple[float, float], radius_km: float
     return table
 
 
-def intensity(ds: xr.Dataset, centre_lat: float | Sequence[float], centre_lon: float | Sequence[float],
-              radius_km: float = INTENSITY_KM, psl: str = "PSL", u: str = "U850", v: str = "V850") -> pd.DataFrame:
+def intensity(
+    ds: xr.Dataset,
+    centre_lat: float | Sequence[float],
+    centre_lon: float | Sequence[float],
+    radius_km: float = INTENSITY_KM,
+    psl: str = "PSL",
+    u: str = "U850",
+    v: str = "V850",
+) -> pd.DataFrame:
     """Storm intensity per time of ``ds`` (time, lat, lon) around centres (degrees; one per time, or one for all).
 
     Returns columns time, psl_min_hpa (lowest PSL, hPa) and, when ``ds`` holds both winds,
@@ -115,8 +129,12 @@ def intensity(ds: xr.Dataset, centre_lat: float | Sequence[float], centre_lon: f
     times = ds["time"].values
     clat = np.broadcast_to(np.asarray(centre_lat, float), times.shape)
     clon = np.broadcast_to(np.asarray(centre_lon, float), times.shape)
-    near = great_circle_km(ds["lat"].values[None, :, None], ds["lon"].values[None, None, :],
-                           clat[:, None, None], clon[:, None, None]) <= radius_km
+    near = (
+        great_circle_km(
+            ds["lat"].values[None, :, None], ds["lon"].values[None, None, :], clat[:, None, None], clon[:, None, None]
+        )
+        <= radius_km
+    )
 
     def extreme(field: np.ndarray, lowest: bool) -> np.ndarray:
         fill = np.inf if lowest else -np.inf
@@ -142,7 +160,8 @@ def _key(time) -> tuple[int, ...]:
 
 
 def _text(time) -> str:
-    return "%04d-%02d-%02d %02d:%02d:%02d" % _key(time)
+    year, month, day, hour, minute, second = _key(time)
+    return f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
 
 
 def _span(times: np.ndarray) -> str:
@@ -160,8 +179,10 @@ def _floats(values) -> list[float | None]:
 
 def _reference_time(forecast: xr.Dataset):
     if "forecast_reference_time" not in forecast.coords or forecast["forecast_reference_time"].ndim:
-        raise ClimodeError("the forecast has no scalar forecast_reference_time coordinate (the time of its last "
-                           "input frame), which persistence starts from")
+        raise ClimodeError(
+            "the forecast has no scalar forecast_reference_time coordinate (the time of its last "
+            "input frame), which persistence starts from"
+        )
     return forecast["forecast_reference_time"].values[()]
 
 
@@ -172,27 +193,36 @@ def _matching(forecast: xr.Dataset, truth: xr.Dataset, reference) -> tuple[list[
     fc_times = forecast["time"].values
     found = [k for k, t in enumerate(fc_times) if _key(t) in index]
     if not found:
-        raise ClimodeError(f"no forecast time is in the truth: forecast {_span(fc_times)}, "
-                           f"truth {_span(truth['time'].values)}")
+        raise ClimodeError(
+            f"no forecast time is in the truth: forecast {_span(fc_times)}, truth {_span(truth['time'].values)}"
+        )
     if _key(reference) not in index:
-        raise ClimodeError(f"the truth has no field at the forecast reference time {_text(reference)} (the last "
-                           f"input frame), which persistence needs; truth {_span(truth['time'].values)}")
+        raise ClimodeError(
+            f"the truth has no field at the forecast reference time {_text(reference)} (the last "
+            f"input frame), which persistence needs; truth {_span(truth['time'].values)}"
+        )
     kept = [k for k in found if _hours(fc_times[k], reference) > 0]
     skipped = sorted(set(range(len(fc_times))) - set(kept))
     if skipped:
-        warnings.warn(f"{len(skipped)} forecast time(s) not in the truth or not after the reference time "
-                      f"{_text(reference)} skipped: {', '.join(_text(fc_times[k]) for k in skipped[:5])}"
-                      + (" ..." if len(skipped) > 5 else ""), stacklevel=3)
+        warnings.warn(
+            f"{len(skipped)} forecast time(s) not in the truth or not after the reference time "
+            f"{_text(reference)} skipped: {', '.join(_text(fc_times[k]) for k in skipped[:5])}"
+            + (" ..." if len(skipped) > 5 else ""),
+            stacklevel=3,
+        )
     if not kept:
-        raise ClimodeError(f"no forecast time after the reference time {_text(reference)} is in the truth: "
-                           f"forecast {_span(fc_times)}, truth {_span(truth['time'].values)}")
+        raise ClimodeError(
+            f"no forecast time after the reference time {_text(reference)} is in the truth: "
+            f"forecast {_span(fc_times)}, truth {_span(truth['time'].values)}"
+        )
     return kept, [index[_key(fc_times[k])] for k in kept], index[_key(reference)]
 
 
 def _on_grid(truth: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
     """The truth on the forecast's lat/lon grid: as it is when the grids agree, else bilinear interpolation."""
-    same = all(truth[d].shape == forecast[d].shape and np.allclose(truth[d].values, forecast[d].values)
-               for d in ("lat", "lon"))
+    same = all(
+        truth[d].shape == forecast[d].shape and np.allclose(truth[d].values, forecast[d].values) for d in ("lat", "lon")
+    )
     if same:
         return truth.assign_coords(lat=forecast["lat"], lon=forecast["lon"])
     return truth.interp(lat=forecast["lat"], lon=forecast["lon"], method="linear")
@@ -202,12 +232,15 @@ def _track_rows(track: pd.DataFrame, strength: pd.DataFrame, reference) -> list[
     """A track (``follow_storm``) and its ``intensity`` as JSON-ready rows."""
     columns = ["lat", "lon", *strength.columns.drop("time")]
     values = np.column_stack([track["lat"], track["lon"], *(strength[c] for c in columns[2:])])
-    return [{"time": _text(t), "lead_time": _hours(t, reference), **dict(zip(columns, _floats(row)))}
-            for t, row in zip(track["time"], values)]
+    return [
+        {"time": _text(t), "lead_time": _hours(t, reference), **dict(zip(columns, _floats(row)))}
+        for t, row in zip(track["time"], values)
+    ]
 
 
-def verify(forecast: xr.Dataset, truth: xr.Dataset, start: tuple[float, float] | None = None,
-           radius_km: float = FOLLOW_KM) -> dict:
+def verify(
+    forecast: xr.Dataset, truth: xr.Dataset, start: tuple[float, float] | None = None, radius_km: float = FOLLOW_KM
+) -> dict:
     """Score a forecast and persistence against the truth, per lead time (hours after the reference time).
 
     ``forecast`` and ``truth``: (time, lat, lon) Datasets in the module's convention, truth times
@@ -247,8 +280,10 @@ def verify(forecast: xr.Dataset, truth: xr.Dataset, start: tuple[float, float] |
         "times": [_text(t) for t in times],
         "lead_times": [_hours(t, reference) for t in times],
         "units": {"lead_times": "hours", "rmse": units},
-        "methods": {name: {"rmse": {v: _floats(lat_weighted_rmse(fc[v], truth_now[v])) for v in variables}}
-                    for name, fc in ((MODEL, forecast), (PERSISTENCE, persisted))},
+        "methods": {
+            name: {"rmse": {v: _floats(lat_weighted_rmse(fc[v], truth_now[v])) for v in variables}}
+            for name, fc in ((MODEL, forecast), (PERSISTENCE, persisted))
+        },
     }
     if "PSL" not in variables:
         return scores
@@ -257,27 +292,45 @@ def verify(forecast: xr.Dataset, truth: xr.Dataset, start: tuple[float, float] |
     truth_track = follow_storm(window["PSL"], start, radius_km)
     origin = truth_track.iloc[0]
     if not np.isfinite(origin["lat"]):
-        raise ClimodeError(f"no storm to follow: the truth has no PSL within {radius_km:g} km of "
-                           f"({start[0]:g}, {start[1]:g}) at the reference time {_text(reference)}")
+        raise ClimodeError(
+            f"no storm to follow: the truth has no PSL within {radius_km:g} km of "
+            f"({start[0]:g}, {start[1]:g}) at the reference time {_text(reference)}"
+        )
     model_track = follow_storm(forecast["PSL"], (origin["lat"], origin["lon"]), radius_km)
     truth_strength = intensity(window, truth_track["lat"], truth_track["lon"])
     model_strength = intensity(forecast, model_track["lat"], model_track["lon"])
     true_now, true_strength = truth_track.iloc[at], truth_strength.iloc[at]
-    guesses = {MODEL: (model_track[["lat", "lon"]].to_numpy(), model_strength),
-               PERSISTENCE: (np.array([[origin["lat"], origin["lon"]]]), truth_strength.iloc[[0] * len(at)])}
+    guesses = {
+        MODEL: (model_track[["lat", "lon"]].to_numpy(), model_strength),
+        PERSISTENCE: (np.array([[origin["lat"], origin["lon"]]]), truth_strength.iloc[[0] * len(at)]),
+    }
     measures = {c: e for c, e in ERRORS.items() if c in truth_strength}
     for name, (centres, strength) in guesses.items():
         method = scores["methods"][name]
-        method["track_km"] = _floats(great_circle_km(centres[:, 0], centres[:, 1], true_now["lat"].to_numpy(),
-                                                     true_now["lon"].to_numpy()))
+        method["track_km"] = _floats(
+            great_circle_km(centres[:, 0], centres[:, 1], true_now["lat"].to_numpy(), true_now["lon"].to_numpy())
+        )
         for column, error in measures.items():
             method[error] = _floats(np.abs(strength[column].to_numpy() - true_strength[column].to_numpy()))
-    scores["units"].update({"track_km": "km", "psl_min_abs_hpa": "hPa", "wind_max_abs_ms": "m s-1",
-                            "lat": "degrees_north", "lon": "degrees_east", "psl_min_hpa": "hPa",
-                            "wind_max_ms": "m s-1"})
-    scores["storm"] = {"start": [float(start[0]), float(start[1])], "radius_km": radius_km,
-                       "tracks": {"truth": _track_rows(truth_track, truth_strength, reference),
-                                  MODEL: _track_rows(model_track, model_strength, reference)}}
+    scores["units"].update(
+        {
+            "track_km": "km",
+            "psl_min_abs_hpa": "hPa",
+            "wind_max_abs_ms": "m s-1",
+            "lat": "degrees_north",
+            "lon": "degrees_east",
+            "psl_min_hpa": "hPa",
+            "wind_max_ms": "m s-1",
+        }
+    )
+    scores["storm"] = {
+        "start": [float(start[0]), float(start[1])],
+        "radius_km": radius_km,
+        "tracks": {
+            "truth": _track_rows(truth_track, truth_strength, reference),
+            MODEL: _track_rows(model_track, model_strength, reference),
+        },
+    }
     return scores
 
 
@@ -290,10 +343,14 @@ def format_table(scores: dict) -> str:
     methods = list(scores["methods"])
     first = scores["methods"][methods[0]]
     rmse_units = {v: "hPa" if v == "PSL" and u == "Pa" else u for v, u in scores["units"]["rmse"].items()}
-    columns = [(f"{v}", ("rmse", v), 0.01 if rmse_units[v] != scores["units"]["rmse"][v] else 1.0)
-               for v in first["rmse"]]
-    columns += [(label, (key,), 1.0) for key, label in (("track_km", "track"), ("psl_min_abs_hpa", "dPSLmin"),
-                                                         ("wind_max_abs_ms", "dVmax")) if key in first]
+    columns = [
+        (f"{v}", ("rmse", v), 0.01 if rmse_units[v] != scores["units"]["rmse"][v] else 1.0) for v in first["rmse"]
+    ]
+    columns += [
+        (label, (key,), 1.0)
+        for key, label in (("track_km", "track"), ("psl_min_abs_hpa", "dPSLmin"), ("wind_max_abs_ms", "dVmax"))
+        if key in first
+    ]
 
     def series(method: str, path: tuple[str, ...], scale: float) -> list[float]:
         values = scores["methods"][method]
@@ -305,7 +362,9 @@ def format_table(scores: dict) -> str:
         return f"{x:.2f}" if np.isfinite(x) else "-"
 
     data = [series(m, path, scale) for _, path, scale in columns for m in methods]
-    header = [["", "lead (h)"]] + [[label if k == 0 else "", m] for label, _, _ in columns for k, m in enumerate(methods)]
+    header = [["", "lead (h)"]] + [
+        [label if k == 0 else "", m] for label, _, _ in columns for k, m in enumerate(methods)
+    ]
     rows = [list(line) for line in zip(*header)]
     rows += [[f"{lead:g}"] + [cell(col[i]) for col in data] for i, lead in enumerate(scores["lead_times"])]
     with warnings.catch_warnings():

@@ -5,6 +5,7 @@
 The file holds ``frames`` (clip, time, 1, 32, 32) in [0, 1], ``times`` (time,) in frames and
 ``variables``; with ``--drop`` a fraction of each clip's first half is NaN (missing frames).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     samples = [balls[i] for i in range(args.clips)]
     frames = np.stack([np.concatenate((s["frames_in"], s["frames_out"])) for s in samples])
     with replacing(out) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
-        np.savez_compressed(f, frames=frames, times=np.arange(args.frames, dtype=float),
-                            variables=np.array(balls.variables))
+        np.savez_compressed(
+            f, frames=frames, times=np.arange(args.frames, dtype=float), variables=np.array(balls.variables)
+        )
     print(out)
 
 

@@ -16,6 +16,7 @@ val or test empty (a warning). Normalisation statistics come from the training s
 work runs on dask.distributed: a LocalCluster by default, the scheduler at --scheduler if given.
 The store is written to a temporary path and renamed into place when complete.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,16 +38,23 @@ VARIABLES = ("U850", "V850", "PSL")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prepare_cam5.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="prepare_cam5.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--input", required=True, nargs="+", help="NetCDF files, globs, or a zarr store")
     p.add_argument("--out", required=True, help="zarr store to write")
     p.add_argument("--tracks", help="track file; without it storms are detected on the fields")
-    p.add_argument("--all-windows", action="store_true",
-                   help="no storm selection: every window is a sample (split by time blocks, as storms are)")
-    p.add_argument("--basins", default="east-pacific-atlantic",
-                   help="basin names, 'regular', or LAT0:LON0 boxes, comma-separated; 'none' keeps the whole grid "
-                        "(any grid, e.g. projected y/x)")
+    p.add_argument(
+        "--all-windows",
+        action="store_true",
+        help="no storm selection: every window is a sample (split by time blocks, as storms are)",
+    )
+    p.add_argument(
+        "--basins",
+        default="east-pacific-atlantic",
+        help="basin names, 'regular', or LAT0:LON0 boxes, comma-separated; 'none' keeps the whole grid "
+        "(any grid, e.g. projected y/x)",
+    )
     p.add_argument("--resolution", type=float, default=1.0, help="tile grid in degrees; 0 keeps the native grid")
     p.add_argument("--variables", default=",".join(VARIABLES), help="variables to keep (default U850,V850,PSL)")
     p.add_argument("--vars", dest="mapping", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
@@ -56,15 +64,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-in", type=int, default=5)
     p.add_argument("--n-out", type=int, default=5)
     p.add_argument("--min-gap", type=float, help="smallest input gap, hours (default: the storage step)")
-    p.add_argument("--max-gap", type=float, default=48.0,
-                   help="largest input gap, hours (with the targets, it sets the buffer between time blocks)")
-    p.add_argument("--lead-step", type=float,
-                   help="hours between targets after the last input (default: the storage step)")
+    p.add_argument(
+        "--max-gap",
+        type=float,
+        default=48.0,
+        help="largest input gap, hours (with the targets, it sets the buffer between time blocks)",
+    )
+    p.add_argument(
+        "--lead-step", type=float, help="hours between targets after the last input (default: the storage step)"
+    )
     p.add_argument("--rate", type=float, help="fraction of frames observed (sampling-rate mode)")
-    p.add_argument("--between", action="store_true",
-                   help="also a target at a random step inside each input gap (interpolation)")
-    p.add_argument("--samples-per-storm", type=int, default=8,
-                   help="samples drawn from each storm's stay in a tile, in each time block it reaches")
+    p.add_argument(
+        "--between", action="store_true", help="also a target at a random step inside each input gap (interpolation)"
+    )
+    p.add_argument(
+        "--samples-per-storm",
+        type=int,
+        default=8,
+        help="samples drawn from each storm's stay in a tile, in each time block it reaches",
+    )
     p.add_argument("--normalisation", choices=("minmax", "zscore"), default="minmax")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scheduler", help="dask.distributed scheduler address (default: a LocalCluster)")
@@ -82,40 +100,68 @@ def main(argv: list[str] | None = None) -> None:
     variables = [v.strip() for v in args.variables.split(",") if v.strip()]
     tiles = None if args.basins == "none" else parse_tiles(args.basins)
     started = time.perf_counter()
-    ds = open_fields(args.input, variables, mapping=parse_mapping(args.mapping) if args.mapping else None,
-                     time_in_hours=args.time_in_hours, reference_time=args.reference_time, calendar=args.calendar)
+    ds = open_fields(
+        args.input,
+        variables,
+        mapping=parse_mapping(args.mapping) if args.mapping else None,
+        time_in_hours=args.time_in_hours,
+        reference_time=args.reference_time,
+        calendar=args.calendar,
+    )
     for tile in tiles or []:  # a tile off the grid is refused before any work
         extract(ds.isel(time=[0]), tile)
     step_h = step_hours(ds)
-    sampling = SamplingConfig(n_in=args.n_in, n_out=args.n_out, step_h=step_h, min_gap_h=args.min_gap or step_h,
-                              max_gap_h=args.max_gap, lead_step_h=args.lead_step or step_h, rate=args.rate,
-                              between=args.between)
+    sampling = SamplingConfig(
+        n_in=args.n_in,
+        n_out=args.n_out,
+        step_h=step_h,
+        min_gap_h=args.min_gap or step_h,
+        max_gap_h=args.max_gap,
+        lead_step_h=args.lead_step or step_h,
+        rate=args.rate,
+        between=args.between,
+    )
     tracks = read_tracks(args.tracks, calendar=ds.time.values[0].calendar) if args.tracks else None
     if tracks is not None:
         plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
-    cluster = None if args.scheduler else LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                                        dashboard_address=None)
+    cluster = (
+        None if args.scheduler else LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
+    )
     try:
         with Client(args.scheduler or cluster) as client:
-            print(f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
-                  file=sys.stderr)
+            print(
+                f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
+                file=sys.stderr,
+            )
             if tracks is None and not args.all_windows and {"U850", "V850", "PSL"} <= set(variables):
                 print("detecting storms on the fields ...", file=sys.stderr)
                 tracks = detect(ds)
                 plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
             elif tracks is None:
                 plan = plan_samples(ds, tiles, None, sampling, args.samples_per_storm, args.seed)
-            write_shards(out, ds, tiles, plan, variables, args.resolution or None, args.normalisation, tracks,
-                         sampling, {"source_files": ds.attrs.get("climode_sources", ""),
-                                    "tracks_file": args.tracks or "detected"}, overwrite=args.overwrite)
+            write_shards(
+                out,
+                ds,
+                tiles,
+                plan,
+                variables,
+                args.resolution or None,
+                args.normalisation,
+                tracks,
+                sampling,
+                {"source_files": ds.attrs.get("climode_sources", ""), "tracks_file": args.tracks or "detected"},
+                overwrite=args.overwrite,
+            )
     finally:
         if cluster is not None:
             cluster.close()
     store = open_store(out)  # refuses a store whose held-out targets are frames of training samples
     counts = store["split"].to_series().value_counts().to_dict()
-    print(f"{len(plan)} samples from {plan.storm.nunique()} storms in {plan.tile.nunique()} tiles "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) in {time.perf_counter() - started:.1f} s",
-          file=sys.stderr)
+    print(
+        f"{len(plan)} samples from {plan.storm.nunique()} storms in {plan.tile.nunique()} tiles "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     print(out)
 
 

@@ -15,8 +15,11 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "model": {"width": 8, "encoder_solver": {"method": "euler", "step_size": 0.5},
-              "decoder_solver": {"method": "euler", "step_size": 0.5}},
+    "model": {
+        "width": 8,
+        "encoder_solver": {"method": "euler", "step_size": 0.5},
+        "decoder_solver": {"method": "euler", "step_size": 0.5},
+    },
     "data": {"n_in": 5, "n_out": 5, "train_size": 64, "val_size": 8, "test_size": 16},
     "train": {"batch_size": 8, "disc_width": 8, "checkpoint_every": 2},
 }
@@ -56,8 +59,14 @@ def tiny_config(tmp_path) -> Path:
 def run_module(module: str, *args, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` as a user would and capture its output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=popen.get("cwd", ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=popen.get("cwd", ROOT),
+    )
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

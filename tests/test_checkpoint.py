@@ -12,7 +12,9 @@ META = {"variables": ["U850", "V850", "PSL"], "normalisation": {"method": "none"
 
 def small_model():
     s = SolverConfig("euler", 0.5)
-    return state_dependent(VidODE(ModelConfig(channels=3, width=4, time_scale=3.0, encoder_solver=s, decoder_solver=s))).eval()
+    return state_dependent(
+        VidODE(ModelConfig(channels=3, width=4, time_scale=3.0, encoder_solver=s, decoder_solver=s))
+    ).eval()
 
 
 def test_round_trip_keeps_weights_config_and_metadata(tmp_path):
@@ -24,8 +26,10 @@ def test_round_trip_keeps_weights_config_and_metadata(tmp_path):
     assert ckpt.model.config == model.config
     frames, times = torch.rand(1, 3, 3, 16, 16), torch.tensor([0.0, 3.0, 9.0])
     with torch.no_grad():
-        assert torch.equal(model(frames, times, torch.tensor([12.0]))["frames"],
-                           ckpt.model(frames, times, torch.tensor([12.0]))["frames"])
+        assert torch.equal(
+            model(frames, times, torch.tensor([12.0]))["frames"],
+            ckpt.model(frames, times, torch.tensor([12.0]))["frames"],
+        )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary file left behind"
 
 

@@ -1,4 +1,5 @@
 """Bad input to train and evaluate: one clear line, no traceback, a non-zero exit."""
+
 import numpy as np
 import pytest
 from conftest import assert_user_error, run_module
@@ -38,19 +39,30 @@ def test_unknown_config_key(tmp_path, capsys):
     _one_error_line(capsys, "widht", "unknown key")
 
 
-@pytest.mark.parametrize("make,fragments", [
-    (lambda p: p / "missing.npz", ("missing.npz", "not found")),
-    (lambda p: _clips(p / "flat.npz", frames=np.zeros((10, 8, 16, 16), np.float32)),
-     ("flat.npz", "5 dims", "(10, 8, 16, 16)")),
-    (lambda p: _clips(p / "times.npz", times=np.array([0, 1, 2, 2, 4, 5, 6, 7.0])),
-     ("times.npz", "strictly increasing")),
-    (lambda p: _clips(p / "nan.npz", frames=np.full((10, 8, 3, 16, 16), np.nan, np.float32)), ("nan.npz", "all NaN")),
-    (lambda p: _clips(p / "novars.npz", variables=np.array(["u", "v"])), ("novars.npz", "2 channels", "3")),
-])
+@pytest.mark.parametrize(
+    "make,fragments",
+    [
+        (lambda p: p / "missing.npz", ("missing.npz", "not found")),
+        (
+            lambda p: _clips(p / "flat.npz", frames=np.zeros((10, 8, 16, 16), np.float32)),
+            ("flat.npz", "5 dims", "(10, 8, 16, 16)"),
+        ),
+        (
+            lambda p: _clips(p / "times.npz", times=np.array([0, 1, 2, 2, 4, 5, 6, 7.0])),
+            ("times.npz", "strictly increasing"),
+        ),
+        (
+            lambda p: _clips(p / "nan.npz", frames=np.full((10, 8, 3, 16, 16), np.nan, np.float32)),
+            ("nan.npz", "all NaN"),
+        ),
+        (lambda p: _clips(p / "novars.npz", variables=np.array(["u", "v"])), ("novars.npz", "2 channels", "3")),
+    ],
+)
 def test_bad_data_file(tmp_path, tiny_config, capsys, make, fragments):
     path = make(tmp_path)
-    code = train_main(["--config", str(tiny_config), "--dataset", "clips", "--data", str(path),
-                       "--out", str(tmp_path / "run")])
+    code = train_main(
+        ["--config", str(tiny_config), "--dataset", "clips", "--data", str(path), "--out", str(tmp_path / "run")]
+    )
     assert code == 2
     _one_error_line(capsys, *fragments)
     assert not (tmp_path / "run").exists()
@@ -68,9 +80,16 @@ def test_existing_run_is_not_overwritten(tmp_path, tiny_config, capsys):
 
 
 def test_evaluate_channels_not_matching_checkpoint(tmp_path):
-    ckpt = save_model(tmp_path / "m.safetensors", VidODE(ModelConfig(channels=1, width=4)),
-                      {"variables": ["intensity"], "normalisation": None, "time_units": "frames",
-                       "config": {"data": {"n_in": 4, "n_out": 4}}})
+    ckpt = save_model(
+        tmp_path / "m.safetensors",
+        VidODE(ModelConfig(channels=1, width=4)),
+        {
+            "variables": ["intensity"],
+            "normalisation": None,
+            "time_units": "frames",
+            "config": {"data": {"n_in": 4, "n_out": 4}},
+        },
+    )
     data = _clips(tmp_path / "rgb.npz")
     result = run_module("climode.evaluate", "--checkpoint", ckpt, "--dataset", "clips", "--data", data)
     assert_user_error(result, "1 channel", "intensity", "rgb.npz", "3")

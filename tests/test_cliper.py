@@ -1,4 +1,5 @@
 """The CLIPER-style track baseline of climode.cliper: exact cases, the regression, fallbacks, files."""
+
 import cftime
 import numpy as np
 import pandas as pd
@@ -28,8 +29,19 @@ def test_track_hours_of_every_time_type():
 def test_straight_tracks_are_forecast_exactly_across_the_prime_meridian():
     hours = np.arange(0.0, 97.0, 6.0)
     rng = np.random.default_rng(0)
-    train = pd.concat([_straight(f"S{k}", rng.uniform(10, 30), rng.uniform(250, 340), rng.uniform(-0.1, 0.2),
-                                 rng.uniform(-0.4, 0.3), hours) for k in range(6)])
+    train = pd.concat(
+        [
+            _straight(
+                f"S{k}",
+                rng.uniform(10, 30),
+                rng.uniform(250, 340),
+                rng.uniform(-0.1, 0.2),
+                rng.uniform(-0.4, 0.3),
+                hours,
+            )
+            for k in range(6)
+        ]
+    )
     model = Cliper.fit(train, leads_h=[6, 12, 24, 48], step_h=6)
     test = _straight("T", 20.0, 350.0, 0.05, 0.25, np.arange(0.0, 121.0, 6.0))  # passes 360 -> 0 at 40 h
     history = test[test["time"] <= 54].rename(columns={"time": "time_h"})
@@ -49,8 +61,9 @@ def _recurrent_tracks(coefficients: np.ndarray, storms: int, steps: int, seed: i
         lat = list(rng.uniform(10, 25) + np.cumsum(np.r_[0, rng.uniform(-1, 1, 2)]))
         lon = list(rng.uniform(260, 320) + np.cumsum(np.r_[0, rng.uniform(-2, 1, 2)]))
         for _ in range(steps):
-            x = np.array([1, lat[-1] - lat[-2], lon[-1] - lon[-2], lat[-2] - lat[-3], lon[-2] - lon[-3],
-                          lat[-1], lon[-1]])
+            x = np.array(
+                [1, lat[-1] - lat[-2], lon[-1] - lon[-2], lat[-2] - lat[-3], lon[-2] - lon[-3], lat[-1], lon[-1]]
+            )
             dlat, dlon = x @ coefficients
             lat.append(lat[-1] + dlat)
             lon.append(lon[-1] + dlon)
@@ -67,14 +80,18 @@ def test_regression_recovers_a_known_linear_dependence():
     assert model.coefficients.shape == (2, len(PREDICTORS), 2) and model.samples[0] > model.samples[1]
     future = _recurrent_tracks(truth, storms=1, steps=6, seed=7)  # 24 h ahead is linear in the predictors too
     forecast = model.predict(future.iloc[:5].rename(columns={"time": "time_h"}))
-    np.testing.assert_allclose(forecast[["lat", "lon"]].to_numpy(), future.iloc[[5, 6]][["lat", "lon"]].to_numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        forecast[["lat", "lon"]].to_numpy(), future.iloc[[5, 6]][["lat", "lon"]].to_numpy(), atol=1e-6
+    )
 
 
 def test_short_histories_keep_their_motion_or_position():
     hours = np.arange(0.0, 61.0, 6.0)
-    model = Cliper.fit(pd.concat([_straight(f"S{k}", 15 + k, 300 - 5 * k, 0.1, -0.2 - 0.05 * k, hours)
-                                  for k in range(4)]), leads_h=[6, 12], step_h=6)
+    model = Cliper.fit(
+        pd.concat([_straight(f"S{k}", 15 + k, 300 - 5 * k, 0.1, -0.2 - 0.05 * k, hours) for k in range(4)]),
+        leads_h=[6, 12],
+        step_h=6,
+    )
     six_hours = pd.DataFrame({"time_h": [0.0, 3.0, 6.0], "lat": [10.0, 10.0, 11.0], "lon": [359.0, 359.5, 1.0]})
     forecast = model.predict(six_hours, leads_h=[12])  # the last 6 h's motion, held: +2 deg lat, +4 deg lon
     assert forecast[["lead_h", "lat", "lon"]].values.tolist() == [[12.0, 13.0, 5.0]]
@@ -86,8 +103,11 @@ def test_short_histories_keep_their_motion_or_position():
 
 def test_saved_model_reloads_the_same(tmp_path):
     hours = np.arange(0.0, 61.0, 6.0)
-    model = Cliper.fit(pd.concat([_straight(f"S{k}", 15 + k, 300 - 5 * k, 0.1 * k, -0.2, hours) for k in range(4)]),
-                       leads_h=[6, 12], step_h=6)
+    model = Cliper.fit(
+        pd.concat([_straight(f"S{k}", 15 + k, 300 - 5 * k, 0.1 * k, -0.2, hours) for k in range(4)]),
+        leads_h=[6, 12],
+        step_h=6,
+    )
     again = Cliper.load(model.save(tmp_path / "cliper.json"))
     assert again.leads_h == model.leads_h and again.samples == model.samples and again.step_h == 6
     np.testing.assert_array_equal(again.coefficients, model.coefficients)
@@ -108,8 +128,9 @@ def _errors_km(model: Cliper, tracks: pd.DataFrame, leads: list[float]) -> dict[
     for _, storm in tracks.groupby("storm"):
         hours, lat, lon = track_hours(storm["time"].to_numpy()), storm["lat"].to_numpy(), storm["lon"].to_numpy()
         for i in np.flatnonzero((hours >= 24) & (hours + max(leads) <= hours[-1])):
-            forecast = model.predict(pd.DataFrame({"time_h": hours[: i + 1], "lat": lat[: i + 1], "lon": lon[: i + 1]}),
-                                     leads)
+            forecast = model.predict(
+                pd.DataFrame({"time_h": hours[: i + 1], "lat": lat[: i + 1], "lon": lon[: i + 1]}), leads
+            )
             at = [int(np.flatnonzero(np.isclose(hours, hours[i] + lead))[0]) for lead in leads]
             errors["cliper"].append(great_circle_km(forecast["lat"], forecast["lon"], lat[at], lon[at]))
             errors["persistence"].append(great_circle_km(lat[i], lon[i], lat[at], lon[at]))

@@ -1,4 +1,5 @@
 """How frames are composed: the parts, the difference path, missing cells."""
+
 import numpy as np
 import pytest
 import torch
@@ -49,8 +50,12 @@ def _deepening_blobs(n: int, size: int = 16, seed: int = 0) -> dict[str, torch.T
         blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * 2.0**2))
         frames[i, :, 0] = (start + rate * np.arange(6))[:, None, None] * blob
     frames = torch.as_tensor(frames)
-    return {"frames_in": frames[:, :4], "times_in": torch.arange(4.0).expand(n, 4),
-            "frames_out": frames[:, 4:], "times_out": torch.tensor([4.0, 5.0]).expand(n, 2)}
+    return {
+        "frames_in": frames[:, :4],
+        "times_in": torch.arange(4.0).expand(n, 4),
+        "frames_out": frames[:, 4:],
+        "times_out": torch.tensor([4.0, 5.0]).expand(n, 2),
+    }
 
 
 def _best_warp_mse(batch: dict) -> torch.Tensor:
@@ -66,8 +71,10 @@ def test_the_difference_path_deepens_a_blob_that_no_warp_can():
     """Trained with the trainer's own losses (L1 + the difference loss), the forecast of a deepening blob
     beats the best any warp of the last frame could do: the difference branch is alive and used."""
     torch.manual_seed(0)
-    config = Config(model=ModelConfig(channels=1, width=8, encoder_solver=EULER, decoder_solver=EULER),
-                    train=TrainConfig(adversarial=False, ema=0.0))
+    config = Config(
+        model=ModelConfig(channels=1, width=8, encoder_solver=EULER, decoder_solver=EULER),
+        train=TrainConfig(adversarial=False, ema=0.0),
+    )
     task = ForecastTask(config, {})
     model: VidODE = task.model
     train, test = _deepening_blobs(256), _deepening_blobs(64, seed=1)

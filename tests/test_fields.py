@@ -1,4 +1,5 @@
 """climode.data.fields: lazy opening, variable lookup, coordinate/time/unit normalisation."""
+
 import datetime
 import warnings
 from pathlib import Path
@@ -18,16 +19,25 @@ LAT = np.array([-10.0, 0.0, 10.0])
 LON = np.array([0.0, 90.0, 180.0, 270.0])
 
 
-def fields(names, nt=4, *, time=None, time_attrs=None, dims=("time", "lat", "lon"), lat=LAT, lon=LON,
-           attrs=None, offset=0.0) -> xr.Dataset:
+def fields(
+    names, nt=4, *, time=None, time_attrs=None, dims=("time", "lat", "lon"), lat=LAT, lon=LON, attrs=None, offset=0.0
+) -> xr.Dataset:
     """A small undecoded dataset: each variable (nt, len(lat), len(lon)) float32 with distinct values."""
     time = np.arange(nt, dtype=float) if time is None else np.asarray(time)
     shape = (len(time), len(lat), len(lon))
-    data = {name: (dims, (offset + 1000 * i + np.arange(np.prod(shape))).reshape(shape).astype("f4"),
-                   (attrs or {}).get(name, {}))
-            for i, name in enumerate(names)}
-    coords = {dims[0]: (dims[0], time, time_attrs if time_attrs is not None else {"units": "days since 2000-01-01"}),
-              dims[1]: lat, dims[2]: lon}
+    data = {
+        name: (
+            dims,
+            (offset + 1000 * i + np.arange(np.prod(shape))).reshape(shape).astype("f4"),
+            (attrs or {}).get(name, {}),
+        )
+        for i, name in enumerate(names)
+    }
+    coords = {
+        dims[0]: (dims[0], time, time_attrs if time_attrs is not None else {"units": "days since 2000-01-01"}),
+        dims[1]: lat,
+        dims[2]: lon,
+    }
     return xr.Dataset(data, coords)
 
 
@@ -44,8 +54,10 @@ def cam(nt=4, offset=100000.0, **kw) -> xr.Dataset:
 
 
 def test_cam_noleap_calendar_kept(tmp_path):
-    path = write(cam(time=[57.0, 58.0, 59.0], time_attrs={"units": "days since 2000-01-01", "calendar": "noleap"}),
-                 tmp_path / "cam.nc")
+    path = write(
+        cam(time=[57.0, 58.0, 59.0], time_attrs={"units": "days since 2000-01-01", "calendar": "noleap"}),
+        tmp_path / "cam.nc",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         ds = open_fields(path)
@@ -61,9 +73,15 @@ def test_cam_noleap_calendar_kept(tmp_path):
 
 def test_era5_names_flipped_lat_wrapped_lon_hpa(tmp_path):
     lat, lon = np.array([10.0, 0.0, -10.0]), np.array([-135.0, -45.0, 45.0, 135.0])
-    era = fields(("u", "v", "msl"), 2, dims=("valid_time", "latitude", "longitude"), lat=lat, lon=lon,
-                 time_attrs={"units": "hours since 2020-01-01"},
-                 attrs={"msl": {"units": "hPa"}, "u": {"units": "m s**-1"}, "v": {"units": "m s**-1"}})
+    era = fields(
+        ("u", "v", "msl"),
+        2,
+        dims=("valid_time", "latitude", "longitude"),
+        lat=lat,
+        lon=lon,
+        time_attrs={"units": "hours since 2020-01-01"},
+        attrs={"msl": {"units": "hPa"}, "u": {"units": "m s**-1"}, "v": {"units": "m s**-1"}},
+    )
     era["msl"][:] = 1000.0
     era["msl"][1, 0, 1] = 950.0  # latitude 10, longitude -45
     path = write(era, tmp_path / "era5.nc")
@@ -107,9 +125,11 @@ def test_mapping_string_and_parse_errors(tmp_path):
 
 
 def test_standard_name_lookup(tmp_path):
-    attrs = {"a": {"standard_name": "eastward_wind", "units": "m s-1"},
-             "b": {"standard_name": "northward_wind", "units": "knots"},
-             "c": {"standard_name": "air_pressure_at_mean_sea_level", "units": "Pa"}}
+    attrs = {
+        "a": {"standard_name": "eastward_wind", "units": "m s-1"},
+        "b": {"standard_name": "northward_wind", "units": "knots"},
+        "c": {"standard_name": "air_pressure_at_mean_sea_level", "units": "Pa"},
+    }
     path = write(fields(("a", "b", "c"), attrs=attrs, offset=1e5), tmp_path / "f.nc")
     with pytest.warns(UserWarning, match="knots"):
         ds = open_fields(path)
@@ -191,8 +211,10 @@ def test_zarr_store(tmp_path):
 
 
 def test_normalise_coords_alone():
-    ds = xr.Dataset({"z": (("t", "latitude", "nav_lon"), np.arange(12.0).reshape(1, 3, 4))},
-                    {"latitude": [5.0, 0.0, -5.0], "nav_lon": [-90.0, 0.0, 90.0, 180.0]})
+    ds = xr.Dataset(
+        {"z": (("t", "latitude", "nav_lon"), np.arange(12.0).reshape(1, 3, 4))},
+        {"latitude": [5.0, 0.0, -5.0], "nav_lon": [-90.0, 0.0, 90.0, 180.0]},
+    )
     out = normalise_coords(ds)
     assert out.z.dims == ("time", "lat", "lon")
     np.testing.assert_array_equal(out.lon, [0.0, 90.0, 180.0, 270.0])

@@ -1,4 +1,5 @@
 """The forecast command and API: times, regridding, stitching, CF output, bad input."""
+
 import importlib
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from climode.times import parse_times
 
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
 VARIABLES = ["U850", "V850", "PSL"]
-STATS = {"U850": {"method": "minmax", "min": -60.0, "max": 60.0},
-         "V850": {"method": "minmax", "min": -60.0, "max": 60.0},
-         "PSL": {"method": "minmax", "min": 93000.0, "max": 103000.0}}
+STATS = {
+    "U850": {"method": "minmax", "min": -60.0, "max": 60.0},
+    "V850": {"method": "minmax", "min": -60.0, "max": 60.0},
+    "PSL": {"method": "minmax", "min": 93000.0, "max": 103000.0},
+}
 ORIGIN = cftime.DatetimeNoLeap(2000, 8, 1)
 
 
@@ -42,8 +45,12 @@ class Persist(torch.nn.Module):
 def persist_checkpoint(tmp_path, resolution=1.0, tile=(60, 160)) -> Checkpoint:
     path = tmp_path / "persist.bin"
     path.write_bytes(b"stand-in")
-    meta = {"variables": VARIABLES, "normalisation": STATS, "time_units": "hours",
-            "grid": {"resolution": resolution, "tile_shape": list(tile)}}
+    meta = {
+        "variables": VARIABLES,
+        "normalisation": STATS,
+        "time_units": "hours",
+        "grid": {"resolution": resolution, "tile_shape": list(tile)},
+    }
     return Checkpoint(Persist(), meta, path)
 
 
@@ -67,8 +74,7 @@ def test_times_accept_hours_ranges_and_dates_in_the_files_calendar():
     # 28 Feb -> 1 Mar is one day in noleap, two in the standard calendar
     feb = cftime.DatetimeNoLeap(2001, 2, 28)
     assert parse_times("2001-03-01 06:00", feb, "noleap") == [30.0]
-    assert parse_times("2001-03-01T06:00", cftime.DatetimeGregorian(2000, 2, 28), "standard") == [
-        (366 + 1) * 24 + 6.0]
+    assert parse_times("2001-03-01T06:00", cftime.DatetimeGregorian(2000, 2, 28), "standard") == [(366 + 1) * 24 + 6.0]
     with pytest.raises(ClimodeError, match="not a valid date in the noleap calendar"):
         parse_times("2001-02-29", feb, "noleap")
     for bad in ("sixty", "60,,63", "72:60:3", "nan"):
@@ -107,8 +113,12 @@ def test_native_composition_moves_fine_detail_by_the_coarse_flow():
     frames[0, 0, 5, 5] = np.nan
     flows = np.zeros((2, 2, 2, 10, 20), np.float32)
     flows[:, 0, 0] = -1.0  # backward warp of the first source: each cell samples one coarse cell to its west
-    parts = {"flows": flows, "weight": np.ones((2, 1, 10, 20), np.float32),
-             "residual": np.zeros((2, 1, 10, 20), np.float32), "sources": np.array([[0, 0], [-1, -1]])}
+    parts = {
+        "flows": flows,
+        "weight": np.ones((2, 1, 10, 20), np.float32),
+        "residual": np.zeros((2, 1, 10, 20), np.float32),
+        "sources": np.array([[0, 0], [-1, -1]]),
+    }
     out, share = compose_native(parts, frames, coarse, native)
     assert out.shape == (2, 1, 40, 80) and np.isfinite(out).all()
     assert out[0, 0, 20, 44] == pytest.approx(1.0, abs=1e-5) and out[0].sum() == pytest.approx(1.0, abs=1e-5)
@@ -160,8 +170,18 @@ def _open(path: Path) -> xr.Dataset:
 
 
 def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
-    result = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "60,63,66",
-                        "--zarr", tmp_path / "f.zarr", "--plot", tmp_path / "map.png", cwd=tmp_path)
+    result = run_module(
+        "climode.forecast",
+        "--input",
+        case / "storm.nc",
+        "--times",
+        "60,63,66",
+        "--zarr",
+        tmp_path / "f.zarr",
+        "--plot",
+        tmp_path / "map.png",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = _open(tmp_path / "storm_forecast.nc")
     assert out.time.values[0].calendar == "noleap" and list(out.lead_time.values) == [3, 6, 9]
@@ -174,10 +194,23 @@ def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
     truth = _open(case / "storm_truth.nc").sel(time=out.time)
     assert float(np.abs(out.PSL - truth.PSL).mean()) < 300  # Pa: a forecast, not noise
 
-    later = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "69:72",
-                       "--output", tmp_path / "later.nc", "--zarr", tmp_path / "f.zarr", "--append", cwd=tmp_path)
+    later = run_module(
+        "climode.forecast",
+        "--input",
+        case / "storm.nc",
+        "--times",
+        "69:72",
+        "--output",
+        tmp_path / "later.nc",
+        "--zarr",
+        tmp_path / "f.zarr",
+        "--append",
+        cwd=tmp_path,
+    )
     assert later.returncode == 0, later.stderr[-3000:]
-    store = xr.open_zarr(tmp_path / "f.zarr", consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    store = xr.open_zarr(
+        tmp_path / "f.zarr", consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)
+    )
     assert list(store.lead_time.values) == [3, 6, 9, 12, 15]
     np.testing.assert_allclose(store.PSL.isel(time=slice(0, 3)), out.PSL, rtol=1e-6)
 
@@ -201,11 +234,19 @@ def test_bad_input_gives_one_clear_error_and_no_output(case, tmp_path):
 
 def test_a_checkpoint_trained_on_other_variables_is_refused(case, tmp_path):
     model = VidODE(ModelConfig(channels=2, width=4))
-    other = save_model(tmp_path / "other.safetensors", model,
-                       {"variables": ["u", "v"], "normalisation": {k: STATS["U850"] for k in "uv"},
-                        "time_units": "hours", "grid": None})
-    result = run_module("climode.forecast", "--input", case / "storm.nc", "--times", "60", "--checkpoint", other,
-                        cwd=tmp_path)
+    other = save_model(
+        tmp_path / "other.safetensors",
+        model,
+        {
+            "variables": ["u", "v"],
+            "normalisation": {k: STATS["U850"] for k in "uv"},
+            "time_units": "hours",
+            "grid": None,
+        },
+    )
+    result = run_module(
+        "climode.forecast", "--input", case / "storm.nc", "--times", "60", "--checkpoint", other, cwd=tmp_path
+    )
     assert_user_error(result, "forecasts u, v", "U850")
     assert not list(tmp_path.glob("*_forecast.nc"))
 
@@ -258,8 +299,9 @@ def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_is_flagged_and_mas
     """The corner flagged in `filled`, little else, and NaN there with --mask-filled."""
     path, corner = _corner_file(case, tmp_path)
     for flags in ([], ["--mask-filled"]):
-        result = run_module("climode.forecast", "--input", path, "--times", "60,63,66", "--overwrite", *flags,
-                            cwd=tmp_path)
+        result = run_module(
+            "climode.forecast", "--input", path, "--times", "60,63,66", "--overwrite", *flags, cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         out = _open(tmp_path / "holed_forecast.nc")
         assert out.filled.isel(corner).values.mean() > 0.95 and float(out.filled.mean()) < 0.3
@@ -281,17 +323,41 @@ def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path
     """A model trained on the real 500 hPa u, v, t forecasts them from the messy files (no time
     units, one variable per file, negative longitudes, missing cells)."""
     config = tmp_path / "tiny.yaml"
-    config.write_text("model: {width: 4, time_scale: 6.0, encoder_solver: {method: euler, step_size: 1.0},\n"
-                      "        decoder_solver: {method: euler, step_size: 1.0}}\n"
-                      "data: {n_in: 5, n_out: 2}\ntrain: {batch_size: 8, adversarial: false}\n")
+    config.write_text(
+        "model: {width: 4, time_scale: 6.0, encoder_solver: {method: euler, step_size: 1.0},\n"
+        "        decoder_solver: {method: euler, step_size: 1.0}}\n"
+        "data: {n_in: 5, n_out: 2}\ntrain: {batch_size: 8, adversarial: false}\n"
+    )
     flags = ["--vars", "U500=u,V500=v,T500=t", "--time-in-hours", "--reference-time", "1996-01-05"]
     files = str(GEOCAT / "*storm.cdf")
-    trained = run_module("climode.train", "--config", config, "--dataset", "gridded", "--data", files, *flags,
-                         "--out", tmp_path / "run", "--max-steps", 2)
+    trained = run_module(
+        "climode.train",
+        "--config",
+        config,
+        "--dataset",
+        "gridded",
+        "--data",
+        files,
+        *flags,
+        "--out",
+        tmp_path / "run",
+        "--max-steps",
+        2,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    result = run_module("climode.forecast", "--input", files, *flags, "--input-times", "0,12,30,36,48",
-                        "--times", "1996-01-07 06:00,54:60:6", "--checkpoint", tmp_path / "run" / "model.safetensors",
-                        cwd=tmp_path)
+    result = run_module(
+        "climode.forecast",
+        "--input",
+        files,
+        *flags,
+        "--input-times",
+        "0,12,30,36,48",
+        "--times",
+        "1996-01-07 06:00,54:60:6",
+        "--checkpoint",
+        tmp_path / "run" / "model.safetensors",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = _open(tmp_path / "Tstorm_forecast.nc")
     assert set(out.data_vars) == {"U500", "V500", "T500", "filled"} and out.T500.shape == (2, 33, 36)
@@ -308,7 +374,17 @@ def test_a_write_that_fails_midway_removes_what_this_run_wrote(case, tmp_path, m
         raise PermissionError(13, "Permission denied", str(tmp_path / "f.nc"))
 
     monkeypatch.setattr(command, "write_netcdf", refuse)
-    code = command.main(["--input", str(case / "storm.nc"), "--times", "60", "--output", str(tmp_path / "f.nc"),
-                         "--zarr", str(tmp_path / "f.zarr")])
+    code = command.main(
+        [
+            "--input",
+            str(case / "storm.nc"),
+            "--times",
+            "60",
+            "--output",
+            str(tmp_path / "f.nc"),
+            "--zarr",
+            str(tmp_path / "f.zarr"),
+        ]
+    )
     assert code == 2 and "error: cannot write" in capsys.readouterr().err
     assert not (tmp_path / "f.zarr").exists() and not list(tmp_path.glob("*.nc"))  # the zarr went first

@@ -173,8 +173,11 @@ def _train(model, batch, steps: int, beta: float, batch_size: int = 16) -> None:
     for _ in range(steps):
         pick = torch.randint(0, len(batch["frames_in"]), (batch_size,))
         out = model(batch["frames_in"][pick], batch["times_in"], batch["times_out"])
-        loss = (F.mse_loss(out["frames"], batch["frames_out"][pick])
-                + F.mse_loss(out["inputs"], batch["frames_in"][pick]) + beta * out["kl"])
+        loss = (
+            F.mse_loss(out["frames"], batch["frames_out"][pick])
+            + F.mse_loss(out["inputs"], batch["frames_in"][pick])
+            + beta * out["kl"]
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

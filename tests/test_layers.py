@@ -1,5 +1,6 @@
 """The package's layering: the network imports alone, lower layers never import higher ones, no
 module-level import cycle (checked on the source, so a new import that breaks it fails here)."""
+
 import ast
 import subprocess
 import sys
@@ -11,8 +12,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "climode"
 # lower layers (the network, the data path) and what they may not import: the layers built on them
 LOWER = ("climode.model", "climode.data")
-HIGHER = ("climode.forecast", "climode.forecasting", "climode.train", "climode.task", "climode.verify",
-          "climode.protocols", "climode.evaluate", "climode.scoring", "climode.skill", "climode.maps")
+HIGHER = (
+    "climode.forecast",
+    "climode.forecasting",
+    "climode.train",
+    "climode.task",
+    "climode.verify",
+    "climode.protocols",
+    "climode.evaluate",
+    "climode.scoring",
+    "climode.skill",
+    "climode.maps",
+)
 DATA_STACK = ("xarray", "dask", "zarr", "cftime", "cartopy", "pandas", "netCDF4", "matplotlib", "lightning")
 
 
@@ -20,6 +31,7 @@ def _modules() -> dict[str, Path]:
     def name(path: Path) -> str:
         parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
     return {name(p): p for p in ROOT.rglob("*.py")}
 
 
@@ -90,8 +102,11 @@ def test_no_module_level_import_cycle():
 @pytest.mark.parametrize("lower", LOWER)
 def test_lower_layers_import_nothing_from_higher_ones(lower):
     graph = _graph()
-    bad = {m: sorted(d for d in deps if d.startswith(HIGHER)) for m, deps in graph.items()
-           if m == lower or m.startswith(lower + ".")}
+    bad = {
+        m: sorted(d for d in deps if d.startswith(HIGHER))
+        for m, deps in graph.items()
+        if m == lower or m.startswith(lower + ".")
+    }
     assert {m: d for m, d in bad.items() if d} == {}
 
 
@@ -113,7 +128,12 @@ def test_the_network_imports_and_runs_without_the_data_stack():
             assert model(frames, times, query)["frames"].shape == (1, 1, 3, 16, 16), name
         print(sorted(m for m in sys.modules if m.split(".")[0] in {DATA_STACK!r}))
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT.parent,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT.parent,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -25,8 +25,10 @@ from climode.maps import animate_forecast, draw_forecast, plot_forecast
 LOWS = [(25.0, 280.0), (27.0, 283.0), (30.0, 286.0)]  # (lat, lon) of the low at each time
 
 
-def forecast(lon=np.arange(200.0, 360.0), lows=LOWS, leads=(3.0, 6.0, 9.0)) -> xr.Dataset:
-    """A deepening low moving north-east, with cyclonic wind around it, every 3 h on a 1-degree grid."""
+def forecast(lon=None, lows=LOWS, leads=(3.0, 6.0, 9.0)) -> xr.Dataset:
+    """A deepening low moving north-east, with cyclonic wind around it, every 3 h on a 1-degree grid
+    (longitudes ``lon``, default 200..359 E)."""
+    lon = np.arange(200.0, 360.0) if lon is None else lon
     lat = np.arange(0.0, 60.0)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     psl, u, v = [], [], []
@@ -39,8 +41,10 @@ def forecast(lon=np.arange(200.0, 360.0), lows=LOWS, leads=(3.0, 6.0, 9.0)) -> x
         v.append(speed * dx)
     dims = ("time", "lat", "lon")
     times = [cftime.DatetimeNoLeap(2000, 8, 3, 3 * k) for k in range(len(lows))]
-    return xr.Dataset({"U850": (dims, np.array(u)), "V850": (dims, np.array(v)), "PSL": (dims, np.array(psl))},
-                      coords={"time": times, "lat": lat, "lon": lon, "lead_time": ("time", list(leads))})
+    return xr.Dataset(
+        {"U850": (dims, np.array(u)), "V850": (dims, np.array(v)), "PSL": (dims, np.array(psl))},
+        coords={"time": times, "lat": lat, "lon": lon, "lead_time": ("time", list(leads))},
+    )
 
 
 def panels(fig: Figure) -> list[GeoAxes]:
@@ -61,8 +65,10 @@ def assert_marker_at(ax: GeoAxes, lat: float, lon: float) -> None:
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No network, no Natural Earth data on disk, and cartopy download warnings as errors."""
+
     def refuse(*args, **kwargs):
         raise OSError("network access in a test")
+
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setitem(cartopy.config, "data_dir", tmp_path / "no-cartopy-data")
@@ -90,6 +96,7 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkey
     def half_write(self, fname, **kwargs):
         fname.write_bytes(b"partial")
         raise RuntimeError("disk full")
+
     monkeypatch.setattr(Figure, "savefig", half_write)
     with pytest.raises(RuntimeError, match="disk full"):
         plot_forecast(forecast(), path)
@@ -173,12 +180,17 @@ def test_projected_grid_draws_on_plain_axes():
 
 def test_region_centres_the_map_on_the_storm_or_takes_a_box():
     from climode.maps import region
-    ds = xr.Dataset({"PSL": (("time", "lat", "lon"), np.full((1, 60, 160), 101000.0))},
-                    coords={"time": [0], "lat": np.arange(60) + 0.5, "lon": np.arange(160) + 200.5})
+
+    ds = xr.Dataset(
+        {"PSL": (("time", "lat", "lon"), np.full((1, 60, 160), 101000.0))},
+        coords={"time": [0], "lat": np.arange(60) + 0.5, "lon": np.arange(160) + 200.5},
+    )
     ds.PSL[0, 20, 100] = 97000.0  # the low at 20.5 N, 300.5 E
     storm = region(ds)
     assert storm.sizes["lat"] in (24, 25) and storm.sizes["lon"] in (36, 37)  # a 24 x 36 degree box
-    assert float(storm.lat.mean()) == pytest.approx(20.5, abs=0.6) and float(storm.lon.mean()) == pytest.approx(300.5, abs=0.6)
+    assert float(storm.lat.mean()) == pytest.approx(20.5, abs=0.6) and float(storm.lon.mean()) == pytest.approx(
+        300.5, abs=0.6
+    )
     assert region(ds, "full").sizes == ds.sizes
     box = region(ds, "10:20,250:260")
     assert box.lat.min() >= 10 and box.lat.max() <= 20 and box.lon.min() >= 250 and box.lon.max() <= 260

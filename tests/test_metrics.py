@@ -66,18 +66,25 @@ def test_persistence_copies_last_observed_frame():
 def test_diff_targets_are_the_true_change_from_each_extrapolation_source():
     frames_in = torch.arange(3.0).view(1, 3, 1, 1, 1) * 10  # inputs 0, 10, 20
     frames_out = torch.tensor([25.0, 31.0, 44.0]).view(1, 3, 1, 1, 1)
-    out = {"sources": torch.tensor([[[1, 2], [2, 2], [-2, -2]]]),  # between inputs 1 and 2; from input 2; from query 1
-           "kind": torch.tensor([[1, 2, 2]])}
+    out = {
+        "sources": torch.tensor([[[1, 2], [2, 2], [-2, -2]]]),  # between inputs 1 and 2; from input 2; from query 1
+        "kind": torch.tensor([[1, 2, 2]]),
+    }
     target = diff_targets({"frames_in": frames_in, "frames_out": frames_out}, out)
     assert torch.isnan(target[0, 0]).all()  # interpolation: no difference target
     assert target[0, 1:, 0, 0, 0].tolist() == [31.0 - 20.0, 44.0 - 31.0]
 
 
 def test_sequence_orders_each_samples_observed_inputs_and_queries_and_pads():
-    samples = [{"frames_in": torch.tensor([10.0 * b, 10.0 * b + 1]).view(2, 1, 1, 1),
-                "times_in": torch.tensor([0.0, 1.0 + b]),
-                "frames_out": torch.tensor([10.0 * b + 2, 10.0 * b + 3][: 2 - b]).view(-1, 1, 1, 1),
-                "times_out": torch.tensor([5.0, 0.5][: 2 - b])} for b in (0, 1)]
+    samples = [
+        {
+            "frames_in": torch.tensor([10.0 * b, 10.0 * b + 1]).view(2, 1, 1, 1),
+            "times_in": torch.tensor([0.0, 1.0 + b]),
+            "frames_out": torch.tensor([10.0 * b + 2, 10.0 * b + 3][: 2 - b]).view(-1, 1, 1, 1),
+            "times_out": torch.tensor([5.0, 0.5][: 2 - b]),
+        }
+        for b in (0, 1)
+    ]
     samples[0]["frames_out"], samples[0]["times_out"] = samples[0]["frames_out"].flip(0), torch.tensor([0.5, 5.0])
     batch = collate(samples)
     assert batch["times_in"].tolist() == [[0.0, 1.0], [0.0, 2.0]]
@@ -89,10 +96,13 @@ def test_sequence_orders_each_samples_observed_inputs_and_queries_and_pads():
 
 def _translating(times, velocity=(1.2, -0.7), size=64):
     """A smooth periodic field moving ``velocity`` (x, y) pixels per time unit: (1, L, 1, size, size)."""
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
-                          indexing="ij")
-    frames = [torch.sin(2 * math.pi * (x - velocity[0] * t) / 32) + torch.cos(2 * math.pi * (y - velocity[1] * t) / 24)
-              for t in times]
+    y, x = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij"
+    )
+    frames = [
+        torch.sin(2 * math.pi * (x - velocity[0] * t) / 32) + torch.cos(2 * math.pi * (y - velocity[1] * t) / 24)
+        for t in times
+    ]
     return torch.stack(frames)[None, :, None]
 
 
@@ -115,8 +125,12 @@ def test_advection_is_exact_for_a_uniformly_translating_field():
     assert error.max() < 0.05 and error.mean() < 0.01
     still = persistence(frames, times, torch.tensor([4.0, 5.5]))[0]
     assert (still - truth)[inner].abs().max() > 0.3  # the field does move
-    torch.testing.assert_close(motion(frames[:, 1], frames[:, 2])[0, :, 20:-20, 20:-20].mean((1, 2)),
-                               torch.tensor([1.2, -0.7], dtype=torch.float64), atol=0.01, rtol=0)
+    torch.testing.assert_close(
+        motion(frames[:, 1], frames[:, 2])[0, :, 20:-20, 20:-20].mean((1, 2)),
+        torch.tensor([1.2, -0.7], dtype=torch.float64),
+        atol=0.01,
+        rtol=0,
+    )
 
 
 def test_blend_interpolates_between_observed_frames_and_holds_the_nearest_outside():
@@ -216,8 +230,10 @@ def test_pysteps_baseline_plumbing_with_a_stand_in_package(monkeypatch):
         field, velocity = torch.from_numpy(field)[None, None], torch.from_numpy(velocity)[None]
         return np.stack([warp(field, -velocity * s)[0, 0].numpy() for s in timesteps])
 
-    fake = SimpleNamespace(motion=SimpleNamespace(get_method={"LK": lucas_kanade}.__getitem__),
-                           extrapolation=SimpleNamespace(get_method={"semilagrangian": semilagrangian}.__getitem__))
+    fake = SimpleNamespace(
+        motion=SimpleNamespace(get_method={"LK": lucas_kanade}.__getitem__),
+        extrapolation=SimpleNamespace(get_method={"semilagrangian": semilagrangian}.__getitem__),
+    )
     monkeypatch.setattr(baselines, "pysteps", fake)
     times = torch.tensor([0.0, 1.0, 2.5, 3.0])
     frames = torch.cat((_translating(times.tolist()), -_translating(times.tolist())), 2)  # two channels
@@ -249,8 +265,12 @@ def test_each_sample_is_forecast_on_its_own_times():
 
     nan = float("nan")
     frames = torch.rand(3, 2, 1, 2, 2)
-    batch = {"frames_in": frames, "times_in": torch.tensor([[0.0, 2.0], [1.0, 3.0], [0.0, 2.0]]),
-             "frames_out": torch.rand(3, 2, 1, 2, 2), "times_out": torch.tensor([[5.0, nan], [6.0, 7.0], [5.0, nan]])}
+    batch = {
+        "frames_in": frames,
+        "times_in": torch.tensor([[0.0, 2.0], [1.0, 3.0], [0.0, 2.0]]),
+        "frames_out": torch.rand(3, 2, 1, 2, 2),
+        "times_out": torch.tensor([[5.0, nan], [6.0, 7.0], [5.0, nan]]),
+    }
     out = on_own_times(record, batch)
     assert sorted(seen) == [(1, [1.0, 3.0], [6.0, 7.0]), (2, [0.0, 2.0], [5.0])]
     assert torch.equal(out[1, 1], frames[1, 1]) and torch.isnan(out[0, 1]).all()

@@ -122,16 +122,18 @@ def test_samples_with_their_own_times_share_a_batch_as_if_alone():
     assert torch.isnan(together[1, 1:]).all()
     for b in range(3):
         asked = ~torch.isnan(query[b])
-        alone = model(frames[b:b + 1], times[b], query[b][asked])["frames"][0]
+        alone = model(frames[b : b + 1], times[b], query[b][asked])["frames"][0]
         torch.testing.assert_close(together[b][asked], alone, atol=1e-5, rtol=0)
 
 
 def _moving_blob(times, velocity=(1.5, -1.0), size=(48, 64)) -> torch.Tensor:
     """A Gaussian blob (sigma 4 px) moving ``velocity`` (x, y) pixels per time unit: (1, T, 1, H, W)."""
-    y, x = torch.meshgrid(torch.arange(size[0], dtype=torch.float32), torch.arange(size[1], dtype=torch.float32),
-                          indexing="ij")
-    return torch.stack([torch.exp(-((x - 20 - velocity[0] * t) ** 2 + (y - 30 - velocity[1] * t) ** 2) / 32)
-                        for t in times])[None, :, None]
+    y, x = torch.meshgrid(
+        torch.arange(size[0], dtype=torch.float32), torch.arange(size[1], dtype=torch.float32), indexing="ij"
+    )
+    return torch.stack(
+        [torch.exp(-((x - 20 - velocity[0] * t) ** 2 + (y - 30 - velocity[1] * t) ** 2) / 32) for t in times]
+    )[None, :, None]
 
 
 @torch.no_grad()
@@ -203,13 +205,16 @@ def test_time_scale_is_applied():
     assert torch.allclose(out_a, out_b, atol=1e-5)
 
 
-@pytest.mark.parametrize("changes", [
-    {"encoder": "conv", "n_in": 4},
-    {"flow_warping": False},
-    {"mask_composition": False},
-    {"encoder_solver": SolverConfig("rk4", 0.25), "decoder_solver": SolverConfig("dopri5")},
-    {"decoder_solver": SolverConfig("euler", 0.5, adjoint=True)},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"encoder": "conv", "n_in": 4},
+        {"flow_warping": False},
+        {"mask_composition": False},
+        {"encoder_solver": SolverConfig("rk4", 0.25), "decoder_solver": SolverConfig("dopri5")},
+        {"decoder_solver": SolverConfig("euler", 0.5, adjoint=True)},
+    ],
+)
 def test_ablation_and_solver_switches_run_and_train(changes):
     model = make_model(**changes).train()
     frames, times = inputs()

@@ -52,12 +52,15 @@ def test_zarr_appends_along_time(tmp_path):
     assert back.U850.attrs["standard_name"] == "eastward_wind"
 
 
-@pytest.mark.parametrize("bad,message", [
-    (lambda: forecast(63), "not after"),
-    (lambda: forecast(90).drop_vars("t"), "holds"),
-    (lambda: forecast(90).assign_coords(lat=np.arange(4) + 20.5), "grid"),
-    (lambda: forecast(90, calendar="360_day"), "calendar"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (lambda: forecast(63), "not after"),
+        (lambda: forecast(90).drop_vars("t"), "holds"),
+        (lambda: forecast(90).assign_coords(lat=np.arange(4) + 20.5), "grid"),
+        (lambda: forecast(90, calendar="360_day"), "calendar"),
+    ],
+)
 def test_bad_append_leaves_the_store_as_it_was(tmp_path, bad, message):
     path = write_zarr(forecast(60), tmp_path / "f.zarr", calendar="noleap")
     before = xr.open_zarr(path, consolidated=False, decode_times=DECODE).load()

@@ -1,4 +1,5 @@
 """The CAM5 pipeline as a user runs it: synthetic storms -> prepare_cam5 -> shards -> trainer."""
+
 import json
 import subprocess
 import sys
@@ -24,8 +25,12 @@ GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
 
 
 def prepare(*args, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / "pipelines" / "prepare_cam5.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "prepare_cam5.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +76,20 @@ def test_coexisting_storms_are_split_by_time_blocks(long_corpus):
 @pytest.fixture(scope="module")
 def prepared(long_corpus, tmp_path_factory):
     store = tmp_path_factory.mktemp("prepared") / "tiles.zarr"
-    result = prepare("--input", f"{long_corpus}/*.nc", "--out", store, "--tracks", long_corpus / "tracks.csv",
-                     "--max-gap", 12, "--samples-per-storm", 1, "--workers", 1)
+    result = prepare(
+        "--input",
+        f"{long_corpus}/*.nc",
+        "--out",
+        store,
+        "--tracks",
+        long_corpus / "tracks.csv",
+        "--max-gap",
+        12,
+        "--samples-per-storm",
+        1,
+        "--workers",
+        1,
+    )
     return store, result
 
 
@@ -101,18 +118,37 @@ def test_prepare_then_train(long_corpus, prepared, tmp_path):
     sample = Shards(store, "train")[0]
     assert sample["times_in"][0] == 0 and np.nanmin(sample["frames_in"]) >= -1e-6
     assert np.nanmax(sample["frames_in"]) <= 1 + 1e-6
-    run = run_module("climode.train", "--dataset", "cam5", "--data", store, "--out", tmp_path / "run",
-                     "--max-steps", 2)
+    run = run_module("climode.train", "--dataset", "cam5", "--data", store, "--out", tmp_path / "run", "--max-steps", 2)
     assert run.returncode == 0, run.stderr[-3000:]
 
 
 @pytest.mark.skipif(not GEOCAT.is_dir(), reason="../shared/data/geocat_storm_500hPa is not beside the checkout")
 def test_real_geocat_files_are_read_with_flags_and_tiled(tmp_path):
     store = tmp_path / "geocat.zarr"
-    result = prepare("--input", GEOCAT / "U500storm.cdf", GEOCAT / "V500storm.cdf", "--variables", "U850,V850",
-                     "--vars", "U850=u,V850=v", "--time-in-hours", "--reference-time", "1996-01-05 00:00:00",
-                     "--basins", "10:200", "--resolution", 2.5, "--n-out", 3, "--samples-per-storm", 6,
-                     "--out", store, "--workers", 1)
+    result = prepare(
+        "--input",
+        GEOCAT / "U500storm.cdf",
+        GEOCAT / "V500storm.cdf",
+        "--variables",
+        "U850,V850",
+        "--vars",
+        "U850=u,V850=v",
+        "--time-in-hours",
+        "--reference-time",
+        "1996-01-05 00:00:00",
+        "--basins",
+        "10:200",
+        "--resolution",
+        2.5,
+        "--n-out",
+        3,
+        "--samples-per-storm",
+        6,
+        "--out",
+        store,
+        "--workers",
+        1,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     shards = xr.open_zarr(store, consolidated=False)
     assert shards.frames.shape[1:] == (8, 2, 24, 64)
@@ -129,12 +165,19 @@ def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
     common = ("--out", out, "--workers", 1)
     hours = ("--time-in-hours", "--reference-time", "1996-01-05")
     assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *common), "no units", "--time-in-hours")
-    assert_user_error(prepare("--input", GEOCAT / "U500storm.cdf", *hours, *common), "V850",
-                      "data variables there: reftime, u")
+    assert_user_error(
+        prepare("--input", GEOCAT / "U500storm.cdf", *hours, *common), "V850", "data variables there: reftime, u"
+    )
     assert_user_error(prepare("--input", f"{corpus}/*.nc", "--basins=-60:20", *common), "outside the grid")
     far = tmp_path / "far.csv"
-    pd.DataFrame({"storm": ["X"] * 3, "time": ["2000-08-02 00:00:00", "2000-08-02 03:00:00", "2000-08-02 06:00:00"],
-                  "lat": [-30.0] * 3, "lon": [30.0] * 3}).to_csv(far, index=False)
+    pd.DataFrame(
+        {
+            "storm": ["X"] * 3,
+            "time": ["2000-08-02 00:00:00", "2000-08-02 03:00:00", "2000-08-02 06:00:00"],
+            "lat": [-30.0] * 3,
+            "lon": [30.0] * 3,
+        }
+    ).to_csv(far, index=False)
     assert_user_error(prepare("--input", f"{corpus}/*.nc", "--tracks", far, *common), "no training samples", "storm")
     first = sorted(corpus.glob("*.nc"))[0]
     copy = tmp_path / "copy.nc"
@@ -157,8 +200,19 @@ def test_gridded_projected_fields_train_without_code(tmp_path):
     ds = xr.Dataset({"rain": (("time", "y", "x"), rain, {"units": "mm h-1"})}, coords={"time": times, "y": y, "x": x})
     source = tmp_path / "radar.nc"
     ds.to_netcdf(source)
-    run = run_module("climode.train", "--dataset", "gridded", "--data", source, "--vars", "precip=rain",
-                     "--out", tmp_path / "run", "--max-steps", 2)
+    run = run_module(
+        "climode.train",
+        "--dataset",
+        "gridded",
+        "--data",
+        source,
+        "--vars",
+        "precip=rain",
+        "--out",
+        tmp_path / "run",
+        "--max-steps",
+        2,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     shards = xr.open_zarr(tmp_path / "run" / "data.zarr", consolidated=False)
     assert shards.frames.shape[1:] == (10, 1, 24, 40) and "x_coord" in shards
@@ -198,8 +252,17 @@ def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path
     scores = []
     for data in (store, skewed):
         out = tmp_path / f"scores-{len(scores)}.json"
-        result = run_module("climode.evaluate", "--checkpoint", "climode/weights/cam5-synthetic.safetensors",
-                            "--dataset", "cam5", "--data", data, "--json", out)
+        result = run_module(
+            "climode.evaluate",
+            "--checkpoint",
+            "climode/weights/cam5-synthetic.safetensors",
+            "--dataset",
+            "cam5",
+            "--data",
+            data,
+            "--json",
+            out,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         scores.append(json.loads(out.read_text())["methods"])
     assert scores[0]["vid-ode"]["mse"] == scores[1]["vid-ode"]["mse"]
@@ -219,12 +282,25 @@ def test_init_from_the_bundled_model_starts_at_its_loss(prepared, tmp_path):
 
     store, _ = prepared
     config = tmp_path / "tune.yaml"
-    config.write_text(yaml.safe_dump({"data": {"name": "cam5", "queries": "all", "hide": 0.0},
-                                      "train": {"batch_size": 64, "adversarial": False, "log_every": 1, "ema": 0.0,
-                                                "max_epochs": 1, "val_every": 10}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"name": "cam5", "queries": "all", "hide": 0.0},
+                "train": {
+                    "batch_size": 64,
+                    "adversarial": False,
+                    "log_every": 1,
+                    "ema": 0.0,
+                    "max_epochs": 1,
+                    "val_every": 10,
+                },
+            }
+        )
+    )
     run = tmp_path / "tuned"
-    result = run_module("climode.train", "--config", config, "--data", store, "--out", run, "--init-from", "bundled",
-                        "--max-steps", 1)
+    result = run_module(
+        "climode.train", "--config", config, "--data", store, "--out", run, "--init-from", "bundled", "--max-steps", 1
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "starting from the weights of" in result.stderr
     logged = pd.read_csv(run / "logs" / "metrics.csv")["train/loss"].dropna().iloc[0]
@@ -245,11 +321,16 @@ def test_init_from_refuses_what_is_not_a_model_of_these_data(prepared, tmp_path)
     text = tmp_path / "notes.txt"
     text.write_text("not a model")
     coarse = _with_attrs(store, tmp_path, resolution=2.0)
-    balls = save_model(tmp_path / "balls.safetensors", build(ModelConfig(channels=1, width=4)),
-                       {"variables": ["intensity"], "time_units": "frames", "normalisation": {}})
-    cases = [(["--data", store, "--init-from", text], [str(text), "not a safetensors"]),
-             (["--data", store, "--init-from", balls], ["intensity", "U850, V850, PSL"]),
-             (["--data", coarse, "--init-from", "bundled"], ["1-degree grid", "2-degree grid"])]
+    balls = save_model(
+        tmp_path / "balls.safetensors",
+        build(ModelConfig(channels=1, width=4)),
+        {"variables": ["intensity"], "time_units": "frames", "normalisation": {}},
+    )
+    cases = [
+        (["--data", store, "--init-from", text], [str(text), "not a safetensors"]),
+        (["--data", store, "--init-from", balls], ["intensity", "U850, V850, PSL"]),
+        (["--data", coarse, "--init-from", "bundled"], ["1-degree grid", "2-degree grid"]),
+    ]
     for args, fragments in cases:
         out = tmp_path / "run"
         result = run_module("climode.train", "--dataset", "cam5", "--out", out, *args)

@@ -1,5 +1,6 @@
 """The paper's protocols end to end at a tiny size, the scores they report, and every model of
 the registry through the trainer and the evaluator."""
+
 import dataclasses
 import math
 
@@ -16,15 +17,26 @@ from climode.scoring import storm_scores
 from climode.train import main as train_main
 
 # 40 storms: the record's last 10 % (the test block, a sample's span after the training block) holds storms
-TINY = spec.Preset(steps=2, width=4, batch_size=4, storms=40, samples_per_storm=1, resolution=4.0, train_size=16,
-                   test_size=8, seeds=(0, 1))
+TINY = spec.Preset(
+    steps=2,
+    width=4,
+    batch_size=4,
+    storms=40,
+    samples_per_storm=1,
+    resolution=4.0,
+    train_size=16,
+    test_size=8,
+    seeds=(0, 1),
+)
 
 
 @pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(spec.PRESETS, "tiny", TINY)
-    short = dataclasses.replace(spec.PROTOCOLS["cam5-irregular"], entries=(spec.Entry("Persistence", "persistence"),
-                                                                           spec.Entry("Vid-ODE", "vid-ode")))
+    short = dataclasses.replace(
+        spec.PROTOCOLS["cam5-irregular"],
+        entries=(spec.Entry("Persistence", "persistence"), spec.Entry("Vid-ODE", "vid-ode")),
+    )
     monkeypatch.setitem(spec.PROTOCOLS, "cam5-irregular", short)
 
 
@@ -75,8 +87,9 @@ def test_protocol_refuses_an_out_of_another_run(tiny, tmp_path):
 def test_protocol_out_that_is_a_file_is_refused_and_kept(tmp_path):
     mine = tmp_path / "notes.txt"
     mine.write_text("keep")
-    result = run_module("climode.evaluate", "--protocol", "ablation", "--preset", "cpu-small", "--out", mine,
-                        "--overwrite")
+    result = run_module(
+        "climode.evaluate", "--protocol", "ablation", "--preset", "cpu-small", "--out", mine, "--overwrite"
+    )
     assert_user_error(result, "notes.txt", "not a directory")
     assert mine.read_text() == "keep"
 
@@ -98,8 +111,9 @@ def test_storm_scores_by_hand():
     the minimum PSL is right; the maximum wind is off by 2 m/s."""
     lat, lon = np.arange(10.0, 31.0), np.arange(280.0, 311.0)
     leads = np.array([3.0, 6.0])
-    frames = lambda centres, u: np.stack([np.stack([np.full((21, 31), u), np.zeros((21, 31)),
-                                                    _storm(lat, lon, 20.0, c)]) for c in centres])
+    frames = lambda centres, u: np.stack(
+        [np.stack([np.full((21, 31), u), np.zeros((21, 31)), _storm(lat, lon, 20.0, c)]) for c in centres]
+    )
     truth, pred = frames([296.0, 297.0], 0.0), frames([295.0, 295.0], 2.0)
     last = frames([295.0], 0.0)[0]
     scores = storm_scores(pred, truth, leads, last, ["U850", "V850", "PSL"], lat, lon, (20.0, 295.0))
@@ -119,11 +133,15 @@ def test_report_cells_scale_mse_and_show_missing_as_na():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_trains_and_evaluates_through_the_commands(name, tmp_path, capsys):
-    config = write_config(tmp_path / "c.yaml", model={"width": 4}, data={"n_in": 3, "n_out": 2, "frame_size": 16,
-                                                                         "train_size": 8, "test_size": 4},
-                          train={"batch_size": 4, "adversarial": False, "val_every": 100})
-    assert train_main(["--config", str(config), "--model", name, "--out", str(tmp_path / "run"),
-                       "--max-steps", "2"]) == 0
+    config = write_config(
+        tmp_path / "c.yaml",
+        model={"width": 4},
+        data={"n_in": 3, "n_out": 2, "frame_size": 16, "train_size": 8, "test_size": 4},
+        train={"batch_size": 4, "adversarial": False, "val_every": 100},
+    )
+    assert (
+        train_main(["--config", str(config), "--model", name, "--out", str(tmp_path / "run"), "--max-steps", "2"]) == 0
+    )
     path = capsys.readouterr().out.strip().splitlines()[-1]
     model = load_model(path)
     assert model.model.config.architecture == name
@@ -168,16 +186,26 @@ def test_seed_means_average_a_case_over_seeds_before_the_interval():
 def test_protocol_seeds_are_checked():
     with pytest.raises(ClimodeError, match="distinct integers"):
         run("cam5-irregular", "cpu-small", "unused", seeds=[1, 1])
-    result = run_module("climode.evaluate", "--protocol", "ablation", "--preset", "cpu-small", "--out", "x",
-                        "--seeds", "0,one")
+    result = run_module(
+        "climode.evaluate", "--protocol", "ablation", "--preset", "cpu-small", "--out", "x", "--seeds", "0,one"
+    )
     assert_user_error(result, "--seeds", "'0,one'")
 
 
 def test_rate_table_means_mse_over_leads_per_model_and_rate():
-    rows = [{"setting": s, "model": m, "lead": lead, "samples": 1, "score": "mse", "value": v}
-            for s, m, lead, v in [("100 %", "A", 3, 0.001), ("100 %", "A", 6, 0.003), ("50 %", "A", 3, 0.002),
-                                  ("50 %", "A", 6, 0.004), ("100 %", "B", 3, 0.0), ("100 %", "B", 6, 0.001),
-                                  ("50 %", "B", 3, 0.0005), ("50 %", "B", 6, 0.0005)]]
+    rows = [
+        {"setting": s, "model": m, "lead": lead, "samples": 1, "score": "mse", "value": v}
+        for s, m, lead, v in [
+            ("100 %", "A", 3, 0.001),
+            ("100 %", "A", 6, 0.003),
+            ("50 %", "A", 3, 0.002),
+            ("50 %", "A", 6, 0.004),
+            ("100 %", "B", 3, 0.0),
+            ("100 %", "B", 6, 0.001),
+            ("50 %", "B", 3, 0.0005),
+            ("50 %", "B", 6, 0.0005),
+        ]
+    ]
     text = report.rate_table(pd.DataFrame(rows))
     assert "| model | 100 % | 50 % |" in text
     assert "| A | 2.000 | 3.000 |" in text and "| B | 0.500 | 0.500 |" in text

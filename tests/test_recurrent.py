@@ -1,4 +1,5 @@
 """The recurrent baselines of climode.model.recurrent: shapes, missing frames, time-awareness, learning."""
+
 import pytest
 import torch
 from conftest import state_dependent

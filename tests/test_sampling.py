@@ -59,8 +59,12 @@ def test_rate_mode_observes_that_fraction(rate):
 
 def test_stats_out_of_core_and_exact_inverse():
     rng = np.random.default_rng(0)
-    ds = xr.Dataset({"U850": (("t", "y", "x"), rng.normal(0, 10, (6, 8, 8))),
-                     "PSL": (("t", "y", "x"), rng.normal(101000, 900, (6, 8, 8)))}).chunk({"t": 1})
+    ds = xr.Dataset(
+        {
+            "U850": (("t", "y", "x"), rng.normal(0, 10, (6, 8, 8))),
+            "PSL": (("t", "y", "x"), rng.normal(101000, 900, (6, 8, 8))),
+        }
+    ).chunk({"t": 1})
     ds["U850"][0, 0, 0] = np.nan
     minmax = compute_stats(ds, ["U850", "PSL"], "minmax")
     assert minmax["PSL"]["max"] == pytest.approx(float(ds.PSL.max()))
@@ -93,7 +97,7 @@ def test_query_sampler_draws_random_query_sets_and_hides_in_between_inputs():
     data = BouncingBall("train", 8, n_in=6, n_out=5, frame_size=16, continuous=True)
     sampler = QuerySampler(data, hide=1.0, seed=3)
     counts, hidden_seen = set(), False
-    for draw_ in range(6):
+    for _ in range(6):
         for i in range(len(data)):
             original, sample = data[i], sampler[i]
             assert np.array_equal(sample["times_in"], original["times_in"])
@@ -143,9 +147,14 @@ def test_leakage_is_the_share_of_held_out_targets_seen_in_training():
     from climode.data.shards import leakage
 
     hours = np.array([[0, 3, 6, 9], [6, 9, 12, 15], [0, 3, 6, 9], [20, 23, 26, np.nan]], dtype=float)
-    store = xr.Dataset({"split": ("sample", ["train", "test", "test", "val"]),
-                        "tile": ("sample", ["a", "a", "b", "a"]), "hours": (("sample", "step"), hours)},
-                       attrs={"n_in": 2})
+    store = xr.Dataset(
+        {
+            "split": ("sample", ["train", "test", "test", "val"]),
+            "tile": ("sample", ["a", "a", "b", "a"]),
+            "hours": (("sample", "step"), hours),
+        },
+        attrs={"n_in": 2},
+    )
     # test targets: (a, 12), (a, 15) not seen, (b, 6), (b, 9) other tile; val: (a, 26) not seen
     assert leakage(store) == {"test": 0.0, "val": 0.0}
     store["hours"][1, 2] = 9.0  # a test target at (a, 9): a training sample's target

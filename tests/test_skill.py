@@ -1,5 +1,6 @@
 """climode.skill: cases drawn as designed, every score exact for a perfect forecast, tables that bold
 only a separated winner."""
+
 import cftime
 import numpy as np
 import pandas as pd
@@ -32,8 +33,9 @@ def test_cases_ask_what_the_design_says_on_frames_of_the_record(world):
         assert np.all(np.diff(case.inputs) >= 3) and np.all(np.diff(case.inputs) <= 12)
         assert list(case.queries) == sorted(case.queries)
         assert all(round(q, 6) in frames for q in (*case.inputs, *case.queries))
-        ahead = [(q - end, lead) for q, task, lead in zip(case.queries, case.tasks, case.leads)
-                 if task == "extrapolation"]
+        ahead = [
+            (q - end, lead) for q, task, lead in zip(case.queries, case.tasks, case.leads) if task == "extrapolation"
+        ]
         assert [a for a, _ in ahead] == [lead for _, lead in ahead] == list(DESIGN.leads)
         inside = [q for q, task in zip(case.queries, case.tasks) if task == "interpolation"]
         assert all(case.inputs[-2] < q < end for q in inside)
@@ -47,13 +49,14 @@ def test_a_perfect_forecast_scores_perfectly_and_persistence_does_not(world):
     at = {round(h, 6): k for k, h in enumerate(skill.record_hours(ds))}
     truth = ds.isel(time=[at[round(q, 6)] for q in case.queries]).load()
     last = ds.isel(time=[at[round(case.inputs[-1], 6)]] * len(case.queries)).load()
-    rows = pd.DataFrame(skill.score_case(case, {"perfect": truth, "persistence": last}, truth,
-                                         tracks[tracks.storm == case.storm], 0))
+    rows = pd.DataFrame(
+        skill.score_case(case, {"perfect": truth, "persistence": last}, truth, tracks[tracks.storm == case.storm], 0)
+    )
     ahead = rows[rows.task == "extrapolation"].pivot_table(index=["metric", "lead"], columns="method", values="value")
     perfect, persisted = ahead["perfect"].unstack("lead"), ahead["persistence"].unstack("lead")
     for metric in ("rmse_U850", "rmse_V850", "rmse_PSL", "track_km", "psl_min_abs_hpa", "wind_max_abs_ms"):
         assert np.allclose(perfect.loc[metric], 0, atol=1e-6), metric
-        assert (persisted.loc[metric, 12.0] > 0), metric
+        assert persisted.loc[metric, 12.0] > 0, metric
     for metric in ("sharpness_wind", "sharpness_PSL", "hit"):
         assert np.allclose(perfect.loc[metric], 1), metric
     assert np.allclose(perfect.loc["fss_deficit10"].dropna(), 1) and perfect.loc["fss_deficit10"].notna().any()
@@ -61,9 +64,17 @@ def test_a_perfect_forecast_scores_perfectly_and_persistence_does_not(world):
 
 
 def test_tables_bold_a_method_only_where_its_interval_separates():
-    summary = pd.DataFrame({"task": "extrapolation", "metric": "rmse_PSL", "lead": [3.0, 3.0, 6.0, 6.0],
-                            "method": ["vid-ode", "persistence"] * 2, "mean": [1.0, 2.0, 1.0, 1.2],
-                            "lo": [0.8, 1.8, 0.7, 0.9], "hi": [1.2, 2.2, 1.3, 1.5]})
+    summary = pd.DataFrame(
+        {
+            "task": "extrapolation",
+            "metric": "rmse_PSL",
+            "lead": [3.0, 3.0, 6.0, 6.0],
+            "method": ["vid-ode", "persistence"] * 2,
+            "mean": [1.0, 2.0, 1.0, 1.2],
+            "lo": [0.8, 1.8, 0.7, 0.9],
+            "hi": [1.2, 2.2, 1.3, 1.5],
+        }
+    )
     text = skill.tables(summary)
     assert "| 3 | **1 [0.8, 1.2]** | 2 [1.8, 2.2] |" in text
     assert "| 6 | 1 [0.7, 1.3] | 1.2 [0.9, 1.5] |" in text

@@ -1,4 +1,5 @@
 """Field and storm metrics of climode.metrics, each against values computed by hand on tiny arrays."""
+
 import time
 
 import numpy as np
@@ -28,8 +29,10 @@ def field(values, lat=None, lon=None) -> xr.DataArray:
     """(lat, lon) or (time, lat, lon) values as a DataArray on a 1-degree grid."""
     values = np.asarray(values, float)
     ny, nx = values.shape[-2:]
-    coords = {"lat": np.arange(ny, dtype=float) if lat is None else lat,
-              "lon": np.arange(nx, dtype=float) if lon is None else lon}
+    coords = {
+        "lat": np.arange(ny, dtype=float) if lat is None else lat,
+        "lon": np.arange(nx, dtype=float) if lon is None else lon,
+    }
     dims = ("lat", "lon")
     if values.ndim == 3:
         coords["time"], dims = np.arange(values.shape[0]), ("time", *dims)
@@ -39,8 +42,14 @@ def field(values, lat=None, lon=None) -> xr.DataArray:
 def box_blur(values: np.ndarray) -> np.ndarray:
     """3x3 mean over the interior cells, edges kept."""
     out = values.copy()
-    out[1:-1, 1:-1] = sum(values[1 + di:values.shape[0] - 1 + di, 1 + dj:values.shape[1] - 1 + dj]
-                          for di in (-1, 0, 1) for dj in (-1, 0, 1)) / 9
+    out[1:-1, 1:-1] = (
+        sum(
+            values[1 + di : values.shape[0] - 1 + di, 1 + dj : values.shape[1] - 1 + dj]
+            for di in (-1, 0, 1)
+            for dj in (-1, 0, 1)
+        )
+        / 9
+    )
     return out
 
 
@@ -58,10 +67,13 @@ def test_rmse_is_verify_lat_weighted_rmse_and_reduces_given_dims():
 
 
 def test_csi_counts_hits_misses_false_alarms():
-    truth = field([[[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, NAN, 0]],
-                   [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]])
-    forecast = field([[[1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 1, 0]],  # 2 hits, 1 miss, 1 false alarm; NaN cell ignored
-                      [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]])  # no event anywhere
+    truth = field([[[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, NAN, 0]], [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]])
+    forecast = field(
+        [
+            [[1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 1, 0]],  # 2 hits, 1 miss, 1 false alarm; NaN cell ignored
+            [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
+        ]
+    )  # no event anywhere
     score = csi(forecast * 20, truth * 20, 17.0)
     assert score.dims == ("time",)
     assert score.values[0] == pytest.approx(2 / 4)
@@ -164,14 +176,22 @@ def test_intensity_errors_tables_and_datasets():
     truth = pd.DataFrame({"time": times, "psl_min_hpa": [990.0, 985.0, 980.0], "wind_max_ms": [20.0, 25.0, NAN]})
     forecast = pd.DataFrame({"time": times, "psl_min_hpa": [992.0, 984.0, 990.0], "wind_max_ms": [18.0, 27.0, 30.0]})
     errors = intensity_errors(forecast, truth)
-    assert list(errors.columns) == ["time", "psl_min_bias_hpa", "psl_min_abs_hpa", "wind_max_bias_ms",
-                                    "wind_max_abs_ms"]
+    assert list(errors.columns) == [
+        "time",
+        "psl_min_bias_hpa",
+        "psl_min_abs_hpa",
+        "wind_max_bias_ms",
+        "wind_max_abs_ms",
+    ]
     np.testing.assert_allclose(errors["psl_min_bias_hpa"], [2.0, -1.0, 10.0])  # forecast - truth
     np.testing.assert_allclose(errors["psl_min_abs_hpa"], [2.0, 1.0, 10.0])
     np.testing.assert_allclose(errors["wind_max_bias_ms"], [-2.0, 2.0, NAN])
     np.testing.assert_allclose(errors["wind_max_abs_ms"], [2.0, 2.0, NAN])
     assert list(intensity_errors(forecast.drop(columns="wind_max_ms"), truth).columns) == [
-        "time", "psl_min_bias_hpa", "psl_min_abs_hpa"]
+        "time",
+        "psl_min_bias_hpa",
+        "psl_min_abs_hpa",
+    ]
     with pytest.raises(ValueError, match="same times"):
         intensity_errors(forecast.iloc[:2], truth)
     ds = intensity_errors(forecast.set_index("time").to_xarray(), truth.set_index("time").to_xarray())
@@ -236,8 +256,13 @@ def test_bootstrap_resamples_storms_by_hand():
 
 def test_bootstrap_groups_seed_and_pairing():
     rng = np.random.default_rng(3)
-    rows = [{"model": m, "lead": lead, "storm": f"s{s}", "value": rng.normal() + 5 * (m == "b")}
-            for m in ("a", "b") for lead in (6, 12) for s in range(8) for _ in range(1 + s % 3)]
+    rows = [
+        {"model": m, "lead": lead, "storm": f"s{s}", "value": rng.normal() + 5 * (m == "b")}
+        for m in ("a", "b")
+        for lead in (6, 12)
+        for s in range(8)
+        for _ in range(1 + s % 3)
+    ]
     frame = pd.DataFrame(rows)
     frame.loc[0, "value"] = NAN  # left out
     out = bootstrap(frame, "value", ["model", "lead"], n=500, seed=1)
@@ -252,8 +277,9 @@ def test_bootstrap_groups_seed_and_pairing():
     # b is a shifted by 5 on the same storms (lead 12): the same storms are drawn, so the interval shifts by 5
     shifted = frame[frame["model"] == "a"].assign(model="b", value=lambda f: f["value"] + 5)
     paired = bootstrap(pd.concat([frame[frame["model"] == "a"], shifted]), "value", ["model"], n=500)
-    np.testing.assert_allclose(paired.loc[1, ["mean", "lo", "hi"]].astype(float),
-                               paired.loc[0, ["mean", "lo", "hi"]].astype(float) + 5)
+    np.testing.assert_allclose(
+        paired.loc[1, ["mean", "lo", "hi"]].astype(float), paired.loc[0, ["mean", "lo", "hi"]].astype(float) + 5
+    )
 
 
 def test_bootstrap_interval_narrows_with_more_storms():
@@ -266,8 +292,9 @@ def test_bootstrap_interval_narrows_with_more_storms():
 
 def test_bootstrap_by_storm_is_wider_than_by_row():
     # one storm of 20 rows at 10 among 9 storms of 2 rows at 0 +- 1: rows of a storm are not independent cases
-    frame = pd.DataFrame({"storm": ["big"] * 20 + [f"s{s}" for s in range(9) for _ in range(2)],
-                          "value": [10.0] * 20 + [1.0, -1.0] * 9})
+    frame = pd.DataFrame(
+        {"storm": ["big"] * 20 + [f"s{s}" for s in range(9) for _ in range(2)], "value": [10.0] * 20 + [1.0, -1.0] * 9}
+    )
     by_storm = bootstrap(frame, "value", [])
     by_row = bootstrap(frame.assign(row=np.arange(len(frame))), "value", [], cluster="row")
     assert by_storm["mean"].iloc[0] == by_row["mean"].iloc[0] == pytest.approx(200 / 38)
@@ -277,8 +304,14 @@ def test_bootstrap_by_storm_is_wider_than_by_row():
 
 def test_bootstrap_is_fast():
     rng = np.random.default_rng(5)
-    frame = pd.DataFrame({"model": rng.integers(0, 2, 5000), "lead": rng.integers(0, 5, 5000),
-                          "storm": rng.integers(0, 50, 5000), "value": rng.normal(size=5000)})
+    frame = pd.DataFrame(
+        {
+            "model": rng.integers(0, 2, 5000),
+            "lead": rng.integers(0, 5, 5000),
+            "storm": rng.integers(0, 50, 5000),
+            "value": rng.normal(size=5000),
+        }
+    )
     start = time.perf_counter()
     out = bootstrap(frame, "value", ["model", "lead"])
     assert len(out) == 10 and time.perf_counter() - start < 1.0

@@ -1,5 +1,6 @@
 """Time-block splits: no (tile, time) is both a held-out target and a training frame, blocks are a
 buffer apart, and a store that leaks (prepared before time blocks) is refused."""
+
 import logging
 
 import cftime
@@ -22,8 +23,10 @@ def _fields(n_steps: int) -> xr.Dataset:
     """An hourly record of one small variable on a projected grid."""
     times = xr.date_range("2001-01-01", periods=n_steps, freq="1h", use_cftime=True, calendar="noleap")
     rain = np.random.default_rng(0).gamma(0.5, 2.0, (n_steps, 4, 6)).astype(np.float32)
-    return xr.Dataset({"rain": (("time", "y", "x"), rain, {"units": "mm h-1"})},
-                      coords={"time": times, "y": np.arange(4.0), "x": np.arange(6.0)})
+    return xr.Dataset(
+        {"rain": (("time", "y", "x"), rain, {"units": "mm h-1"})},
+        coords={"time": times, "y": np.arange(4.0), "x": np.arange(6.0)},
+    )
 
 
 def _steps(plan: pd.DataFrame) -> np.ndarray:
@@ -43,8 +46,12 @@ def _assert_blocks_apart(plan: pd.DataFrame, buffer: int) -> None:
 
 def test_sample_span_is_the_widest_a_sample_can_be():
     rng = np.random.default_rng(0)
-    for cfg, span in ((SamplingConfig(), 16 * 4 + 5), (SamplingConfig(rate=0.5), 19 + 5),
-                      (SamplingConfig(between=True), 69), (HOURLY, 2 + 2)):
+    for cfg, span in (
+        (SamplingConfig(), 16 * 4 + 5),
+        (SamplingConfig(rate=0.5), 19 + 5),
+        (SamplingConfig(between=True), 69),
+        (HOURLY, 2 + 2),
+    ):
         assert sample_span(cfg) == span
         drawn = [draw(300, cfg, rng) for _ in range(200)]
         assert max(max(i.max(), t.max()) - i.min() for i, _, t in drawn) <= span
@@ -53,10 +60,12 @@ def test_sample_span_is_the_widest_a_sample_can_be():
 def test_time_blocks_give_up_a_buffer_at_the_end_of_train_and_val():
     assert time_blocks(100, 4) == {"train": range(0, 76), "val": range(80, 86), "test": range(90, 100)}
     assert time_blocks(100, 15) == {"train": range(0, 65), "val": range(80, 80), "test": range(90, 100)}
-    assert time_blocks(100, 4, (0.5, 0.0, 0.5)) == {"train": range(0, 46), "val": range(50, 50),
-                                                    "test": range(50, 100)}
-    assert time_blocks(100, 4, (1.0, 0.0, 0.0)) == {"train": range(0, 100), "val": range(100, 100),
-                                                    "test": range(100, 100)}
+    assert time_blocks(100, 4, (0.5, 0.0, 0.5)) == {"train": range(0, 46), "val": range(50, 50), "test": range(50, 100)}
+    assert time_blocks(100, 4, (1.0, 0.0, 0.0)) == {
+        "train": range(0, 100),
+        "val": range(100, 100),
+        "test": range(100, 100),
+    }
     with pytest.raises(ValueError, match="fractions"):
         time_blocks(100, 4, (0.8, 0.1, 0.2))
 
@@ -79,8 +88,10 @@ def test_coexisting_storms_in_two_tiles_share_no_frame_across_splits():
     """Storms that overlap in time, in two tiles, some crossing block edges: a storm gives samples to more
     than one split, yet no held-out target is a frame of a training sample of its tile."""
     tiles = [Tile("a", 0.0, 200.0), Tile("b", -60.0, 20.0)]
-    tracks = pd.concat([_storm(f"S{i}", 5 * i, 40, 20.0 if i % 2 else -30.0, 250.0 if i % 2 else 60.0)
-                        for i in range(36)], ignore_index=True)
+    tracks = pd.concat(
+        [_storm(f"S{i}", 5 * i, 40, 20.0 if i % 2 else -30.0, 250.0 if i % 2 else 60.0) for i in range(36)],
+        ignore_index=True,
+    )
     plan = plan_samples(_fields(200), tiles, tracks, HOURLY, 6, 0)
     assert set(plan.split) == {"train", "val", "test"} and set(plan.tile) == {"a", "b"}
     assert (plan.groupby("storm").split.nunique() > 1).any()
@@ -119,8 +130,11 @@ def test_a_plan_that_leaks_is_refused_before_anything_is_written(written, tmp_pa
     _, ds, plan = written
     leaky = plan.assign(split=np.where(np.arange(len(plan)) % 10 == 0, "test", plan.split))
     out = tmp_path / "leaky.zarr"
-    with pytest.raises(ClimodeError, match=r"the plan for .*leaky.zarr: .* % of the test targets are frames \(same "
-                                           r"tile and time\) of training samples"):
+    with pytest.raises(
+        ClimodeError,
+        match=r"the plan for .*leaky.zarr: .* % of the test targets are frames \(same "
+        r"tile and time\) of training samples",
+    ):
         write_shards(out, ds, None, leaky, ["rain"], None, "zscore", None, HOURLY, {})
     assert not list(tmp_path.iterdir())
 
@@ -136,13 +150,16 @@ def test_a_store_that_leaks_is_refused_by_training_and_evaluation(written, tmp_p
     shards.assign(split=("sample", split)).to_zarr(leaky, consolidated=False, zarr_format=2)
     share = leakage(xr.open_zarr(leaky, consolidated=False))["test"]
     assert share > 0.5
-    message = (f"{leaky}: {100 * share:.3g} % of the test targets are frames (same tile and time) of training "
-               "samples; re-prepare it with this version of climode (time-block splits)")
+    message = (
+        f"{leaky}: {100 * share:.3g} % of the test targets are frames (same tile and time) of training "
+        "samples; re-prepare it with this version of climode (time-block splits)"
+    )
     for split_name in ("train", "test"):
         with pytest.raises(ClimodeError) as refused:
             Shards(leaky, split_name)
         assert str(refused.value) == message
-    result = run_module("climode.train", "--dataset", "cam5", "--data", leaky, "--out", tmp_path / "run",
-                        "--max-steps", 1)
+    result = run_module(
+        "climode.train", "--dataset", "cam5", "--data", leaky, "--out", tmp_path / "run", "--max-steps", 1
+    )
     assert_user_error(result, message)
     assert not (tmp_path / "run" / "model.safetensors").exists()

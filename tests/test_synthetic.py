@@ -1,5 +1,6 @@
 """Synthetic CAM5-like cyclones: CF files, true tracks that match the fields, the world's physics (steering,
 intensity, size, an evolving background), reproducibility, continuity in time, CLI."""
+
 import itertools
 import math
 
@@ -58,9 +59,12 @@ def test_files_are_cf_noleap_and_synthetic(written):
             assert ds.attrs["synthetic"] == "true" and ds.attrs["Conventions"] == "CF-1.8"
             assert TITLE in ds.attrs["title"] and ds.attrs["seed"] == SEED
             assert isinstance(ds.time.values[0], cftime.DatetimeNoLeap) and ds.indexes["time"].calendar == "noleap"
-            for name, std, units in [("U850", "eastward_wind", "m s-1"), ("V850", "northward_wind", "m s-1"),
-                                     ("PSL", "air_pressure_at_mean_sea_level", "Pa"),
-                                     ("TS", "surface_temperature", "K")]:
+            for name, std, units in [
+                ("U850", "eastward_wind", "m s-1"),
+                ("V850", "northward_wind", "m s-1"),
+                ("PSL", "air_pressure_at_mean_sea_level", "Pa"),
+                ("TS", "surface_temperature", "K"),
+            ]:
                 assert ds[name].dims == ("time", "lat", "lon") and ds[name].dtype == np.float32
                 assert ds[name].attrs["standard_name"] == std and ds[name].attrs["units"] == units
                 assert ds[name].encoding["zlib"] and np.isfinite(ds[name].values).all()
@@ -175,7 +179,8 @@ def test_cli_refuses_existing_corpus(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "none"), "--storms", "0", "--small"]) == 2
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
-        "error: --storms must be an integer >= 1, got 0"]
+        "error: --storms must be an integer >= 1, got 0"
+    ]
     assert not (tmp_path / "none").exists()
 
 
@@ -224,8 +229,15 @@ def test_storms_move_with_the_environments_steering_plus_beta_drift(plan):
             steer = np.array([(u * weight).sum(), (v * weight).sum()])
             speed = st.beta[0] * math.cos(math.radians(mlat)) / math.cos(math.radians(20.0))
             beta = speed * np.array([-math.sin(math.radians(st.beta[1])), math.cos(math.radians(st.beta[1]))])
-            motion = np.array([math.radians(lon[k + 1] - lon[k]) * R * math.cos(math.radians(mlat)),
-                               math.radians(lat[k + 1] - lat[k]) * R]) / 10800.0
+            motion = (
+                np.array(
+                    [
+                        math.radians(lon[k + 1] - lon[k]) * R * math.cos(math.radians(mlat)),
+                        math.radians(lat[k + 1] - lat[k]) * R,
+                    ]
+                )
+                / 10800.0
+            )
             errors.append(motion - steer - beta)
             without_beta.append(np.hypot(*(motion - steer)))
     errors = np.array(errors)
@@ -255,8 +267,9 @@ def test_intensity_relaxes_to_the_sst_potential_and_decays_over_land(plan):
     dom = plan.setup.domain
     for st in plan.storms:
         seconds = _hours(st)
-        sst = np.array([synthetic._sst(plan.world, t, st.lat[i:i + 1], st.lon[i:i + 1])[0]
-                        for i, t in enumerate(seconds)])
+        sst = np.array(
+            [synthetic._sst(plan.world, t, st.lat[i : i + 1], st.lon[i : i + 1])[0] for i, t in enumerate(seconds)]
+        )
         land = synthetic._land_at(st.lat, st.lon)
         pi = synthetic._potential(sst)
         ratio = st.dp[1:] / st.dp[:-1]
@@ -324,8 +337,15 @@ def test_fields_are_continuous_at_any_real_time(plan):
     the moments a storm is born, passes from one hourly state to the next, and ends."""
     lat, lon = SMALL.lat[::2, None], SMALL.lon[None, ::2]
     st = plan.storms[0]
-    moments = [st.first - 1.0, st.first - 0.5, st.first + 1 / SUB, st.first + 2 / SUB, st.first + st.last,
-               st.first + st.last + 0.5, st.first + st.last + 1.0]
+    moments = [
+        st.first - 1.0,
+        st.first - 0.5,
+        st.first + 1 / SUB,
+        st.first + 2 / SUB,
+        st.first + st.last,
+        st.first + st.last + 0.5,
+        st.first + st.last + 1.0,
+    ]
     rng = np.random.default_rng(0)
     for step in moments + list(rng.uniform(0, plan.n_steps, 6)):
         a = synthetic._evaluate(plan, step, lat, lon)

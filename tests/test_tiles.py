@@ -10,8 +10,10 @@ def global_field(step=0.25):
     lat = np.arange(-90, 90 + step / 2, step)
     lon = np.arange(0, 360, step)
     field = np.cos(np.deg2rad(lat))[:, None] * np.sin(np.deg2rad(lon))[None, :]
-    return xr.Dataset({"PSL": (("time", "lat", "lon"), np.stack([field, 2 * field]).astype("float32"))},
-                      coords={"time": [0, 1], "lat": lat, "lon": lon}).chunk({"time": 1})
+    return xr.Dataset(
+        {"PSL": (("time", "lat", "lon"), np.stack([field, 2 * field]).astype("float32"))},
+        coords={"time": [0, 1], "lat": lat, "lon": lon},
+    ).chunk({"time": 1})
 
 
 def expected(lat, lon):
@@ -42,7 +44,7 @@ def test_regridded_tile_matches_the_field_and_maps_back():
 def test_tiles_do_not_overlap():
     for tiles in (list(BASINS.values()), regular_tiles()):
         for i, a in enumerate(tiles):
-            for b in tiles[i + 1:]:
+            for b in tiles[i + 1 :]:
                 lat_overlap = min(a.lat0 + a.height, b.lat0 + b.height) - max(a.lat0, b.lat0)
                 lon_overlap = ((b.lon0 - a.lon0) % 360 < a.width) or ((a.lon0 - b.lon0) % 360 < b.width)
                 assert lat_overlap <= 0 or not lon_overlap, (a, b)

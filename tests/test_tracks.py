@@ -70,32 +70,42 @@ def test_read_tempest_two_storms(tmp_path):
     assert tracks["lat"].to_numpy() == pytest.approx([20.25, 20.75, 21.5, -12.0, -12.5])
     assert tracks["psl_min"].to_numpy() == pytest.approx([99500, 99000, 98500, 100000, 99900])
     assert tracks["vmax"].to_numpy() == pytest.approx([32, 35, 40, 15, 17])
-    assert list(tracks["time"]) == [noleap(2001, 9, 1, 0), noleap(2001, 9, 1, 6), noleap(2001, 9, 1, 12),
-                                    noleap(2001, 2, 28, 18), noleap(2001, 3, 1, 0)]
+    assert list(tracks["time"]) == [
+        noleap(2001, 9, 1, 0),
+        noleap(2001, 9, 1, 6),
+        noleap(2001, 9, 1, 12),
+        noleap(2001, 2, 28, 18),
+        noleap(2001, 3, 1, 0),
+    ]
     pd.testing.assert_frame_equal(read_tracks(path), tracks)
 
 
 def test_read_plain_csv_in_noleap_calendar(tmp_path):
     path = tmp_path / "synthetic.csv"
-    path.write_text("storm,time,lat,lon,psl_min,vmax\n"
-                    "SYN0001,2000-02-28 18:00:00,15.5,-60.0,97000,31.5\n"
-                    "SYN0001,2000-03-01 00:00:00,16.0,299.0,,\n")
+    path.write_text(
+        "storm,time,lat,lon,psl_min,vmax\n"
+        "SYN0001,2000-02-28 18:00:00,15.5,-60.0,97000,31.5\n"
+        "SYN0001,2000-03-01 00:00:00,16.0,299.0,,\n"
+    )
     tracks = read_tracks(path)
     assert list(tracks["time"]) == [noleap(2000, 2, 28, 18), noleap(2000, 3, 1, 0)]
     assert tracks["lon"].to_numpy() == pytest.approx([300.0, 299.0])
     assert tracks.loc[0, "psl_min"] == 97000 and np.isnan(tracks.loc[1, "vmax"])
 
 
-@pytest.mark.parametrize("content, fragment", [
-    ("hello,world\n1,2\n", "not a track file"),
-    ("", "not a track file"),
-    ("storm,time,lat,lon\n", "no track points"),
-    ("storm,time,lat,lon\nA,2000-02-29 00:00:00,1,2\n", "not a valid date"),
-    ("storm,time,lat,lon\nA,yesterday,1,2\n", "'yesterday'"),
-    ("start 3 2001 09 01 00\n 1 2 280.0 20.0 2001 09 01 00\n", "file ends first"),
-    ("start 1 2001 09 01 00\n 1 2 280.0 twenty 2001 09 01 00\n", "line 2"),
-    ("SID,ISO_TIME,LAT\n ,,\nX,2001-01-01 00:00:00,1\n", "missing columns LON"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("hello,world\n1,2\n", "not a track file"),
+        ("", "not a track file"),
+        ("storm,time,lat,lon\n", "no track points"),
+        ("storm,time,lat,lon\nA,2000-02-29 00:00:00,1,2\n", "not a valid date"),
+        ("storm,time,lat,lon\nA,yesterday,1,2\n", "'yesterday'"),
+        ("start 3 2001 09 01 00\n 1 2 280.0 20.0 2001 09 01 00\n", "file ends first"),
+        ("start 1 2001 09 01 00\n 1 2 280.0 twenty 2001 09 01 00\n", "line 2"),
+        ("SID,ISO_TIME,LAT\n ,,\nX,2001-01-01 00:00:00,1\n", "missing columns LON"),
+    ],
+)
 def test_malformed_files_raise_naming_the_file(tmp_path, content, fragment):
     path = tmp_path / "bad_tracks.txt"
     path.write_text(content)
@@ -122,8 +132,14 @@ def test_great_circle_km():
 def test_match_tiny_case():
     times = [noleap(2001, 9, 1, h) for h in (0, 6, 12)]
     truth = pd.DataFrame({"storm": "T", "time": times, "lat": [20.0, 21.0, 22.0], "lon": [280.0, 279.0, 278.0]})
-    found = pd.DataFrame({"storm": ["D", "D", "X"], "time": [times[0], times[1], times[1]],
-                          "lat": [20.0, 21.0 + 50 / 111.19, 40.0], "lon": [280.0, 279.0, 200.0]})
+    found = pd.DataFrame(
+        {
+            "storm": ["D", "D", "X"],
+            "time": [times[0], times[1], times[1]],
+            "lat": [20.0, 21.0 + 50 / 111.19, 40.0],
+            "lon": [280.0, 279.0, 200.0],
+        }
+    )
     scores = match(truth, found)
     assert scores["hit_rate"] == pytest.approx(2 / 3)
     assert scores["mean_error_km"] == pytest.approx(25.0, abs=0.1)
@@ -134,18 +150,22 @@ def test_match_tiny_case():
 
 def test_in_box_and_storm_periods_across_the_meridian():
     times = [noleap(2001, 9, 1, 0) + pd.Timedelta(hours=6 * k).to_pytimedelta() for k in range(6)]
-    tracks = pd.DataFrame({
-        "storm": ["S1"] * 6 + ["S2"] * 2,
-        "time": times + times[:2],
-        "lat": [20.0, 20.0, 21.0, 22.0, 23.0, 45.0] + [10.0, 10.0],
-        "lon": [290.0, 305.0, 359.0, 10.0, 70.0, 50.0] + [200.0, 210.0],
-    }).sample(frac=1.0, random_state=0)
+    tracks = pd.DataFrame(
+        {
+            "storm": ["S1"] * 6 + ["S2"] * 2,
+            "time": times + times[:2],
+            "lat": [20.0, 20.0, 21.0, 22.0, 23.0, 45.0] + [10.0, 10.0],
+            "lon": [290.0, 305.0, 359.0, 10.0, 70.0, 50.0] + [200.0, 210.0],
+        }
+    ).sample(frac=1.0, random_state=0)
     inside = in_box(tracks, (0.0, 40.0), (300.0, 60.0))
     assert sorted(inside["lon"]) == [10.0, 305.0, 359.0]
     periods = storm_periods(tracks, (0.0, 50.0), (300.0, 60.0))
     assert list(periods.columns) == ["storm", "start", "end"]
-    assert periods.to_dict("records") == [{"storm": "S1", "start": times[1], "end": times[3]},
-                                          {"storm": "S1", "start": times[5], "end": times[5]}]
+    assert periods.to_dict("records") == [
+        {"storm": "S1", "start": times[1], "end": times[3]},
+        {"storm": "S1", "start": times[5], "end": times[5]},
+    ]
     assert len(in_box(tracks, (0.0, 40.0), (0.0, 360.0))) == 7
 
 
@@ -182,12 +202,17 @@ def storm_fields(lat, lon, times, storms, seed=0, noise_pa=20.0) -> tuple[xr.Dat
 def test_detect_follows_storms_on_global_noleap_dask_grid():
     times = xr.date_range("2000-02-27", periods=13, freq="6h", calendar="noleap", use_cftime=True).values
     everywhere = range(13)
-    ds, truth = storm_fields(np.arange(-90.0, 90.5, 1.0), np.arange(0.0, 360.0, 1.0), times, [
-        ("A", 15.3, 5.6, 0.3, -0.95, 3000.0, 30.0, everywhere),   # crosses the meridian westward
-        ("B", 20.7, 290.2, 0.6, -0.8, 3000.0, 30.0, everywhere),
-        ("shallow", 10.0, 200.0, 0.0, -1.0, 50.0, 30.0, everywhere),
-        ("calm", -15.0, 100.0, 0.0, -1.0, 3000.0, 4.0, everywhere),
-    ])
+    ds, truth = storm_fields(
+        np.arange(-90.0, 90.5, 1.0),
+        np.arange(0.0, 360.0, 1.0),
+        times,
+        [
+            ("A", 15.3, 5.6, 0.3, -0.95, 3000.0, 30.0, everywhere),  # crosses the meridian westward
+            ("B", 20.7, 290.2, 0.6, -0.8, 3000.0, 30.0, everywhere),
+            ("shallow", 10.0, 200.0, 0.0, -1.0, 50.0, 30.0, everywhere),
+            ("calm", -15.0, 100.0, 0.0, -1.0, 3000.0, 4.0, everywhere),
+        ],
+    )
     found = detect(ds.chunk({"time": 1}))
     assert sorted(found["storm"].unique()) == ["DET0001", "DET0002"]
     real = truth[truth["storm"].isin(["A", "B"])]
@@ -196,8 +221,9 @@ def test_detect_follows_storms_on_global_noleap_dask_grid():
     assert scores["mean_error_km"] < 30.0
     assert scores["false_alarm_rate"] == 0.0
     assert match(real, found, max_km=100.0)["hit_rate"] >= 0.9
-    assert found["psl_min"].to_numpy() == pytest.approx(101000 - 3000 + 800 * np.sin(np.radians(found["lat"])) ** 2,
-                                                        abs=100)
+    assert found["psl_min"].to_numpy() == pytest.approx(
+        101000 - 3000 + 800 * np.sin(np.radians(found["lat"])) ** 2, abs=100
+    )
     assert found["vmax"].between(28.0, 36.0).all()
     assert isinstance(found.loc[0, "time"], cftime.datetime) and found.loc[0, "time"].calendar == "noleap"
 
@@ -214,13 +240,15 @@ def test_detect_bridges_a_missing_step_and_applies_duration_on_datetime64_region
     assert detect(ds, max_gap_steps=0, min_wind_steps=5, min_duration_h=24).groupby("storm").size().tolist() == [6, 6]
 
 
-@pytest.mark.parametrize("depth, vmax, option", [(50.0, 30.0, {"closed_contour_pa": 15.0}),
-                                                  (3000.0, 4.0, {"min_wind": 3.0})])
+@pytest.mark.parametrize(
+    "depth, vmax, option", [(50.0, 30.0, {"closed_contour_pa": 15.0}), (3000.0, 4.0, {"min_wind": 3.0})]
+)
 def test_detect_rejects_shallow_or_calm_lows_by_its_thresholds(depth, vmax, option):
     times = np.arange("2005-08-25T00", "2005-08-28T06", np.timedelta64(6, "h"), dtype="datetime64[ns]")
     lat, lon = np.arange(0.0, 40.5, 1.0), np.arange(260.0, 340.5, 1.0)
-    ds, truth = storm_fields(lat, lon, times, [("A", 8.2, 300.4, 0.0, -0.5, depth, vmax, range(13))],
-                             seed=2, noise_pa=2.0)
+    ds, truth = storm_fields(
+        lat, lon, times, [("A", 8.2, 300.4, 0.0, -0.5, depth, vmax, range(13))], seed=2, noise_pa=2.0
+    )
     assert detect(ds).empty
     assert match(truth, detect(ds, **option))["hit_rate"] >= 0.9
 

@@ -1,4 +1,5 @@
 """Training as a user runs it: the CLI, checkpoints, resuming, data parallelism, learning."""
+
 import json
 import signal
 import subprocess
@@ -26,8 +27,11 @@ def _optimizer_steps(ckpt_path):
 
 def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     """Fading the balls alone gets ~0.9x persistence's next-frame MSE; moving them gets far below."""
-    config = write_config(tmp_path / "learn.yaml", data={"n_out": 1, "train_size": 400, "test_size": 32},
-                          train={"checkpoint_every": 1000, "val_every": 100, "adversarial": False})
+    config = write_config(
+        tmp_path / "learn.yaml",
+        data={"n_out": 1, "train_size": 400, "test_size": 32},
+        train={"checkpoint_every": 1000, "val_every": 100, "adversarial": False},
+    )
     assert train_main(["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "600"]) == 0
     final = capsys.readouterr().out.strip().splitlines()[-1]
     test = open_dataset(DataConfig(n_in=5, n_out=1, test_size=32), "test")
@@ -55,8 +59,22 @@ def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_
     tiny_config = write_config(tmp_path / "tiny.yaml", train={"warmup_steps": 1})  # the cosine from update 1
     out = tmp_path / "run"
     last = out / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen([sys.executable, "-m", "climode.train", "--config", str(tiny_config), "--out", str(out),
-                             "--max-steps", "10000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "climode.train",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(out),
+            "--max-steps",
+            "10000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 180
         while not last.exists():
@@ -92,8 +110,9 @@ def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_
 
 def test_two_process_cpu_training(tmp_path, tiny_config):
     out = tmp_path / "ddp"
-    result = run_module("climode.train", "--config", tiny_config, "--out", out, "--max-steps", 3,
-                        "--devices", 2, "--accelerator", "cpu")
+    result = run_module(
+        "climode.train", "--config", tiny_config, "--out", out, "--max-steps", 3, "--devices", 2, "--accelerator", "cpu"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log
@@ -105,14 +124,29 @@ def test_two_process_cpu_training(tmp_path, tiny_config):
 
 def test_clips_file_trains_and_evaluates_with_json(tmp_path, tiny_config):
     data = tmp_path / "balls.npz"
-    made = subprocess.run([sys.executable, str(ROOT / "pipelines" / "make_clips.py"), "--out", str(data),
-                           "--clips", "40", "--frames", "10", "--drop", "0.3"], capture_output=True, text=True)
+    made = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "pipelines" / "make_clips.py"),
+            "--out",
+            str(data),
+            "--clips",
+            "40",
+            "--frames",
+            "10",
+            "--drop",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr
     frames = np.load(data)["frames"]
     assert frames.shape == (40, 10, 1, 32, 32) and np.isnan(frames[:, :5]).any()
     out = tmp_path / "run"
-    trained = run_module("climode.train", "--config", tiny_config, "--dataset", "clips", "--data", data,
-                         "--out", out, "--max-steps", 2)
+    trained = run_module(
+        "climode.train", "--config", tiny_config, "--dataset", "clips", "--data", data, "--out", out, "--max-steps", 2
+    )
     assert trained.returncode == 0, trained.stderr
     scores = tmp_path / "scores.json"
     result = run_module("climode.evaluate", "--checkpoint", out / "model.safetensors", "--json", scores)
@@ -134,7 +168,18 @@ def test_clips_with_irregular_times_per_clip_train(tmp_path, tiny_config):
     times = np.cumsum(rng.choice([1.0, 2.0, 3.0], size=(20, 10)), axis=1)
     data = tmp_path / "irregular.npz"
     np.savez(data, frames=frames, times=times, variables=np.array(["u", "v"]))
-    result = run_module("climode.train", "--config", tiny_config, "--dataset", "clips", "--data", data,
-                        "--out", tmp_path / "run", "--max-steps", 2)
+    result = run_module(
+        "climode.train",
+        "--config",
+        tiny_config,
+        "--dataset",
+        "clips",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "run",
+        "--max-steps",
+        2,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert load_model(result.stdout.strip().splitlines()[-1]).variables == ["u", "v"]

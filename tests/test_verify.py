@@ -1,5 +1,6 @@
 """Forecast verification: each metric against hand-computed values, verify() on synthetic storms,
 and ``python -m climode.evaluate --forecast F --truth T``."""
+
 import json
 import subprocess
 
@@ -31,9 +32,10 @@ def corpus():
 def as_forecast(fields: xr.Dataset, reference) -> xr.Dataset:
     """``fields`` in the forecast file convention: lead_time and forecast_reference_time coordinates."""
     lead = [(t - reference).total_seconds() / 3600 for t in fields["time"].values]
-    return fields.assign_coords(lead_time=("time", np.float32(lead), {"standard_name": "forecast_period",
-                                                                     "units": "hours"}),
-                                forecast_reference_time=reference)
+    return fields.assign_coords(
+        lead_time=("time", np.float32(lead), {"standard_name": "forecast_period", "units": "hours"}),
+        forecast_reference_time=reference,
+    )
 
 
 def perfect(truth: xr.Dataset) -> xr.Dataset:
@@ -49,11 +51,16 @@ def grid(lat0=0.0, lat1=30.0, lon0=280.0, lon1=320.0):
 
 def test_lat_weighted_rmse_by_hand():
     lat, lon = [0.0, 60.0], [0.0, 90.0]  # weights cos(lat): 1 and 0.5
-    truth = xr.DataArray(np.zeros((3, 2, 2)), dims=("time", "lat", "lon"),
-                         coords={"time": [0, 1, 2], "lat": lat, "lon": lon})
-    errors = np.array([[[1.0, 3.0], [2.0, np.nan]],  # the NaN cell does not count
-                       [[2.0, 2.0], [2.0, 2.0]],
-                       [[np.nan] * 2] * 2])
+    truth = xr.DataArray(
+        np.zeros((3, 2, 2)), dims=("time", "lat", "lon"), coords={"time": [0, 1, 2], "lat": lat, "lon": lon}
+    )
+    errors = np.array(
+        [
+            [[1.0, 3.0], [2.0, np.nan]],  # the NaN cell does not count
+            [[2.0, 2.0], [2.0, 2.0]],
+            [[np.nan] * 2] * 2,
+        ]
+    )
     rmse = lat_weighted_rmse(truth + errors, truth)
     assert rmse.dims == ("time",)
     np.testing.assert_allclose(rmse.values[:2], [np.sqrt((1 + 9 + 0.5 * 4) / 2.5), 2.0])
@@ -83,11 +90,13 @@ def test_storm_centre_recovers_subgrid_position():
 def test_storm_centre_near_and_edges():
     lat, lon = grid()
     y, x = np.meshgrid(lat, lon, indexing="ij")
-    two = (101000.0 - 2000.0 * np.exp(-((y - 10) ** 2 + (x - 290) ** 2) / 8)
-           - 5000.0 * np.exp(-((y - 20) ** 2 + (x - 310) ** 2) / 8))
+    two = (
+        101000.0
+        - 2000.0 * np.exp(-((y - 10) ** 2 + (x - 290) ** 2) / 8)
+        - 5000.0 * np.exp(-((y - 20) ** 2 + (x - 310) ** 2) / 8)
+    )
     assert storm_centre(two, lat, lon)[:2] == pytest.approx((20.0, 310.0), abs=0.05)
-    assert storm_centre(two, lat, lon, near=(11.0, 291.0), radius_km=500)[:2] == pytest.approx((10.0, 290.0),
-                                                                                                abs=0.05)
+    assert storm_centre(two, lat, lon, near=(11.0, 291.0), radius_km=500)[:2] == pytest.approx((10.0, 290.0), abs=0.05)
     slope = 100000.0 + 10 * (x - 280) + 30 * (y - 15.2) ** 2  # lowest on the western edge: that cell, no fit
     assert storm_centre(slope, lat, lon, near=(15.0, 282.0), radius_km=300) == pytest.approx((15.0, 280.0, 100001.2))
 
@@ -111,8 +120,9 @@ def test_intensity_by_hand():
     psl[:, 20, 30], u[:, 20, 30] = 95000.0, 50.0  # deeper and windier, but 1500 km away
     psl[1, 10, 20] = np.nan  # missing: the next lowest cell in reach counts
     dims = ("time", "lat", "lon")
-    ds = xr.Dataset({"PSL": (dims, psl), "U850": (dims, u), "V850": (dims, v)},
-                    coords={"time": [0, 1], "lat": lat, "lon": lon})
+    ds = xr.Dataset(
+        {"PSL": (dims, psl), "U850": (dims, u), "V850": (dims, v)}, coords={"time": [0, 1], "lat": lat, "lon": lon}
+    )
     table = intensity(ds, 10.0, 300.0, radius_km=300.0)
     np.testing.assert_allclose(table["psl_min_hpa"], [990.0, 1010.0])
     np.testing.assert_allclose(table["wind_max_ms"], [5.0, 5.0])
@@ -129,16 +139,17 @@ def _bowls(centres: list[tuple[float, float]]) -> xr.Dataset:
     lat, lon = grid()
     times = [cftime.DatetimeNoLeap(2000, 8, 1, 3 * k) for k in range(len(centres))]
     psl = [100000.0 + 40 * (lat[:, None] - c[0]) ** 2 + 40 * (lon[None, :] - c[1]) ** 2 for c in centres]
-    return xr.Dataset({"PSL": (("time", "lat", "lon"), np.array(psl), {"units": "Pa"})},
-                      coords={"time": times, "lat": lat, "lon": lon})
+    return xr.Dataset(
+        {"PSL": (("time", "lat", "lon"), np.array(psl), {"units": "Pa"})},
+        coords={"time": times, "lat": lat, "lon": lon},
+    )
 
 
 def test_track_error_of_known_displacement():
     truth_centres = [(15.3 + 0.4 * k, 300.2 - 0.5 * k) for k in range(5)]
     shifted = [(a + 0.7, b - 1.2) for a, b in truth_centres]
     truth = _bowls(truth_centres)
-    forecast = as_forecast(_bowls(truth_centres[:1] + shifted[1:]).isel(time=slice(1, None)),
-                           truth["time"].values[0])
+    forecast = as_forecast(_bowls(truth_centres[:1] + shifted[1:]).isel(time=slice(1, None)), truth["time"].values[0])
     scores = verify(forecast, truth)
     assert scores["lead_times"] == [3.0, 6.0, 9.0, 12.0]
     truth_lat, truth_lon = np.array(truth_centres[1:]).T
@@ -180,12 +191,18 @@ def test_verify_persistence_forecast_scores_as_persistence(corpus):
 
 def test_verify_interpolates_truth_to_forecast_grid(corpus):
     truth, _ = corpus
-    offset = perfect(truth).interp(lat=np.arange(5.5, 40.0, 1.0), lon=np.arange(271.0, 330.0, 1.0))  # between truth cells
+    offset = perfect(truth).interp(
+        lat=np.arange(5.5, 40.0, 1.0), lon=np.arange(271.0, 330.0, 1.0)
+    )  # between truth cells
     scores = verify(offset, truth)  # bilinear interpolation of the truth gives back the forecast
     for name in ("U850", "V850", "PSL"):
         assert max(scores["methods"]["vid-ode"]["rmse"][name]) < 1e-4
-    nearest = offset.copy(data={v: truth[v].isel(time=slice(REF + 1, REF + 1 + LEADS), lat=slice(6, 41),
-                                                        lon=slice(72, 131)).values for v in offset.data_vars})
+    nearest = offset.copy(
+        data={
+            v: truth[v].isel(time=slice(REF + 1, REF + 1 + LEADS), lat=slice(6, 41), lon=slice(72, 131)).values
+            for v in offset.data_vars
+        }
+    )
     assert min(verify(nearest, truth)["methods"]["vid-ode"]["rmse"]["U850"]) > 0.01
 
 
@@ -226,7 +243,11 @@ def files(corpus, tmp_path_factory):
     truth, _ = corpus
     folder = tmp_path_factory.mktemp("verify")
     paths = {name: folder / f"{name}.nc" for name in ("truth", "forecast", "no_v", "late")}
-    for name, ds in (("truth", truth), ("no_v", truth[["U850", "PSL"]]), ("late", truth.isel(time=slice(REF + 1, None)))):
+    for name, ds in (
+        ("truth", truth),
+        ("no_v", truth[["U850", "PSL"]]),
+        ("late", truth.isel(time=slice(REF + 1, None))),
+    ):
         ds.to_netcdf(paths[name], encoding={"time": TIME_ENCODING})
     forecast = perfect(truth)
     write_netcdf(forecast.assign(U850=forecast["U850"] + 1.0), paths["forecast"], calendar="noleap")
@@ -242,8 +263,17 @@ def in_process(capsys, *args) -> subprocess.CompletedProcess:
 
 def test_cli_end_to_end(files, tmp_path):
     target = tmp_path / "scores.json"
-    result = run_module("climode.evaluate", "--forecast", files["forecast"], "--truth", files["truth"],
-                        "--json", target, "--storm", "17.5,-45")
+    result = run_module(
+        "climode.evaluate",
+        "--forecast",
+        files["forecast"],
+        "--truth",
+        files["truth"],
+        "--json",
+        target,
+        "--storm",
+        "17.5,-45",
+    )
     assert result.returncode == 0, result.stderr
     assert f"forecast {files['forecast']} vs truth {files['truth']}" in result.stdout
     assert "17.50N 315.00E (--storm)" in result.stdout
@@ -265,15 +295,20 @@ def test_cli_end_to_end(files, tmp_path):
     assert max(model["rmse"]["PSL"] + model["rmse"]["V850"] + model["track_km"]) < 1e-2
     assert scores["storm"]["start"] == [17.5, 315.0]
     assert set(scores["storm"]["tracks"]) == {"truth", "vid-ode"}
-    assert set(scores["storm"]["tracks"]["truth"][0]) == {"time", "lead_time", "lat", "lon", "psl_min_hpa",
-                                                          "wind_max_ms"}
+    assert set(scores["storm"]["tracks"]["truth"][0]) == {
+        "time",
+        "lead_time",
+        "lat",
+        "lon",
+        "psl_min_hpa",
+        "wind_max_ms",
+    }
     assert scores["files"] == {"forecast": str(files["forecast"]), "truth": str(files["truth"])}
 
 
 def test_cli_truth_lacking_a_variable(files, tmp_path):
     target = tmp_path / "scores.json"
-    result = run_module("climode.evaluate", "--forecast", files["forecast"], "--truth", files["no_v"],
-                        "--json", target)
+    result = run_module("climode.evaluate", "--forecast", files["forecast"], "--truth", files["no_v"], "--json", target)
     assert_user_error(result, "V850", "not found", str(files["no_v"]))
     assert not target.exists()
 

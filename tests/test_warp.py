@@ -21,8 +21,9 @@ def _blob(h=32, w=40, cy=14.0, cx=17.0):
 
 def _centroid(img):
     img = img[0, 0]
-    yy, xx = torch.meshgrid(torch.arange(img.shape[0], dtype=img.dtype), torch.arange(img.shape[1], dtype=img.dtype),
-                            indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(img.shape[0], dtype=img.dtype), torch.arange(img.shape[1], dtype=img.dtype), indexing="ij"
+    )
     return float((img * yy).sum() / img.sum()), float((img * xx).sum() / img.sum())
 
 

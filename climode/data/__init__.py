@@ -1,4 +1,5 @@
 """Datasets by name: each yields samples (see ``climode.data.samples``)."""
+
 from __future__ import annotations
 
 from torch.utils.data import Dataset
@@ -18,11 +19,20 @@ def open_dataset(cfg: DataConfig, split: str, normalisation: dict | None = None)
     replaces the statistics a shard store holds (a model's own, to fine-tune or score it on other data)."""
     if cfg.name == "bouncing-ball":
         size = {"train": cfg.train_size, "val": cfg.val_size, "test": cfg.test_size}[split]
-        return BouncingBall(split, size, cfg.n_in, cfg.n_out, cfg.drop, cfg.frame_size, seed=cfg.seed,
-                            continuous=cfg.continuous and split == "train")
+        return BouncingBall(
+            split,
+            size,
+            cfg.n_in,
+            cfg.n_out,
+            cfg.drop,
+            cfg.frame_size,
+            seed=cfg.seed,
+            continuous=cfg.continuous and split == "train",
+        )
     if cfg.name in ("clips", "cam5", "gridded") and cfg.path is None:
-        raise ClimodeError(f"dataset {cfg.name!r} needs data: pass --data " + ("FILE.npz" if cfg.name == "clips" else
-                                                                                 "STORE.zarr"))
+        raise ClimodeError(
+            f"dataset {cfg.name!r} needs data: pass --data " + ("FILE.npz" if cfg.name == "clips" else "STORE.zarr")
+        )
     if cfg.name == "clips":
         return Clips(cfg.path, split, cfg.n_in, cfg.n_out)
     if cfg.name in ("cam5", "gridded"):

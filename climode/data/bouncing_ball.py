@@ -4,6 +4,7 @@ Balls move at constant speed, bounce elastically off the walls and off each othe
 (equal masses), and are drawn as soft discs in [0, 1] on one channel. Sequence i
 of a split is generated from its own seed, so any item is reproducible on its own.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,16 @@ from .samples import drop_frames
 SPLIT_SEEDS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
 
 
-def simulate(rng: np.random.Generator, n_frames: int, size: int = 32, balls: int = 3, radius: float = 3.0,
-             speed: float = 1.5, substeps: int = 8, times: np.ndarray | None = None) -> np.ndarray:
+def simulate(
+    rng: np.random.Generator,
+    n_frames: int,
+    size: int = 32,
+    balls: int = 3,
+    radius: float = 3.0,
+    speed: float = 1.5,
+    substeps: int = 8,
+    times: np.ndarray | None = None,
+) -> np.ndarray:
     """Ball centres (n_frames, balls, 2) in pixels (row, column) at frames 0..n_frames-1, or, given
     ``times`` (T,) in frames within [0, n_frames - 1], at those real times (linear between substeps)."""
     lo, hi = radius, size - 1 - radius
@@ -53,8 +62,12 @@ def simulate(rng: np.random.Generator, n_frames: int, size: int = 32, balls: int
     if times is None:
         return out
     clock = np.arange(len(fine)) / substeps
-    return np.stack([[[np.interp(t, clock, fine[:, b, a]) for a in range(2)] for b in range(balls)]
-                     for t in np.asarray(times, dtype=np.float64)])
+    return np.stack(
+        [
+            [[np.interp(t, clock, fine[:, b, a]) for a in range(2)] for b in range(balls)]
+            for t in np.asarray(times, dtype=np.float64)
+        ]
+    )
 
 
 def render(centres: np.ndarray, size: int = 32, radius: float = 3.0) -> np.ndarray:
@@ -79,8 +92,18 @@ class BouncingBall(Dataset):
     variables = ("intensity",)
     time_units = "frames"
 
-    def __init__(self, split: str = "train", size: int = 1000, n_in: int = 10, n_out: int = 10,
-                 drop: float = 0.0, frame_size: int = 32, balls: int = 3, seed: int = 0, continuous: bool = False):
+    def __init__(
+        self,
+        split: str = "train",
+        size: int = 1000,
+        n_in: int = 10,
+        n_out: int = 10,
+        drop: float = 0.0,
+        frame_size: int = 32,
+        balls: int = 3,
+        seed: int = 0,
+        continuous: bool = False,
+    ):
         check_choice("split", split, SPLIT_SEEDS)
         self.split, self.size, self.n_in, self.n_out = split, size, n_in, n_out
         self.drop, self.frame_size, self.balls = drop, frame_size, balls
@@ -105,8 +128,12 @@ class BouncingBall(Dataset):
         if self.continuous:
             between = rng.uniform(times[: self.n_in - 1], times[1 : self.n_in])
             times_out = np.sort(np.concatenate((between, rng.uniform(self.n_in - 1, n - 1, self.n_out))))
-            return {"frames_in": inputs, "times_in": times[: self.n_in],
-                    "frames_out": self.render(index, times_out), "times_out": times_out}
+            return {
+                "frames_in": inputs,
+                "times_in": times[: self.n_in],
+                "frames_out": self.render(index, times_out),
+                "times_out": times_out,
+            }
         return {
             "frames_in": inputs,
             "times_in": times[: self.n_in],

@@ -5,6 +5,7 @@ writes ``storm.nc`` (only the input frames, as a user's sparse record), ``storm_
 (every 3-hourly frame from the first input to ``--until`` hours) and ``storm_track.csv`` (the
 true track over that window), all CAM5-like (see ``climode.data.synthetic``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ def _stamps(times) -> np.ndarray:
     return np.array([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
 
 
-def cut_case(ds: xr.Dataset, tracks: pd.DataFrame, storm: str, first: int, input_hours: Sequence[float],
-             until_h: float) -> Case:
+def cut_case(
+    ds: xr.Dataset, tracks: pd.DataFrame, storm: str, first: int, input_hours: Sequence[float], until_h: float
+) -> Case:
     """The case of ``storm`` whose first input is step ``first`` of ``ds``: inputs at
     ``input_hours`` after it, truth every step from it to ``until_h`` hours."""
     steps = [first + round(h / STEP_H) for h in input_hours]
@@ -96,8 +98,9 @@ def _hours(text: str) -> list[float]:
 
 @cli
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m climode.data.cases", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m climode.data.cases", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--inputs", default="0,9,21,42,57", help="input hours after the first (default 0,9,21,42,57)")
     p.add_argument("--until", type=float, default=72.0, help="last truth hour (default 72)")

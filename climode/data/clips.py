@@ -5,6 +5,7 @@ clips are split 80/10/10 into train/val/test in file order. Optional ``variables
 (C,) names the channels. Everything is checked on opening, with errors that name
 the file and what was wrong.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         times = np.broadcast_to(times, (n, len(times)))
     if times.shape != (n, t):
         raise ClimodeError(
-            f"{path}: 'times' must have shape ({t},) or ({n}, {t}) to match 'frames', found {times.shape}")
+            f"{path}: 'times' must have shape ({t},) or ({n}, {t}) to match 'frames', found {times.shape}"
+        )
     bad = np.nonzero(~(np.diff(times, axis=1) > 0).all(1))[0]
     if len(bad):
         raise ClimodeError(f"{path}: times must be strictly increasing; clip {bad[0]} has {times[bad[0]].tolist()}")
@@ -76,5 +78,9 @@ class Clips(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         f, t, n = self.frames[index], self.times[index], self.n_in
-        return {"frames_in": f[:n], "times_in": t[:n],
-                "frames_out": f[n : n + self.n_out], "times_out": t[n : n + self.n_out]}
+        return {
+            "frames_in": f[:n],
+            "times_in": t[:n],
+            "frames_out": f[n : n + self.n_out],
+            "times_out": t[n : n + self.n_out],
+        }

@@ -10,6 +10,7 @@
   beyond the coordinates and the first time step of each variable (see ``open_fields``);
   ``attrs["climode_sources"]`` the files used, comma-separated.
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,12 +39,26 @@ COORD_UNITS = {"lat": "degrees_north", "lon": "degrees_east"}
 REFTIME_NAMES = ("reftime", "reference_time", "ref_time")
 HOUR_UNITS = ("hours", "hour", "hrs", "hr", "h")
 
-_MS = ("ms-1", "m/s", "ms**-1", "ms^-1", "m.s-1", "m.s**-1", "m/sec", "mps",
-       "meter/second", "meters/second", "metre/second", "metres/second")
+_MS = (
+    "ms-1",
+    "m/s",
+    "ms**-1",
+    "ms^-1",
+    "m.s-1",
+    "m.s**-1",
+    "m/sec",
+    "mps",
+    "meter/second",
+    "meters/second",
+    "metre/second",
+    "metres/second",
+)
 _KNOTS = ("knot", "knots", "kt", "kts", "kn")
 _WIND = {**dict.fromkeys(_MS, 1.0), **dict.fromkeys(_KNOTS, 1852.0 / 3600.0)}
-_PRESSURE = {**dict.fromkeys(("pa", "pascal", "pascals"), 1.0),
-             **dict.fromkeys(("hpa", "mb", "mbar", "millibar", "millibars", "hectopascal", "hectopascals"), 100.0)}
+_PRESSURE = {
+    **dict.fromkeys(("pa", "pascal", "pascals"), 1.0),
+    **dict.fromkeys(("hpa", "mb", "mbar", "millibar", "millibars", "hectopascal", "hectopascals"), 100.0),
+}
 
 
 @dataclass(frozen=True)
@@ -60,8 +75,13 @@ class Known:
 KNOWN = {
     "U850": Known(("u", "u850", "ua", "u_component_of_wind", "eastward_wind"), "eastward_wind", "m s-1", _WIND),
     "V850": Known(("v", "v850", "va", "v_component_of_wind"), "northward_wind", "m s-1", _WIND),
-    "PSL": Known(("msl", "slp", "psl", "mean_sea_level_pressure", "air_pressure_at_mean_sea_level"),
-                 "air_pressure_at_mean_sea_level", "Pa", _PRESSURE, hpa_below=2000.0),
+    "PSL": Known(
+        ("msl", "slp", "psl", "mean_sea_level_pressure", "air_pressure_at_mean_sea_level"),
+        "air_pressure_at_mean_sea_level",
+        "Pa",
+        _PRESSURE,
+        hpa_below=2000.0,
+    ),
 }
 
 
@@ -73,8 +93,10 @@ def parse_mapping(text: str) -> dict[str, str]:
     for item in text.split(","):
         key, sep, value = (part.strip() for part in item.partition("="))
         if not (sep and key and value) or "=" in value:
-            raise ClimodeError(f"malformed variable mapping {text!r}: expected NAME=FILE_NAME[,NAME=FILE_NAME...], "
-                               f"got item {item.strip()!r}")
+            raise ClimodeError(
+                f"malformed variable mapping {text!r}: expected NAME=FILE_NAME[,NAME=FILE_NAME...], "
+                f"got item {item.strip()!r}"
+            )
         if key in mapping:
             raise ClimodeError(f"malformed variable mapping {text!r}: {key!r} is mapped twice")
         mapping[key] = value
@@ -82,6 +104,7 @@ def parse_mapping(text: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- coordinates
+
 
 def _rename_coords(ds: xr.Dataset) -> xr.Dataset:
     """Rename time/lat/lon aliases (dims or coordinates only) and make 1-D ones dimensions."""
@@ -134,6 +157,7 @@ def normalise_coords(ds: xr.Dataset) -> xr.Dataset:
 
 # ---------------------------------------------------------------- time
 
+
 def _parse_date(text: str, what: str) -> str:
     """``"YYYY-MM-DD[ HH:MM[:SS]]"`` (separators -, / or space) -> ``"YYYY-MM-DD HH:MM:SS"``."""
     match = re.fullmatch(r"\s*(\d{1,4})[-/ ](\d{1,2})[-/ ](\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*", text)
@@ -153,8 +177,9 @@ def _file_reftime(ds: xr.Dataset, path: Path) -> str | None:
     return _parse_date(text, f"{path}: reference time variable {name!r}")
 
 
-def _hours_axis(ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time: str | None,
-                calendar: str) -> xr.Dataset:
+def _hours_axis(
+    ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time: str | None, calendar: str
+) -> xr.Dataset:
     """Turn a numeric time axis without CF units into cftime objects (hours since a reference)."""
     if "time" not in ds.coords or ds["time"].dtype.kind not in "iuf":
         return ds
@@ -163,8 +188,10 @@ def _hours_axis(ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time:
     if units is not None and str(units).strip().lower() not in HOUR_UNITS:
         raise ClimodeError(f"{path}: time axis has units {units!r}, not CF 'UNITS since YYYY-MM-DD'")
     if not time_in_hours:
-        raise ClimodeError(f"{path}: the time axis has numbers and no units; if they are hours, pass "
-                           f"--time-in-hours (time_in_hours=True) with a reference time (default {DEFAULT_REFERENCE})")
+        raise ClimodeError(
+            f"{path}: the time axis has numbers and no units; if they are hours, pass "
+            f"--time-in-hours (time_in_hours=True) with a reference time (default {DEFAULT_REFERENCE})"
+        )
     if reference_time is not None:
         ref = _parse_date(reference_time, "reference_time")
     else:
@@ -178,6 +205,7 @@ def _hours_axis(ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time:
 
 
 # ---------------------------------------------------------------- files
+
 
 def _is_zarr(path: Path) -> bool:
     return path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists()
@@ -209,9 +237,15 @@ def _open_one(path: Path) -> xr.Dataset:
     if path.is_dir() and not zarr:
         raise ClimodeError(f"{path} is a directory but not a zarr store (no .zgroup or zarr.json)")
     try:
-        return xr.open_dataset(path, engine="zarr" if zarr else "netcdf4", chunks={} if zarr else None, cache=False,
-                               decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_timedelta=False,
-                               mask_and_scale=True)
+        return xr.open_dataset(
+            path,
+            engine="zarr" if zarr else "netcdf4",
+            chunks={} if zarr else None,
+            cache=False,
+            decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
+            decode_timedelta=False,
+            mask_and_scale=True,
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open {path}: {exc}") from None
 
@@ -222,6 +256,7 @@ def _describe(paths: Sequence[Path]) -> str:
 
 
 # ---------------------------------------------------------------- variables
+
 
 def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
     """Names to try for ``name`` and the CF standard_name to fall back on; a mapping entry is exclusive."""
@@ -241,8 +276,10 @@ def _find(ds: xr.Dataset, names: tuple[str, ...], standard_name: str | None) -> 
 def _missing(name: str, mapping: Mapping[str, str], paths: Sequence[Path], present: set[str]) -> ClimodeError:
     names, standard_name = _lookup(name, mapping)
     looked = ", ".join(names) + (f" or standard_name {standard_name}" if standard_name else "")
-    return ClimodeError(f"variable {name!r} not found (looked for {looked}) in {_describe(paths)}; "
-                        f"data variables there: {', '.join(sorted(present)) or 'none'}")
+    return ClimodeError(
+        f"variable {name!r} not found (looked for {looked}) in {_describe(paths)}; "
+        f"data variables there: {', '.join(sorted(present)) or 'none'}"
+    )
 
 
 def _check_increasing(name: str, times: np.ndarray, origins: np.ndarray) -> None:
@@ -250,8 +287,10 @@ def _check_increasing(name: str, times: np.ndarray, origins: np.ndarray) -> None
     if len(bad):
         i = bad[0]
         kind = "repeated" if times[i + 1] == times[i] else "decreasing"
-        raise ClimodeError(f"times of {name} are not strictly increasing ({kind}): {times[i]} ({origins[i]}) "
-                           f"is followed by {times[i + 1]} ({origins[i + 1]})")
+        raise ClimodeError(
+            f"times of {name} are not strictly increasing ({kind}): {times[i]} ({origins[i]}) "
+            f"is followed by {times[i + 1]} ({origins[i + 1]})"
+        )
 
 
 def _concat_time(name: str, pieces: list[tuple[Path, xr.DataArray]]) -> xr.DataArray:
@@ -266,14 +305,27 @@ def _concat_time(name: str, pieces: list[tuple[Path, xr.DataArray]]) -> xr.DataA
     pieces = nonempty
     calendars = {getattr(da["time"].values[0], "calendar", None) for _, da in pieces}
     if len(calendars) > 1:
-        raise ClimodeError(f"{name}: files use different calendars {sorted(map(str, calendars))}: "
-                           f"{_describe([p for p, _ in pieces])}")
+        raise ClimodeError(
+            f"{name}: files use different calendars {sorted(map(str, calendars))}: {_describe([p for p, _ in pieces])}"
+        )
     pieces.sort(key=lambda piece: piece[1]["time"].values[0])
     try:
-        da = xr.concat([da for _, da in pieces], dim="time", coords="minimal", compat="override", join="exact",
-                       combine_attrs="override") if len(pieces) > 1 else pieces[0][1]
+        da = (
+            xr.concat(
+                [da for _, da in pieces],
+                dim="time",
+                coords="minimal",
+                compat="override",
+                join="exact",
+                combine_attrs="override",
+            )
+            if len(pieces) > 1
+            else pieces[0][1]
+        )
     except ValueError as exc:
-        raise ClimodeError(f"{name}: files {_describe([p for p, _ in pieces])} are on different grids ({exc})") from None
+        raise ClimodeError(
+            f"{name}: files {_describe([p for p, _ in pieces])} are on different grids ({exc})"
+        ) from None
     origins = np.repeat([str(p) for p, _ in pieces], [piece.sizes["time"] for _, piece in pieces])
     _check_increasing(name, da["time"].values, origins)
     return da
@@ -282,8 +334,9 @@ def _concat_time(name: str, pieces: list[tuple[Path, xr.DataArray]]) -> xr.DataA
 def _merge(arrays: dict[str, xr.DataArray]) -> xr.Dataset:
     """The variables in one Dataset; their coordinates must match exactly. Variable attrs kept, no global ones."""
     try:
-        ds = xr.merge([da.rename(name) for name, da in arrays.items()], join="exact", compat="override",
-                      combine_attrs="drop")
+        ds = xr.merge(
+            [da.rename(name) for name, da in arrays.items()], join="exact", compat="override", combine_attrs="drop"
+        )
     except ValueError as exc:
         shapes = "; ".join(f"{n} {dict(da.sizes)}" for n, da in arrays.items())
         raise ClimodeError(f"the variables are not on one grid and time axis ({shapes}): {exc}") from None
@@ -291,6 +344,7 @@ def _merge(arrays: dict[str, xr.DataArray]) -> xr.Dataset:
 
 
 # ---------------------------------------------------------------- checks and units
+
 
 def _first_step(da: xr.DataArray) -> np.ndarray:
     """The first time step's values (one chunk read), or all values for a variable without (or with empty) time."""
@@ -313,8 +367,11 @@ def _units_factor(name: str, known: Known, units: object, sample: np.ndarray) ->
     looks_hpa = known.hpa_below is not None and finite.size and np.median(finite) < known.hpa_below
     factor = known.factors.get(_unit_key(units)) if units is not None else 1.0
     if looks_hpa and factor == 1.0:
-        warnings.warn(f"{name}: values look like hPa (median {np.median(finite):.1f}) although units are "
-                      f"{units!r}; converting to Pa (x100)", stacklevel=4)
+        warnings.warn(
+            f"{name}: values look like hPa (median {np.median(finite):.1f}) although units are "
+            f"{units!r}; converting to Pa (x100)",
+            stacklevel=4,
+        )
         return 100.0
     if units is None:
         warnings.warn(f"{name} has no units attribute; assuming {known.units}", stacklevel=4)
@@ -337,6 +394,7 @@ def _fix_units(name: str, da: xr.DataArray, sample: np.ndarray) -> xr.DataArray:
 
 
 # ---------------------------------------------------------------- entry point
+
 
 def _has_dask(ds: xr.Dataset) -> bool:
     """Whether ``ds`` already holds dask arrays (a zarr store opened with its own chunks)."""

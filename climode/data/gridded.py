@@ -6,6 +6,7 @@ blocks (80/10/10, a buffer of one sample's longest span at the end of the first 
 ``climode.data.prepare.plan_samples``) and every window of each block is a sample. Lat/lon and
 projected (y, x) grids alike; nothing here needs a coordinate system.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,18 +37,40 @@ def is_shard_store(path: str | Path) -> bool:
     return path.is_dir() and (path / "frames").is_dir()
 
 
-def prepare(source: str | Path, store: str | Path, variables: str, n_in: int, n_out: int, max_gap_h: float = 48.0,
-            time_in_hours: bool = False, reference_time: str | None = None, normalisation: str = "zscore",
-            seed: int = 0, overwrite: bool = False, fractions: tuple[float, float, float] = FRACTIONS) -> Path:
+def prepare(
+    source: str | Path,
+    store: str | Path,
+    variables: str,
+    n_in: int,
+    n_out: int,
+    max_gap_h: float = 48.0,
+    time_in_hours: bool = False,
+    reference_time: str | None = None,
+    normalisation: str = "zscore",
+    seed: int = 0,
+    overwrite: bool = False,
+    fractions: tuple[float, float, float] = FRACTIONS,
+) -> Path:
     """Shards of every window of the fields in ``source`` (files, a glob or a zarr store), split into
     train/val/test time blocks of ``fractions`` of the record (``plan_samples``)."""
     names, mapping = parse_variables(variables)
-    ds = open_fields(source, names, mapping=mapping or None, time_in_hours=time_in_hours,
-                     reference_time=reference_time)
+    ds = open_fields(source, names, mapping=mapping or None, time_in_hours=time_in_hours, reference_time=reference_time)
     step = step_hours(ds)
-    sampling = SamplingConfig(n_in=n_in, n_out=n_out, step_h=step, min_gap_h=step, max_gap_h=max(max_gap_h, step),
-                              lead_step_h=step)
+    sampling = SamplingConfig(
+        n_in=n_in, n_out=n_out, step_h=step, min_gap_h=step, max_gap_h=max(max_gap_h, step), lead_step_h=step
+    )
     plan = plan_samples(ds, None, None, sampling, 0, seed, fractions)
-    write_shards(store, ds, None, plan, names, None, normalisation, None, sampling,
-                 {"source_files": ds.attrs.get("climode_sources", "")}, overwrite=overwrite)
+    write_shards(
+        store,
+        ds,
+        None,
+        plan,
+        names,
+        None,
+        normalisation,
+        None,
+        sampling,
+        {"source_files": ds.attrs.get("climode_sources", "")},
+        overwrite=overwrite,
+    )
     return Path(store)

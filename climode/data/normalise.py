@@ -4,6 +4,7 @@ Statistics are a dict ``{variable: {"method": "minmax"|"zscore", ...}}`` holding
 or ``mean``/``std`` in the variable's physical units; they are JSON-serialisable so they travel
 with shards and checkpoints.
 """
+
 from __future__ import annotations
 
 import dask

@@ -4,6 +4,7 @@ Everything here builds dask graphs; nothing is computed until the store is writt
 statistics are computed), so with dask.distributed the work is spread over workers and
 memory stays bounded by the chunk size, not by the number of input files.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,11 @@ def _step_index(ds_hours: np.ndarray, hours: float) -> int:
 def sample_span(sampling: SamplingConfig) -> int:
     """The most steps (of ``sampling.step_h`` hours) from a sample's first frame to its last: the inputs at
     their widest gaps (or the rate-mode window) and every target after the last input."""
-    span_in = (sampling.steps(sampling.max_gap_h) * (sampling.n_in - 1) if sampling.rate is None
-               else sampling.steps(sampling.window_h))
+    span_in = (
+        sampling.steps(sampling.max_gap_h) * (sampling.n_in - 1)
+        if sampling.rate is None
+        else sampling.steps(sampling.window_h)
+    )
     return span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out
 
 
@@ -68,8 +72,15 @@ def time_blocks(n_steps: int, buffer: int, fractions: tuple[float, float, float]
     return {name: range(int(a), max(int(a), int(b))) for name, a, b in zip(SPLITS, edges[:-1], stops, strict=True)}
 
 
-def plan_samples(ds: xr.Dataset, tiles: list[Tile] | None, tracks: pd.DataFrame | None, sampling: SamplingConfig,
-                 per_period: int, seed: int, fractions: tuple[float, float, float] = FRACTIONS) -> pd.DataFrame:
+def plan_samples(
+    ds: xr.Dataset,
+    tiles: list[Tile] | None,
+    tracks: pd.DataFrame | None,
+    sampling: SamplingConfig,
+    per_period: int,
+    seed: int,
+    fractions: tuple[float, float, float] = FRACTIONS,
+) -> pd.DataFrame:
     """One row per sample: tile, storm, split and the step indices (into ``ds.time``) of its
     inputs, their observed flags and its targets.
 
@@ -93,49 +104,82 @@ def plan_samples(ds: xr.Dataset, tiles: list[Tile] | None, tracks: pd.DataFrame 
             stays = [(None, 0, n_steps - 1)]
         else:
             periods = storm_periods(tracks, tile.lat_range, tile.lon_range)
-            stays = [(str(p.storm), _step_index(ds_hours, to_hours([p.start], calendar)[0]),
-                      _step_index(ds_hours, to_hours([p.end], calendar)[0])) for p in periods.itertuples()]
+            stays = [
+                (
+                    str(p.storm),
+                    _step_index(ds_hours, to_hours([p.start], calendar)[0]),
+                    _step_index(ds_hours, to_hours([p.end], calendar)[0]),
+                )
+                for p in periods.itertuples()
+            ]
         for storm, first, last in stays:
             for split, block in blocks.items():
                 start, stop = max(first, block.start), min(last + 1, block.stop)
                 if stop <= start:
                     continue
-                drawn = (every_window(stop - start, sampling, rng) if tracks is None
-                         else draw_many(stop - start, sampling, per_period, rng))
-                rows += [{"tile": tile.name if tile else "grid", "storm": storm or split, "split": split,
-                          "inputs": start + inputs, "observed": observed, "targets": start + targets}
-                         for inputs, observed, targets in drawn]
+                drawn = (
+                    every_window(stop - start, sampling, rng)
+                    if tracks is None
+                    else draw_many(stop - start, sampling, per_period, rng)
+                )
+                rows += [
+                    {
+                        "tile": tile.name if tile else "grid",
+                        "storm": storm or split,
+                        "split": split,
+                        "inputs": start + inputs,
+                        "observed": observed,
+                        "targets": start + targets,
+                    }
+                    for inputs, observed, targets in drawn
+                ]
     plan = pd.DataFrame(rows, columns=["tile", "storm", "split", "inputs", "observed", "targets"])
     _report_empty(plan, blocks, n_steps, buffer, sampling, tracks is not None, fractions)
     return plan
 
 
-def _report_empty(plan: pd.DataFrame, blocks: dict[str, range], n_steps: int, buffer: int, sampling: SamplingConfig,
-                  storms: bool, fractions: tuple[float, float, float]) -> None:
+def _report_empty(
+    plan: pd.DataFrame,
+    blocks: dict[str, range],
+    n_steps: int,
+    buffer: int,
+    sampling: SamplingConfig,
+    storms: bool,
+    fractions: tuple[float, float, float],
+) -> None:
     """Raise ClimodeError when the plan has no training sample; log a warning for each held-out split asked
     for (a fraction above 0) that is empty."""
-    span_in = (sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1) if sampling.rate is None
-               else sampling.steps(sampling.window_h))
+    span_in = (
+        sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1)
+        if sampling.rate is None
+        else sampling.steps(sampling.window_h)
+    )
     need = span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out + 1  # the shortest sample, in steps
     why = ("no storm stays inside the tiles long enough there" if storms else "it is too short") + (
-        f" for {sampling.n_in} inputs and {sampling.n_out} targets (at least {need} steps)")
+        f" for {sampling.n_in} inputs and {sampling.n_out} targets (at least {need} steps)"
+    )
     train = blocks["train"]
     if not (plan.split == "train").any():
         raise ClimodeError(
             f"no training samples: the record has {n_steps} steps of {sampling.step_h:g} h and the training block "
             f"is its first {len(train)} steps ({100 * fractions[0]:g} % of the record less a buffer of {buffer} "
-            f"steps, the longest span of a sample, before the held-out blocks); {why}")
+            f"steps, the longest span of a sample, before the held-out blocks); {why}"
+        )
     for name in ("val", "test"):
         if fractions[SPLITS.index(name)] > 0 and not (plan.split == name).any():
             block = blocks[name]
-            where = (f"steps {block.start}-{block.stop - 1} of {n_steps}" if len(block)
-                     else f"empty: {100 * fractions[SPLITS.index(name)]:g} % of {n_steps} steps less a buffer of "
-                          f"{buffer} steps")
+            where = (
+                f"steps {block.start}-{block.stop - 1} of {n_steps}"
+                if len(block)
+                else f"empty: {100 * fractions[SPLITS.index(name)]:g} % of {n_steps} steps less a buffer of "
+                f"{buffer} steps"
+            )
             log.warning(f"no {name} samples: the {name} block is {where}" + (f"; {why}" if len(block) else ""))
 
 
-def _tile_field(ds: xr.Dataset, tile: Tile | None, steps: np.ndarray, variables: list[str],
-                resolution: float | None) -> xr.Dataset:
+def _tile_field(
+    ds: xr.Dataset, tile: Tile | None, steps: np.ndarray, variables: list[str], resolution: float | None
+) -> xr.Dataset:
     """The tile's fields (or the whole grid's, for ``tile`` None) at ``steps`` as one float32
     array (time, variable, y, x)."""
     field = ds[variables].isel(time=steps)
@@ -156,7 +200,8 @@ def _write_in_batches(dataset: xr.Dataset, store, dim: str, batch: int = BATCH) 
     for start in range(0, dataset.sizes[dim], batch):
         part = dataset[along].isel({dim: slice(start, start + batch)})
         part.drop_vars([c for c in part.coords if dim not in part[c].dims]).to_zarr(
-            store, region={dim: slice(start, start + batch)}, consolidated=False)
+            store, region={dim: slice(start, start + batch)}, consolidated=False
+        )
 
 
 def _read_sample(store: str, positions: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -167,9 +212,19 @@ def _read_sample(store: str, positions: np.ndarray, keep: np.ndarray) -> np.ndar
     return frames
 
 
-def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, variables: list[str],
-                 resolution: float | None, normalisation: str, tracks: pd.DataFrame | None,
-                 sampling: SamplingConfig, provenance: dict, overwrite: bool = False):
+def write_shards(
+    out,
+    ds: xr.Dataset,
+    tiles: list[Tile],
+    plan: pd.DataFrame,
+    variables: list[str],
+    resolution: float | None,
+    normalisation: str,
+    tracks: pd.DataFrame | None,
+    sampling: SamplingConfig,
+    provenance: dict,
+    overwrite: bool = False,
+):
     """Write the shard store (see ``climode.data.shards``) in three dask passes inside a staging
     directory: each tile regridded once over the steps its samples use; one task per sample
     gathering its frames; statistics of the training split read back. The staging directory
@@ -182,8 +237,9 @@ def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, var
     if not (split == "train").any():
         raise ClimodeError(f"the plan for {out} has no training samples; give a longer record or more storms")
     steps_of = {r.Index: np.concatenate((r.inputs, r.targets)) for r in plan.itertuples()}
-    shares = shared_frames(split, plan.tile.to_numpy(), np.stack([steps_of[i] for i in plan.index]),
-                           sampling.input_frames)
+    shares = shared_frames(
+        split, plan.tile.to_numpy(), np.stack([steps_of[i] for i in plan.index]), sampling.input_frames
+    )
     check_no_leak(shares, f"the plan for {out}", "plan it with plan_samples (time-block splits)")
     with staged(out, overwrite) as stage:
         grids, parts = {}, []
@@ -195,29 +251,41 @@ def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, var
             grids[name] = tuple(field[d].values for d in field.field.dims[-2:])
             for i in rows:
                 keep = np.concatenate((plan.observed[i], np.ones(len(plan.targets[i]), dtype=bool)))
-                lazy = dask.delayed(_read_sample)(str(stage / f"tile-{name}.zarr"),
-                                                  np.searchsorted(steps, steps_of[i]), keep)
-                parts.append((i, da.from_delayed(lazy, (len(keep), len(variables), *field.field.shape[2:]),
-                                                 np.float32)))
+                lazy = dask.delayed(_read_sample)(
+                    str(stage / f"tile-{name}.zarr"), np.searchsorted(steps, steps_of[i]), keep
+                )
+                parts.append(
+                    (i, da.from_delayed(lazy, (len(keep), len(variables), *field.field.shape[2:]), np.float32))
+                )
         frames = da.stack([p for _, p in sorted(parts, key=lambda x: x[0])])
         dims = field.field.dims[-2:]
         coord_names = ("lat", "lon") if dims == ("lat", "lon") else tuple(f"{d}_coord" for d in dims)
         shards = xr.Dataset(
-            {"frames": (("sample", "step", "variable", "y", "x"), frames),
-             "hours": (("sample", "step"), np.stack([ds_hours[steps_of[i]] for i in plan.index])),
-             coord_names[0]: (("sample", "y"), np.stack([grids[t][0] for t in plan.tile])),
-             coord_names[1]: (("sample", "x"), np.stack([grids[t][1] for t in plan.tile])),
-             "storm": ("sample", plan.storm.to_numpy().astype(str)),
-             "tile": ("sample", plan.tile.to_numpy().astype(str)),
-             "split": ("sample", split.astype(str)),
-             **tracks_table(tracks, lambda t: to_hours(t, calendar))},
+            {
+                "frames": (("sample", "step", "variable", "y", "x"), frames),
+                "hours": (("sample", "step"), np.stack([ds_hours[steps_of[i]] for i in plan.index])),
+                coord_names[0]: (("sample", "y"), np.stack([grids[t][0] for t in plan.tile])),
+                coord_names[1]: (("sample", "x"), np.stack([grids[t][1] for t in plan.tile])),
+                "storm": ("sample", plan.storm.to_numpy().astype(str)),
+                "tile": ("sample", plan.tile.to_numpy().astype(str)),
+                "split": ("sample", split.astype(str)),
+                **tracks_table(tracks, lambda t: to_hours(t, calendar)),
+            },
             coords={"variable": variables},
-            attrs={"variables": json.dumps(variables), "n_in": sampling.input_frames, "n_out": sampling.targets,
-                   "calendar": calendar, "time_reference": REFERENCE, "sampling": json.dumps(asdict(sampling)),
-                   "tiles": json.dumps([asdict(t) for t in tiles or [] if t.name in grids]),
-                   "resolution": resolution or "native", "climode_version": __version__,
-                   "units": json.dumps({v: str(ds[v].attrs.get("units", "")) for v in variables}),
-                   **{k: str(v) for k, v in provenance.items()}})
+            attrs={
+                "variables": json.dumps(variables),
+                "n_in": sampling.input_frames,
+                "n_out": sampling.targets,
+                "calendar": calendar,
+                "time_reference": REFERENCE,
+                "sampling": json.dumps(asdict(sampling)),
+                "tiles": json.dumps([asdict(t) for t in tiles or [] if t.name in grids]),
+                "resolution": resolution or "native",
+                "climode_version": __version__,
+                "units": json.dumps({v: str(ds[v].attrs.get("units", "")) for v in variables}),
+                **{k: str(v) for k, v in provenance.items()},
+            },
+        )
         store = stage / "shards.zarr"
         _write_in_batches(shards, store, "sample")
         written = xr.open_zarr(store, consolidated=False)["frames"].isel(sample=np.nonzero(split == "train")[0])
@@ -228,5 +296,13 @@ def write_shards(out, ds: xr.Dataset, tiles: list[Tile], plan: pd.DataFrame, var
         return store
 
 
-__all__ = ["FRACTIONS", "SPLITS", "plan_samples", "sample_span", "step_hours", "time_blocks", "to_hours",
-           "write_shards"]
+__all__ = [
+    "FRACTIONS",
+    "SPLITS",
+    "plan_samples",
+    "sample_span",
+    "step_hours",
+    "time_blocks",
+    "to_hours",
+    "write_shards",
+]

@@ -12,6 +12,7 @@ A batch (``collate``) keeps each sample's own times: ``times_in`` (B, L) and ``t
 Models that take only times shared by the batch are run on ``by_times`` groups.
 ``QuerySampler`` draws random query sets for training (random leads, hidden in-between frames).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,12 @@ def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
     if len(lengths) > 1:
         raise ValueError(f"samples of one batch need the same number of input slots, got {sorted(lengths)}")
     K = max(len(s["times_out"]) for s in samples)
-    return {"frames_in": torch.stack(get("frames_in")), "times_in": torch.stack(get("times_in", torch.float64)),
-            "frames_out": _padded(get("frames_out"), K), "times_out": _padded(get("times_out", torch.float64), K)}
+    return {
+        "frames_in": torch.stack(get("frames_in")),
+        "times_in": torch.stack(get("times_in", torch.float64)),
+        "frames_out": _padded(get("frames_out"), K),
+        "times_out": _padded(get("times_out", torch.float64), K),
+    }
 
 
 def drop_frames(frames: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -64,9 +69,18 @@ def by_times(batch: dict, shared: bool) -> list[tuple[torch.Tensor, torch.Tensor
     for rows in groups.values():
         rows_t = torch.tensor(rows)
         columns = torch.nonzero(asked[rows[0]]).flatten()
-        parts.append((rows_t, columns, {
-            "frames_in": batch["frames_in"][rows_t], "times_in": batch["times_in"][rows[0]],
-            "frames_out": batch["frames_out"][rows_t][:, columns], "times_out": batch["times_out"][rows[0], columns]}))
+        parts.append(
+            (
+                rows_t,
+                columns,
+                {
+                    "frames_in": batch["frames_in"][rows_t],
+                    "times_in": batch["times_in"][rows[0]],
+                    "frames_out": batch["frames_out"][rows_t][:, columns],
+                    "times_out": batch["times_out"][rows[0], columns],
+                },
+            )
+        )
     return parts
 
 
@@ -119,5 +133,9 @@ class QuerySampler(Dataset):
             frames_in[which, :, y : y + h, x : x + w] = np.nan
         times_q, frames_q = np.concatenate(times), np.concatenate(frames)
         order = np.argsort(times_q, kind="stable")
-        return {"frames_in": frames_in, "times_in": sample["times_in"], "frames_out": frames_q[order],
-                "times_out": times_q[order]}
+        return {
+            "frames_in": frames_in,
+            "times_in": sample["times_in"],
+            "frames_out": frames_q[order],
+            "times_out": times_q[order],
+        }

@@ -7,6 +7,7 @@ window's frames is observed (the paper's Fig. 6: 100, 75, 50, 25 %). With ``betw
 at a random step inside each gap of the inputs comes first (interpolation, as the paper's
 interpolation protocol asks for the frames between its inputs).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

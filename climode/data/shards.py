@@ -14,6 +14,7 @@ Layout (one zarr group, dims ``sample``, ``step``, ``variable``, ``y``, ``x``):
   attrs: variables, normalisation (JSON), n_in, n_out, calendar, time_reference, provenance.
 ``Shards`` streams one sample at a time, normalised, as the model's samples.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,12 @@ def tracks_table(tracks: pd.DataFrame | None, hours: callable) -> dict:
     """Track columns as (point,) variables; ``hours`` converts the time column to hours."""
     if tracks is None or tracks.empty:
         return {}
-    table = {"track_storm": ("point", tracks["storm"].astype(str).to_numpy()),
-             "track_hours": ("point", hours(tracks["time"].to_numpy())),
-             "track_lat": ("point", tracks["lat"].to_numpy(float)),
-             "track_lon": ("point", tracks["lon"].to_numpy(float))}
+    table = {
+        "track_storm": ("point", tracks["storm"].astype(str).to_numpy()),
+        "track_hours": ("point", hours(tracks["time"].to_numpy())),
+        "track_lat": ("point", tracks["lat"].to_numpy(float)),
+        "track_lon": ("point", tracks["lon"].to_numpy(float)),
+    }
     for col in ("psl_min", "vmax"):
         values = tracks[col].to_numpy(float) if col in tracks else np.full(len(tracks), np.nan)
         table[f"track_{col}"] = ("point", values)
@@ -99,9 +102,14 @@ def shared_frames(split: np.ndarray, tile: np.ndarray, times: np.ndarray, n_in: 
     or step indices of the source record), NaN for none; the first ``n_in`` steps are inputs."""
     times = np.asarray(times, dtype=np.float64)
     steps = np.arange(times.shape[1])
-    frames = pd.DataFrame({"split": np.repeat(np.asarray(split, dtype=str), len(steps)),
-                           "tile": np.repeat(np.asarray(tile, dtype=str), len(steps)),
-                           "time": times.ravel(), "target": np.tile(steps >= n_in, len(times))})
+    frames = pd.DataFrame(
+        {
+            "split": np.repeat(np.asarray(split, dtype=str), len(steps)),
+            "tile": np.repeat(np.asarray(tile, dtype=str), len(steps)),
+            "time": times.ravel(),
+            "target": np.tile(steps >= n_in, len(times)),
+        }
+    )
     frames = frames[np.isfinite(frames.time.to_numpy())]
     train = frames[frames.split == "train"]
     seen = pd.MultiIndex.from_frame(train[["tile", "time"]])
@@ -146,9 +154,12 @@ class Shards(Dataset):
         self.normalisation = normalisation or json.loads(store.attrs["normalisation"])
         self.n_in, self.n_out = int(store.attrs["n_in"]), int(store.attrs["n_out"])
         resolution = store.attrs.get("resolution", "native")
-        self.grid = {"resolution": None if resolution == "native" else float(resolution),
-                     "tile_shape": [int(store.sizes["y"]), int(store.sizes["x"])],
-                     "calendar": store.attrs.get("calendar"), "units": json.loads(store.attrs.get("units", "{}"))}
+        self.grid = {
+            "resolution": None if resolution == "native" else float(resolution),
+            "tile_shape": [int(store.sizes["y"]), int(store.sizes["x"])],
+            "calendar": store.attrs.get("calendar"),
+            "units": json.loads(store.attrs.get("units", "{}")),
+        }
         self.index = np.nonzero(store["split"].values == split)[0]
         if not len(self.index) and split != "val":
             raise ClimodeError(f"shards {path} hold no {split} samples")
@@ -159,8 +170,10 @@ class Shards(Dataset):
     def _places(self) -> dict:
         """The store's tile coordinates, storm names and tracks, read once."""
         store = self.store
-        return {**{name: store[name].values if name in store else None for name in ("lat", "lon", "storm")},
-                "tracks": read_tracks(store)}
+        return {
+            **{name: store[name].values if name in store else None for name in ("lat", "lon", "storm")},
+            "tracks": read_tracks(store),
+        }
 
     def place(self, i: int) -> dict:
         """Where and when sample ``i`` is: ``lat`` (y,) and ``lon`` (x,) of its tile in degrees (None on a

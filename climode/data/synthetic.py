@@ -53,6 +53,7 @@ same values, byte for byte. CANDIDATES tracks are integrated per storm and the f
 long enough and keeps SEPARATION from the storms before it is kept; fields are computed one file at a
 time, so memory does not grow with the number of storms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,9 +100,11 @@ CANDIDATES = 4  # candidate tracks per storm: half at its genesis time, half 6 h
 BLOCK = 32  # storms whose candidates are integrated together
 ZONAL = ((0.9e7, 27.0, 16.0), (-1.0e7, 58.0, 12.0))  # zonal-mean psi: Gaussians (m2 s-1, centre, width deg)
 # Semi-permanent cells: centre (degrees), PSL amplitude (Pa), e-folding widths (degrees): north-south, west, east
-HIGHS = ((31.0, 330.0, 500.0, 10.0, 25.0, 15.0),  # Azores-Bermuda high
-         (34.0, 218.0, 450.0, 9.0, 20.0, 18.0),  # North Pacific high
-         (38.0, 282.0, -400.0, 9.0, 12.0, 12.0))  # trough off the North American east coast
+HIGHS = (
+    (31.0, 330.0, 500.0, 10.0, 25.0, 15.0),  # Azores-Bermuda high
+    (34.0, 218.0, 450.0, 9.0, 20.0, 18.0),  # North Pacific high
+    (38.0, 282.0, -400.0, 9.0, 12.0, 12.0),
+)  # trough off the North American east coast
 TIME_UNITS = "days since 2000-01-01 00:00:00"
 CALENDAR = "noleap"
 START = cftime.DatetimeNoLeap(2000, 8, 1)
@@ -114,59 +117,316 @@ DEG = math.pi / 180.0
 # Land: polygons (lon degrees east in 180..540, lat degrees north), combined by the even-odd rule (Hudson Bay
 # is a hole). Idealised coasts from a few well-known points; only 185E-6E is mapped.
 LAND = (
-    ((190, 66), (196, 60), (200, 58.5), (197, 55.5), (204, 57.5), (210, 59.5), (214, 60.3), (220, 59.7),
-     (224, 58), (228, 55), (231, 52), (235.5, 48.5), (236, 46), (235.8, 42), (236.3, 40), (237.5, 38),
-     (239.4, 34.5), (242.8, 32.6), (244.2, 30), (245.8, 27.5), (247.6, 25), (250.1, 22.9), (249.7, 24.2),
-     (248.7, 26), (247.7, 27.3), (246.5, 28.9), (245.2, 31.7), (246.5, 31.3), (249.1, 27.9), (251, 25.6),
-     (253.6, 23.2), (254.7, 21.5), (254.8, 20.6), (255.7, 19.1), (257.8, 17.9), (260.1, 16.8), (263.5, 15.7),
-     (264.8, 16.2), (267.7, 14.6), (270.8, 13.3), (272.3, 13), (273.3, 12), (274.3, 11), (274.4, 9.8),
-     (276, 8.5), (277.9, 8), (279.7, 7.3), (280.5, 8.9), (282, 8.2), (282.5, 6.5), (282.9, 3.9),
-     (281.2, 1.8), (279.9, 0), (279, -2.2), (278.7, -8), (325, -8), (325.2, -5.3), (321.5, -3.7),
-     (315.7, -2.5), (310.5, -0.3), (309.2, 2), (307.7, 4.9), (304.8, 5.8), (301.8, 6.8), (299.4, 8.6),
-     (298.4, 10), (298.2, 10.7), (295.5, 10.6), (293, 10.6), (289.8, 11.9), (288.5, 11), (287.8, 12.4),
-     (285.2, 11), (284.5, 10.4), (283.3, 9), (283.1, 8), (282.3, 8.9), (280.1, 9.4), (277.8, 9.3), (277, 10),
-     (276.3, 11), (276.4, 12.5), (276.6, 14), (276.8, 15), (275, 15.9), (273.2, 15.8), (271.4, 15.7),
-     (271.8, 17.5), (272.6, 20.2), (273.2, 21.2), (272.9, 21.6), (270.3, 21.3), (269.5, 19.8), (268.2, 18.6),
-     (265.6, 18.2), (263.9, 19.2), (262.6, 21), (262.1, 22.3), (262.5, 25), (262.9, 25.9), (262.6, 27.7),
-     (264, 28.6), (265.2, 29.3), (266.7, 29.7), (268.5, 29.5), (270.8, 29), (271.1, 30.4), (272, 30.3),
-     (272.8, 30.4), (275, 29.7), (276, 30), (277, 29.1), (277.4, 27.8), (278.1, 26.5), (278.9, 25.2),
-     (279.6, 25.3), (279.8, 25.8), (280, 27), (279.4, 28.4), (278.6, 30.3), (279, 32), (280.1, 32.8),
-     (282, 33.85), (283.5, 34.6), (284.5, 35.2), (284, 36.9), (284.9, 38), (285.1, 38.9), (285.9, 39.5),
-     (286, 40.5), (288, 41.3), (290, 41.6), (289.2, 42.4), (289.8, 43.7), (292.7, 44.6), (294.4, 43.5),
-     (296.4, 44.6), (299.6, 46), (300.7, 47.6), (304.8, 46.8), (307.3, 46.7), (307.3, 47.6), (306.5, 49.5),
-     (304.5, 51.4), (304, 53.2), (300, 55.5), (297, 58), (295.4, 60.4), (295, 66)),
-    ((265, 66), (265.8, 58.8), (267.6, 57), (272, 55.5), (277.7, 55.1), (278.5, 53), (280, 51.3),
-     (281.2, 52.5), (281, 54.5), (282.3, 58.5), (282, 62), (282, 66)),  # Hudson Bay
+    (
+        (190, 66),
+        (196, 60),
+        (200, 58.5),
+        (197, 55.5),
+        (204, 57.5),
+        (210, 59.5),
+        (214, 60.3),
+        (220, 59.7),
+        (224, 58),
+        (228, 55),
+        (231, 52),
+        (235.5, 48.5),
+        (236, 46),
+        (235.8, 42),
+        (236.3, 40),
+        (237.5, 38),
+        (239.4, 34.5),
+        (242.8, 32.6),
+        (244.2, 30),
+        (245.8, 27.5),
+        (247.6, 25),
+        (250.1, 22.9),
+        (249.7, 24.2),
+        (248.7, 26),
+        (247.7, 27.3),
+        (246.5, 28.9),
+        (245.2, 31.7),
+        (246.5, 31.3),
+        (249.1, 27.9),
+        (251, 25.6),
+        (253.6, 23.2),
+        (254.7, 21.5),
+        (254.8, 20.6),
+        (255.7, 19.1),
+        (257.8, 17.9),
+        (260.1, 16.8),
+        (263.5, 15.7),
+        (264.8, 16.2),
+        (267.7, 14.6),
+        (270.8, 13.3),
+        (272.3, 13),
+        (273.3, 12),
+        (274.3, 11),
+        (274.4, 9.8),
+        (276, 8.5),
+        (277.9, 8),
+        (279.7, 7.3),
+        (280.5, 8.9),
+        (282, 8.2),
+        (282.5, 6.5),
+        (282.9, 3.9),
+        (281.2, 1.8),
+        (279.9, 0),
+        (279, -2.2),
+        (278.7, -8),
+        (325, -8),
+        (325.2, -5.3),
+        (321.5, -3.7),
+        (315.7, -2.5),
+        (310.5, -0.3),
+        (309.2, 2),
+        (307.7, 4.9),
+        (304.8, 5.8),
+        (301.8, 6.8),
+        (299.4, 8.6),
+        (298.4, 10),
+        (298.2, 10.7),
+        (295.5, 10.6),
+        (293, 10.6),
+        (289.8, 11.9),
+        (288.5, 11),
+        (287.8, 12.4),
+        (285.2, 11),
+        (284.5, 10.4),
+        (283.3, 9),
+        (283.1, 8),
+        (282.3, 8.9),
+        (280.1, 9.4),
+        (277.8, 9.3),
+        (277, 10),
+        (276.3, 11),
+        (276.4, 12.5),
+        (276.6, 14),
+        (276.8, 15),
+        (275, 15.9),
+        (273.2, 15.8),
+        (271.4, 15.7),
+        (271.8, 17.5),
+        (272.6, 20.2),
+        (273.2, 21.2),
+        (272.9, 21.6),
+        (270.3, 21.3),
+        (269.5, 19.8),
+        (268.2, 18.6),
+        (265.6, 18.2),
+        (263.9, 19.2),
+        (262.6, 21),
+        (262.1, 22.3),
+        (262.5, 25),
+        (262.9, 25.9),
+        (262.6, 27.7),
+        (264, 28.6),
+        (265.2, 29.3),
+        (266.7, 29.7),
+        (268.5, 29.5),
+        (270.8, 29),
+        (271.1, 30.4),
+        (272, 30.3),
+        (272.8, 30.4),
+        (275, 29.7),
+        (276, 30),
+        (277, 29.1),
+        (277.4, 27.8),
+        (278.1, 26.5),
+        (278.9, 25.2),
+        (279.6, 25.3),
+        (279.8, 25.8),
+        (280, 27),
+        (279.4, 28.4),
+        (278.6, 30.3),
+        (279, 32),
+        (280.1, 32.8),
+        (282, 33.85),
+        (283.5, 34.6),
+        (284.5, 35.2),
+        (284, 36.9),
+        (284.9, 38),
+        (285.1, 38.9),
+        (285.9, 39.5),
+        (286, 40.5),
+        (288, 41.3),
+        (290, 41.6),
+        (289.2, 42.4),
+        (289.8, 43.7),
+        (292.7, 44.6),
+        (294.4, 43.5),
+        (296.4, 44.6),
+        (299.6, 46),
+        (300.7, 47.6),
+        (304.8, 46.8),
+        (307.3, 46.7),
+        (307.3, 47.6),
+        (306.5, 49.5),
+        (304.5, 51.4),
+        (304, 53.2),
+        (300, 55.5),
+        (297, 58),
+        (295.4, 60.4),
+        (295, 66),
+    ),
+    (
+        (265, 66),
+        (265.8, 58.8),
+        (267.6, 57),
+        (272, 55.5),
+        (277.7, 55.1),
+        (278.5, 53),
+        (280, 51.3),
+        (281.2, 52.5),
+        (281, 54.5),
+        (282.3, 58.5),
+        (282, 62),
+        (282, 66),
+    ),  # Hudson Bay
     ((310, 66), (312.5, 61), (316.1, 59.8), (317.5, 60.5), (322, 66)),  # Greenland
-    ((275.05, 21.87), (277, 22.9), (277.6, 23.13), (278.4, 23.05), (281.6, 22.5), (282.7, 21.55),
-     (283.9, 21.1), (285.9, 20.2), (284.8, 19.9), (282.3, 19.85), (282, 20.7), (281.2, 21.6), (280, 21.8),
-     (279.4, 22.1), (277.6, 22.7), (276.5, 22.3)),  # Cuba
-    ((285.55, 18.35), (286.3, 18.65), (287.6, 18.6), (287.3, 19.1), (286.6, 19.8), (287.8, 19.8),
-     (289.3, 19.85), (290.8, 19.3), (291.7, 18.6), (290.1, 18.45), (288.9, 18.2), (288.6, 17.6),
-     (287.5, 18.2), (286.25, 18.15)),  # Hispaniola
-    ((281.65, 18.27), (282.1, 18.47), (283.55, 18.18), (283.8, 17.92), (283.2, 17.97), (282.8, 17.7),
-     (282.15, 18.03)),  # Jamaica
+    (
+        (275.05, 21.87),
+        (277, 22.9),
+        (277.6, 23.13),
+        (278.4, 23.05),
+        (281.6, 22.5),
+        (282.7, 21.55),
+        (283.9, 21.1),
+        (285.9, 20.2),
+        (284.8, 19.9),
+        (282.3, 19.85),
+        (282, 20.7),
+        (281.2, 21.6),
+        (280, 21.8),
+        (279.4, 22.1),
+        (277.6, 22.7),
+        (276.5, 22.3),
+    ),  # Cuba
+    (
+        (285.55, 18.35),
+        (286.3, 18.65),
+        (287.6, 18.6),
+        (287.3, 19.1),
+        (286.6, 19.8),
+        (287.8, 19.8),
+        (289.3, 19.85),
+        (290.8, 19.3),
+        (291.7, 18.6),
+        (290.1, 18.45),
+        (288.9, 18.2),
+        (288.6, 17.6),
+        (287.5, 18.2),
+        (286.25, 18.15),
+    ),  # Hispaniola
+    (
+        (281.65, 18.27),
+        (282.1, 18.47),
+        (283.55, 18.18),
+        (283.8, 17.92),
+        (283.2, 17.97),
+        (282.8, 17.7),
+        (282.15, 18.03),
+    ),  # Jamaica
     ((292.75, 18.5), (294.4, 18.45), (294.3, 18), (292.8, 17.95)),  # Puerto Rico
     ((203.9, 19.7), (204.3, 20.25), (205, 19.9), (205.2, 19.5), (204.3, 18.9)),  # Hawaii
     ((203.5, 20.9), (204, 21), (204, 20.6), (203.6, 20.6)),
     ((201.7, 21.5), (202.1, 21.7), (202.4, 21.3), (201.9, 21.25)),
     ((200.2, 22.1), (200.6, 22.2), (200.7, 21.95), (200.3, 21.9)),
-    ((354.2, 35.8), (353.2, 34), (352.4, 33.6), (350.2, 31.5), (350.4, 30.4), (347.1, 27.9), (345.5, 26.1),
-     (344.1, 23.7), (342.95, 20.8), (344.05, 18.1), (343.5, 16), (342.5, 14.7), (343.4, 13.45),
-     (344.4, 11.85), (346.3, 9.5), (346.8, 8.5), (349.2, 6.3), (352.3, 4.4), (356, 5.2), (357.9, 4.75),
-     (359.8, 5.55), (361.2, 6.1), (366, 6.3), (366, 37), (363, 36.8), (359.4, 35.7), (357.1, 35.3),
-     (354.7, 35.9)),  # Africa
-    ((354.4, 36), (353.7, 36.5), (353.05, 37.2), (351, 37), (350.5, 38.8), (351.3, 41.15), (350.7, 42.9),
-     (351.6, 43.4), (352.1, 43.8), (354.3, 43.55), (356.2, 43.45), (358.4, 43.5), (358.8, 44.6),
-     (358.85, 46.15), (357.8, 47.3), (355.3, 48), (355.2, 48.4), (356, 48.7), (358, 48.65), (358.4, 49.65),
-     (360.1, 49.5), (361.85, 50.95), (366, 53.5), (366, 43), (363, 43.3), (362.2, 41.4), (359.6, 39.5),
-     (359, 37.6), (357.5, 36.8)),  # Iberia and France
-    ((354.3, 50.05), (355.9, 50.35), (357.55, 50.55), (361.3, 51.1), (361.45, 51.4), (361.75, 52.6),
-     (360.3, 52.9), (359.9, 54.1), (358.6, 55), (357.9, 57.15), (357, 58.65), (355, 58.6), (354.2, 56.5),
-     (354.2, 55.3), (356.5, 54.9), (357, 53.4), (355.4, 53.3), (354.7, 51.9), (356.8, 51.4),
-     (355.5, 51.1)),  # Great Britain
-    ((350.2, 51.45), (351.7, 51.8), (353.6, 52.2), (353.9, 53.35), (354, 55.2), (352.6, 55.4), (351.7, 55.1),
-     (350, 54.3), (349.8, 53.4), (350.1, 52.55), (349.7, 52)),  # Ireland
+    (
+        (354.2, 35.8),
+        (353.2, 34),
+        (352.4, 33.6),
+        (350.2, 31.5),
+        (350.4, 30.4),
+        (347.1, 27.9),
+        (345.5, 26.1),
+        (344.1, 23.7),
+        (342.95, 20.8),
+        (344.05, 18.1),
+        (343.5, 16),
+        (342.5, 14.7),
+        (343.4, 13.45),
+        (344.4, 11.85),
+        (346.3, 9.5),
+        (346.8, 8.5),
+        (349.2, 6.3),
+        (352.3, 4.4),
+        (356, 5.2),
+        (357.9, 4.75),
+        (359.8, 5.55),
+        (361.2, 6.1),
+        (366, 6.3),
+        (366, 37),
+        (363, 36.8),
+        (359.4, 35.7),
+        (357.1, 35.3),
+        (354.7, 35.9),
+    ),  # Africa
+    (
+        (354.4, 36),
+        (353.7, 36.5),
+        (353.05, 37.2),
+        (351, 37),
+        (350.5, 38.8),
+        (351.3, 41.15),
+        (350.7, 42.9),
+        (351.6, 43.4),
+        (352.1, 43.8),
+        (354.3, 43.55),
+        (356.2, 43.45),
+        (358.4, 43.5),
+        (358.8, 44.6),
+        (358.85, 46.15),
+        (357.8, 47.3),
+        (355.3, 48),
+        (355.2, 48.4),
+        (356, 48.7),
+        (358, 48.65),
+        (358.4, 49.65),
+        (360.1, 49.5),
+        (361.85, 50.95),
+        (366, 53.5),
+        (366, 43),
+        (363, 43.3),
+        (362.2, 41.4),
+        (359.6, 39.5),
+        (359, 37.6),
+        (357.5, 36.8),
+    ),  # Iberia and France
+    (
+        (354.3, 50.05),
+        (355.9, 50.35),
+        (357.55, 50.55),
+        (361.3, 51.1),
+        (361.45, 51.4),
+        (361.75, 52.6),
+        (360.3, 52.9),
+        (359.9, 54.1),
+        (358.6, 55),
+        (357.9, 57.15),
+        (357, 58.65),
+        (355, 58.6),
+        (354.2, 56.5),
+        (354.2, 55.3),
+        (356.5, 54.9),
+        (357, 53.4),
+        (355.4, 53.3),
+        (354.7, 51.9),
+        (356.8, 51.4),
+        (355.5, 51.1),
+    ),  # Great Britain
+    (
+        (350.2, 51.45),
+        (351.7, 51.8),
+        (353.6, 52.2),
+        (353.9, 53.35),
+        (354, 55.2),
+        (352.6, 55.4),
+        (351.7, 55.1),
+        (350, 54.3),
+        (349.8, 53.4),
+        (350.1, 52.55),
+        (349.7, 52),
+    ),  # Ireland
 )
 
 
@@ -193,8 +453,9 @@ class Domain:
     def check(self) -> None:
         """Raise ClimodeError unless the domain is a sensible grid that leaves room for storms."""
         if not (-90 <= self.lat_min < self.lat_max <= 90 and 0 <= self.lon_min < self.lon_max <= 360 and self.res > 0):
-            raise ClimodeError(f"bad domain {self}: need -90 <= lat_min < lat_max <= 90, "
-                               "0 <= lon_min < lon_max <= 360 and res > 0")
+            raise ClimodeError(
+                f"bad domain {self}: need -90 <= lat_min < lat_max <= 90, 0 <= lon_min < lon_max <= 360 and res > 0"
+            )
         if self.lat_max - self.lat_min < 4 * MARGIN or self.lon_max - self.lon_min < 4 * MARGIN:
             raise ClimodeError(f"domain {self} is too small for storms: need at least {4 * MARGIN:g} degrees each way")
         if self.lat_max <= 5 + MARGIN:
@@ -203,8 +464,12 @@ class Domain:
     def inside(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """Whether points (degrees) lie at least MARGIN inside the domain (and north of 5N)."""
         lon = np.asarray(lon) % 360.0
-        return ((lat >= max(self.lat_min + MARGIN, 5.0)) & (lat <= self.lat_max - MARGIN)
-                & (lon >= self.lon_min + MARGIN) & (lon <= self.lon_max - MARGIN))
+        return (
+            (lat >= max(self.lat_min + MARGIN, 5.0))
+            & (lat <= self.lat_max - MARGIN)
+            & (lon >= self.lon_min + MARGIN)
+            & (lon <= self.lon_max - MARGIN)
+        )
 
 
 FULL = Domain()
@@ -295,8 +560,16 @@ class _Storm:
         j, w = (i + 1, x - i) if 0 <= x < n - 1 else (i, 0.0)
         fade = 1.0 + k if k < 0 else (1.0 - (k - self.last) if k > self.last else 1.0)
         lerp = lambda a: (1 - w) * a[i] + w * a[j]
-        return (lerp(self.lat), lerp(self.lon) % 360.0, lerp(self.cu), lerp(self.cv), fade * lerp(self.dp),
-                lerp(self.rmax), lerp(self.ax), lerp(self.ay))
+        return (
+            lerp(self.lat),
+            lerp(self.lon) % 360.0,
+            lerp(self.cu),
+            lerp(self.cv),
+            fade * lerp(self.dp),
+            lerp(self.rmax),
+            lerp(self.ax),
+            lerp(self.ay),
+        )
 
 
 @dataclass(frozen=True)
@@ -328,6 +601,7 @@ def _check_args(storms: int, seed: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------ environment
+
 
 def _coriolis(lat) -> np.ndarray:
     """f (s-1) for PSL = P_BASE + RHO f psi: 2 Omega sin(lat), never below F_FLOOR in magnitude."""
@@ -431,18 +705,27 @@ def _sst_base(lat, lon) -> np.ndarray:
     lat, lon = np.asarray(lat, float), np.asarray(lon, float) % 360.0
     bump = lambda a, la, wa, lo, wo: a * np.exp(-(((lat - la) / wa) ** 2) - ((lon - lo) / wo) ** 2)
     stream = 35.0 + 6.0 * np.tanh((lon - 285.0) / 10.0)  # the Gulf Stream's axis, degrees north
-    return (8.0 + 20.5 / (1.0 + np.exp((lat - 42.0) / 6.0))
-            + bump(1.3, 24.0, 9.0, 285.0, 22.0) + bump(1.5, 13.0, 6.0, 255.0, 15.0)  # west Atlantic, east Pacific
-            - bump(4.0, 25.0, 10.0, 235.0, 15.0) - bump(2.5, 22.0, 8.0, 340.0, 8.0)  # California, Canary currents
-            + 3.0 * np.exp(-(((lat - stream) / 4.0) ** 2) - ((lon - 292.0) / 20.0) ** 2))
+    return (
+        8.0
+        + 20.5 / (1.0 + np.exp((lat - 42.0) / 6.0))
+        + bump(1.3, 24.0, 9.0, 285.0, 22.0)
+        + bump(1.5, 13.0, 6.0, 255.0, 15.0)  # west Atlantic, east Pacific
+        - bump(4.0, 25.0, 10.0, 235.0, 15.0)
+        - bump(2.5, 22.0, 8.0, 340.0, 8.0)  # California, Canary currents
+        + 3.0 * np.exp(-(((lat - stream) / 4.0) ** 2) - ((lon - 292.0) / 20.0) ** 2)
+    )
 
 
 def _land_temperature(lat, lon, seconds: float) -> np.ndarray:
     """Land surface temperature (C) with a 5 K diurnal cycle peaking at 15 local solar time."""
     lat = np.asarray(lat, float)
     hour = seconds / 3600.0 + np.asarray(lon) / 15.0
-    return (22.0 + 8.0 * np.exp(-(((lat - 28.0) / 14.0) ** 2)) - 0.3 * np.maximum(lat - 40.0, 0.0)
-            + 5.0 * np.cos(2 * np.pi * (hour - 15.0) / 24.0))
+    return (
+        22.0
+        + 8.0 * np.exp(-(((lat - 28.0) / 14.0) ** 2))
+        - 0.3 * np.maximum(lat - 40.0, 0.0)
+        + 5.0 * np.cos(2 * np.pi * (hour - 15.0) / 24.0)
+    )
 
 
 def _sst(world: _World, seconds: float, lat, lon) -> np.ndarray:
@@ -492,16 +775,18 @@ def _land_map() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lat, lon, _land_fraction(lat, lon, 0.25)
 
 
-def _bilinear(field: np.ndarray, lat0: float, lon0: float, res: float, lat: np.ndarray, lon: np.ndarray,
-              outside: float = np.nan) -> np.ndarray:
+def _bilinear(
+    field: np.ndarray, lat0: float, lon0: float, res: float, lat: np.ndarray, lon: np.ndarray, outside: float = np.nan
+) -> np.ndarray:
     """``field`` on the grid lat0 + res i, lon0 + res j (degrees), interpolated bilinearly to points."""
     y, x = (np.asarray(lat) - lat0) / res, (np.asarray(lon) - lon0) / res
     on = (y >= 0) & (y <= field.shape[0] - 1) & (x >= 0) & (x <= field.shape[1] - 1)
     i = np.minimum(np.where(on, y, 0).astype(int), field.shape[0] - 2)
     j = np.minimum(np.where(on, x, 0).astype(int), field.shape[1] - 2)
     wy, wx = np.where(on, y - i, 0), np.where(on, x - j, 0)
-    value = ((1 - wy) * ((1 - wx) * field[i, j] + wx * field[i, j + 1])
-             + wy * ((1 - wx) * field[i + 1, j] + wx * field[i + 1, j + 1]))
+    value = (1 - wy) * ((1 - wx) * field[i, j] + wx * field[i, j + 1]) + wy * (
+        (1 - wx) * field[i + 1, j] + wx * field[i + 1, j + 1]
+    )
     return np.where(on, value, outside)
 
 
@@ -520,18 +805,29 @@ def _static(domain: Domain) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------------------ drawing the world
 
-def _travelling(rng: np.random.Generator, horizon: float, every: tuple[float, float], life: tuple[float, float],
-                lat0: tuple[float, float], width: tuple[float, float], wavelength: tuple[float, float],
-                speed: tuple[float, float], tilt: tuple[float, float], amplitude: tuple[float, float],
-                by_wind: bool) -> _Modes:
+
+def _travelling(
+    rng: np.random.Generator,
+    horizon: float,
+    every: tuple[float, float],
+    life: tuple[float, float],
+    lat0: tuple[float, float],
+    width: tuple[float, float],
+    wavelength: tuple[float, float],
+    speed: tuple[float, float],
+    tilt: tuple[float, float],
+    amplitude: tuple[float, float],
+    by_wind: bool,
+) -> _Modes:
     """Modes born every ``every`` days (the first up to 8 days before START) until ``horizon`` seconds, each
     living ``life`` days; wavelength (m) and phase speed (m s-1, positive east) at their central latitude,
     ``tilt`` dlon/dlat of their phase lines; ``amplitude`` in PSL (Pa) or, ``by_wind``, in meridional wind
     (m s-1). Drawn one mode at a time: a longer horizon adds modes and leaves the earlier ones as they were."""
     rows, t0 = [], -rng.uniform(0.0, 8.0) * 86400.0
     while t0 < horizon:
-        la, wd, lam, c, tl, amp, days = (rng.uniform(*r) for r in (lat0, width, wavelength, speed, tilt,
-                                                                     amplitude, life))
+        la, wd, lam, c, tl, amp, days = (
+            rng.uniform(*r) for r in (lat0, width, wavelength, speed, tilt, amplitude, life)
+        )
         scale = EARTH_RADIUS * math.cos(la * DEG)
         m = 2 * np.pi * scale / lam  # per radian of longitude
         psi = amp * scale / m if by_wind else amp / (RHO * float(_coriolis(la)))
@@ -551,16 +847,35 @@ def _draw_noise(rng: np.random.Generator, modes: int, rms: float, drift: tuple[f
     phase = rng.uniform(0.0, 2 * np.pi, modes)
     amp = rng.uniform(0.5, 1.5, modes) / (k if winds else 1.0)
     amp *= rms / math.sqrt(0.5 * np.sum((amp * (k if winds else 1.0)) ** 2))
-    return _Modes(np.zeros(modes), np.full(modes, np.inf), kx * EARTH_RADIUS * math.cos(25.0 * DEG),
-                  ky * EARTH_RADIUS, omega, phase, amp, np.zeros(modes), np.full(modes, np.inf))
+    return _Modes(
+        np.zeros(modes),
+        np.full(modes, np.inf),
+        kx * EARTH_RADIUS * math.cos(25.0 * DEG),
+        ky * EARTH_RADIUS,
+        omega,
+        phase,
+        amp,
+        np.zeros(modes),
+        np.full(modes, np.inf),
+    )
 
 
-def _draw_high(rng: np.random.Generator, lat0: float, lon0: float, psl: float, sy: float, west: float,
-               east: float) -> _High:
+def _draw_high(
+    rng: np.random.Generator, lat0: float, lon0: float, psl: float, sy: float, west: float, east: float
+) -> _High:
     """A cell of ``psl`` Pa at (lat0, lon0) whose strength varies by 25 %, western extent by 9 degrees and
     centre by 5 degrees of longitude, with periods of 8-20 days."""
-    return _High(lat0, lon0, psl / (RHO * float(_coriolis(lat0))), sy, west, east, (0.25, 9.0, 5.0),
-                 tuple(rng.uniform(8.0, 20.0, 3) * 86400.0), tuple(rng.uniform(0.0, 2 * np.pi, 3)))
+    return _High(
+        lat0,
+        lon0,
+        psl / (RHO * float(_coriolis(lat0))),
+        sy,
+        west,
+        east,
+        (0.25, 9.0, 5.0),
+        tuple(rng.uniform(8.0, 20.0, 3) * 86400.0),
+        tuple(rng.uniform(0.0, 2 * np.pi, 3)),
+    )
 
 
 def _draw_world(seq: np.random.SeedSequence, horizon: float) -> _World:
@@ -568,16 +883,39 @@ def _draw_world(seq: np.random.SeedSequence, horizon: float) -> _World:
     highs, troughs, waves, noise, sst = (np.random.default_rng(s) for s in seq.spawn(5))
     return _World(
         tuple(_draw_high(highs, *spec) for spec in HIGHS),
-        _travelling(troughs, horizon, (1.0, 2.5), (4.0, 8.0), (34.0, 48.0), (7.0, 12.0), (3.0e6, 6.0e6),
-                    (5.0, 12.0), (0.3, 1.0), (300.0, 700.0), by_wind=False),
-        _travelling(waves, horizon, (2.0, 4.0), (5.0, 10.0), (10.0, 16.0), (4.0, 7.0), (2.0e6, 3.5e6),
-                    (-9.0, -6.0), (-0.3, 0.3), (1.5, 3.0), by_wind=True),
+        _travelling(
+            troughs,
+            horizon,
+            (1.0, 2.5),
+            (4.0, 8.0),
+            (34.0, 48.0),
+            (7.0, 12.0),
+            (3.0e6, 6.0e6),
+            (5.0, 12.0),
+            (0.3, 1.0),
+            (300.0, 700.0),
+            by_wind=False,
+        ),
+        _travelling(
+            waves,
+            horizon,
+            (2.0, 4.0),
+            (5.0, 10.0),
+            (10.0, 16.0),
+            (4.0, 7.0),
+            (2.0e6, 3.5e6),
+            (-9.0, -6.0),
+            (-0.3, 0.3),
+            (1.5, 3.0),
+            by_wind=True,
+        ),
         _draw_noise(noise, 12, 1.5, (-6.0, 1.0), winds=True),
         _draw_noise(sst, 6, 0.5, (-1.0, 1.0), winds=False),
     )
 
 
 # ------------------------------------------------------------------------------------------ storms
+
 
 def _ring() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """East and north offsets (m) of the steering annulus's points and their (area) weights."""
@@ -595,8 +933,9 @@ def _steering(world: _World, seconds: float, lat: np.ndarray, lon: np.ndarray) -
     """Steering u, v (m s-1): the environment's wind averaged over the 300-700 km annulus around each centre
     (degrees); and the troughs' u, v at the centre."""
     rlat = np.concatenate([lat[:, None] + RING_Y / EARTH_RADIUS / DEG, lat[:, None]], axis=1)
-    rlon = np.concatenate([lon[:, None] + RING_X / (EARTH_RADIUS * np.cos(lat[:, None] * DEG)) / DEG,
-                           lon[:, None]], axis=1)
+    rlon = np.concatenate(
+        [lon[:, None] + RING_X / (EARTH_RADIUS * np.cos(lat[:, None] * DEG)) / DEG, lon[:, None]], axis=1
+    )
     _, u, v, tu, tv = _flow(world, seconds, rlat, rlon)
     return u[:, :-1] @ RING_W, v[:, :-1] @ RING_W, tu[:, -1], tv[:, -1]
 
@@ -617,8 +956,10 @@ def _boxes(dom: Domain) -> list[tuple[float, float, float, float]]:
     then the east Pacific; when neither fits, the domain less MARGIN."""
     lat_lo, lat_hi = max(dom.lat_min + MARGIN, 5.0), dom.lat_max - MARGIN
     lon_lo, lon_hi = dom.lon_min + MARGIN, dom.lon_max - MARGIN
-    boxes = [(max(a, lat_lo), min(b, lat_hi), max(c, lon_lo), min(d, lon_hi))
-             for a, b, c, d in ((8.0, 20.0, 300.0, 340.0), (10.0, 16.0, 240.0, 265.0))]
+    boxes = [
+        (max(a, lat_lo), min(b, lat_hi), max(c, lon_lo), min(d, lon_hi))
+        for a, b, c, d in ((8.0, 20.0, 300.0, 340.0), (10.0, 16.0, 240.0, 265.0))
+    ]
     boxes = [b for b in boxes if b[0] < b[1] and b[2] < b[3]]
     return boxes or [(lat_lo, lat_hi, lon_lo, lon_hi)]
 
@@ -634,12 +975,21 @@ def _draw_candidates(rng: np.random.Generator, setup: _Setup, firsts: list[int],
             lon = rng.uniform(box[2], box[3], 16)
             k = int(np.argmax(_land_at(lat, lon) < 0.01))  # the first over the ocean (rarely none: the first)
             size = rng.random()
-            rows.append((first + 2 * (j // (CANDIDATES // 2)), lat[k], lon[k], rng.uniform(300.0, 600.0),
-                         rng.uniform(1.0, 2.0) * 86400.0, rng.uniform(0.55, 1.0),
-                         34e3 + 26e3 * min(max(size + rng.normal(0.0, 0.2), 0.0), 1.0), rng.uniform(1.0, 2.0),
-                         1.5 + 1.5 * size, rng.uniform(20.0, 50.0)))
-    cand = dict(zip(("first", "lat", "lon", "dp", "tau", "eff", "r0", "b", "beta", "angle"),
-                    map(np.array, zip(*rows))))
+            rows.append(
+                (
+                    first + 2 * (j // (CANDIDATES // 2)),
+                    lat[k],
+                    lon[k],
+                    rng.uniform(300.0, 600.0),
+                    rng.uniform(1.0, 2.0) * 86400.0,
+                    rng.uniform(0.55, 1.0),
+                    34e3 + 26e3 * min(max(size + rng.normal(0.0, 0.2), 0.0), 1.0),
+                    rng.uniform(1.0, 2.0),
+                    1.5 + 1.5 * size,
+                    rng.uniform(20.0, 50.0),
+                )
+            )
+    cand = dict(zip(("first", "lat", "lon", "dp", "tau", "eff", "r0", "b", "beta", "angle"), map(np.array, zip(*rows))))
     xi = rng.standard_normal((len(rows), n_max, 2))
     rho = math.exp(-DT / NOISE[1])
     for i in range(1, n_max):  # AR(1) motion noise, stationary from the start
@@ -677,16 +1027,20 @@ def _integrate(world: _World, setup: _Setup, cand: dict, n_max: int) -> tuple[di
         sx, sy = _shear(la, tu, tv)
         shear = np.hypot(sx, sy)
         forced = ~setup.domain.inside(la, lo) | (age >= cap)
-        pi = (cand["eff"][idx] * _potential(sst) * (1.0 - e) * ~forced
-              * np.clip(1.0 - (shear - SHEAR[0]) / (SHEAR[1] - SHEAR[0]), 0.0, 1.0))
+        pi = (
+            cand["eff"][idx]
+            * _potential(sst)
+            * (1.0 - e)
+            * ~forced
+            * np.clip(1.0 - (shear - SHEAR[0]) / (SHEAR[1] - SHEAR[0]), 0.0, 1.0)
+        )
         tau = cand["tau"][idx]
         rate = (1.0 - land) / tau + land / TAU_LAND + forced / TAU_FORCED
         target = (1.0 - land) * pi / tau / rate
         rmax = cand["r0"][idx] * (1.5 - 0.6 * np.minimum(d / 7000.0, 1.0)) * (1.0 + 1.5 * e)
         eps = 0.2 * np.minimum(shear / 15.0, 1.0)
         left = np.arctan2(sy, sx) + np.pi / 4  # strongest 45 degrees left of downshear
-        for k, value in zip(keys, (la, lo, cu, cv, d, np.maximum(rmax, floor), eps * np.cos(left),
-                                   eps * np.sin(left))):
+        for k, value in zip(keys, (la, lo, cu, cv, d, np.maximum(rmax, floor), eps * np.cos(left), eps * np.sin(left))):
             out[k][idx, age] = value
         lat[idx] = la + (sv + bv + nv) * DT / EARTH_RADIUS / DEG
         lon[idx] = lo + (su + bu + nu) * DT / (EARTH_RADIUS * np.cos(mid_lat * DEG)) / DEG
@@ -732,8 +1086,10 @@ def _draw_storms(rng: np.random.Generator, world: _World, setup: _Setup, storms:
     need = 0.75 * setup.life_days[0] * STEPS_PER_DAY
     drawn: list[_Storm] = []
     for block in range(0, storms, BLOCK):
-        firsts = [round((i + rng.uniform(0.0, 0.5)) * setup.stagger_days * STEPS_PER_DAY)
-                  for i in range(block, min(block + BLOCK, storms))]
+        firsts = [
+            round((i + rng.uniform(0.0, 0.5)) * setup.stagger_days * STEPS_PER_DAY)
+            for i in range(block, min(block + BLOCK, storms))
+        ]
         cand = _draw_candidates(rng, setup, firsts, n_max)
         out, length = _integrate(world, setup, cand, n_max)
         for s in range(len(firsts)):
@@ -749,10 +1105,15 @@ def _draw_storms(rng: np.random.Generator, world: _World, setup: _Setup, storms:
                 if value >= 1.0:
                     break
             n = length[best]
-            drawn.append(_Storm(f"SYN{block + s + 1:04d}", int(cand["first"][best]),
-                                *(out[k][best, :n].copy() for k in ("lat", "lon", "cu", "cv", "dp", "rmax", "ax",
-                                                                     "ay")),
-                                float(cand["b"][best]), (float(cand["beta"][best]), float(cand["angle"][best]))))
+            drawn.append(
+                _Storm(
+                    f"SYN{block + s + 1:04d}",
+                    int(cand["first"][best]),
+                    *(out[k][best, :n].copy() for k in ("lat", "lon", "cu", "cv", "dp", "rmax", "ax", "ay")),
+                    float(cand["b"][best]),
+                    (float(cand["beta"][best]), float(cand["angle"][best])),
+                )
+            )
     return drawn
 
 
@@ -763,12 +1124,15 @@ def _plan(storms: int, seed: int, small: bool, domain: Domain | None) -> _Plan:
     horizon = (setup.stagger_days * storms + setup.life_days[1] + 3.0) * 86400.0
     world = _draw_world(world_seq, horizon)
     drawn = _draw_storms(np.random.default_rng(storm_seq), world, setup, storms)
-    n_steps = max(math.ceil((setup.stagger_days * storms + setup.life_days[1]) * STEPS_PER_DAY),
-                  max(math.ceil(st.first + st.last) + 2 for st in drawn))
+    n_steps = max(
+        math.ceil((setup.stagger_days * storms + setup.life_days[1]) * STEPS_PER_DAY),
+        max(math.ceil(st.first + st.last) + 2 for st in drawn),
+    )
     return _Plan(setup, int(seed), n_steps, tuple(drawn), world)
 
 
 # ------------------------------------------------------------------------------------------ fields
+
 
 def _vortex(st: _Storm, k: float, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, ...]:
     """PSL anomaly (Pa), u, v (m/s) and distance from the centre (m) of storm ``st`` at its local step ``k``."""
@@ -873,8 +1237,17 @@ def _tracks(plan: _Plan) -> pd.DataFrame:
         across = EARTH_RADIUS * np.cos(np.radians(clat[:, None, None]))
         lon = clon[:, None, None] + np.degrees(r * np.cos(az) / across)
         vmax = _winds_near(plan, step, lat, lon).reshape(len(items), -1).max(axis=1)
-        rows += [(st.name, str(plan.time(step)), round(float(a), 4), round(float(b), 4), round(float(p), 1),
-                  round(float(w), 2)) for (st, _), a, b, p, w in zip(items, clat, clon, psl, vmax)]
+        rows += [
+            (
+                st.name,
+                str(plan.time(step)),
+                round(float(a), 4),
+                round(float(b), 4),
+                round(float(p), 1),
+                round(float(w), 2),
+            )
+            for (st, _), a, b, p, w in zip(items, clat, clon, psl, vmax)
+        ]
     tracks = pd.DataFrame(rows, columns=["storm", "time", "lat", "lon", "psl_min", "vmax"])
     return tracks.sort_values(["time", "storm"], kind="stable", ignore_index=True)
 
@@ -884,13 +1257,13 @@ def _attrs(plan: _Plan, small: bool) -> dict:
     return {
         "title": TITLE,
         "comment": f"{TITLE}: Holland (1980) vortices in gradient-wind balance, steered by an evolving background "
-                   "flow, deepening towards an SST-based potential intensity, decaying over land; not model output. "
-                   "tracks.csv beside these files holds the true tracks.",
+        "flow, deepening towards an SST-based potential intensity, decaying over land; not model output. "
+        "tracks.csv beside these files holds the true tracks.",
         "synthetic": "true",
         "source": "climode.data.synthetic (synthetic data, no model run)",
         "Conventions": "CF-1.8",
         "history": f"python -m climode.data.synthetic --storms {len(plan.storms)} --seed {plan.seed}"
-                   + (" --small" if small else ""),
+        + (" --small" if small else ""),
         "seed": plan.seed,
         "storms": len(plan.storms),
         "small": "true" if small else "false",
@@ -922,22 +1295,45 @@ def _dataset(plan: _Plan, steps, small: bool, hours_per_frame: float = 3.0) -> x
     wind = {"units": "m s-1"}
     ds = xr.Dataset(
         {
-            "U850": (dims, out["U850"], {"long_name": "Zonal wind at 850 mbar", "standard_name": "eastward_wind",
-                                         **wind}),
-            "V850": (dims, out["V850"], {"long_name": "Meridional wind at 850 mbar",
-                                         "standard_name": "northward_wind", **wind}),
-            "PSL": (dims, out["PSL"], {"long_name": "Sea level pressure",
-                                       "standard_name": "air_pressure_at_mean_sea_level", "units": "Pa"}),
-            "TS": (dims, out["TS"], {"long_name": "Surface temperature (radiative)",
-                                     "standard_name": "surface_temperature", "units": "K"}),
-            "LANDFRAC": (("lat", "lon"), _static(dom)[0].astype(np.float32),
-                         {"long_name": "Fraction of sfc area covered by land", "standard_name": "land_area_fraction",
-                          "units": "1"}),
-            "time_bnds": (("time", "nbnd"), np.array([[t - timedelta(hours=hours_per_frame), t] for t in times],
-                                                      dtype=object).reshape(-1, 2),
-                          {"long_name": "time interval endpoints"}),
-            "plev": ((), 85000.0, {"long_name": "pressure", "standard_name": "air_pressure", "units": "Pa",
-                                   "positive": "down"}),
+            "U850": (
+                dims,
+                out["U850"],
+                {"long_name": "Zonal wind at 850 mbar", "standard_name": "eastward_wind", **wind},
+            ),
+            "V850": (
+                dims,
+                out["V850"],
+                {"long_name": "Meridional wind at 850 mbar", "standard_name": "northward_wind", **wind},
+            ),
+            "PSL": (
+                dims,
+                out["PSL"],
+                {"long_name": "Sea level pressure", "standard_name": "air_pressure_at_mean_sea_level", "units": "Pa"},
+            ),
+            "TS": (
+                dims,
+                out["TS"],
+                {"long_name": "Surface temperature (radiative)", "standard_name": "surface_temperature", "units": "K"},
+            ),
+            "LANDFRAC": (
+                ("lat", "lon"),
+                _static(dom)[0].astype(np.float32),
+                {
+                    "long_name": "Fraction of sfc area covered by land",
+                    "standard_name": "land_area_fraction",
+                    "units": "1",
+                },
+            ),
+            "time_bnds": (
+                ("time", "nbnd"),
+                np.array([[t - timedelta(hours=hours_per_frame), t] for t in times], dtype=object).reshape(-1, 2),
+                {"long_name": "time interval endpoints"},
+            ),
+            "plev": (
+                (),
+                85000.0,
+                {"long_name": "pressure", "standard_name": "air_pressure", "units": "Pa", "positive": "down"},
+            ),
         },
         coords={
             "time": ("time", np.array(times, dtype=object), {"long_name": "time", "bounds": "time_bnds"}),
@@ -949,8 +1345,9 @@ def _dataset(plan: _Plan, steps, small: bool, hours_per_frame: float = 3.0) -> x
     return ds.set_coords("plev")
 
 
-def make_corpus(storms: int, seed: int, small: bool = False, *, domain: Domain | None = None,
-                hours_per_frame: float = 3.0) -> tuple[xr.Dataset, pd.DataFrame]:
+def make_corpus(
+    storms: int, seed: int, small: bool = False, *, domain: Domain | None = None, hours_per_frame: float = 3.0
+) -> tuple[xr.Dataset, pd.DataFrame]:
     """The whole corpus in memory: fields and true tracks.
 
     Returns ``(ds, tracks)``: ``ds`` holds U850, V850 (m s-1), PSL (Pa) and TS (K), float32 with dims
@@ -976,9 +1373,18 @@ def encode(ds: xr.Dataset) -> tuple[xr.Dataset, dict]:
     ds = ds.assign_coords(time=("time", np.asarray(num, np.float64), {**ds["time"].attrs, **cal}))
     ds["time_bnds"] = (("time", "nbnd"), np.asarray(bnds, np.float64), {**ds["time_bnds"].attrs, **cal})
     nlat, nlon = ds.sizes["lat"], ds.sizes["lon"]
-    encoding = {name: {"dtype": "float32", "zlib": True, "complevel": 4, "shuffle": True, "_FillValue": FILL,
-                       "chunksizes": (1, nlat, nlon) if "time" in ds[name].dims else (nlat, nlon)}
-                for name in VARIABLES if name in ds}
+    encoding = {
+        name: {
+            "dtype": "float32",
+            "zlib": True,
+            "complevel": 4,
+            "shuffle": True,
+            "_FillValue": FILL,
+            "chunksizes": (1, nlat, nlon) if "time" in ds[name].dims else (nlat, nlon),
+        }
+        for name in VARIABLES
+        if name in ds
+    }
     encoding.update({name: {"_FillValue": None} for name in ("time", "time_bnds", "lat", "lon", "plev")})
     return ds, encoding
 
@@ -987,8 +1393,16 @@ def _existing(out: Path) -> list[Path]:
     return sorted(out.glob("*.nc")) if out.is_dir() else []
 
 
-def write_corpus(out_dir: str | os.PathLike, storms: int, seed: int, small: bool = False, *,
-                 overwrite: bool = False, domain: Domain | None = None, hours_per_frame: float = 3.0) -> list[Path]:
+def write_corpus(
+    out_dir: str | os.PathLike,
+    storms: int,
+    seed: int,
+    small: bool = False,
+    *,
+    overwrite: bool = False,
+    domain: Domain | None = None,
+    hours_per_frame: float = 3.0,
+) -> list[Path]:
     """Write the corpus to ``out_dir``: NetCDF files of ``file_days`` days each and ``tracks.csv``.
 
     Files are named ``cam5_synthetic.h2.YYYY-MM-DD-SSSSS.nc`` after their first time (sorted by name =
@@ -1010,7 +1424,7 @@ def write_corpus(out_dir: str | os.PathLike, storms: int, seed: int, small: bool
     frames = _frames(plan, hours_per_frame)
     per_file = round(plan.setup.file_days * 24 / hours_per_frame)
     for start in range(0, len(frames), per_file):
-        steps = frames[start:start + per_file]
+        steps = frames[start : start + per_file]
         t = plan.time(steps[0])
         path = out / f"{PREFIX}{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour * 3600 + t.minute * 60:05d}.nc"
         ds, encoding = encode(_dataset(plan, steps, small, hours_per_frame))
@@ -1028,24 +1442,34 @@ def write_corpus(out_dir: str | os.PathLike, storms: int, seed: int, small: bool
 @cli
 def main(argv: list[str] | None = None) -> None:
     """``python -m climode.data.synthetic --out DIR --storms N --seed S [--small] [--overwrite]``."""
-    parser = argparse.ArgumentParser(prog="python -m climode.data.synthetic",
-                                     description="Write synthetic CAM5-like tropical cyclones (U850, V850, PSL, "
-                                                 "TS, LANDFRAC; 3-hourly, noleap) and their true tracks (tracks.csv).")
+    parser = argparse.ArgumentParser(
+        prog="python -m climode.data.synthetic",
+        description="Write synthetic CAM5-like tropical cyclones (U850, V850, PSL, "
+        "TS, LANDFRAC; 3-hourly, noleap) and their true tracks (tracks.csv).",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--storms", type=int, default=8, help="number of storms (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--small", action="store_true",
-                        help="coarse 1-degree grid over 0-60N, 200-359E, short-lived storms")
-    parser.add_argument("--hours-per-frame", type=float, default=3.0,
-                        help="time between frames, hours (default 3, CAM5's; e.g. 1 for leads off the 3-hour grid)")
+    parser.add_argument(
+        "--small", action="store_true", help="coarse 1-degree grid over 0-60N, 200-359E, short-lived storms"
+    )
+    parser.add_argument(
+        "--hours-per-frame",
+        type=float,
+        default=3.0,
+        help="time between frames, hours (default 3, CAM5's; e.g. 1 for leads off the 3-hour grid)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus in --out")
     args = parser.parse_args(argv)
-    paths = write_corpus(args.out, args.storms, args.seed, args.small, overwrite=args.overwrite,
-                         hours_per_frame=args.hours_per_frame)
+    paths = write_corpus(
+        args.out, args.storms, args.seed, args.small, overwrite=args.overwrite, hours_per_frame=args.hours_per_frame
+    )
     tracks = pd.read_csv(paths[-1])
     size = sum(p.stat().st_size for p in paths)
-    print(f"wrote {len(paths) - 1} NetCDF files and tracks.csv ({tracks['storm'].nunique()} storms, "
-          f"{len(tracks)} track points; {size / 1e6:.1f} MB) to {args.out}")
+    print(
+        f"wrote {len(paths) - 1} NetCDF files and tracks.csv ({tracks['storm'].nunique()} storms, "
+        f"{len(tracks)} track points; {size / 1e6:.1f} MB) to {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """``python -m climode.forecast --input storm.nc --times 60,63,66``: see ``climode.forecasting.forecast``."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,28 +19,40 @@ from ..output import FLAG, check_writable, write_netcdf, write_zarr
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m climode.forecast", description=DOC,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m climode.forecast", description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--input", nargs="+", required=True, help="NetCDF files (or globs, or a zarr store) with the fields")
-    p.add_argument("--times", required=True,
-                   help="hours after the first input frame (60,63,66), ranges (60:72:3, inclusive) or dates in "
-                        "the file's calendar ('2000-08-03 12:00')")
-    p.add_argument("--input-times", help="use only these frames as inputs (same forms, relative to the file's first frame)")
+    p.add_argument(
+        "--times",
+        required=True,
+        help="hours after the first input frame (60,63,66), ranges (60:72:3, inclusive) or dates in "
+        "the file's calendar ('2000-08-03 12:00')",
+    )
+    p.add_argument(
+        "--input-times", help="use only these frames as inputs (same forms, relative to the file's first frame)"
+    )
     p.add_argument("--output", help="forecast NetCDF (default: <input stem>_forecast.nc in the current directory)")
     p.add_argument("--zarr", help="also write the forecast to this zarr store")
     p.add_argument("--append", action="store_true", help="append along time to an existing --zarr store")
     p.add_argument("--plot", help="PNG map, one panel per time")
     p.add_argument("--animate", help="GIF animating the forecast times")
-    p.add_argument("--map-region", default="storm",
-                   help="what --plot/--animate show: 'storm' (a 24 x 36 degree box around the deepest low, "
-                        "default), 'full', or LAT0:LAT1,LON0:LON1")
+    p.add_argument(
+        "--map-region",
+        default="storm",
+        help="what --plot/--animate show: 'storm' (a 24 x 36 degree box around the deepest low, "
+        "default), 'full', or LAT0:LAT1,LON0:LON1",
+    )
     p.add_argument("--checkpoint", help="model (.safetensors or training .ckpt); default: the bundled model")
     p.add_argument("--vars", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
     p.add_argument("--time-in-hours", action="store_true", help="a time axis without units holds hours")
     p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
     p.add_argument("--calendar", help="calendar of such hours (default standard)")
-    p.add_argument("--mask-filled", action="store_true",
-                   help="NaN wherever the forecast derives from missing input cells (always flagged in 'filled')")
+    p.add_argument(
+        "--mask-filled",
+        action="store_true",
+        help="NaN wherever the forecast derives from missing input cells (always flagged in 'filled')",
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return p
@@ -69,14 +82,22 @@ def main(argv: list[str] | None = None) -> None:
         _maps().parse_region(args.map_region)  # a bad region is refused before any work
     ckpt = _checkpoint(args.checkpoint, args.device)
     try:
-        ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time,
-                         args.calendar)
+        ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time, args.calendar)
     except ClimodeError as exc:
         raise ClimodeError(f"{exc} (checkpoint {ckpt.path.name} forecasts {', '.join(ckpt.variables)})") from None
-    print(f"input: {len(ds.time)} frames of {', '.join(ckpt.variables)} on a {ds.sizes.get('lat', ds.sizes.get('y'))} x "
-          f"{ds.sizes.get('lon', ds.sizes.get('x'))} grid; model {ckpt.path}", flush=True)
-    out = forecast(ds.load(), args.times, checkpoint=ckpt, input_times=args.input_times, device=args.device,
-                   mask_filled=args.mask_filled)
+    print(
+        f"input: {len(ds.time)} frames of {', '.join(ckpt.variables)} on a {ds.sizes.get('lat', ds.sizes.get('y'))} x "
+        f"{ds.sizes.get('lon', ds.sizes.get('x'))} grid; model {ckpt.path}",
+        flush=True,
+    )
+    out = forecast(
+        ds.load(),
+        args.times,
+        checkpoint=ckpt,
+        input_times=args.input_times,
+        device=args.device,
+        mask_filled=args.mask_filled,
+    )
     out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
     for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
         filled = f"  ({flag.mean():.0%} of cells from filled missing input)" if flag.any() else ""
@@ -94,10 +115,12 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     """Write every output; if one fails, the files this run created are removed again (a zarr
     append is itself all-or-nothing), so a failure leaves no partial output."""
     calendar = out.time.values[0].calendar
-    writers = {"zarr": lambda p: write_zarr(out, p, calendar, append=args.append, overwrite=args.overwrite),
-               "netcdf": lambda p: write_netcdf(out, p, calendar, overwrite=args.overwrite),
-               "plot": lambda p: _maps().plot_forecast(_maps().region(out, args.map_region), p),
-               "animate": lambda p: _maps().animate_forecast(_maps().region(out, args.map_region), p)}
+    writers = {
+        "zarr": lambda p: write_zarr(out, p, calendar, append=args.append, overwrite=args.overwrite),
+        "netcdf": lambda p: write_netcdf(out, p, calendar, overwrite=args.overwrite),
+        "plot": lambda p: _maps().plot_forecast(_maps().region(out, args.map_region), p),
+        "animate": lambda p: _maps().animate_forecast(_maps().region(out, args.map_region), p),
+    }
     created: list[Path] = []
     try:
         for key in ("zarr", "netcdf", "plot", "animate"):

@@ -1,4 +1,5 @@
 """The Vid-ODE model and the models it is compared with, chosen by name (``MODELS``, ``build``)."""
+
 import dataclasses
 
 from torch import nn
@@ -13,13 +14,21 @@ from .recurrent import MODELS as RECURRENT
 from .vidode import VidODE
 from .warp import warp
 
-MODELS: dict[str, type[nn.Module]] = {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT,
-                                      **{name: Baseline for name in BASELINES}}
+MODELS: dict[str, type[nn.Module]] = {
+    "vid-ode": VidODE,
+    "ode-conv": VidODE,
+    "ode-fc": VidODE,
+    **RECURRENT,
+    **LATENT,
+    **{name: Baseline for name in BASELINES},
+}
 # what a name sets in ModelConfig besides ``architecture``: ODE-Conv and ODE-FC are Vid-ODE without the
 # ODE-ConvGRU encoder (the input frames stacked along channels), with a conv or fully connected derivative
-VARIANTS: dict[str, dict] = {"vid-ode": {"encoder": "ode-convgru", "derivative": "conv"},
-                             "ode-conv": {"encoder": "conv", "derivative": "conv"},
-                             "ode-fc": {"encoder": "conv", "derivative": "fc"}}
+VARIANTS: dict[str, dict] = {
+    "vid-ode": {"encoder": "ode-convgru", "derivative": "conv"},
+    "ode-conv": {"encoder": "conv", "derivative": "conv"},
+    "ode-fc": {"encoder": "conv", "derivative": "fc"},
+}
 LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
 
 
@@ -38,5 +47,16 @@ def build(config: ModelConfig) -> nn.Module:
     return MODELS[config.architecture](config)
 
 
-__all__ = ["LEARNED", "MODELS", "VARIANTS", "ModelConfig", "PatchDiscriminator", "SolverConfig", "VidODE", "build",
-           "check_times", "configure", "warp"]
+__all__ = [
+    "LEARNED",
+    "MODELS",
+    "VARIANTS",
+    "ModelConfig",
+    "PatchDiscriminator",
+    "SolverConfig",
+    "VidODE",
+    "build",
+    "check_times",
+    "configure",
+    "warp",
+]

@@ -1,6 +1,7 @@
 """What every model shares: its configuration (``ModelConfig``), the input check, the frames every
 learned model takes in, where a query falls among the inputs, and the composition of the output
 frames from their parts (``climode.model.compose``)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -94,8 +95,9 @@ def _per_sample(times: torch.Tensor, B: int, n: int, what: str, keep: torch.Tens
     NaN marks a slot a sample does not use; the others (and those ``keep`` marks) must increase."""
     if times.ndim == 1:
         if times.shape != (n,):
-            raise ValueError(f"{what} must have shape ({n},) or ({B}, {n}) to match the frames, "
-                             f"got {tuple(times.shape)}")
+            raise ValueError(
+                f"{what} must have shape ({n},) or ({B}, {n}) to match the frames, got {tuple(times.shape)}"
+            )
         check_times(times, what)
         return times.expand(B, n)
     if times.shape != (B, n):
@@ -107,8 +109,9 @@ def _per_sample(times: torch.Tensor, B: int, n: int, what: str, keep: torch.Tens
     return times
 
 
-def check_inputs(config: ModelConfig, frames: torch.Tensor, times: torch.Tensor,
-                 query_times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def check_inputs(
+    config: ModelConfig, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Refuse frames (B, L, C, H, W) of the wrong channel count, or times that do not fit them; return
     the input times (B, L) and query times (B, K) of each sample (see ``VidODE.forward``)."""
     if frames.ndim != 5:
@@ -160,8 +163,9 @@ def anchor_frame(filled: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
     return filled[torch.arange(len(filled), device=filled.device), last_index(observed)]
 
 
-def model_times(times: torch.Tensor, query_times: torch.Tensor, like: torch.Tensor,
-                time_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def model_times(
+    times: torch.Tensor, query_times: torch.Tensor, like: torch.Tensor, time_scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Input and query times (real units) in model units, on ``like``'s device and dtype."""
     to = lambda t: t.to(device=like.device, dtype=like.dtype) / time_scale
     return to(times), to(query_times)
@@ -195,13 +199,24 @@ def empty_parts(filled: torch.Tensor, K: int) -> dict[str, torch.Tensor]:
     """Composition parts (``climode.model.compose``) of K queries that copy their first source, on the
     grid of ``filled`` (B, L, C, H, W): zero ``flows``, ``residual`` and ``diff``, unit ``weight`` and ``mask``."""
     B, _, C, H, W = filled.shape
-    return {"flows": filled.new_zeros(B, K, 2, 2, H, W), "weight": filled.new_ones(B, K, 1, H, W),
-            "residual": filled.new_zeros(B, K, C, H, W), "diff": filled.new_zeros(B, K, C, H, W),
-            "mask": filled.new_ones(B, K, 1, H, W)}
+    return {
+        "flows": filled.new_zeros(B, K, 2, 2, H, W),
+        "weight": filled.new_ones(B, K, 1, H, W),
+        "residual": filled.new_zeros(B, K, C, H, W),
+        "diff": filled.new_zeros(B, K, C, H, W),
+        "mask": filled.new_ones(B, K, 1, H, W),
+    }
 
 
-def _decode_extrapolation(decoder: nn.Module, cfg: ModelConfig, parts: dict, at: tuple, state: torch.Tensor,
-                          previous: torch.Tensor, lead: torch.Tensor) -> None:
+def _decode_extrapolation(
+    decoder: nn.Module,
+    cfg: ModelConfig,
+    parts: dict,
+    at: tuple,
+    state: torch.Tensor,
+    previous: torch.Tensor,
+    lead: torch.Tensor,
+) -> None:
     """The parts at ``at`` (rows, columns) from G(h_s, h_prev) and the ``lead`` (N,) from the source frame X
     (model units): M * W(F, X) + (1 - M) * (X + D), or W(F, X) + D without the mask; the flow is dropped
     without warping. G gives rates, F and D are lead times them: both vanish at lead 0 (the frame is X)
@@ -218,8 +233,16 @@ def _decode_extrapolation(decoder: nn.Module, cfg: ModelConfig, parts: dict, at:
         parts["residual"][at] = diff
 
 
-def extrapolate(decoder: nn.Module, cfg: ModelConfig, parts: dict, sources: torch.Tensor, states: torch.Tensor,
-                h_last: torch.Tensor, extrapolated: torch.Tensor, leads: torch.Tensor) -> None:
+def extrapolate(
+    decoder: nn.Module,
+    cfg: ModelConfig,
+    parts: dict,
+    sources: torch.Tensor,
+    states: torch.Tensor,
+    h_last: torch.Tensor,
+    extrapolated: torch.Tensor,
+    leads: torch.Tensor,
+) -> None:
     """Decode the ``extrapolated`` (B, K) queries from their states (B, K, ...) at ``leads`` (B, K) after
     the last observed frame (model units) into ``parts`` and ``sources`` (whose entries there name that
     frame). Anchored: G(h_s, h_L), each from that frame. Recursive (the paper): G(h_s, h_prev), each
@@ -234,16 +257,24 @@ def extrapolate(decoder: nn.Module, cfg: ModelConfig, parts: dict, sources: torc
     for k in range(extrapolated.shape[1]):
         b = extrapolated[:, k].nonzero(as_tuple=True)[0]
         if len(b):
-            _decode_extrapolation(decoder, cfg, parts, (b, torch.full_like(b, k)), states[b, k], previous[b],
-                                  leads[b, k] - before[b])
+            _decode_extrapolation(
+                decoder, cfg, parts, (b, torch.full_like(b, k)), states[b, k], previous[b], leads[b, k] - before[b]
+            )
             sources[b, k] = source[b].view(-1, 1)
             previous = previous.index_put((b,), states[b, k])
             before = before.index_put((b,), leads[b, k])
             source[b] = -1 - k
 
 
-def finish(parts: dict, sources: torch.Tensor, kind: torch.Tensor, filled: torch.Tensor, valid: torch.Tensor,
-           asked: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+def finish(
+    parts: dict,
+    sources: torch.Tensor,
+    kind: torch.Tensor,
+    filled: torch.Tensor,
+    valid: torch.Tensor,
+    asked: torch.Tensor,
+    size: tuple[int, int],
+) -> dict[str, torch.Tensor]:
     """The model's output dict (``VidODE.forward``): frames composed from ``parts`` and ``sources`` over
     the filled inputs, the validity share carried the same way, NaN where no query was ``asked``
     (B, K), everything cropped back to ``size`` (H, W)."""
@@ -251,5 +282,10 @@ def finish(parts: dict, sources: torch.Tensor, kind: torch.Tensor, filled: torch
     share = compose(valid, sources, parts["flows"], parts["weight"])
     frames = torch.where(asked.view(*asked.shape, 1, 1, 1), frames, float("nan"))
     crop = lambda v: v[..., : size[0], : size[1]]
-    return {"frames": crop(frames), "valid": crop(share), "sources": sources, "kind": kind,
-            **{name: crop(value) for name, value in parts.items()}}
+    return {
+        "frames": crop(frames),
+        "valid": crop(share),
+        "sources": sources,
+        "kind": kind,
+        **{name: crop(value) for name, value in parts.items()},
+    }

@@ -25,6 +25,7 @@ last two frames their linear interpolation, at the earlier one that frame; ``adv
 the last frame back along the motion). ``pysteps`` extrapolates forward only: it gives the last
 frame to a query at or before it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -117,8 +118,9 @@ def _advect(last: torch.Tensor, velocity: torch.Tensor, leads: torch.Tensor) -> 
     return torch.stack([warp(last, -velocity * leads[:, k].view(-1, 1, 1, 1)) for k in range(leads.shape[1])], 1)
 
 
-def _combined_velocity(frames: torch.Tensor, times: torch.Tensor, n: int,
-                       pair_motion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def _combined_velocity(
+    frames: torch.Tensor, times: torch.Tensor, n: int, pair_motion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """Velocity (B, 2, H, W; pixels per time unit) from the last ``n`` observed frames: each consecutive
     pair's ``pair_motion(before, after)`` (pixels) over its own time gap, averaged with weights
     n - 1 (newest pair) down to 1 (oldest); zero with fewer than two observed frames."""
@@ -141,8 +143,9 @@ def advection(frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tens
     return _advect(x[:, 0], _combined_velocity(frames, times, 2, motion), _leads(t[:, 0], query_times))
 
 
-def advection_multi(frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor,
-                    n: int = MULTI_FRAMES) -> torch.Tensor:
+def advection_multi(
+    frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor, n: int = MULTI_FRAMES
+) -> torch.Tensor:
     """The last observed frame advected at constant velocity by the recency-weighted mean velocity of
     the last ``n`` observed frames' consecutive pairs (``_combined_velocity``); with only two observed
     frames, ``advection``."""
@@ -155,13 +158,16 @@ def _pysteps_motion(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     ``after`` (B, C, H, W; NaN cells masked): per sample and channel, averaged over the channels."""
     lucas_kanade = pysteps.motion.get_method("LK")
     pairs = torch.stack((before, after), 1).double().cpu().numpy()  # (B, 2, C, H, W)
-    flows = [np.mean([np.asarray(lucas_kanade(pair[:, c]), dtype=np.float64) for c in range(pair.shape[1])], 0)
-             for pair in pairs]
+    flows = [
+        np.mean([np.asarray(lucas_kanade(pair[:, c]), dtype=np.float64) for c in range(pair.shape[1])], 0)
+        for pair in pairs
+    ]
     return torch.from_numpy(np.stack(flows)).to(before)
 
 
-def pysteps_advection(frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor,
-                      n: int = MULTI_FRAMES) -> torch.Tensor:
+def pysteps_advection(
+    frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor, n: int = MULTI_FRAMES
+) -> torch.Tensor:
     """The last observed frame extrapolated by pySTEPS's semi-Lagrangian scheme along the recency-weighted
     mean of pySTEPS's Lucas-Kanade velocities of the last ``n`` observed frames' pairs, each channel on
     its own; the last frame at leads <= 0 and where the motion draws from outside the grid."""
@@ -183,12 +189,19 @@ def pysteps_advection(frames: torch.Tensor, times: torch.Tensor, query_times: to
     return out
 
 
-BASELINES: dict[str, Forecast] = {"persistence": persistence, "blend": blend, "linear": linear,
-                                  "advection": advection, "advection-multi": advection_multi}
+BASELINES: dict[str, Forecast] = {
+    "persistence": persistence,
+    "blend": blend,
+    "linear": linear,
+    "advection": advection,
+    "advection-multi": advection_multi,
+}
 UNAVAILABLE: dict[str, str] = {}  # baselines whose package is missing here: why, in one line
 if pysteps is None:
-    UNAVAILABLE["pysteps"] = (f"the pysteps baseline needs the pysteps package, which cannot be imported here "
-                              f"({_PYSTEPS_MISSING}); install it (pip install pysteps) or choose another model")
+    UNAVAILABLE["pysteps"] = (
+        f"the pysteps baseline needs the pysteps package, which cannot be imported here "
+        f"({_PYSTEPS_MISSING}); install it (pip install pysteps) or choose another model"
+    )
 else:
     BASELINES["pysteps"] = pysteps_advection
 

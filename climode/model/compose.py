@@ -15,6 +15,7 @@ residual (1 - M) D); interpolation blends the two observed frames around the que
 along the motion between them. ``compose`` is the one place this sum is written: the models call
 it on their own grid and the forecast on the input's finer grid (``climode.forecast``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -75,8 +76,13 @@ def _gather(bank: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return bank.gather(1, index.view(*index.shape, *[1] * (bank.ndim - 2)).expand(-1, -1, *bank.shape[2:]))
 
 
-def compose(inputs: torch.Tensor, sources: torch.Tensor, flows: torch.Tensor, weight: torch.Tensor,
-            residual: torch.Tensor | None = None) -> torch.Tensor:
+def compose(
+    inputs: torch.Tensor,
+    sources: torch.Tensor,
+    flows: torch.Tensor,
+    weight: torch.Tensor,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Frames (B, K, C, H, W) from their parts (module docstring) and the input frames (B, L, C, H, W)
     with no NaN. Anchored parts are composed all at once; recursive ones query by query."""
     B, K = sources.shape[:2]

@@ -1,4 +1,5 @@
 """Conv-Decoders: from ODE states to the parts a frame is composed of (``climode.model.compose``)."""
+
 from __future__ import annotations
 
 import torch
@@ -71,8 +72,9 @@ class InterpolationDecoder(nn.Module):
         self.channels = channels
         _zero_output(self.net)
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor, frame_before: torch.Tensor,
-                frame_after: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor, frame_before: torch.Tensor, frame_after: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         seen = self.frames(F.avg_pool2d(torch.cat((frame_before, frame_after), 1), 4))
         out = self.net(torch.cat((before, after), 1) + seen)
         return out.split((2, 2, 1, self.channels), 1)

@@ -1,4 +1,5 @@
 """LSGAN discriminators: D_img on single frames, D_seq on frames stacked along channels."""
+
 from __future__ import annotations
 
 import torch

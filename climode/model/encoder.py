@@ -1,4 +1,5 @@
 """Conv-Encoder E and the ODE-ConvGRU that turns irregular observations into a state at t_L."""
+
 from __future__ import annotations
 
 import math

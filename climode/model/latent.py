@@ -13,6 +13,7 @@ and at the input times (the reconstructions of the ELBO). The anchor is the last
 each sample (a missing last frame: the one before), its missing cells filled; the decoder's output
 layer starts at zero, so an untrained model is persistence, like every other learned model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,9 @@ def _trajectory(func: nn.Module, h0: torch.Tensor, t0: torch.Tensor, times: torc
     return states
 
 
-def latent_path(func: nn.Module, z0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor,
-                solver: SolverConfig) -> torch.Tensor:
+def latent_path(
+    func: nn.Module, z0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor, solver: SolverConfig
+) -> torch.Tensor:
     """States (T, *z0.shape) at ``times`` (T,) increasing, from z0 at t0: integrated forward
     from t0 for the times at or after it and backward from t0 for those before."""
     before = _trajectory(func, z0, t0, times[times < t0].flip(0), solver)
@@ -73,15 +75,17 @@ class _VariationalODE(nn.Module):
         self.config = config
         c, w = config.channels, config.width
         self.frame_encoder = ConvEncoder(2 * c, w)
-        self.sequence_encoder = ODEConvGRU(4 * w, (4 * w, 2 * w, 2 * w, 2 * w, 4 * w), config.encoder_solver,
-                                           reverse=True)
+        self.sequence_encoder = ODEConvGRU(
+            4 * w, (4 * w, 2 * w, 2 * w, 2 * w, 4 * w), config.encoder_solver, reverse=True
+        )
         self.func = func
         self.decoder = StateDecoder(c, w)
         nn.init.zeros_(self.decoder.net[-1].weight)
         nn.init.zeros_(self.decoder.net[-1].bias)
 
-    def posterior(self, features: torch.Tensor, summary: torch.Tensor,
-                  observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(
+        self, features: torch.Tensor, summary: torch.Tensor, observed: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z0), each (B, latent channels, H/4, W/4), from the frame
         features (B, L, 4w, H/4, W/4), the backward ODE-RNN's state at the first input time
         (B, 4w, H/4, W/4) and which frames were observed (B, L)."""
@@ -129,8 +133,9 @@ class LatentODE(_VariationalODE):
         super().__init__(config, ConvODEFunc((4 * w, 2 * w, 2 * w, 2 * w, 4 * w)))
         self.posterior_head = nn.Conv2d(4 * w, 8 * w, 3, padding=1)
 
-    def posterior(self, features: torch.Tensor, summary: torch.Tensor,
-                  observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(
+        self, features: torch.Tensor, summary: torch.Tensor, observed: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.posterior_head(summary).chunk(2, 1)
 
 
@@ -150,8 +155,9 @@ class ODE2VAE(_VariationalODE):
         self.position_head = nn.Conv2d(4 * w, 8 * w, 3, padding=1)
         self.velocity_head = nn.Conv2d(4 * w, 8 * w, 3, padding=1)
 
-    def posterior(self, features: torch.Tensor, summary: torch.Tensor,
-                  observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(
+        self, features: torch.Tensor, summary: torch.Tensor, observed: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         first = features[torch.arange(len(features), device=features.device), observed.int().argmax(1)]
         s_mean, s_logvar = self.position_head(first).chunk(2, 1)
         v_mean, v_logvar = self.velocity_head(summary).chunk(2, 1)

@@ -3,6 +3,7 @@
 The advection baseline extrapolates along it; Vid-ODE's interpolation starts from it (an untrained
 model interpolates along the motion between the two frames around a query).
 """
+
 from __future__ import annotations
 
 import torch
@@ -58,7 +59,9 @@ def motion(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
             flow = torch.zeros(old.shape[0], 2, *old.shape[-2:], dtype=old.dtype, device=old.device)
         else:
             scale = torch.tensor([old.shape[-1] / flow.shape[-1], old.shape[-2] / flow.shape[-2]], dtype=old.dtype)
-            flow = F.interpolate(flow, size=old.shape[-2:], mode="bilinear", align_corners=True) * scale.view(1, 2, 1, 1)
+            flow = F.interpolate(flow, size=old.shape[-2:], mode="bilinear", align_corners=True) * scale.view(
+                1, 2, 1, 1
+            )
         for _ in range(LK_ITERATIONS):
             flow = _lucas_kanade(new, old, flow)  # new(x) ~ old(x + flow): flow = -displacement
     return -flow

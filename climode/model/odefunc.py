@@ -1,4 +1,5 @@
 """Convolutional ODE derivatives and the one solve that every ODE in climode goes through."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,14 +64,17 @@ class FCODEFunc(nn.Module):
         super().__init__()
         size = channels * height * width
         self.shape = (channels, height, width)
-        self.net = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, size))
+        self.net = nn.Sequential(
+            nn.Linear(size, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, size)
+        )
         self.nfe = 0
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         if tuple(h.shape[1:]) != self.shape:
-            raise ValueError(f"ODE-FC was built for states of shape {self.shape} (frames of the training size), "
-                             f"got {tuple(h.shape[1:])}")
+            raise ValueError(
+                f"ODE-FC was built for states of shape {self.shape} (frames of the training size), "
+                f"got {tuple(h.shape[1:])}"
+            )
         self.nfe += 1
         return self.net(h.flatten(1)).view_as(h)
 

@@ -21,6 +21,7 @@ frame, ``frame = anchor + StateDecoder(state)``, so each can represent persisten
 the state decoder starts at zero, so an untrained one *is* persistence. ``VidRNN`` composes frames as
 Vid-ODE does (flow-warped previous frame, difference image, mask).
 """
+
 from __future__ import annotations
 
 import math
@@ -106,9 +107,17 @@ class _Recurrent(nn.Module):
             state = torch.where(seen.view(-1, 1, 1, 1), updated, state)
             t_prev = t_i
         asked = torch.isfinite(s)
-        return {"state": state, "t_last": t_prev, "anchor": anchor_frame(filled, observed), "filled": filled,
-                "valid": valid, "observed": observed, "t": t, "s": torch.where(asked, s, t_prev.view(-1, 1)),
-                "asked": asked}
+        return {
+            "state": state,
+            "t_last": t_prev,
+            "anchor": anchor_frame(filled, observed),
+            "filled": filled,
+            "valid": valid,
+            "observed": observed,
+            "t": t,
+            "s": torch.where(asked, s, t_prev.view(-1, 1)),
+            "asked": asked,
+        }
 
 
 class _StepPerQuery(_Recurrent):

@@ -1,4 +1,5 @@
 """Vid-ODE: frames at irregular times in, frames at any query times out."""
+
 from __future__ import annotations
 
 import torch
@@ -120,8 +121,19 @@ class VidODE(nn.Module):
             states = trajectory(self.decoder_func, h_last, leads, cfg.decoder_solver)
             extrapolate(self.decoder, cfg, parts, sources, states, h_last, extrapolated, leads)
         if bool(interpolated.any()):
-            self._interpolate(interpolated.nonzero(as_tuple=True), t, s, where, forward, backward, h_last, t_last,
-                              filled, parts, (H, W))
+            self._interpolate(
+                interpolated.nonzero(as_tuple=True),
+                t,
+                s,
+                where,
+                forward,
+                backward,
+                h_last,
+                t_last,
+                filled,
+                parts,
+                (H, W),
+            )
         return finish(parts, sources, kind, filled, valid, asked, (H, W))
 
     def _interpolate(self, at, t, s, where, forward, backward, h_last, t_last, filled, parts, size) -> None:
@@ -143,8 +155,9 @@ class VidODE(nn.Module):
         if cfg.flow_warping:
             with torch.no_grad():  # the motion carrying X_i onto X_j over the gap, pixels: where the flows start
                 moved = pad4(motion(x_i[..., :H, :W], x_j[..., :H, :W]))  # on the frames, unpadded
-        velocity_i, velocity_j, blend, d = self.interpolator(before, after, warp(x_i, -tau * moved),
-                                                             warp(x_j, (1 - tau) * moved))
+        velocity_i, velocity_j, blend, d = self.interpolator(
+            before, after, warp(x_i, -tau * moved), warp(x_j, (1 - tau) * moved)
+        )
         if cfg.flow_warping:
             # corrections are velocities (pixels per model time unit): a displacement over the gap scales with it
             parts["flows"][b, k, 0] = tau * (gap * velocity_i - moved)

@@ -7,6 +7,7 @@ Sampling uses ``align_corners=True`` with the grid normalised by ``size - 1``,
 so a zero flow returns the frame unchanged (the earlier public implementation
 mixed conventions and blurred every frame; see docs/design.md).
 """
+
 from __future__ import annotations
 
 import torch

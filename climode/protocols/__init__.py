@@ -7,6 +7,7 @@ same data; parameter-free entries run once. DIR keeps the data, each run (``runs
 ``runs/<entry>``) and the results; a run that stops part way is continued by running the same
 command again (finished runs are not trained again).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,12 +43,25 @@ def _slug(label: str) -> str:
 def _config(protocol: Protocol, preset: Preset, entry: Entry, data: dict, seed: int) -> dict:
     solver = {"method": "rk4", "step_size": preset.solver_step}
     return {
-        "model": {"width": preset.width, "time_scale": 3.0 if protocol.data == "cam5" else 1.0,
-                  "encoder_solver": solver, "decoder_solver": solver, **entry.model_config},
+        "model": {
+            "width": preset.width,
+            "time_scale": 3.0 if protocol.data == "cam5" else 1.0,
+            "encoder_solver": solver,
+            "decoder_solver": solver,
+            **entry.model_config,
+        },
         "data": data,
-        "train": {"batch_size": preset.batch_size, "adversarial": False, "disc_width": preset.width,
-                  "max_steps": preset.steps, "max_epochs": 100_000, "checkpoint_every": max(preset.steps // 4, 1),
-                  "val_every": 5, "seed": seed, **entry.train_config},
+        "train": {
+            "batch_size": preset.batch_size,
+            "adversarial": False,
+            "disc_width": preset.width,
+            "max_steps": preset.steps,
+            "max_epochs": 100_000,
+            "checkpoint_every": max(preset.steps // 4, 1),
+            "val_every": 5,
+            "seed": seed,
+            **entry.train_config,
+        },
     }
 
 
@@ -69,18 +83,22 @@ def _train(entry: Entry, config: dict, run: Path) -> Path:
 
 def _check_out(out: Path, name: str, preset: str, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise ClimodeError(f"--out {out} is a file, not a directory; give a directory for the protocol's "
-                           "data, runs and results")
+        raise ClimodeError(
+            f"--out {out} is a file, not a directory; give a directory for the protocol's data, runs and results"
+        )
     state = out / STATE
     record = {"protocol": name, "preset": preset}
     if state.is_file():
         found = json.loads(state.read_text())
         if found != record and not overwrite:
-            raise ClimodeError(f"{out} holds protocol {found.get('protocol')} with preset {found.get('preset')}; "
-                               "choose another --out, or pass --overwrite to run into it anyway")
+            raise ClimodeError(
+                f"{out} holds protocol {found.get('protocol')} with preset {found.get('preset')}; "
+                "choose another --out, or pass --overwrite to run into it anyway"
+            )
     elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise ClimodeError(f"{out} already holds files that are not a protocol run; choose another --out "
-                           "or pass --overwrite")
+        raise ClimodeError(
+            f"{out} already holds files that are not a protocol run; choose another --out or pass --overwrite"
+        )
     out.mkdir(parents=True, exist_ok=True)
     with replacing(state) as tmp:
         tmp.write_text(json.dumps(record))
@@ -95,12 +113,20 @@ def _datasets(protocol: Protocol, preset: Preset, out: Path) -> tuple[dict, dict
         if protocol.rates is None:
             return data, {"": Shards(train_store, "test")}, {}
         settings = {f"{round(r * 100)} % of frames": r for r in protocol.rates}
-        tests = {s: Shards(storm_shards(out / "data", preset, r), "test", normalisation=stats)
-                 for s, r in settings.items()}
+        tests = {
+            s: Shards(storm_shards(out / "data", preset, r), "test", normalisation=stats) for s, r in settings.items()
+        }
         return data, tests, settings
-    data = {"name": "bouncing-ball", "n_in": protocol.n_in, "n_out": protocol.n_out, "frame_size": 32,
-            "train_size": preset.train_size, "val_size": max(preset.test_size // 5, 8), "test_size": preset.test_size,
-            "seed": preset.seed}
+    data = {
+        "name": "bouncing-ball",
+        "n_in": protocol.n_in,
+        "n_out": protocol.n_out,
+        "frame_size": 32,
+        "train_size": preset.train_size,
+        "val_size": max(preset.test_size // 5, 8),
+        "test_size": preset.test_size,
+        "seed": preset.seed,
+    }
     return data, {"": open_dataset(DataConfig(**data), "test")}, {}
 
 
@@ -111,8 +137,13 @@ def _seeds(seeds: tuple[int, ...] | list[int] | None, preset: Preset) -> tuple[i
     return seeds
 
 
-def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False,
-        seeds: tuple[int, ...] | list[int] | None = None) -> list[Path]:
+def run(
+    name: str,
+    preset_name: str,
+    out: str | Path,
+    overwrite: bool = False,
+    seeds: tuple[int, ...] | list[int] | None = None,
+) -> list[Path]:
     """Run protocol ``name`` at preset ``preset_name`` into ``out``, every learned entry once per
     training seed (default: the preset's); returns the result files."""
     if name not in PROTOCOLS:
@@ -139,28 +170,54 @@ def run(name: str, preset_name: str, out: str | Path, overwrite: bool = False,
             scores = score({entry.label: forecast}, test, batch_size=8, storms=storms, cases=True)
             results.append({"setting": setting, "model": entry.label, "seed": seed, "scores": scores})
             mse = scores["methods"][entry.label]["mse"]
-            log.info("  %s: MSE x1e-3 by lead %s (%.0f s)", setting or "test", ", ".join(f"{1e3 * v:.3f}" for v in mse),
-                     time.perf_counter() - tic)
+            log.info(
+                "  %s: MSE x1e-3 by lead %s (%.0f s)",
+                setting or "test",
+                ", ".join(f"{1e3 * v:.3f}" for v in mse),
+                time.perf_counter() - tic,
+            )
         written = _write(out, name, preset_name, protocol, results, rates, started, storms, seeds, len(runs))
     return written
 
 
-def _write(out: Path, name: str, preset_name: str, protocol: Protocol, results: list[dict], rates: dict,
-           started: float, storms: bool, seeds: tuple[int, ...], n_runs: int) -> list[Path]:
+def _write(
+    out: Path,
+    name: str,
+    preset_name: str,
+    protocol: Protocol,
+    results: list[dict],
+    rates: dict,
+    started: float,
+    storms: bool,
+    seeds: tuple[int, ...],
+    n_runs: int,
+) -> list[Path]:
     minutes = (time.perf_counter() - started) / 60
     preset = PRESETS[preset_name]
     expected = n_runs * max(len(rates), 1)
     adversarial = sorted({e.label for e in protocol.entries if e.train_config.get("adversarial")})
-    command = (f"python -m climode.evaluate --protocol {name} --preset {preset_name} --out {out} "
-               f"--seeds {','.join(map(str, seeds))}")
-    header = (f"`{command}`: {protocol.title}. Preset {preset_name}: {preset}. Every learned model: "
-              f"{preset.steps} updates of batch {preset.batch_size}, width {preset.width}, training seeds "
-              f"{', '.join(map(str, seeds))}, adversarial losses "
-              + (f"only for {', '.join(adversarial)}" if adversarial else "off for every model")
-              + f". {len(results)} of {expected} result(s), {minutes:.1f} min on {torch.get_num_threads()} "
-              "torch thread(s).")
-    return report.write(out, protocol.title, header, results, "h" if storms else "frames", rates or None,
-                        subject=protocol.subject, cluster="storm" if storms else "sequence")
+    command = (
+        f"python -m climode.evaluate --protocol {name} --preset {preset_name} --out {out} "
+        f"--seeds {','.join(map(str, seeds))}"
+    )
+    header = (
+        f"`{command}`: {protocol.title}. Preset {preset_name}: {preset}. Every learned model: "
+        f"{preset.steps} updates of batch {preset.batch_size}, width {preset.width}, training seeds "
+        f"{', '.join(map(str, seeds))}, adversarial losses "
+        + (f"only for {', '.join(adversarial)}" if adversarial else "off for every model")
+        + f". {len(results)} of {expected} result(s), {minutes:.1f} min on {torch.get_num_threads()} "
+        "torch thread(s)."
+    )
+    return report.write(
+        out,
+        protocol.title,
+        header,
+        results,
+        "h" if storms else "frames",
+        rates or None,
+        subject=protocol.subject,
+        cluster="storm" if storms else "sequence",
+    )
 
 
 __all__ = ["PRESETS", "PROTOCOLS", "run"]

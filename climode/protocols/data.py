@@ -1,5 +1,6 @@
 """The data a protocol runs on, built from scratch: seeded synthetic storms cut into basin tiles
 and irregular samples (the same pipeline as ``pipelines/prepare_cam5.py``), or bouncing balls."""
+
 from __future__ import annotations
 
 import logging
@@ -30,12 +31,21 @@ def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
         write_corpus(corpus, preset.storms, preset.seed, small=True, overwrite=True)
     ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), VARIABLES)
     step = step_hours(ds)
-    sampling = SamplingConfig(n_in=5, n_out=5, step_h=step, min_gap_h=step, max_gap_h=48.0, lead_step_h=step,
-                              rate=rate)
+    sampling = SamplingConfig(n_in=5, n_out=5, step_h=step, min_gap_h=step, max_gap_h=48.0, lead_step_h=step, rate=rate)
     tracks = read_tracks(corpus / "tracks.csv", calendar=ds.time.values[0].calendar)
     tiles = parse_tiles(BASINS)
     plan = plan_samples(ds, tiles, tracks, sampling, preset.samples_per_storm, preset.seed)
     log.info("writing %d samples to %s", len(plan), store)
-    write_shards(store, ds, tiles, plan, VARIABLES, preset.resolution, "minmax", tracks, sampling,
-                 {"source_files": str(corpus), "tracks_file": str(corpus / "tracks.csv")})
+    write_shards(
+        store,
+        ds,
+        tiles,
+        plan,
+        VARIABLES,
+        preset.resolution,
+        "minmax",
+        tracks,
+        sampling,
+        {"source_files": str(corpus), "tracks_file": str(corpus / "tracks.csv")},
+    )
     return store

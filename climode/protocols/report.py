@@ -2,6 +2,7 @@
 run at one lead time), ``cases.csv`` (every score of every test case), ``results.md`` (tables:
 means over seeds, 95 % bootstrap intervals over storms, the subject against every other entry,
 the spread over seeds) and plots of error against lead time and sampling rate."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,18 +18,29 @@ from ..files import replacing  # noqa: E402
 from ..metrics import bootstrap  # noqa: E402
 
 # score -> (column title, scale applied to the stored value, format)
-COLUMNS = {"mse": ("MSE x1e-3", 1e3, "{:.3f}"), "psnr": ("PSNR dB", 1.0, "{:.2f}"), "ssim": ("SSIM", 1.0, "{:.3f}"),
-           "lpips": ("LPIPS", 1.0, "{:.3f}"), "rmse_U850": ("RMSE U850 m/s", 1.0, "{:.2f}"),
-           "rmse_V850": ("RMSE V850 m/s", 1.0, "{:.2f}"), "rmse_PSL": ("RMSE PSL hPa", 0.01, "{:.2f}"),
-           "track_km": ("track km", 1.0, "{:.0f}"), "psl_min_abs_hpa": ("|dPSLmin| hPa", 1.0, "{:.2f}"),
-           "wind_max_abs_ms": ("|dVmax| m/s", 1.0, "{:.2f}")}
-IMAGE_CONVENTIONS = ("MSE: mean over each frame's cells of fields in [0, 1] (storms: min-max scaled with the "
-                     "training split's range), x1e-3 (the paper's convention); PSNR: per frame, 10 log10(1 / MSE), "
-                     "then averaged (data range 1); SSIM: Gaussian 11 px, sigma 1.5, per channel, averaged; LPIPS: "
-                     "n/a (its backbone weights cannot be had here).")
-STORM_CONVENTIONS = ("RMSE in physical units, cos-latitude weighted; track error: great-circle km between the "
-                     "forecast's and the truth's PSL-minimum centres; |dPSLmin|, |dVmax|: absolute errors of minimum "
-                     "PSL and maximum 850 hPa wind within 300 km of the centre.")
+COLUMNS = {
+    "mse": ("MSE x1e-3", 1e3, "{:.3f}"),
+    "psnr": ("PSNR dB", 1.0, "{:.2f}"),
+    "ssim": ("SSIM", 1.0, "{:.3f}"),
+    "lpips": ("LPIPS", 1.0, "{:.3f}"),
+    "rmse_U850": ("RMSE U850 m/s", 1.0, "{:.2f}"),
+    "rmse_V850": ("RMSE V850 m/s", 1.0, "{:.2f}"),
+    "rmse_PSL": ("RMSE PSL hPa", 0.01, "{:.2f}"),
+    "track_km": ("track km", 1.0, "{:.0f}"),
+    "psl_min_abs_hpa": ("|dPSLmin| hPa", 1.0, "{:.2f}"),
+    "wind_max_abs_ms": ("|dVmax| m/s", 1.0, "{:.2f}"),
+}
+IMAGE_CONVENTIONS = (
+    "MSE: mean over each frame's cells of fields in [0, 1] (storms: min-max scaled with the "
+    "training split's range), x1e-3 (the paper's convention); PSNR: per frame, 10 log10(1 / MSE), "
+    "then averaged (data range 1); SSIM: Gaussian 11 px, sigma 1.5, per channel, averaged; LPIPS: "
+    "n/a (its backbone weights cannot be had here)."
+)
+STORM_CONVENTIONS = (
+    "RMSE in physical units, cos-latitude weighted; track error: great-circle km between the "
+    "forecast's and the truth's PSL-minimum centres; |dPSLmin|, |dVmax|: absolute errors of minimum "
+    "PSL and maximum 850 hPa wind within 300 km of the centre."
+)
 
 
 # scores shown per lead time with intervals; the subject is compared with every other entry on them
@@ -44,17 +56,28 @@ def long_table(results: list[dict]) -> pd.DataFrame:
         s = r["scores"]
         for score, values in next(iter(s["methods"].values())).items():
             for lead, n, value in zip(s["lead_times"], s["samples"], values):
-                rows.append({"setting": r["setting"], "model": r["model"], "seed": r.get("seed"), "lead": lead,
-                             "samples": n, "score": score, "value": value})
+                rows.append(
+                    {
+                        "setting": r["setting"],
+                        "model": r["model"],
+                        "seed": r.get("seed"),
+                        "lead": lead,
+                        "samples": n,
+                        "score": score,
+                        "value": value,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def case_table(results: list[dict]) -> pd.DataFrame:
     """Every kept case score of ``results`` (each ``scores`` with ``cases``): columns setting,
     model, seed, sample, storm, lead, score, value."""
-    parts = [r["scores"]["cases"].drop(columns="method").assign(setting=r["setting"], model=r["model"],
-                                                                  seed=r.get("seed"))
-             for r in results if "cases" in r["scores"]]
+    parts = [
+        r["scores"]["cases"].drop(columns="method").assign(setting=r["setting"], model=r["model"], seed=r.get("seed"))
+        for r in results
+        if "cases" in r["scores"]
+    ]
     columns = ["setting", "model", "seed", "sample", "storm", "lead", "score", "value"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
@@ -79,8 +102,7 @@ def intervals(cases: pd.DataFrame, score: str, cluster: str, lead_units: str = "
     for lead in leads:
         out[_lead(lead, lead_units)] = [_interval(b, (m, lead), score) for m in order]
     n = int(b["n_clusters"].max())
-    return (f"{COLUMNS[score][0]} per lead time, mean [95 % interval over {n} {cluster}s]:\n\n"
-            f"{_markdown(out)}\n")
+    return f"{COLUMNS[score][0]} per lead time, mean [95 % interval over {n} {cluster}s]:\n\n{_markdown(out)}\n"
 
 
 def _interval(b: pd.DataFrame, key: tuple, score: str) -> str:
@@ -94,8 +116,9 @@ def comparison(cases: pd.DataFrame, subject: str, score: str, cluster: str, lead
     """Markdown: ``subject`` minus every other model in ``score`` per lead time, on the same cases
     (paired), with a 95 % bootstrap interval over storms; ``*`` where the interval excludes 0, the
     only place a ranking is claimed."""
-    wide = cases[cases["score"] == score].pivot_table(index=["sample", "storm", "lead"], columns="model",
-                                                      values="value")
+    wide = cases[cases["score"] == score].pivot_table(
+        index=["sample", "storm", "lead"], columns="model", values="value"
+    )
     if subject not in wide.columns:
         return ""
     others = [m for m in dict.fromkeys(cases["model"]) if m != subject and m in wide.columns]
@@ -103,12 +126,15 @@ def comparison(cases: pd.DataFrame, subject: str, score: str, cluster: str, lead
     b = bootstrap(diffs, "value", ["model", "lead"], cluster="storm").set_index(["model", "lead"])
     out = pd.DataFrame({f"{subject} minus": others})
     for lead in sorted(wide.index.get_level_values("lead").unique()):
-        out[_lead(lead, lead_units)] = [_interval(b, (m, lead), score) + (" *" if _apart(b, (m, lead)) else "")
-                                        for m in others]
+        out[_lead(lead, lead_units)] = [
+            _interval(b, (m, lead), score) + (" *" if _apart(b, (m, lead)) else "") for m in others
+        ]
     n = int(b["n_clusters"].max())
-    return (f"{subject} minus each model in {COLUMNS[score][0]}, per lead time, on the same cases: mean "
-            f"[95 % interval over {n} {cluster}s]; * where the interval excludes 0 (negative: {subject} is lower):"
-            f"\n\n{_markdown(out)}\n")
+    return (
+        f"{subject} minus each model in {COLUMNS[score][0]}, per lead time, on the same cases: mean "
+        f"[95 % interval over {n} {cluster}s]; * where the interval excludes 0 (negative: {subject} is lower):"
+        f"\n\n{_markdown(out)}\n"
+    )
 
 
 def _lead(lead: float, units: str) -> str:
@@ -214,8 +240,16 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def write(out: Path, title: str, header: str, results: list[dict], lead_units: str,
-          rates: dict[str, float] | None = None, subject: str | None = None, cluster: str = "storm") -> list[Path]:
+def write(
+    out: Path,
+    title: str,
+    header: str,
+    results: list[dict],
+    lead_units: str,
+    rates: dict[str, float] | None = None,
+    subject: str | None = None,
+    cluster: str = "storm",
+) -> list[Path]:
     """Write scores.csv, cases.csv, results.md and the plots into ``out``; return their paths.
     ``subject``: the model compared with every other one; ``cluster``: what the intervals resample
     (the ``storm`` column of the cases, named so in the text)."""
@@ -233,8 +267,10 @@ def write(out: Path, title: str, header: str, results: list[dict], lead_units: s
         figures += f"![MSE against sampling rate]({paths[-1].name})\n"
     conventions = IMAGE_CONVENTIONS + (" " + STORM_CONVENTIONS if "track_km" in set(table["score"]) else "")
     overview = rate_table(means) + "\n" if rates else ""
-    text = (f"# {title}\n\n{header}\n\nMeans over the training seeds.\n\n{overview}{tables(means, lead_units)}\n"
-            f"{_uncertainty(cases, subject, cluster, lead_units)}")
+    text = (
+        f"# {title}\n\n{header}\n\nMeans over the training seeds.\n\n{overview}{tables(means, lead_units)}\n"
+        f"{_uncertainty(cases, subject, cluster, lead_units)}"
+    )
     text += f"{seed_spread(table)}\n{figures}\n{conventions}\n"
     with replacing(paths[2]) as tmp:
         tmp.write_text(text)
