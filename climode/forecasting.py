@@ -22,11 +22,12 @@ import xarray as xr
 
 from ._version import __version__
 from .checkpoint import Checkpoint, load_model
+from .conventions import cf_attrs
 from .data.fields import normalise_coords
 from .data.normalise import denormalise, normalise
 from .errors import ClimodeError
 from .model.compose import compose, fill_missing
-from .output import FLAG, FLAG_ATTRS, cf_attrs
+from .output import FLAG, FLAG_ATTRS
 from .tiles import Tile, blend_weights, extract, grid_step, windows
 from .times import as_hours, hours_between
 

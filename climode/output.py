@@ -14,18 +14,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .conventions import COORD_ATTRS, HOURS_SINCE, cf_attrs
 from .errors import ClimodeError
 from .files import replacing, swap_in
 
-CF = {
-    "U850": {"standard_name": "eastward_wind", "long_name": "zonal wind at 850 hPa", "units": "m s-1"},
-    "V850": {"standard_name": "northward_wind", "long_name": "meridional wind at 850 hPa", "units": "m s-1"},
-    "PSL": {"standard_name": "air_pressure_at_mean_sea_level", "long_name": "sea level pressure", "units": "Pa"},
-}
-COORDS = {
-    "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
-    "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
-}
 FILL = np.float32(1.0e20)
 FLAG = "filled"  # the forecast's status flag: 1 where a value derives from missing input cells that were filled
 FLAG_ATTRS = {
@@ -41,15 +33,6 @@ def fields(ds: xr.Dataset) -> list[str]:
     return [str(name) for name, da in ds.data_vars.items() if "flag_values" not in da.attrs]
 
 
-def cf_attrs(name: str, source: dict | None = None) -> dict:
-    """CF attributes of variable ``name``: climode's own for the names it knows, otherwise the
-    input's (standard_name, long_name, units) where given."""
-    if name in CF:
-        return dict(CF[name])
-    keep = ("standard_name", "long_name", "units")
-    return {k: v for k, v in (source or {}).items() if k in keep}
-
-
 def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Dataset:
     """``ds`` with CF attributes on its variables and lat/lon coordinates, data as float32."""
     out = ds.copy()
@@ -57,7 +40,7 @@ def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Datase
         out[name] = out[name].astype(np.float32)
         own = {k: v for k, v in ds[name].attrs.items() if k not in ("_FillValue", "missing_value")}
         out[name].attrs = {**own, **cf_attrs(name, (sources or {}).get(name))}
-    for name, attrs in COORDS.items():
+    for name, attrs in COORD_ATTRS.items():
         if name in out.coords:
             out[name].attrs.update(attrs)
     out.attrs.setdefault("Conventions", "CF-1.8")
@@ -74,7 +57,7 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
             enc[str(name)].update(zlib=True, complevel=4)
     enc.update({name: {"_FillValue": None} for name in ds.coords})  # CF: coordinates have no fill value
     if "time" in ds.coords and calendar:
-        enc["time"].update(units="hours since 0001-01-01 00:00:00", calendar=calendar, dtype="float64")
+        enc["time"].update(units=HOURS_SINCE, calendar=calendar, dtype="float64")
     return enc
 
 

@@ -30,11 +30,11 @@ from .data.samples import by_times
 from .errors import ClimodeError
 from .metrics import METRICS
 from .model.base import last_observed
+from .times import from_hours
 from .verify import MODEL, lat_weighted_rmse, verify
 
 Forecaster = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 STORM_SCORES = ("track_km", "psl_min_abs_hpa", "wind_max_abs_ms")
-EPOCH = np.datetime64("2000-01-01T00:00:00")  # any origin: verify matches times by value
 
 
 def on_own_times(forecast: Forecaster, batch: dict) -> torch.Tensor:
@@ -68,13 +68,13 @@ def _fields(
     reference: float | None = None,
 ) -> xr.Dataset:
     """Physical frames (T, C, y, x) at ``hours`` as a (time, lat, lon) Dataset for ``climode.verify``."""
-    times = EPOCH + (np.asarray(hours) * 3600).astype("timedelta64[s]")
+    times = from_hours(hours)
     ds = xr.Dataset(
         {v: (("time", "lat", "lon"), frames[:, c]) for c, v in enumerate(variables)},
         coords={"time": times, "lat": lat, "lon": lon},
     )
     if reference is not None:
-        ds = ds.assign_coords(forecast_reference_time=EPOCH + np.timedelta64(int(round(reference * 3600)), "s"))
+        ds = ds.assign_coords(forecast_reference_time=from_hours([reference])[0])
     return ds
 
 

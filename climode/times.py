@@ -1,4 +1,5 @@
-"""Forecast times as users write them, turned into hours since the first input frame.
+"""The time axis: hours since climode's origin (``conventions.HOURS_SINCE``) and back, and
+forecast times as users write them, turned into hours since the first input frame.
 
 A time list is comma-separated; each item is a number of hours since the first input frame
 (``60``), an inclusive range ``START:STOP:STEP`` in such hours (``60:72:3`` is 60, 63, 66, 69,
@@ -14,10 +15,21 @@ from collections.abc import Sequence
 import cftime
 import numpy as np
 
+from .conventions import HOURS_SINCE
 from .errors import ClimodeError
 
 DEFAULT_STEP_H = 3.0
 _DATE = re.compile(r"\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
+
+
+def to_hours(times: Sequence, calendar: str) -> np.ndarray:
+    """cftime datetimes on ``calendar`` -> float64 hours since ``conventions.TIME_ORIGIN``."""
+    return np.asarray(cftime.date2num(list(times), HOURS_SINCE, calendar=calendar), dtype=np.float64)
+
+
+def from_hours(hours: Sequence[float] | np.ndarray, calendar: str = "standard") -> np.ndarray:
+    """Hours since ``conventions.TIME_ORIGIN`` -> cftime datetimes on ``calendar`` (object array)."""
+    return np.asarray(cftime.num2date(np.asarray(hours, dtype=np.float64), HOURS_SINCE, calendar=calendar))
 
 
 def hours_between(times: Sequence, origin, calendar: str) -> np.ndarray:

@@ -18,71 +18,17 @@ import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cftime
 import numpy as np
 import xarray as xr
 
+from ..conventions import COORD_ATTRS, COORD_NAMES, HOUR_UNITS, REFTIME_NAMES, TIME_ORIGIN, VARIABLES, Variable
 from ..errors import ClimodeError
 
 PathLike = str | os.PathLike
 DEFAULT_CHUNKS = {"time": 1}
-DEFAULT_REFERENCE = "0001-01-01 00:00:00"
-COORD_NAMES = {
-    "time": ("time", "timestep", "valid_time", "t"),
-    "lat": ("lat", "latitude", "nav_lat"),
-    "lon": ("lon", "longitude", "nav_lon"),
-}
-COORD_UNITS = {"lat": "degrees_north", "lon": "degrees_east"}
-REFTIME_NAMES = ("reftime", "reference_time", "ref_time")
-HOUR_UNITS = ("hours", "hour", "hrs", "hr", "h")
-
-_MS = (
-    "ms-1",
-    "m/s",
-    "ms**-1",
-    "ms^-1",
-    "m.s-1",
-    "m.s**-1",
-    "m/sec",
-    "mps",
-    "meter/second",
-    "meters/second",
-    "metre/second",
-    "metres/second",
-)
-_KNOTS = ("knot", "knots", "kt", "kts", "kn")
-_WIND = {**dict.fromkeys(_MS, 1.0), **dict.fromkeys(_KNOTS, 1852.0 / 3600.0)}
-_PRESSURE = {
-    **dict.fromkeys(("pa", "pascal", "pascals"), 1.0),
-    **dict.fromkeys(("hpa", "mb", "mbar", "millibar", "millibars", "hectopascal", "hectopascals"), 100.0),
-}
-
-
-@dataclass(frozen=True)
-class Known:
-    """A variable the toolkit knows: names to look for and its canonical units."""
-
-    aliases: tuple[str, ...]
-    standard_name: str
-    units: str
-    factors: Mapping[str, float]  # normalised units string -> factor to ``units``
-    hpa_below: float | None = None  # a median below this means hPa whatever the units say
-
-
-KNOWN = {
-    "U850": Known(("u", "u850", "ua", "u_component_of_wind", "eastward_wind"), "eastward_wind", "m s-1", _WIND),
-    "V850": Known(("v", "v850", "va", "v_component_of_wind"), "northward_wind", "m s-1", _WIND),
-    "PSL": Known(
-        ("msl", "slp", "psl", "mean_sea_level_pressure", "air_pressure_at_mean_sea_level"),
-        "air_pressure_at_mean_sea_level",
-        "Pa",
-        _PRESSURE,
-        hpa_below=2000.0,
-    ),
-}
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -126,7 +72,7 @@ def _wrap_lon(ds: xr.Dataset) -> xr.Dataset:
     if "lon" not in ds.coords:
         return ds
     lon = ds["lon"]
-    ds = ds.assign_coords(lon=(lon % 360).assign_attrs(lon.attrs, units=COORD_UNITS["lon"]))
+    ds = ds.assign_coords(lon=(lon % 360).assign_attrs(lon.attrs, units=COORD_ATTRS["lon"]["units"]))
     if lon.dims != ("lon",):
         return ds
     _, first = np.unique(ds["lon"].values, return_index=True)
@@ -137,7 +83,7 @@ def _ascending_lat(ds: xr.Dataset) -> xr.Dataset:
     """Latitudes ascending (ERA5 stores them 90..-90)."""
     if "lat" not in ds.coords:
         return ds
-    ds = ds.assign_coords(lat=ds["lat"].assign_attrs(units=COORD_UNITS["lat"]))
+    ds = ds.assign_coords(lat=ds["lat"].assign_attrs(units=COORD_ATTRS["lat"]["units"]))
     if ds["lat"].dims != ("lat",) or ds.indexes["lat"].is_monotonic_increasing:
         return ds
     return ds.sortby("lat")
@@ -190,12 +136,12 @@ def _hours_axis(
     if not time_in_hours:
         raise ClimodeError(
             f"{path}: the time axis has numbers and no units; if they are hours, pass "
-            f"--time-in-hours (time_in_hours=True) with a reference time (default {DEFAULT_REFERENCE})"
+            f"--time-in-hours (time_in_hours=True) with a reference time (default {TIME_ORIGIN})"
         )
     if reference_time is not None:
         ref = _parse_date(reference_time, "reference_time")
     else:
-        ref = _file_reftime(ds, path) or DEFAULT_REFERENCE
+        ref = _file_reftime(ds, path) or TIME_ORIGIN
     try:
         dates = cftime.num2date(time.values, f"hours since {ref}", calendar=calendar, only_use_cftime_datetimes=True)
     except ValueError as exc:
@@ -262,7 +208,7 @@ def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str
     """Names to try for ``name`` and the CF standard_name to fall back on; a mapping entry is exclusive."""
     if name in mapping:
         return (mapping[name],), None
-    known = KNOWN.get(name)
+    known = VARIABLES.get(name)
     return ((name, *known.aliases), known.standard_name) if known else ((name,), None)
 
 
@@ -361,7 +307,7 @@ def _unit_key(units: object) -> str:
     return str(units).strip().lower().replace(" ", "")
 
 
-def _units_factor(name: str, known: Known, units: object, sample: np.ndarray) -> float | None:
+def _units_factor(name: str, known: Variable, units: object, sample: np.ndarray) -> float | None:
     """Factor to ``known.units`` (1 when fine), or None to leave values with unknown units; warns."""
     finite = sample[np.isfinite(sample)]
     looks_hpa = known.hpa_below is not None and finite.size and np.median(finite) < known.hpa_below
@@ -383,7 +329,7 @@ def _units_factor(name: str, known: Known, units: object, sample: np.ndarray) ->
 
 
 def _fix_units(name: str, da: xr.DataArray, sample: np.ndarray) -> xr.DataArray:
-    known = KNOWN.get(name)
+    known = VARIABLES.get(name)
     if known is None:
         return da
     factor = _units_factor(name, known, da.attrs.get("units"), sample)
@@ -460,4 +406,4 @@ def open_fields(
     return ds
 
 
-__all__ = ["KNOWN", "normalise_coords", "open_fields", "parse_mapping"]
+__all__ = ["normalise_coords", "open_fields", "parse_mapping"]

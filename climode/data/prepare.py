@@ -12,7 +12,6 @@ import logging
 import shutil
 from dataclasses import asdict
 
-import cftime
 import dask
 import dask.array as da
 import numpy as np
@@ -21,28 +20,24 @@ import xarray as xr
 import zarr
 
 from .._version import __version__
+from ..conventions import HOURS_SINCE
 from ..errors import ClimodeError
 from ..tiles import Tile, extract
+from ..times import DEFAULT_STEP_H, to_hours
 from ..tracks import storm_periods
 from .normalise import compute_stats
 from .sampling import SamplingConfig, draw_many, every_window
 from .shards import SPLITS, check_no_leak, shared_frames, staged, tracks_table
 
-REFERENCE = "hours since 0001-01-01 00:00:00"
 BATCH = 64  # time steps or samples computed per dask graph
 FRACTIONS = (0.8, 0.1, 0.1)  # train, val, test shares of the record, in time order
 log = logging.getLogger(__name__)
 
 
-def to_hours(times, calendar: str) -> np.ndarray:
-    """cftime datetimes -> float hours since 0001-01-01 on ``calendar``."""
-    return np.asarray(cftime.date2num(list(times), REFERENCE, calendar=calendar), dtype=np.float64)
-
-
 def step_hours(ds: xr.Dataset) -> float:
     """The typical spacing of ``ds.time`` in hours (the median; storage is assumed regular)."""
     hours = to_hours(ds.time.values, ds.time.values[0].calendar)
-    return float(np.median(np.diff(hours))) if len(hours) > 1 else 3.0
+    return float(np.median(np.diff(hours))) if len(hours) > 1 else DEFAULT_STEP_H
 
 
 def _step_index(ds_hours: np.ndarray, hours: float) -> int:
@@ -277,7 +272,7 @@ def write_shards(
                 "n_in": sampling.input_frames,
                 "n_out": sampling.targets,
                 "calendar": calendar,
-                "time_reference": REFERENCE,
+                "time_reference": HOURS_SINCE,
                 "sampling": json.dumps(asdict(sampling)),
                 "tiles": json.dumps([asdict(t) for t in tiles or [] if t.name in grids]),
                 "resolution": resolution or "native",
@@ -303,6 +298,5 @@ __all__ = [
     "sample_span",
     "step_hours",
     "time_blocks",
-    "to_hours",
     "write_shards",
 ]

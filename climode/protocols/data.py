@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..conventions import STORM_VARIABLES
 from ..data.fields import open_fields
 from ..data.prepare import plan_samples, step_hours, write_shards
 from ..data.sampling import SamplingConfig
@@ -16,7 +17,7 @@ from .spec import Preset
 
 log = logging.getLogger(__name__)
 BASINS = "east-pacific-atlantic"
-VARIABLES = ["U850", "V850", "PSL"]
+VARIABLES = list(STORM_VARIABLES)
 
 
 def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
