@@ -31,7 +31,8 @@ from ._version import __version__
 from .checkpoint import Checkpoint, load_model, save_model
 from .config import Config, builtin_configs, config_from_dict, load_config, replace
 from .data import DATASETS, QuerySampler, collate, open_dataset
-from .data.gridded import is_shard_store, parse_variables
+from .data.fields import parse_variables
+from .data.gridded import is_shard_store
 from .data.gridded import prepare as prepare_gridded
 from .errors import ClimodeError, cli
 from .files import replacing

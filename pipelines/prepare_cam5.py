@@ -26,9 +26,9 @@ from pathlib import Path
 
 from dask.distributed import Client, LocalCluster
 
+from climode.conventions import STORM_VARIABLES
 from climode.data.fields import open_fields, parse_mapping
-from climode.data.prepare import plan_samples, step_hours, write_shards
-from climode.data.sampling import SamplingConfig
+from climode.data.prepare import prepare_shards, sampling_for
 from climode.data.shards import open_store
 from climode.errors import ClimodeError, cli
 from climode.tiles import extract, parse_tiles
@@ -110,20 +110,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     for tile in tiles or []:  # a tile off the grid is refused before any work
         extract(ds.isel(time=[0]), tile)
-    step_h = step_hours(ds)
-    sampling = SamplingConfig(
-        n_in=args.n_in,
-        n_out=args.n_out,
-        step_h=step_h,
-        min_gap_h=args.min_gap or step_h,
+    sampling = sampling_for(
+        ds,
+        args.n_in,
+        args.n_out,
         max_gap_h=args.max_gap,
-        lead_step_h=args.lead_step or step_h,
+        min_gap_h=args.min_gap,
+        lead_step_h=args.lead_step,
         rate=args.rate,
         between=args.between,
     )
     tracks = read_tracks(args.tracks, calendar=ds.time.values[0].calendar) if args.tracks else None
-    if tracks is not None:
-        plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
     cluster = (
         None if args.scheduler else LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
     )
@@ -133,23 +130,21 @@ def main(argv: list[str] | None = None) -> None:
                 f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
                 file=sys.stderr,
             )
-            if tracks is None and not args.all_windows and {"U850", "V850", "PSL"} <= set(variables):
+            if tracks is None and not args.all_windows and set(STORM_VARIABLES) <= set(variables):
                 print("detecting storms on the fields ...", file=sys.stderr)
                 tracks = detect(ds)
-                plan = plan_samples(ds, tiles, tracks, sampling, args.samples_per_storm, args.seed)
-            elif tracks is None:
-                plan = plan_samples(ds, tiles, None, sampling, args.samples_per_storm, args.seed)
-            write_shards(
+            plan = prepare_shards(
                 out,
                 ds,
-                tiles,
-                plan,
                 variables,
-                args.resolution or None,
-                args.normalisation,
-                tracks,
                 sampling,
-                {"source_files": ds.attrs.get("climode_sources", ""), "tracks_file": args.tracks or "detected"},
+                tiles=tiles,
+                tracks=tracks,
+                samples_per_storm=args.samples_per_storm,
+                seed=args.seed,
+                resolution=args.resolution or None,
+                normalisation=args.normalisation,
+                provenance={"tracks_file": args.tracks or ("detected" if tracks is not None else "none")},
                 overwrite=args.overwrite,
             )
     finally:

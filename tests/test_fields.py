@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climode.data.fields import normalise_coords, open_fields, parse_mapping
+from climode.data.fields import normalise_coords, open_fields, parse_mapping, parse_variables
 from climode.errors import ClimodeError
 
 GEOCAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "geocat_storm_500hPa"
@@ -122,6 +122,11 @@ def test_mapping_string_and_parse_errors(tmp_path):
     for bad in ("U850", "U850=", "=u", "U850=u,,V850=v", "U850=u=v", "U850=u,U850=w"):
         with pytest.raises(ClimodeError, match="malformed"):
             parse_mapping(bad)
+    # the same reading for --vars, where a name alone is allowed
+    assert parse_variables(" U850=u, precip ") == (["U850", "precip"], {"U850": "u"})
+    for bad in ("U850=", "=u", "precip,,u", "precip,precip"):
+        with pytest.raises(ClimodeError, match="malformed"):
+            parse_variables(bad)
 
 
 def test_standard_name_lookup(tmp_path):

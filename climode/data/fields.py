@@ -31,22 +31,30 @@ PathLike = str | os.PathLike
 DEFAULT_CHUNKS = {"time": 1}
 
 
+def parse_variables(text: str, mapped: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The one reading of ``--vars``-style text: ``"U850=u,V850=v,precip"`` -> (["U850", "V850",
+    "precip"], {"U850": "u", "V850": "v"}) (requested names in order; requested name -> name in the
+    file). With ``mapped`` every item must be ``NAME=FILE_NAME``. Empty text gives nothing."""
+    names: list[str] = []
+    mapping: dict[str, str] = {}
+    form = "NAME=FILE_NAME" if mapped else "NAME or NAME=FILE_NAME"
+    for item in text.split(",") if text.strip() else []:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not key or (sep and not value) or "=" in value or (mapped and not sep):
+            raise ClimodeError(
+                f"malformed variable list {text!r}: expected {form}[,{form}...], got item {item.strip()!r}"
+            )
+        if key in names:
+            raise ClimodeError(f"malformed variable list {text!r}: {key!r} is named twice")
+        names.append(key)
+        if sep:
+            mapping[key] = value
+    return names, mapping
+
+
 def parse_mapping(text: str) -> dict[str, str]:
     """``"U850=u,V850=v,PSL=p"`` -> ``{"U850": "u", ...}`` (requested name -> name in file)."""
-    mapping: dict[str, str] = {}
-    if not text.strip():
-        return mapping
-    for item in text.split(","):
-        key, sep, value = (part.strip() for part in item.partition("="))
-        if not (sep and key and value) or "=" in value:
-            raise ClimodeError(
-                f"malformed variable mapping {text!r}: expected NAME=FILE_NAME[,NAME=FILE_NAME...], "
-                f"got item {item.strip()!r}"
-            )
-        if key in mapping:
-            raise ClimodeError(f"malformed variable mapping {text!r}: {key!r} is mapped twice")
-        mapping[key] = value
-    return mapping
+    return parse_variables(text, mapped=True)[1]
 
 
 # ---------------------------------------------------------------- coordinates
@@ -406,4 +414,4 @@ def open_fields(
     return ds
 
 
-__all__ = ["normalise_coords", "open_fields", "parse_mapping"]
+__all__ = ["normalise_coords", "open_fields", "parse_mapping", "parse_variables"]

@@ -291,11 +291,65 @@ def write_shards(
         return store
 
 
+def sampling_for(
+    ds: xr.Dataset,
+    n_in: int,
+    n_out: int,
+    max_gap_h: float = 48.0,
+    min_gap_h: float | None = None,
+    lead_step_h: float | None = None,
+    rate: float | None = None,
+    between: bool = False,
+) -> SamplingConfig:
+    """The irregular sampling of ``ds`` (``climode.data.sampling``): the smallest input gap and the
+    step between targets default to the data's storage step; all in hours."""
+    step = step_hours(ds)
+    return SamplingConfig(
+        n_in=n_in,
+        n_out=n_out,
+        step_h=step,
+        min_gap_h=min_gap_h or step,
+        max_gap_h=max_gap_h,
+        lead_step_h=lead_step_h or step,
+        rate=rate,
+        between=between,
+    )
+
+
+def prepare_shards(
+    out,
+    ds: xr.Dataset,
+    variables: list[str],
+    sampling: SamplingConfig,
+    *,
+    tiles: list[Tile] | None = None,
+    tracks: pd.DataFrame | None = None,
+    samples_per_storm: int = 0,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = FRACTIONS,
+    resolution: float | None = None,
+    normalisation: str = "minmax",
+    provenance: dict | None = None,
+    overwrite: bool = False,
+) -> pd.DataFrame:
+    """The data path's one assembly, fields -> samples -> shards: plan the samples of ``ds``
+    (``plan_samples``: storms' stays in ``tiles`` when ``tracks`` are given, else every window of
+    the grid) and write them to the store ``out`` (``write_shards``). Returns the plan."""
+    plan = plan_samples(ds, tiles, tracks, sampling, samples_per_storm, seed, fractions)
+    source = {"source_files": ds.attrs.get("climode_sources", ""), **(provenance or {})}
+    write_shards(
+        out, ds, tiles, plan, variables, resolution, normalisation, tracks, sampling, source, overwrite=overwrite
+    )
+    return plan
+
+
 __all__ = [
     "FRACTIONS",
     "SPLITS",
     "plan_samples",
+    "prepare_shards",
     "sample_span",
+    "sampling_for",
     "step_hours",
     "time_blocks",
     "write_shards",

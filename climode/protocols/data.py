@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..conventions import STORM_VARIABLES
 from ..data.fields import open_fields
-from ..data.prepare import plan_samples, step_hours, write_shards
-from ..data.sampling import SamplingConfig
+from ..data.prepare import prepare_shards, sampling_for
 from ..data.synthetic import write_corpus
 from ..tiles import parse_tiles
 from ..tracks import read_tracks
@@ -31,22 +30,19 @@ def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
         log.info("writing %d synthetic storms to %s", preset.storms, corpus)
         write_corpus(corpus, preset.storms, preset.seed, small=True, overwrite=True)
     ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), VARIABLES)
-    step = step_hours(ds)
-    sampling = SamplingConfig(n_in=5, n_out=5, step_h=step, min_gap_h=step, max_gap_h=48.0, lead_step_h=step, rate=rate)
+    sampling = sampling_for(ds, n_in=5, n_out=5, max_gap_h=48.0, rate=rate)
     tracks = read_tracks(corpus / "tracks.csv", calendar=ds.time.values[0].calendar)
-    tiles = parse_tiles(BASINS)
-    plan = plan_samples(ds, tiles, tracks, sampling, preset.samples_per_storm, preset.seed)
-    log.info("writing %d samples to %s", len(plan), store)
-    write_shards(
+    log.info("writing the samples of %d storms to %s", tracks["storm"].nunique(), store)
+    prepare_shards(
         store,
         ds,
-        tiles,
-        plan,
         VARIABLES,
-        preset.resolution,
-        "minmax",
-        tracks,
         sampling,
-        {"source_files": str(corpus), "tracks_file": str(corpus / "tracks.csv")},
+        tiles=parse_tiles(BASINS),
+        tracks=tracks,
+        samples_per_storm=preset.samples_per_storm,
+        seed=preset.seed,
+        resolution=preset.resolution,
+        provenance={"source_files": str(corpus), "tracks_file": str(corpus / "tracks.csv")},
     )
     return store
