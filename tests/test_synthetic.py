@@ -12,8 +12,20 @@ import pytest
 import xarray as xr
 from conftest import assert_user_error, run_module
 
-from climode.data import synthetic
-from climode.data.synthetic import PREFIX, SMALL, SUB, TITLE, Domain, main, make_corpus, write_corpus
+from climode.data.synthetic import (
+    PREFIX,
+    SMALL,
+    SUB,
+    TITLE,
+    Domain,
+    environment,
+    files,
+    make_corpus,
+    storms,
+    world,
+    write_corpus,
+)
+from climode.data.synthetic.__main__ import main
 from climode.errors import ClimodeError
 
 CFT = xr.coders.CFDatetimeCoder(use_cftime=True)
@@ -29,7 +41,7 @@ def corpus():
 @pytest.fixture(scope="module")
 def plan():
     """The storms and environment of a 0.25-degree corpus (no fields computed)."""
-    return synthetic._plan(20, 1, False, None)
+    return storms._plan(20, 1, False, None)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +220,7 @@ def test_frames_between_the_steps_continue_the_same_storms(corpus):
 
 def _hours(st):
     """Seconds since the corpus start of each of a storm's hourly states."""
-    return (st.first * SUB + np.arange(len(st.lat))) * synthetic.DT
+    return (st.first * SUB + np.arange(len(st.lat))) * world.DT
 
 
 def test_storms_move_with_the_environments_steering_plus_beta_drift(plan):
@@ -225,7 +237,7 @@ def test_storms_move_with_the_environments_steering_plus_beta_drift(plan):
             mlat, mlon = 0.5 * (lat[k] + lat[k + 1]), 0.5 * (lon[k] + lon[k + 1])
             ring_lat = mlat + np.degrees(r * np.sin(az) / R)
             ring_lon = mlon + np.degrees(r * np.cos(az) / (R * math.cos(math.radians(mlat))))
-            _, u, v, _, _ = synthetic._flow(plan.world, (st.first + k + 0.5) * 10800.0, ring_lat, ring_lon)
+            _, u, v, _, _ = environment._flow(plan.world, (st.first + k + 0.5) * 10800.0, ring_lat, ring_lon)
             steer = np.array([(u * weight).sum(), (v * weight).sum()])
             speed = st.beta[0] * math.cos(math.radians(mlat)) / math.cos(math.radians(20.0))
             beta = speed * np.array([-math.sin(math.radians(st.beta[1])), math.cos(math.radians(st.beta[1]))])
@@ -268,22 +280,22 @@ def test_intensity_relaxes_to_the_sst_potential_and_decays_over_land(plan):
     for st in plan.storms:
         seconds = _hours(st)
         sst = np.array(
-            [synthetic._sst(plan.world, t, st.lat[i : i + 1], st.lon[i : i + 1])[0] for i, t in enumerate(seconds)]
+            [environment._sst(plan.world, t, st.lat[i : i + 1], st.lon[i : i + 1])[0] for i, t in enumerate(seconds)]
         )
-        land = synthetic._land_at(st.lat, st.lon)
-        pi = synthetic._potential(sst)
+        land = environment._land_at(st.lat, st.lon)
+        pi = environment._potential(sst)
         ratio = st.dp[1:] / st.dp[:-1]
         ocean = (land[:-1] == 0) & dom.inside(st.lat[:-1], st.lon[:-1])
         young = np.arange(len(ratio)) < 24 * plan.setup.life_days[1]
         deepen.extend(ratio[ocean & young & (st.lat[:-1] < 24) & (st.dp[:-1] < 0.3 * pi[:-1])])
         fill.extend(ratio[(land[:-1] == 0) & (st.dp[:-1] > pi[:-1])])
-        land_rates.extend(-np.log(ratio[(land[:-1] == 1.0)]) / synthetic.DT)
+        land_rates.extend(-np.log(ratio[(land[:-1] == 1.0)]) / world.DT)
     assert len(deepen) > 100 and min(deepen) > 1.0
     assert len(fill) > 100 and max(fill) < 1.0
     assert len(land_rates) > 10, len(land_rates)
     np.testing.assert_allclose(np.min(land_rates), 1 / (12 * 3600.0), rtol=1e-6)
     assert np.max(land_rates) <= 1 / (12 * 3600.0) + 1 / (6 * 3600.0) + 1e-12
-    assert synthetic._potential(25.9) == 0 and 8000 < synthetic._potential(30.0) < 9000
+    assert environment._potential(25.9) == 0 and 8000 < environment._potential(30.0) < 9000
 
 
 def test_rmax_is_realistic_at_quarter_degree_and_floored_on_coarse_grids(plan):
@@ -291,7 +303,7 @@ def test_rmax_is_realistic_at_quarter_degree_and_floored_on_coarse_grids(plan):
     extratropical transition; the 1-degree grid floors it at 1.5 cells, its resolution limit."""
     tropical, all_rmax, corr = [], [], []
     for st in plan.storms:
-        rows = SUB * synthetic._tracked(st.dp, st.lat, st.lon, plan.setup.domain)
+        rows = SUB * storms._tracked(st.dp, st.lat, st.lon, plan.setup.domain)
         south = rows[st.lat[rows] < 28]
         tropical.extend(st.rmax[south])
         all_rmax.extend(st.rmax[rows])
@@ -300,18 +312,18 @@ def test_rmax_is_realistic_at_quarter_degree_and_floored_on_coarse_grids(plan):
     assert 30e3 <= min(tropical) and max(tropical) <= 100e3
     assert max(all_rmax) > 110e3 and max(all_rmax) <= 300e3  # grown in transition
     assert np.median(corr) < -0.5  # contracts as it deepens
-    coarse = synthetic._plan(3, 1, True, None)
+    coarse = storms._plan(3, 1, True, None)
     floor = 1.5 * SMALL.res * math.radians(1.0) * R
     assert min(st.rmax.min() for st in coarse.storms) == pytest.approx(floor)
 
 
 def test_the_environment_evolves():
     """Two days apart the environment's winds differ by several m/s rms and its PSL by hundreds of Pa."""
-    world = synthetic._plan(3, SEED, True, None).world
+    drawn = storms._plan(3, SEED, True, None).world
     lat, lon = SMALL.lat[:, None], SMALL.lon[None, :]
     for day in (1.0, 4.0):
-        psl0, u0, v0, _, _ = synthetic._flow(world, day * 86400.0, lat, lon)
-        psl1, u1, v1, _, _ = synthetic._flow(world, (day + 2.0) * 86400.0, lat, lon)
+        psl0, u0, v0, _, _ = environment._flow(drawn, day * 86400.0, lat, lon)
+        psl1, u1, v1, _, _ = environment._flow(drawn, (day + 2.0) * 86400.0, lat, lon)
         assert np.sqrt(np.mean((u1 - u0) ** 2 + (v1 - v0) ** 2)) > 3.0
         assert np.sqrt(np.mean((psl1 - psl0) ** 2)) > 150.0
 
@@ -348,8 +360,8 @@ def test_fields_are_continuous_at_any_real_time(plan):
     ]
     rng = np.random.default_rng(0)
     for step in moments + list(rng.uniform(0, plan.n_steps, 6)):
-        a = synthetic._evaluate(plan, step, lat, lon)
-        b = synthetic._evaluate(plan, step + 1e-6, lat, lon)
+        a = files._evaluate(plan, step, lat, lon)
+        b = files._evaluate(plan, step + 1e-6, lat, lon)
         for x, y in zip(a, b):
             assert np.abs(x - y).max() < 0.01, step
     assert st.local(st.first - 1.0) is None and st.local(st.first + st.last + 1.0) is None
