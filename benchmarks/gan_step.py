@@ -28,7 +28,7 @@ def one_size(size: int, solver: str, device: str, steps: int) -> dict:
     from climode.config import Config, DataConfig, TrainConfig
     from climode.data import collate
     from climode.model import ModelConfig, SolverConfig
-    from climode.task import ForecastTask
+    from climode.train.task import ForecastTask
 
     class Random(Dataset):
         def __len__(self):

@@ -7,7 +7,7 @@ import torch
 from climode.config import Config, TrainConfig
 from climode.model import ModelConfig, SolverConfig, VidODE
 from climode.model.compose import compose, fill_missing
-from climode.task import ForecastTask
+from climode.train.task import ForecastTask
 
 EULER = SolverConfig("euler", 1.0)
 

@@ -16,7 +16,6 @@ HIGHER = (
     "climode.forecast",
     "climode.forecasting",
     "climode.train",
-    "climode.task",
     "climode.verify",
     "climode.protocols",
     "climode.evaluate",

@@ -7,7 +7,6 @@ import torch
 
 from climode.data.samples import collate
 from climode.errors import ClimodeError
-from climode.losses import diff_targets, masked_l1, masked_mse, sequence
 from climode.metrics import mse, psnr, ssim
 from climode.model import LEARNED, MODELS, ModelConfig, baselines, build
 from climode.model.baselines import (
@@ -21,6 +20,7 @@ from climode.model.baselines import (
     persistence,
 )
 from climode.model.warp import warp
+from climode.train.losses import diff_targets, masked_l1, masked_mse, sequence
 
 
 def test_masked_losses_ignore_nan_cells():

@@ -15,9 +15,9 @@ from climode import ClimodeError, load_model
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
 from climode.evaluate import score
-from climode.task import Schedule
-from climode.train import main as train_main
 from climode.train import train
+from climode.train.__main__ import main as train_main
+from climode.train.task import Schedule
 
 
 def _optimizer_steps(ckpt_path):

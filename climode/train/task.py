@@ -10,13 +10,13 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from .config import Config
-from .data.samples import by_times
+from ..config import Config
+from ..data.samples import by_times
+from ..model import build
+from ..model.base import INTERPOLATED
+from ..model.baselines import persistence
+from ..model.discriminator import PatchDiscriminator
 from .losses import diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
-from .model import build
-from .model.base import INTERPOLATED
-from .model.baselines import persistence
-from .model.discriminator import PatchDiscriminator
 
 log = logging.getLogger(__name__)
 

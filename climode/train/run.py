@@ -1,18 +1,8 @@
-"""Train Vid-ODE or a model compared with it: ``python -m climode.train [--model NAME] --config CONFIG --out DIR``.
-
-Checkpoints go to DIR/checkpoints (``last.ckpt`` is what ``--resume`` continues from,
-with optimiser, schedule, moving-average and discriminator state), metrics to DIR/logs/metrics.csv,
-the run's config to DIR/run.yaml, the model of the best validation MSE to DIR/best.safetensors and
-the final model to DIR/model.safetensors, whose path is the last line printed (both with the
-moving-average weights). ``--init-from MODEL`` starts from a saved model's weights (fine-tuning),
-with its architecture and normalisation. ``--model`` picks the architecture (default: the config's,
-vid-ode); the baselines without parameters (persistence, linear, advection) are written out at
-once, so that ``python -m climode.evaluate --checkpoint`` scores them like any model.
-"""
+"""The training run behind ``python -m climode.train`` and ``climode.train.train``: the run directory,
+the data, the model (new, resumed or started from saved weights), Lightning, the saved models."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -27,63 +17,24 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from ._version import __version__
-from .checkpoint import Checkpoint, load_model, save_model
-from .config import Config, builtin_configs, config_from_dict, load_config, replace
-from .data import DATASETS, QuerySampler, collate, open_dataset
-from .data.fields import parse_variables
-from .data.gridded import is_shard_store
-from .data.gridded import prepare as prepare_gridded
-from .errors import ClimodeError, cli
-from .files import replacing
-from .model import LEARNED, MODELS, VARIANTS, configure
-from .model.baselines import UNAVAILABLE
+from .._version import __version__
+from ..checkpoint import Checkpoint, load_model, save_model
+from ..config import Config, config_from_dict, load_config, replace
+from ..data import QuerySampler, collate, open_dataset
+from ..data.fields import parse_variables
+from ..data.gridded import is_shard_store
+from ..data.gridded import prepare as prepare_gridded
+from ..errors import ClimodeError
+from ..files import replacing
+from ..model import LEARNED, VARIANTS, configure
 from .task import ForecastTask
 
-log = logging.getLogger("climode.train")  # by name: this module also runs as __main__
+log = logging.getLogger(__name__)
 RUN_FILE = "run.yaml"
 DEFAULT_CONFIGS = {
     "cam5": "cam5-small",
     "gridded": "gridded-small",
 }  # the built-in config a dataset gets without --config
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m climode.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
-    p.add_argument(
-        "--model", choices=[*MODELS, *UNAVAILABLE], help="the model to train (default: the config's, vid-ode)"
-    )
-    p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
-    p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
-    p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
-    p.add_argument(
-        "--time-in-hours", action="store_true", default=None, help="gridded: a time axis of bare numbers holds hours"
-    )
-    p.add_argument("--reference-time", help="gridded: origin of such hours, e.g. '1996-01-05 00:00:00'")
-    p.add_argument("--out", default="runs/vidode", help="run directory (default: runs/vidode)")
-    p.add_argument("--max-steps", type=int, help="stop after this many generator updates (batches)")
-    p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="last",
-        metavar="CKPT",
-        help="continue the run in --out from its last checkpoint (or from CKPT)",
-    )
-    p.add_argument(
-        "--init-from",
-        metavar="MODEL",
-        help="start from the weights of a saved model (.safetensors or .ckpt; the bundled one: 'bundled'), "
-        "with its architecture and normalisation",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
-    p.add_argument("--accelerator", help="cpu, gpu or auto")
-    p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N generator updates")
-    return p
 
 
 def _prepare_run_dir(
@@ -122,7 +73,7 @@ def _initial_model(path: str | None) -> Checkpoint | None:
     if path is None:
         return None
     if path == "bundled":
-        from .forecasting import bundled_checkpoint
+        from ..forecasting import bundled_checkpoint
 
         path = bundled_checkpoint()
     init = load_model(path)
@@ -419,32 +370,3 @@ def train(
     if not trainer.is_global_zero:
         return None
     return save_model(out / "model.safetensors", task.averaged().cpu(), task.checkpoint_metadata())
-
-
-@cli
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    path = train(
-        args.config,
-        args.out,
-        model=args.model,
-        dataset=args.dataset,
-        data=args.data,
-        variables=args.vars,
-        time_in_hours=args.time_in_hours,
-        reference_time=args.reference_time,
-        max_steps=args.max_steps,
-        max_epochs=args.max_epochs,
-        resume=args.resume,
-        init_from=args.init_from,
-        overwrite=args.overwrite,
-        devices=args.devices,
-        accelerator=args.accelerator,
-        checkpoint_every=args.checkpoint_every,
-    )
-    if path is not None:
-        print(path, flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

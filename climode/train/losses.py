@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..model.base import EXTRAPOLATED
+
 
 def _masked_mean(errors: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     valid = torch.isfinite(target)
@@ -35,8 +37,6 @@ def diff_targets(batch: dict, out: dict) -> torch.Tensor:
     """What the difference image D of each extrapolated query is trained towards (B, K, C, H, W): the true
     frame minus the true frame it was composed from (``out["sources"][..., 0]``: an input slot, or
     -1 - k for the forecast at query k), NaN (not counted) at the other queries."""
-    from .model.base import EXTRAPOLATED  # the model's vocabulary, kept out of this module's imports
-
     truth = torch.cat((batch["frames_in"], batch["frames_out"]), 1)
     source = out["sources"][..., 0]
     slot = torch.where(source < 0, batch["frames_in"].shape[1] - 1 - source, source)

@@ -1,0 +1,81 @@
+"""``python -m climode.train``: the command over ``climode.train.train`` (see ``climode.train``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import builtin_configs
+from ..data import DATASETS
+from ..errors import cli
+from ..model import MODELS
+from ..model.baselines import UNAVAILABLE
+from . import __doc__ as DOC
+from .run import train
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m climode.train", description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
+    p.add_argument(
+        "--model", choices=[*MODELS, *UNAVAILABLE], help="the model to train (default: the config's, vid-ode)"
+    )
+    p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
+    p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
+    p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
+    p.add_argument(
+        "--time-in-hours", action="store_true", default=None, help="gridded: a time axis of bare numbers holds hours"
+    )
+    p.add_argument("--reference-time", help="gridded: origin of such hours, e.g. '1996-01-05 00:00:00'")
+    p.add_argument("--out", default="runs/vidode", help="run directory (default: runs/vidode)")
+    p.add_argument("--max-steps", type=int, help="stop after this many generator updates (batches)")
+    p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="last",
+        metavar="CKPT",
+        help="continue the run in --out from its last checkpoint (or from CKPT)",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from the weights of a saved model (.safetensors or .ckpt; the bundled one: 'bundled'), "
+        "with its architecture and normalisation",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
+    p.add_argument("--accelerator", help="cpu, gpu or auto")
+    p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N generator updates")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    path = train(
+        args.config,
+        args.out,
+        model=args.model,
+        dataset=args.dataset,
+        data=args.data,
+        variables=args.vars,
+        time_in_hours=args.time_in_hours,
+        reference_time=args.reference_time,
+        max_steps=args.max_steps,
+        max_epochs=args.max_epochs,
+        resume=args.resume,
+        init_from=args.init_from,
+        overwrite=args.overwrite,
+        devices=args.devices,
+        accelerator=args.accelerator,
+        checkpoint_every=args.checkpoint_every,
+    )
+    if path is not None:
+        print(path, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
