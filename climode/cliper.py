@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ClimodeError
-from .tracks import _elapsed_hours, _parse_times
+from .times import elapsed_hours, parse_stamps
 
 PREDICTORS = ("const", "dlat_12h", "dlon_12h", "dlat_prev_12h", "dlon_prev_12h", "lat", "lon")
 MOTION_H = 12.0  # hours of each displacement predictor
@@ -38,8 +38,8 @@ def track_hours(times: Sequence, calendar: str = "noleap") -> np.ndarray:
     if np.issubdtype(values.dtype, np.number):
         return values.astype(float) - float(values[0])
     if isinstance(values.flat[0], str):
-        values = _parse_times(values.astype(str), calendar, Path("track table"))
-    return _elapsed_hours(values)
+        values = parse_stamps(values.astype(str), calendar, "track table")
+    return elapsed_hours(values)
 
 
 def _track(hours: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import cftime
 import numpy as np
+import pandas as pd
 
 from .conventions import HOURS_SINCE
 from .errors import ClimodeError
 
 DEFAULT_STEP_H = 3.0
+_STAMP = re.compile(
+    r"^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\s*$"
+)  # a track file's time stamp
 _DATE = re.compile(r"\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
 
 
@@ -102,3 +107,28 @@ def as_hours(times, origin, calendar: str, what: str = "times") -> list[float]:
     if all(isinstance(v, cftime.datetime) for v in values):
         return list(hours_between(values, origin, calendar))
     return [_number(str(v), what) for v in values]
+
+
+def parse_stamps(texts: Sequence[str], calendar: str, where: str | Path) -> np.ndarray:
+    """Parse "YYYY-MM-DD HH:MM[:SS]" strings into cftime datetimes of ``calendar`` (object array)."""
+    codes, uniques = pd.factorize(np.asarray(texts, dtype=str))
+    parsed = np.empty(len(uniques), dtype=object)
+    for k, text in enumerate(uniques):
+        found = _STAMP.match(text)
+        if found is None:
+            raise ClimodeError(f"{where}: time {text!r} is not 'YYYY-MM-DD HH:MM:SS'")
+        try:
+            parsed[k] = cftime.datetime(*(int(part or 0) for part in found.groups()), calendar=calendar)
+        except ValueError as exc:
+            raise ClimodeError(f"{where}: time {text!r} is not a valid date ({exc})") from None
+    return parsed[codes]
+
+
+def elapsed_hours(times: np.ndarray) -> np.ndarray:
+    """Hours since the first time, for datetime64 or cftime (or datetime) objects."""
+    times = np.asarray(times)
+    if times.size == 0:
+        return np.zeros(0)
+    if np.issubdtype(times.dtype, np.datetime64):
+        return (times - times[0]) / np.timedelta64(1, "h")
+    return np.array([(t - times[0]).total_seconds() for t in times]) / 3600.0

@@ -13,10 +13,11 @@ import cftime
 import numpy as np
 
 from ...errors import ClimodeError
+from ...tracks.geometry import EARTH_RADIUS_KM
 
 LAND_FILE = Path(str(resources.files("climode.resources") / "synthetic_land.json"))
 
-EARTH_RADIUS = 6.371e6  # m
+EARTH_RADIUS = EARTH_RADIUS_KM * 1e3  # m
 OMEGA = 7.292e-5  # s-1
 RHO = 1.15  # kg m-3, air density in the gradient-wind balance and in PSL = P_BASE + RHO f psi
 P_REF = 101325.0  # Pa
