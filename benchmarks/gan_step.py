@@ -25,6 +25,7 @@ def one_size(size: int, solver: str, device: str, steps: int) -> dict:
     import lightning as L
     from torch.utils.data import DataLoader, Dataset
 
+    from climode.checkpoint import Card
     from climode.config import Config, DataConfig, TrainConfig
     from climode.data import collate
     from climode.model import ModelConfig, SolverConfig
@@ -62,7 +63,7 @@ def one_size(size: int, solver: str, device: str, steps: int) -> dict:
         DataConfig(n_in=5, n_out=5),
         TrainConfig(batch_size=8, disc_width=64),
     )
-    task = ForecastTask(config, {})
+    task = ForecastTask(config, Card())
     timer = Timer()
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",

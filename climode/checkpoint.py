@@ -1,17 +1,18 @@
 """Model checkpoints that load without executing code.
 
 The exported model is a safetensors file: the generator's weights plus a JSON
-header entry ``climode`` holding the model config, the variables, their
-normalisation and the time units. Training checkpoints (Lightning ``.ckpt``) are
-read with ``torch.load(weights_only=True)``, which refuses any pickled object
-that is not plain data.
+header entry ``climode`` holding the model's config (``model``) and its card
+(``Card``: variables, normalisation, time units, grid, run config). Training
+checkpoints (Lightning ``.ckpt``) carry the same header and are read with
+``torch.load(weights_only=True)``, which refuses any pickled object that is not
+plain data.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -26,24 +27,64 @@ from .model import ModelConfig, build
 FORMAT = "climode-vidode-1"
 
 
+@dataclass(frozen=True)
+class Card:
+    """What a checkpoint says of its model besides the weights and the architecture (which is
+    ``model.config``, stored once).
+
+    variables : names in channel order.
+    time_units : "hours" (dated fields) or "frames" (video).
+    normalisation : per variable, the statistics its inputs were scaled with
+        (``climode.data.normalise``); None when the data were not scaled.
+    grid : for gridded data, {"resolution": degrees or None (native), "tile_shape": [H, W], ...}.
+    config : the run's data and train sections (``climode.config``).
+    climode_version : the version that wrote it.
+    val_mse, epoch : for the best-validation export, its score and epoch.
+    """
+
+    variables: tuple[str, ...] = ()
+    time_units: str = "frames"
+    normalisation: dict | None = None
+    grid: dict | None = None
+    config: dict | None = None
+    climode_version: str | None = None
+    val_mse: float | None = None
+    epoch: int | None = None
+
+    @classmethod
+    def from_header(cls, header: dict) -> Card:
+        """The card of a checkpoint's JSON header (keys it does not know are left out; an older file's
+        second copy of the model config inside ``config`` is dropped)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in header.items() if k in known}
+        values["variables"] = tuple(values.get("variables", ()))
+        if isinstance(values.get("config"), dict):
+            values["config"] = {k: v for k, v in values["config"].items() if k != "model"}
+        return cls(**values)
+
+    def header(self, model: nn.Module) -> dict:
+        """The JSON header of a checkpoint of ``model`` with this card."""
+        card = {k: v for k, v in asdict(self).items() if v is not None}
+        return {"format": FORMAT, **card, "variables": list(self.variables), "model": model.config.to_dict()}
+
+
 @dataclass
 class Checkpoint:
-    """A loaded model and what it was trained on: ``metadata`` has ``variables`` (names, in
-    channel order), ``normalisation`` (per variable), ``time_units`` and the run ``config``."""
+    """A loaded model (``model``, in eval mode), its ``card`` and the file it came from."""
 
     model: nn.Module
-    metadata: dict
+    card: Card
     path: Path
 
     @property
     def variables(self) -> list[str]:
-        return list(self.metadata["variables"])
+        return list(self.card.variables)
 
 
-def save_model(path: str | Path, model: nn.Module, metadata: dict) -> Path:
-    """Write ``model`` and ``metadata`` to a safetensors file atomically (temporary file, then rename)."""
+def save_model(path: str | Path, model: nn.Module, card: Card) -> Path:
+    """Write ``model`` and its ``card`` to a safetensors file atomically (temporary file, then rename)."""
     path = Path(path)
-    header = {"format": FORMAT, **metadata, "model": model.config.to_dict()}
+    header = card.header(model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with replacing(path) as tmp:
         save_file(tensors, str(tmp), metadata={"climode": json.dumps(header)})
@@ -98,6 +139,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoi
     try:
         model = build(ModelConfig(**metadata["model"]))
         model.load_state_dict(weights)
+        card = Card.from_header(metadata)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ClimodeError(f"checkpoint {path} does not match the climode model ({str(exc)[:300]})") from None
-    return Checkpoint(model.to(device).eval(), metadata, path)
+    return Checkpoint(model.to(device).eval(), card, path)

@@ -249,9 +249,9 @@ def main(argv: list[str] | None = None) -> None:
             print(path)
         return
     ckpt = load_model(args.checkpoint)
-    config = config_from_dict(ckpt.metadata["config"], f"{args.checkpoint} config")
+    config = config_from_dict(ckpt.card.config or {}, f"{args.checkpoint} config")
     config = replace(config, "data", name=args.dataset, path=args.data)
-    dataset = open_dataset(config.data, args.split, ckpt.metadata.get("normalisation"))  # the model's own scaling
+    dataset = open_dataset(config.data, args.split, ckpt.card.normalisation)  # the model's own scaling
     _check_channels(ckpt, dataset, config.data.path or config.data.name)
     try:
         scores = score(ckpt, dataset, args.batch_size)
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         "psnr": "mean of per-frame PSNR, data range 1",
         "ssim": "Gaussian 11x11 SSIM per channel, data range 1",
     }
-    units = ckpt.metadata.get("time_units", "time")
+    units = ckpt.card.time_units
     print(f"{len(dataset)} {args.split} sequences of {config.data.path or config.data.name}; model {args.checkpoint}")
     print(format_table(scores, units))
     if args.json:

@@ -44,9 +44,9 @@ def bundled_checkpoint() -> Path:
 
 def _checkpoint(checkpoint: str | Path | Checkpoint | None, device: str) -> Checkpoint:
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_model(checkpoint or bundled_checkpoint(), device)
-    if ckpt.metadata.get("time_units") != "hours":
+    if ckpt.card.time_units != "hours":
         raise ClimodeError(
-            f"checkpoint {ckpt.path} was trained on times in {ckpt.metadata.get('time_units')!r}, "
+            f"checkpoint {ckpt.path} was trained on times in {ckpt.card.time_units!r}, "
             "not hours; forecasting dated fields needs a model trained on them "
             "(e.g. --dataset cam5 or gridded)"
         )
@@ -290,9 +290,9 @@ def forecast(
     origin = ds.time.values[0]
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
-    grid = ckpt.metadata.get("grid") or {}
+    grid = ckpt.card.grid or {}
     model_ds, native, to_input = _grids(ds, grid.get("resolution"))
-    stats = ckpt.metadata["normalisation"]
+    stats = ckpt.card.normalisation
     scaled = normalise(
         np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32), stats, ckpt.variables
     )

@@ -153,7 +153,7 @@ def forecasters(model: Checkpoint, baselines: Iterable[str] = BASELINES) -> dict
     out = {"vid-ode": model}
     for name in baselines:
         config = dataclasses.replace(model.model.config, architecture=name)
-        out[name] = Checkpoint(build(config).eval(), model.metadata, model.path)
+        out[name] = Checkpoint(build(config).eval(), model.card, model.path)
     return out
 
 

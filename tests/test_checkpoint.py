@@ -1,13 +1,16 @@
+import json
 import os
 
 import pytest
 import torch
 from conftest import assert_user_error, run_module, state_dependent
+from safetensors import safe_open
 
 from climode import ClimodeError, load_model, save_model
+from climode.checkpoint import Card
 from climode.model import ModelConfig, SolverConfig, VidODE
 
-META = {"variables": ["U850", "V850", "PSL"], "normalisation": {"method": "none"}, "time_units": "hours"}
+META = Card(variables=("U850", "V850", "PSL"), normalisation={"method": "none"}, time_units="hours")
 
 
 def small_model():
@@ -22,7 +25,7 @@ def test_round_trip_keeps_weights_config_and_metadata(tmp_path):
     path = save_model(tmp_path / "m.safetensors", model, META)
     ckpt = load_model(path)
     assert ckpt.variables == ["U850", "V850", "PSL"]
-    assert ckpt.metadata["time_units"] == "hours"
+    assert ckpt.card.time_units == "hours"
     assert ckpt.model.config == model.config
     frames, times = torch.rand(1, 3, 3, 16, 16), torch.tensor([0.0, 3.0, 9.0])
     with torch.no_grad():
@@ -59,3 +62,14 @@ def test_not_a_checkpoint(tmp_path):
         load_model(path)
     with pytest.raises(ClimodeError, match="not found"):
         load_model(tmp_path / "missing.safetensors")
+
+
+def test_the_card_stores_the_model_config_once_and_reads_older_headers(tmp_path):
+    card = Card(variables=("U850",), time_units="hours", config={"data": {"n_in": 5}})
+    path = save_model(tmp_path / "m.safetensors", VidODE(ModelConfig(channels=1, width=4)), card)
+    with safe_open(str(path), "pt") as f:
+        header = json.loads(f.metadata()["climode"])
+    assert header["model"]["channels"] == 1 and "model" not in header["config"]
+    assert load_model(path).card == card
+    older = {**header, "config": {"data": {"n_in": 5}, "model": header["model"]}, "written_by": "a later version"}
+    assert Card.from_header(older) == card  # the second model config and unknown keys are left out

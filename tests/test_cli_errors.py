@@ -5,6 +5,7 @@ import pytest
 from conftest import assert_user_error, run_module
 
 from climode import save_model
+from climode.checkpoint import Card
 from climode.evaluate import main as evaluate_main
 from climode.model import ModelConfig, VidODE
 from climode.train.__main__ import main as train_main
@@ -83,12 +84,11 @@ def test_evaluate_channels_not_matching_checkpoint(tmp_path):
     ckpt = save_model(
         tmp_path / "m.safetensors",
         VidODE(ModelConfig(channels=1, width=4)),
-        {
-            "variables": ["intensity"],
-            "normalisation": None,
-            "time_units": "frames",
-            "config": {"data": {"n_in": 4, "n_out": 4}},
-        },
+        Card(
+            variables=("intensity",),
+            time_units="frames",
+            config={"data": {"n_in": 4, "n_out": 4}},
+        ),
     )
     data = _clips(tmp_path / "rgb.npz")
     result = run_module("climode.evaluate", "--checkpoint", ckpt, "--dataset", "clips", "--data", data)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from climode.checkpoint import Card
 from climode.config import Config, TrainConfig
 from climode.model import ModelConfig, SolverConfig, VidODE
 from climode.model.compose import compose, fill_missing
@@ -75,7 +76,7 @@ def test_the_difference_path_deepens_a_blob_that_no_warp_can():
         model=ModelConfig(channels=1, width=8, encoder_solver=EULER, decoder_solver=EULER),
         train=TrainConfig(adversarial=False, ema=0.0),
     )
-    task = ForecastTask(config, {})
+    task = ForecastTask(config, Card())
     model: VidODE = task.model
     train, test = _deepening_blobs(256), _deepening_blobs(64, seed=1)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -11,7 +11,7 @@ import xarray as xr
 from conftest import ROOT, assert_user_error, run_module
 
 import climode
-from climode.checkpoint import Checkpoint, save_model
+from climode.checkpoint import Card, Checkpoint, save_model
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
@@ -45,13 +45,13 @@ class Persist(torch.nn.Module):
 def persist_checkpoint(tmp_path, resolution=1.0, tile=(60, 160)) -> Checkpoint:
     path = tmp_path / "persist.bin"
     path.write_bytes(b"stand-in")
-    meta = {
-        "variables": VARIABLES,
-        "normalisation": STATS,
-        "time_units": "hours",
-        "grid": {"resolution": resolution, "tile_shape": list(tile)},
-    }
-    return Checkpoint(Persist(), meta, path)
+    card = Card(
+        variables=tuple(VARIABLES),
+        normalisation=STATS,
+        time_units="hours",
+        grid={"resolution": resolution, "tile_shape": list(tile)},
+    )
+    return Checkpoint(Persist(), card, path)
 
 
 @pytest.fixture(scope="module")
@@ -237,12 +237,7 @@ def test_a_checkpoint_trained_on_other_variables_is_refused(case, tmp_path):
     other = save_model(
         tmp_path / "other.safetensors",
         model,
-        {
-            "variables": ["u", "v"],
-            "normalisation": {k: STATS["U850"] for k in "uv"},
-            "time_units": "hours",
-            "grid": None,
-        },
+        Card(variables=("u", "v"), normalisation={k: STATS["U850"] for k in "uv"}, time_units="hours"),
     )
     result = run_module(
         "climode.forecast", "--input", case / "storm.nc", "--times", "60", "--checkpoint", other, cwd=tmp_path
@@ -253,11 +248,11 @@ def test_a_checkpoint_trained_on_other_variables_is_refused(case, tmp_path):
 
 def test_the_bundled_checkpoint_ships_with_the_package():
     ckpt = climode.load_model(bundled_checkpoint())
-    assert ckpt.variables == VARIABLES and ckpt.metadata["grid"]["resolution"] == 1.0
+    assert ckpt.variables == VARIABLES and ckpt.card.grid["resolution"] == 1.0
 
 
 def _training_range(ckpt) -> dict[str, tuple[float, float]]:
-    return {v: (s["min"], s["max"]) for v, s in ckpt.metadata["normalisation"].items()}
+    return {v: (s["min"], s["max"]) for v, s in ckpt.card.normalisation.items()}
 
 
 def test_a_missing_patch_in_the_last_input_moves_the_forecast_little_and_stays_in_range(case):

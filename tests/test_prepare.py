@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from conftest import ROOT, assert_user_error, run_module
 
-from climode.checkpoint import save_model
+from climode.checkpoint import Card, save_model
 from climode.data.fields import open_fields
 from climode.data.prepare import plan_samples, sample_span
 from climode.data.sampling import SamplingConfig
@@ -305,14 +305,14 @@ def test_init_from_the_bundled_model_starts_at_its_loss(prepared, tmp_path):
     assert "starting from the weights of" in result.stderr
     logged = pd.read_csv(run / "logs" / "metrics.csv")["train/loss"].dropna().iloc[0]
     bundled = load_model(bundled_checkpoint())
-    samples = Shards(store, "train", bundled.metadata["normalisation"])
+    samples = Shards(store, "train", bundled.card.normalisation)
     batch = collate([samples[i] for i in range(len(samples))])
-    task = ForecastTask(Config(model=bundled.model.config, train=TrainConfig(adversarial=False, ema=0.0)), {})
+    task = ForecastTask(Config(model=bundled.model.config, train=TrainConfig(adversarial=False, ema=0.0)), bundled.card)
     task.model.load_state_dict(bundled.model.state_dict())
     _, losses, _ = task.forecast(batch)
     assert logged == pytest.approx(float(task.generator_loss(losses)), rel=1e-4)
     tuned = load_model(run / "model.safetensors")
-    assert tuned.metadata["normalisation"] == bundled.metadata["normalisation"]
+    assert tuned.card.normalisation == bundled.card.normalisation
     assert tuned.model.config == bundled.model.config
 
 
@@ -324,7 +324,7 @@ def test_init_from_refuses_what_is_not_a_model_of_these_data(prepared, tmp_path)
     balls = save_model(
         tmp_path / "balls.safetensors",
         build(ModelConfig(channels=1, width=4)),
-        {"variables": ["intensity"], "time_units": "frames", "normalisation": {}},
+        Card(variables=("intensity",), time_units="frames", normalisation={}),
     )
     cases = [
         (["--data", store, "--init-from", text], [str(text), "not a safetensors"]),

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -18,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from .._version import __version__
-from ..checkpoint import Checkpoint, load_model, save_model
+from ..checkpoint import Card, Checkpoint, load_model, save_model
 from ..config import Config, config_from_dict, load_config, replace
 from ..data import QuerySampler, collate, open_dataset
 from ..data.fields import parse_variables
@@ -89,12 +90,11 @@ def _check_initial(init: Checkpoint, data: dict) -> None:
         raise ClimodeError(
             f"{what} forecasts {', '.join(init.variables)} but the data hold {', '.join(data['variables'])}"
         )
-    if init.metadata.get("time_units") != data["time_units"]:
+    if init.card.time_units != data["time_units"]:
         raise ClimodeError(
-            f"{what} was trained on times in {init.metadata.get('time_units')!r}, the data are in "
-            f"{data['time_units']!r}"
+            f"{what} was trained on times in {init.card.time_units!r}, the data are in {data['time_units']!r}"
         )
-    mine, theirs = init.metadata.get("grid") or {}, data.get("grid") or {}
+    mine, theirs = init.card.grid or {}, data.get("grid") or {}
     if mine.get("resolution") != theirs.get("resolution"):
         say = lambda r: "the native grid" if r is None else f"a {r:g}-degree grid"
         raise ClimodeError(
@@ -139,14 +139,15 @@ def _prepare_gridded(config: Config, out: Path) -> Config:
     return replace(config, "data", path=str(store))
 
 
-def _metadata(dataset) -> dict:
-    return {
-        "variables": list(dataset.variables),
-        "normalisation": getattr(dataset, "normalisation", None),
-        "time_units": dataset.time_units,
-        "grid": getattr(dataset, "grid", None),
-        "climode_version": __version__,
-    }
+def _card(dataset) -> Card:
+    """The card of a model trained on ``dataset``: its variables, scaling, time units and grid."""
+    return Card(
+        variables=tuple(dataset.variables),
+        time_units=dataset.time_units,
+        normalisation=getattr(dataset, "normalisation", None),
+        grid=getattr(dataset, "grid", None),
+        climode_version=__version__,
+    )
 
 
 class BestModel(Callback):
@@ -166,7 +167,7 @@ class BestModel(Callback):
             save_model(
                 self.path,
                 model,
-                {**task.checkpoint_metadata(), "val_mse": self.best, "epoch": int(trainer.current_epoch)},
+                dataclasses.replace(task.checkpoint_card(), val_mse=self.best, epoch=int(trainer.current_epoch)),
             )
 
     def state_dict(self) -> dict:
@@ -282,7 +283,7 @@ def train(
                 f"--init-from {init.path} forecasts {', '.join(init.variables)} but --vars names "
                 f"{', '.join(names) or 'nothing'}"
             )
-    normalisation = init.metadata.get("normalisation") if init is not None else None
+    normalisation = init.card.normalisation if init is not None else None
     if not gridded:
         train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
     if clear and launcher:
@@ -293,7 +294,7 @@ def train(
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
     if init is not None:
-        _check_initial(init, {**_metadata(train_set), "frame_shape": frame_shape})
+        _check_initial(init, {**asdict(_card(train_set)), "frame_shape": frame_shape})
     n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
     configure(config.model)  # a model that cannot be built here (e.g. pysteps missing) is refused before any file
@@ -306,8 +307,8 @@ def train(
         if not launcher:
             return None
         log.info("%s has no parameters: nothing to train", config.model.architecture)
-        task = ForecastTask(config, _metadata(train_set))
-        return save_model(out / "model.safetensors", task.model, task.checkpoint_metadata())
+        task = ForecastTask(config, _card(train_set))
+        return save_model(out / "model.safetensors", task.model, task.checkpoint_card())
     _quiet_lightning()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     settings = config.train
@@ -349,7 +350,7 @@ def train(
         log_every_n_steps=settings.log_every,
         enable_model_summary=False,
     )
-    task = ForecastTask(config, _metadata(train_set))
+    task = ForecastTask(config, _card(train_set))
     if init is not None:
         task.model.load_state_dict(init.model.state_dict())
         if task.ema is not None:
@@ -369,4 +370,4 @@ def train(
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     if not trainer.is_global_zero:
         return None
-    return save_model(out / "model.safetensors", task.averaged().cpu(), task.checkpoint_metadata())
+    return save_model(out / "model.safetensors", task.averaged().cpu(), task.checkpoint_card())

@@ -3,6 +3,7 @@ LSGAN discriminators, their losses, the weights' moving average and the learning
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -10,6 +11,7 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from ..checkpoint import Card
 from ..config import Config
 from ..data.samples import by_times
 from ..model import build
@@ -64,14 +66,14 @@ class ForecastTask(L.LightningModule):
 
     The sequence discriminator sees each sample's observed inputs and queries in time order; with the
     real frames at every query but one (the supplement's Eq. 8) for samples whose queries all lie
-    between observations, else with the forecasts at every query (Eq. 4). ``metadata`` (variables,
-    normalisation, time units) travels into every checkpoint.
+    between observations, else with the forecasts at every query (Eq. 4). ``card`` (variables,
+    normalisation, time units, grid) travels into every checkpoint with the run's config.
     """
 
-    def __init__(self, config: Config, metadata: dict):
+    def __init__(self, config: Config, card: Card):
         super().__init__()
         self.automatic_optimization = False
-        self.config, self.metadata = config, metadata
+        self.config, self.card = config, card
         self.model = build(config.model)
         train = config.train
         self.ema = None
@@ -236,9 +238,10 @@ class ForecastTask(L.LightningModule):
         # a plain function, which LambdaLR does not save: a resumed run follows its own --max-steps
         return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, lambda step: factor(step)) for o in optimizers]
 
-    def checkpoint_metadata(self) -> dict:
-        """What a checkpoint carries besides weights: variables, normalisation, time units, config."""
-        return {**self.metadata, "config": self.config.to_dict(), "model": self.config.model.to_dict()}
+    def checkpoint_card(self) -> Card:
+        """The card of every checkpoint of this run: the data's, with the run's data and train config."""
+        config = {k: v for k, v in self.config.to_dict().items() if k != "model"}
+        return dataclasses.replace(self.card, config=config)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["climode"] = self.checkpoint_metadata()
+        checkpoint["climode"] = self.checkpoint_card().header(self.model)
