@@ -19,6 +19,7 @@ from .errors import ClimodeError
 from .metrics import rmse as lat_weighted_rmse
 from .output import fields
 from .tracks import great_circle_km
+from .tracks.centre import quadratic_minima
 
 MODEL = "vid-ode"
 PERSISTENCE = "persistence"
@@ -31,32 +32,6 @@ def _periodic(lon: np.ndarray) -> bool:
     """Whether a regular longitude axis goes round the globe."""
     step = np.diff(lon)
     return lon.size > 2 and np.allclose(step, step[0]) and abs(lon.size * step[0] - 360.0) < 0.5 * step[0]
-
-
-def _refine(psl: np.ndarray, i: int, j: int, half: int, periodic: bool) -> tuple[float, float, float] | None:
-    """Offsets (di, dj) in cells and the value of the minimum of a least-squares quadratic fitted to
-    the finite cells of the (2 half + 1)^2 window around (i, j); None unless the fit is a proper
-    minimum inside the window."""
-    nlat, nlon = psl.shape
-    di, dj = (a.ravel() for a in np.mgrid[-half : half + 1, -half : half + 1])
-    rows, cols = i + di, j + dj
-    cols = cols % nlon if periodic else cols
-    on = (rows >= 0) & (rows < nlat) & (cols >= 0) & (cols < nlon)
-    di, dj, rows, cols = di[on], dj[on], rows[on], cols[on]
-    values = psl[rows, cols]
-    ok = np.isfinite(values)
-    if ok.sum() < 6 or on.sum() < (2 * half + 1) ** 2:  # a window cut by the grid's edge is not trusted
-        return None
-    design = np.column_stack([np.ones(ok.sum()), di[ok], dj[ok], di[ok] ** 2, di[ok] * dj[ok], dj[ok] ** 2])
-    (a, bi, bj, cii, cij, cjj), *_ = np.linalg.lstsq(design.astype(float), values[ok], rcond=None)
-    det = 4 * cii * cjj - cij**2
-    if not (cii > 0 and det > 0):
-        return None
-    x = (cij * bj - 2 * cjj * bi) / det
-    y = (cij * bi - 2 * cii * bj) / det
-    if abs(x) > half or abs(y) > half:
-        return None
-    return x, y, a + bi * x + bj * y + cii * x**2 + cij * x * y + cjj * y**2
 
 
 def storm_centre(
@@ -82,13 +57,10 @@ def storm_centre(
     if not reach.any():
         return float("nan"), float("nan"), float("nan")
     i, j = np.unravel_index(np.argmin(np.where(reach, psl, np.inf)), psl.shape)
-    fit = _refine(psl, int(i), int(j), half, _periodic(lon))
-    if fit is None:
-        return float(lat[i]), float(lon[j] % 360.0), float(psl[i, j])
-    di, dj, value = fit
+    (di,), (dj,), (value,) = quadratic_minima(psl, i, j, half, _periodic(lon))
     centre_lat = np.interp(i + di, np.arange(lat.size), lat)
     spacing = np.gradient(lon)[j] if lon.size > 1 else 0.0
-    return float(centre_lat), float((lon[j] + dj * spacing) % 360.0), float(min(value, psl[i, j]))
+    return float(centre_lat), float((lon[j] + dj * spacing) % 360.0), float(value)
 
 
 def follow_storm(psl: xr.DataArray, start: tuple[float, float], radius_km: float = FOLLOW_KM) -> pd.DataFrame:

@@ -257,3 +257,21 @@ def test_detect_rejects_missing_variables():
     ds = xr.Dataset({"PSL": (("time", "lat", "lon"), np.zeros((1, 3, 3)))})
     with pytest.raises(ClimodeError, match="U850"):
         detect(ds)
+
+
+def test_the_centre_fit_recovers_a_quadratic_minimum_between_cells():
+    """One fit for the detector and verification: exact on a quadratic bowl, also with a missing
+    cell in the window; not used where the window is cut by the grid's edge."""
+    from climode.tracks.centre import quadratic_minima
+
+    i, j = np.mgrid[0:20, 0:30].astype(float)
+    bowl = 100000.0 + 50.0 * (i - 10.3) ** 2 + 30.0 * (j - 20.6) ** 2 + 10.0 * (i - 10.3) * (j - 20.6)
+    di, dj, value = quadratic_minima(bowl, np.array([10, 10]), np.array([21, 21]), 1, False)
+    np.testing.assert_allclose(di, 0.3, atol=1e-6) and np.testing.assert_allclose(dj, -0.4, atol=1e-6)
+    np.testing.assert_allclose(value, 100000.0, atol=1e-4)
+    holed = bowl.copy()
+    holed[11, 22] = np.nan
+    di, dj, value = quadratic_minima(holed, np.array([10]), np.array([21]), 1, False)
+    np.testing.assert_allclose([di[0], dj[0], value[0]], [0.3, -0.4, 100000.0], atol=1e-4)
+    di, dj, value = quadratic_minima(bowl, np.array([0]), np.array([29]), 1, False)  # corner: the cell itself
+    assert di[0] == dj[0] == 0.0 and value[0] == bowl[0, 29]

@@ -150,7 +150,7 @@ def run(
         raise ClimodeError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
     if preset_name not in PRESETS:
         raise ClimodeError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
-    protocol, preset, out = PROTOCOLS[name], PRESETS[preset_name], Path(out)
+    protocol, preset, out = PROTOCOLS[name], PRESETS[preset_name], Path(out).resolve()  # runs keyed by absolute paths
     seeds = _seeds(seeds, preset)
     _check_out(out, name, preset_name, overwrite)
     started = time.perf_counter()

@@ -84,7 +84,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "sampling-rate": Protocol(
         "CAM5-like storms, a 57-h input window with 100, 75, 50 or 25 % of its 3-hourly frames (Fig. 6)",
         "cam5",
-        (BASELINES[0], BASELINES[1], Entry("ConvGRU-Decay", "convgru-decay"), Entry("Vid-ODE", "vid-ode")),
+        (*BASELINES, Entry("ConvGRU-Decay", "convgru-decay"), Entry("Vid-ODE", "vid-ode")),
         rates=(1.0, 0.75, 0.5, 0.25),
         train_rate=0.5,
     ),

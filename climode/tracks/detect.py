@@ -3,7 +3,6 @@ local PSL minima with a closed contour, wind near the centre, stitched into trac
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ClimodeError
 from ..times import elapsed_hours
+from .centre import quadratic_minima
 from .geometry import KM_PER_DEG, _destination, great_circle_km
 from .readers import COLUMNS
 
@@ -225,40 +225,14 @@ def _merge(lat: np.ndarray, lon: np.ndarray, depth: np.ndarray, min_deg: float) 
     return order[keep]
 
 
-@functools.lru_cache(maxsize=8)
-def _quadratic_fit(half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell offsets (n, 2) of a (2 half + 1)^2 window and the (6, n) least-squares map from the
-    window's values to the coefficients of a + b_i i + b_j j + c_ii i^2 + c_ij i j + c_jj j^2."""
-    offsets = np.array([(di, dj) for di in range(-half, half + 1) for dj in range(-half, half + 1)])
-    i, j = offsets.T.astype(float)
-    return offsets, np.linalg.pinv(np.column_stack([np.ones_like(i), i, j, i**2, i * j, j**2]))
-
-
 def _refine(
     pressure: np.ndarray, grid: _Grid, ilat: np.ndarray, ilon: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sub-grid centres (lat, lon) and minimum PSL from a least-squares quadratic around each minimum.
-
-    The window spans +-REFINE_DEG (at least one cell each side). The fit's stationary point is
-    used when it is a minimum inside the window; otherwise (grid edge, flat or saddle-shaped
-    fit) the grid cell itself is kept. psl_min is the fitted minimum, never above the cell's.
-    """
-    nlat, nlon = pressure.shape
+    """Sub-grid centres (lat, lon) and minimum PSL of the minima at (ilat, ilon): ``quadratic_minima``
+    over +-REFINE_DEG (at least one cell each side)."""
     half = max(1, round(REFINE_DEG / grid.spacing))
-    offsets, fit = _quadratic_fit(half)
-    rows = np.clip(ilat[:, None] + offsets[:, 0], 0, nlat - 1)
-    cols = (ilon[:, None] + offsets[:, 1]) % nlon
-    a, bi, bj, cii, cij, cjj = fit @ pressure[rows, cols].T
-    det = 4 * cii * cjj - cij**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        di = (cij * bj - 2 * cjj * bi) / det
-        dj = (cij * bi - 2 * cii * bj) / det
-    inner = (ilat >= half) & (ilat < nlat - half) & (grid.periodic | ((ilon >= half) & (ilon < nlon - half)))
-    ok = inner & (cii > 0) & (det > 0) & (np.abs(di) <= half) & (np.abs(dj) <= half)
-    di, dj = np.where(ok, di, 0.0), np.where(ok, dj, 0.0)
-    fitted = a + bi * di + bj * dj + cii * di**2 + cij * di * dj + cjj * dj**2
-    depth = np.where(ok, np.minimum(fitted, pressure[ilat, ilon]), pressure[ilat, ilon])
-    lat = np.interp(ilat + di, np.arange(nlat), grid.lat)
+    di, dj, depth = quadratic_minima(pressure, ilat, ilon, half, grid.periodic)
+    lat = np.interp(ilat + di, np.arange(len(grid.lat)), grid.lat)
     lon = (grid.lon[0] + (ilon + dj) * grid.dlon) % 360.0
     return lat, lon, depth
 
