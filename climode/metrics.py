@@ -28,6 +28,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from .registry import Registry
 from .tracks import KM_PER_DEG, great_circle_km
 
 SSIM_CHUNK = 128  # frames per torchmetrics call
@@ -68,7 +69,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     return per_channel.view(B, K, C).mean(2).to(dtype)
 
 
-METRICS = {"mse": mse, "psnr": psnr, "ssim": ssim}
+METRICS: Registry = Registry("metric", {"mse": mse, "psnr": psnr, "ssim": ssim})
 
 
 # ------------------------------------------------------------------------------------ fields

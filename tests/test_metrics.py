@@ -11,7 +11,6 @@ from climode.metrics import mse, psnr, ssim
 from climode.model import LEARNED, MODELS, ModelConfig, baselines, build
 from climode.model.baselines import (
     BASELINES,
-    UNAVAILABLE,
     advection,
     advection_multi,
     blend,
@@ -212,7 +211,7 @@ def test_every_baseline_is_a_parameter_free_model():
 
 @pytest.mark.skipif("pysteps" in BASELINES, reason="pysteps is installed here")
 def test_pysteps_baseline_is_refused_in_one_line_where_pysteps_is_missing():
-    assert "pysteps" in UNAVAILABLE and "pysteps" not in MODELS
+    assert "pysteps" in BASELINES.unavailable and "pysteps" not in MODELS
     with pytest.raises(ClimodeError, match="needs the pysteps package"):
         build(ModelConfig(architecture="pysteps", channels=1))
 

@@ -1,12 +1,18 @@
-"""The Vid-ODE model and the models it is compared with, chosen by name (``MODELS``, ``build``)."""
+"""The Vid-ODE model and the models it is compared with, chosen by name (``MODELS``, ``build``).
+
+Every model is built from a ``ModelConfig`` and called as ``model(frames, times, query_times)``:
+frames (B, L, C, H, W) with NaN for missing cells, input times (L,) or (B, L) and query times (K,)
+or (B, K) in real units (``ModelConfig.time_scale`` per model unit); it returns a dict whose
+``frames`` are (B, K, C, H, W), NaN where a sample asks for no frame.
+"""
 
 import dataclasses
 
 from torch import nn
 
-from ..errors import check_choice
+from ..registry import Registry
 from .base import ModelConfig, check_times
-from .baselines import BASELINES, Baseline, check_available
+from .baselines import BASELINES, Baseline
 from .discriminator import PatchDiscriminator
 from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
@@ -14,14 +20,12 @@ from .recurrent import MODELS as RECURRENT
 from .vidode import VidODE
 from .warp import warp
 
-MODELS: dict[str, type[nn.Module]] = {
-    "vid-ode": VidODE,
-    "ode-conv": VidODE,
-    "ode-fc": VidODE,
-    **RECURRENT,
-    **LATENT,
-    **{name: Baseline for name in BASELINES},
-}
+MODELS: Registry[type[nn.Module]] = Registry(
+    "model",
+    {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT,
+     **{name: Baseline for name in BASELINES}},
+    unavailable=BASELINES.unavailable,
+)  # fmt: skip
 # what a name sets in ModelConfig besides ``architecture``: ODE-Conv and ODE-FC are Vid-ODE without the
 # ODE-ConvGRU encoder (the input frames stacked along channels), with a conv or fully connected derivative
 VARIANTS: dict[str, dict] = {
@@ -35,16 +39,15 @@ LEARNED = tuple(name for name, cls in MODELS.items() if cls is not Baseline)
 def configure(config: ModelConfig) -> ModelConfig:
     """``config`` with the settings its architecture's name implies (``VARIANTS``): ``ode-fc`` is always
     the conv encoder with a fully connected derivative, whatever else the config said; a baseline whose
-    package is missing here (``climode.model.baselines.UNAVAILABLE``) is refused in one line."""
-    check_available(config.architecture)
-    check_choice("model", config.architecture, MODELS)
+    package is missing here (``MODELS.unavailable``) is refused in one line."""
+    MODELS.get_method(config.architecture)
     return dataclasses.replace(config, **VARIANTS.get(config.architecture, {}))
 
 
 def build(config: ModelConfig) -> nn.Module:
     """The model ``config.architecture`` names, built from ``configure(config)``."""
     config = configure(config)
-    return MODELS[config.architecture](config)
+    return MODELS.get_method(config.architecture)(config)
 
 
 __all__ = [

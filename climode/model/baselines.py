@@ -15,7 +15,7 @@ its own observed frames only:
 - ``advection-multi``: the same with the motion of the last ``MULTI_FRAMES`` observed frames: the
   velocity of each consecutive pair (its displacement over its own time gap), averaged with weights
   rising with recency (pySTEPS's Lucas-Kanade pools the vectors of all pairs alike);
-- ``pysteps`` (only where ``import pysteps`` works; else named in ``UNAVAILABLE``): pySTEPS's
+- ``pysteps`` (only where ``import pysteps`` works; else in ``BASELINES.unavailable``): pySTEPS's
   Lucas-Kanade motion of the same pairs, combined the same way, and its semi-Lagrangian extrapolation.
 
 ``linear``, ``advection`` and ``advection-multi`` are extrapolators: they fit a constant rate or
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ClimodeError
+from ..registry import Registry
 from .base import last_observed
 from .motion import motion
 from .warp import warp
@@ -189,27 +189,18 @@ def pysteps_advection(
     return out
 
 
-BASELINES: dict[str, Forecast] = {
-    "persistence": persistence,
-    "blend": blend,
-    "linear": linear,
-    "advection": advection,
-    "advection-multi": advection_multi,
-}
-UNAVAILABLE: dict[str, str] = {}  # baselines whose package is missing here: why, in one line
-if pysteps is None:
-    UNAVAILABLE["pysteps"] = (
+BASELINES: Registry[Forecast] = Registry(
+    "baseline",
+    {"persistence": persistence, "blend": blend, "linear": linear, "advection": advection,
+     "advection-multi": advection_multi},
+)  # fmt: skip
+if pysteps is None:  # named, with the reason, so that asking for it says why it cannot be had
+    BASELINES.unavailable["pysteps"] = (
         f"the pysteps baseline needs the pysteps package, which cannot be imported here "
         f"({_PYSTEPS_MISSING}); install it (pip install pysteps) or choose another model"
     )
 else:
     BASELINES["pysteps"] = pysteps_advection
-
-
-def check_available(name: str) -> None:
-    """Refuse, in one line (ClimodeError), a baseline whose package is missing here (``UNAVAILABLE``)."""
-    if name in UNAVAILABLE:
-        raise ClimodeError(UNAVAILABLE[name])
 
 
 class Baseline(nn.Module):
@@ -218,11 +209,8 @@ class Baseline(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        check_available(config.architecture)
-        if config.architecture not in BASELINES:
-            raise ValueError(f"no baseline named {config.architecture!r}; choose one of {', '.join(BASELINES)}")
         self.config = config
-        self.forecast = BASELINES[config.architecture]
+        self.forecast = BASELINES.get_method(config.architecture)
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"frames": self.forecast(frames, times, query_times)}

@@ -146,11 +146,8 @@ def run(
 ) -> list[Path]:
     """Run protocol ``name`` at preset ``preset_name`` into ``out``, every learned entry once per
     training seed (default: the preset's); returns the result files."""
-    if name not in PROTOCOLS:
-        raise ClimodeError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
-    if preset_name not in PRESETS:
-        raise ClimodeError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
-    protocol, preset, out = PROTOCOLS[name], PRESETS[preset_name], Path(out).resolve()  # runs keyed by absolute paths
+    protocol, preset = PROTOCOLS.get_method(name), PRESETS.get_method(preset_name)
+    out = Path(out).resolve()  # runs are keyed by absolute paths  # runs keyed by absolute paths
     seeds = _seeds(seeds, preset)
     _check_out(out, name, preset_name, overwrite)
     started = time.perf_counter()

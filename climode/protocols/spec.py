@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..registry import Registry
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -75,53 +77,66 @@ LEARNED = (
 PLAIN = {"flow_warping": False, "mask_composition": False}
 ADVERSARIAL = {"adversarial": True}
 
-PROTOCOLS: dict[str, Protocol] = {
-    "cam5-irregular": Protocol(
-        "CAM5-like storms, 5 irregular inputs (gaps 3-48 h), every 3 h for 15 h after the last (Table 5)",
-        "cam5",
-        BASELINES + LEARNED,
-    ),
-    "sampling-rate": Protocol(
-        "CAM5-like storms, a 57-h input window with 100, 75, 50 or 25 % of its 3-hourly frames (Fig. 6)",
-        "cam5",
-        (*BASELINES, Entry("ConvGRU-Decay", "convgru-decay"), Entry("Vid-ODE", "vid-ode")),
-        rates=(1.0, 0.75, 0.5, 0.25),
-        train_rate=0.5,
-    ),
-    "ablation": Protocol(
-        "Vid-ODE's parts one by one on bouncing balls, 10 in, 10 out (Table 4)",
-        "bouncing-ball",
-        (
-            Entry("(A) ODE-Conv", "ode-conv", PLAIN),
-            Entry("(B) + ODE-ConvGRU", "vid-ode", PLAIN),
-            Entry("(C) + adversarial", "vid-ode", PLAIN, ADVERSARIAL),
-            Entry("(D) + flow warping", "vid-ode", {"mask_composition": False}, ADVERSARIAL),
-            Entry("(E) + mask composition", "vid-ode", {}, ADVERSARIAL),
+PROTOCOLS: Registry[Protocol] = Registry(
+    "protocol",
+    {
+        "cam5-irregular": Protocol(
+            "CAM5-like storms, 5 irregular inputs (gaps 3-48 h), every 3 h for 15 h after the last (Table 5)",
+            "cam5",
+            BASELINES + LEARNED,
         ),
-        n_in=10,
-        n_out=10,
-    ),
-    "bouncing-ball": Protocol(
-        "Bouncing balls (3 in 32 x 32), 10 in, 10 out", "bouncing-ball", BASELINES + LEARNED, n_in=10, n_out=10
-    ),
-}
+        "sampling-rate": Protocol(
+            "CAM5-like storms, a 57-h input window with 100, 75, 50 or 25 % of its 3-hourly frames (Fig. 6)",
+            "cam5",
+            (*BASELINES, Entry("ConvGRU-Decay", "convgru-decay"), Entry("Vid-ODE", "vid-ode")),
+            rates=(1.0, 0.75, 0.5, 0.25),
+            train_rate=0.5,
+        ),
+        "ablation": Protocol(
+            "Vid-ODE's parts one by one on bouncing balls, 10 in, 10 out (Table 4)",
+            "bouncing-ball",
+            (
+                Entry("(A) ODE-Conv", "ode-conv", PLAIN),
+                Entry("(B) + ODE-ConvGRU", "vid-ode", PLAIN),
+                Entry("(C) + adversarial", "vid-ode", PLAIN, ADVERSARIAL),
+                Entry("(D) + flow warping", "vid-ode", {"mask_composition": False}, ADVERSARIAL),
+                Entry("(E) + mask composition", "vid-ode", {}, ADVERSARIAL),
+            ),
+            n_in=10,
+            n_out=10,
+        ),
+        "bouncing-ball": Protocol(
+            "Bouncing balls (3 in 32 x 32), 10 in, 10 out", "bouncing-ball", BASELINES + LEARNED, n_in=10, n_out=10
+        ),
+    },
+)
 
-PRESETS: dict[str, Preset] = {
-    # 2 CPU cores, under an hour per protocol and seed: tiles at 2 degrees (30 x 80 cells), width 16, 300
-    # updates; 120 storms so that the time-block split leaves validation storms and 11 test storms
-    "cpu-small": Preset(
-        steps=300, width=16, batch_size=4, storms=120, samples_per_storm=8, resolution=2.0, train_size=400, test_size=50
-    ),
-    # the paper's sizes: width 32, 1-degree tiles (60 x 160), many more storms and updates (a GPU's work)
-    "paper": Preset(
-        steps=50_000,
-        width=32,
-        batch_size=8,
-        storms=300,
-        samples_per_storm=12,
-        resolution=1.0,
-        train_size=1000,
-        test_size=50,
-        solver_step=0.5,
-    ),
-}
+PRESETS: Registry[Preset] = Registry(
+    "preset",
+    {
+        # 2 CPU cores, under an hour per protocol and seed: tiles at 2 degrees (30 x 80 cells), width 16, 300
+        # updates; 120 storms so that the time-block split leaves validation storms and 11 test storms
+        "cpu-small": Preset(
+            steps=300,
+            width=16,
+            batch_size=4,
+            storms=120,
+            samples_per_storm=8,
+            resolution=2.0,
+            train_size=400,
+            test_size=50,
+        ),
+        # the paper's sizes: width 32, 1-degree tiles (60 x 160), many more storms and updates (a GPU's work)
+        "paper": Preset(
+            steps=50_000,
+            width=32,
+            batch_size=8,
+            storms=300,
+            samples_per_storm=12,
+            resolution=1.0,
+            train_size=1000,
+            test_size=50,
+            solver_step=0.5,
+        ),
+    },
+)

@@ -9,7 +9,6 @@ from ..config import builtin_configs
 from ..data import DATASETS
 from ..errors import cli
 from ..model import MODELS
-from ..model.baselines import UNAVAILABLE
 from . import __doc__ as DOC
 from .run import train
 
@@ -20,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
     p.add_argument(
-        "--model", choices=[*MODELS, *UNAVAILABLE], help="the model to train (default: the config's, vid-ode)"
+        "--model", choices=[*MODELS, *MODELS.unavailable], help="the model to train (default: the config's, vid-ode)"
     )
     p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
     p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
