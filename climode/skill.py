@@ -30,7 +30,8 @@ import pandas as pd
 import xarray as xr
 
 from .checkpoint import Checkpoint
-from .metrics import bootstrap, csi, fss, intensity_errors, psl_deficit, rmse, sharpness, track_errors, wind_speed
+from .intervals import bootstrap
+from .metrics import csi, fss, intensity_errors, psl_deficit, rmse, sharpness, track_errors, wind_speed
 from .model import build
 from .times import hours_between
 from .verify import FOLLOW_KM, follow_storm, intensity, storm_centre

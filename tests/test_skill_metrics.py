@@ -8,14 +8,13 @@ import pytest
 import xarray as xr
 
 from climode import verify
+from climode.intervals import bootstrap, separated
 from climode.metrics import (
-    bootstrap,
     csi,
     fss,
     intensity_errors,
     psl_deficit,
     rmse,
-    separated,
     sharpness,
     track_errors,
     wind_speed,

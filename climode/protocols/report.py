@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..files import replacing  # noqa: E402
-from ..metrics import bootstrap  # noqa: E402
+from ..intervals import bootstrap  # noqa: E402
 
 # score -> (column title, scale applied to the stored value, format)
 COLUMNS = {
@@ -146,7 +146,8 @@ def _apart(b: pd.DataFrame, key: tuple) -> bool:
 
 
 def seed_spread(table: pd.DataFrame) -> str:
-    """Markdown: each learned model's mean MSE x1e-3 over lead times, one column per training seed."""
+    """Markdown: each learned model's mean MSE x1e-3 over lead times (and settings), one column per
+    training seed."""
     mse = table[(table["score"] == "mse") & table["seed"].notna()]
     if mse.empty:
         return ""
@@ -155,7 +156,8 @@ def seed_spread(table: pd.DataFrame) -> str:
     out = pd.DataFrame({"model": wide.index})
     for seed in wide.columns:
         out[f"seed {int(seed)}"] = [_cell(v, "mse") for v in wide[seed]]
-    return f"Mean MSE x1e-3 over lead times, by training seed:\n\n{_markdown(out)}\n"
+    over = "lead times and settings" if mse["setting"].nunique() > 1 else "lead times"
+    return f"Mean MSE x1e-3 over {over}, by training seed:\n\n{_markdown(out)}\n"
 
 
 def _cell(value: float, score: str) -> str:
