@@ -273,7 +273,7 @@ def write(
         f"# {title}\n\n{header}\n\nMeans over the training seeds.\n\n{overview}{tables(means, lead_units)}\n"
         f"{_uncertainty(cases, subject, cluster, lead_units)}"
     )
-    text += f"{seed_spread(table)}\n{figures}\n{conventions}\n"
+    text += f"\n{seed_spread(table)}\n{figures}\n{conventions}\n"
     with replacing(paths[2]) as tmp:
         tmp.write_text(text)
     return paths
