@@ -41,6 +41,7 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_checkpoint_with_pickled_payload_is_refused(tmp_path):
     marker = tmp_path / "executed"
     payload = Payload()

@@ -27,6 +27,7 @@ def _clips(path, frames=None, times=None, **extra):
     return path
 
 
+@pytest.mark.slow
 def test_missing_config_file_subprocess(tmp_path):
     result = run_module("climode.train", "--config", tmp_path / "nope.yaml", "--out", tmp_path / "run")
     assert_user_error(result, "nope.yaml", "not found")
@@ -80,6 +81,7 @@ def test_existing_run_is_not_overwritten(tmp_path, tiny_config, capsys):
     assert (out / "precious.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_evaluate_channels_not_matching_checkpoint(tmp_path):
     ckpt = save_model(
         tmp_path / "m.safetensors",

@@ -68,6 +68,7 @@ def _best_warp_mse(batch: dict) -> torch.Tensor:
     return ((target - high).clamp(min=0) + (low - target).clamp(min=0)).pow(2).mean()
 
 
+@pytest.mark.slow
 def test_the_difference_path_deepens_a_blob_that_no_warp_can():
     """Trained with the trainer's own losses (L1 + the difference loss), the forecast of a deepening blob
     beats the best any warp of the last frame could do: the difference branch is alive and used."""

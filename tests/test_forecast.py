@@ -129,6 +129,7 @@ def test_native_composition_moves_fine_detail_by_the_coarse_flow():
 # ------------------------------------------------------------------ API
 
 
+@pytest.mark.slow
 def test_forecast_regrids_to_the_model_grid_and_back(case, tmp_path):
     """0.25-degree input, 1-degree model: a persistence model gives back the last input, smoothed."""
     ds = climode.open_fields(case / "storm.nc").load()
@@ -169,6 +170,7 @@ def _open(path: Path) -> xr.Dataset:
     return xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
 
 
+@pytest.mark.slow
 def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
     result = run_module(
         "climode.forecast",
@@ -215,6 +217,7 @@ def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
     np.testing.assert_allclose(store.PSL.isel(time=slice(0, 3)), out.PSL, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_bad_input_gives_one_clear_error_and_no_output(case, tmp_path):
     storm = case / "storm.nc"
     cases = [
@@ -255,6 +258,7 @@ def _training_range(ckpt) -> dict[str, tuple[float, float]]:
     return {v: (s["min"], s["max"]) for v, s in ckpt.card.normalisation.items()}
 
 
+@pytest.mark.slow
 def test_a_missing_patch_in_the_last_input_moves_the_forecast_little_and_stays_in_range(case):
     """The bundled model on a 0.25-degree storm with a 6 x 8 degree patch missing from the last input, away
     from the storm: outside a 4-degree halo the forecast moves by less than 4 hPa and 5 m/s, nowhere leaves
@@ -290,6 +294,7 @@ def _corner_file(case: Path, tmp_path: Path) -> tuple[Path, dict]:
     return tmp_path / "holed.nc", corner
 
 
+@pytest.mark.slow
 def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_is_flagged_and_masked_on_request(case, tmp_path):
     """The corner flagged in `filled`, little else, and NaN there with --mask-filled."""
     path, corner = _corner_file(case, tmp_path)
@@ -313,6 +318,7 @@ def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_forecasts_in_range
         assert float(out[v].min()) >= low and float(out[v].max()) <= high, (v, float(out[v].min()), float(out[v].max()))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GEOCAT.is_dir(), reason="../shared/data/geocat_storm_500hPa is not beside the checkout")
 def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path):
     """A model trained on the real 500 hPa u, v, t forecasts them from the messy files (no time

@@ -183,6 +183,7 @@ def _train(model, batch, steps: int, beta: float, batch_size: int = 16) -> None:
         optimiser.step()
 
 
+@pytest.mark.slow
 @BOTH
 def test_learns_motion_and_beats_persistence(cls):
     """Persistence scores 0.043 here; from there (the untrained model), both models reach ~0.4x of it in

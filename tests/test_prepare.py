@@ -56,6 +56,7 @@ def long_corpus(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_coexisting_storms_are_split_by_time_blocks(long_corpus):
     """Storms share the one tile and their times: held-out samples are a buffer of one sample's
     longest span (16 steps x 4 gaps + 5 targets) after the training ones, never on their frames."""
@@ -93,6 +94,7 @@ def prepared(long_corpus, tmp_path_factory):
     return store, result
 
 
+@pytest.mark.slow
 def test_prepare_then_train(long_corpus, prepared, tmp_path):
     store, result = prepared
     assert result.returncode == 0, result.stderr[-3000:]
@@ -122,6 +124,7 @@ def test_prepare_then_train(long_corpus, prepared, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GEOCAT.is_dir(), reason="../shared/data/geocat_storm_500hPa is not beside the checkout")
 def test_real_geocat_files_are_read_with_flags_and_tiled(tmp_path):
     store = tmp_path / "geocat.zarr"
@@ -160,6 +163,7 @@ def _no_store_left(tmp_path, name):
     return not [p for p in tmp_path.iterdir() if name in p.name]
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
     out = tmp_path / "out.zarr"
     common = ("--out", out, "--workers", 1)
@@ -191,6 +195,7 @@ def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
     assert _no_store_left(tmp_path, "out.zarr")
 
 
+@pytest.mark.slow
 def test_gridded_projected_fields_train_without_code(tmp_path):
     """A few weeks of a radar-like variable on an x/y grid: every window, split by time blocks."""
     rng = np.random.default_rng(0)
@@ -242,6 +247,7 @@ def _with_attrs(store, tmp_path, **attrs):
     return copy
 
 
+@pytest.mark.slow
 def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path):
     """A model scores the same on a store whatever statistics the store carries: it sees the data scaled
     as it was trained (the bundled model's statistics are not this store's)."""
@@ -269,6 +275,7 @@ def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path
     assert scores[0]["persistence"]["rmse_PSL"] == scores[1]["persistence"]["rmse_PSL"]
 
 
+@pytest.mark.slow
 def test_init_from_the_bundled_model_starts_at_its_loss(prepared, tmp_path):
     """Fine-tuning starts from the saved weights, architecture and normalisation: the first logged loss is
     the bundled model's own loss on that batch (every training sample in one batch, every target)."""
@@ -316,6 +323,7 @@ def test_init_from_the_bundled_model_starts_at_its_loss(prepared, tmp_path):
     assert tuned.model.config == bundled.model.config
 
 
+@pytest.mark.slow
 def test_init_from_refuses_what_is_not_a_model_of_these_data(prepared, tmp_path):
     store, _ = prepared
     text = tmp_path / "notes.txt"

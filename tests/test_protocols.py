@@ -40,6 +40,7 @@ def tiny(monkeypatch):
     monkeypatch.setitem(spec.PROTOCOLS, "cam5-irregular", short)
 
 
+@pytest.mark.slow
 def test_protocol_writes_tables_and_plots_and_continues_where_it_stopped(tiny, tmp_path, caplog):
     out = tmp_path / "proto"
     paths = run("cam5-irregular", "tiny", out)
@@ -84,6 +85,7 @@ def test_protocol_refuses_an_out_of_another_run(tiny, tmp_path):
     assert (out / "mine.txt").read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_protocol_out_that_is_a_file_is_refused_and_kept(tmp_path):
     mine = tmp_path / "notes.txt"
     mine.write_text("keep")
@@ -94,6 +96,7 @@ def test_protocol_out_that_is_a_file_is_refused_and_kept(tmp_path):
     assert mine.read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_protocol_command_needs_preset_and_out(tmp_path):
     result = run_module("climode.evaluate", "--protocol", "cam5-irregular", "--out", tmp_path)
     assert result.returncode == 2 and "--preset" in result.stderr and "Traceback" not in result.stderr
@@ -131,6 +134,7 @@ def test_report_cells_scale_mse_and_show_missing_as_na():
     assert report._cell(float("nan"), "lpips") == "n/a"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_trains_and_evaluates_through_the_commands(name, tmp_path, capsys):
     config = write_config(
@@ -183,6 +187,7 @@ def test_seed_means_average_a_case_over_seeds_before_the_interval():
     assert "interval over 3 storms" in text and "1001.000 [1001.000, 1001.000]" in text
 
 
+@pytest.mark.slow
 def test_protocol_seeds_are_checked():
     with pytest.raises(ClimodeError, match="distinct integers"):
         run("cam5-irregular", "cpu-small", "unused", seeds=[1, 1])

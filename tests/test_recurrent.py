@@ -128,6 +128,7 @@ def train(model: nn.Module, data: dict, steps: int = 300, batch: int = 16, lr: f
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_learns_to_beat_persistence(name, ball_data):
     data, test = ball_data

@@ -139,6 +139,7 @@ def test_a_plan_that_leaks_is_refused_before_anything_is_written(written, tmp_pa
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_store_that_leaks_is_refused_by_training_and_evaluation(written, tmp_path):
     """A store prepared before time blocks (here: training samples relabelled "test") is refused with
     the share it leaks and what to do, wherever it is opened."""

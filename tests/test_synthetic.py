@@ -165,6 +165,7 @@ def test_domain_parameter():
         make_corpus(0, 0, small=True)
 
 
+@pytest.mark.slow
 def test_cli_refuses_existing_corpus(tmp_path, capsys):
     out = tmp_path / "corpus"
     result = run_module("climode.data.synthetic", "--out", out, "--storms", 3, "--seed", 1, "--small", timeout=60)

@@ -25,6 +25,7 @@ def _optimizer_steps(ckpt_path):
     return [int(state["state"][0]["step"]) for state in ckpt["optimizer_states"]], ckpt
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     """Fading the balls alone gets ~0.9x persistence's next-frame MSE; moving them gets far below."""
     config = write_config(
@@ -55,6 +56,7 @@ def test_train_is_a_python_function(tmp_path, caplog):
     assert load_model(path).model.config.architecture == "persistence"
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_path):
     tiny_config = write_config(tmp_path / "tiny.yaml", train={"warmup_steps": 1})  # the cosine from update 1
     out = tmp_path / "run"
@@ -108,6 +110,7 @@ def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_
     assert result.stdout.strip().splitlines()[-1] == str(out / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_two_process_cpu_training(tmp_path, tiny_config):
     out = tmp_path / "ddp"
     result = run_module(
@@ -122,6 +125,7 @@ def test_two_process_cpu_training(tmp_path, tiny_config):
     assert steps == [3, 3]
 
 
+@pytest.mark.slow
 def test_clips_file_trains_and_evaluates_with_json(tmp_path, tiny_config):
     data = tmp_path / "balls.npz"
     made = subprocess.run(
@@ -160,6 +164,7 @@ def test_clips_file_trains_and_evaluates_with_json(tmp_path, tiny_config):
         assert all(len(v) == 5 for v in written["methods"][method].values())
 
 
+@pytest.mark.slow
 def test_clips_with_irregular_times_per_clip_train(tmp_path, tiny_config):
     """Samples with different irregular times share a batch on the union of their grids."""
     rng = np.random.default_rng(1)

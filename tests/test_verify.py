@@ -261,6 +261,7 @@ def in_process(capsys, *args) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(files, tmp_path):
     target = tmp_path / "scores.json"
     result = run_module(
@@ -306,6 +307,7 @@ def test_cli_end_to_end(files, tmp_path):
     assert scores["files"] == {"forecast": str(files["forecast"]), "truth": str(files["truth"])}
 
 
+@pytest.mark.slow
 def test_cli_truth_lacking_a_variable(files, tmp_path):
     target = tmp_path / "scores.json"
     result = run_module("climode.evaluate", "--forecast", files["forecast"], "--truth", files["no_v"], "--json", target)
