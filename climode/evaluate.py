@@ -23,11 +23,8 @@ from .checkpoint import Checkpoint, load_model
 from .config import config_from_dict, replace
 from .data import DATASETS, open_dataset
 from .data.fields import open_fields
-from .data.shards import Shards
 from .errors import ClimodeError, cli
 from .files import replacing
-from .metrics import METRICS
-from .model.baselines import BASELINES
 from .output import fields
 from .verify import format_table as format_verification
 from .verify import verify
@@ -81,40 +78,6 @@ def _check_channels(ckpt: Checkpoint, dataset, name: str) -> None:
             f"checkpoint {ckpt.path} was trained on {len(expected)} channel(s) ({', '.join(expected)}) "
             f"but dataset {name} has {channels} ({', '.join(dataset.variables)})"
         )
-
-
-def score(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
-    """``climode.scoring.score`` of the checkpoint's model next to the baselines (``climode.model.baselines``);
-    storm scores too when the dataset is a shard store of storm tiles."""
-    name = ckpt.model.config.architecture
-    forecasters = {name: scoring.ModelForecaster(ckpt.model), **{k: v for k, v in BASELINES.items() if k != name}}
-    return scoring.score(forecasters, dataset, batch_size, storms=isinstance(dataset, Shards))
-
-
-def format_table(scores: dict, time_units: str) -> str:
-    methods = list(scores["methods"])
-    header = [f"lead ({time_units})"] + [f"{m.upper()} {name}" for m in METRICS for name in methods]
-    rows = [header]
-    for i, lead in enumerate(scores["lead_times"]):
-        rows.append(
-            [f"{lead:g}"]
-            + [
-                f"{scores['methods'][n][m][i]:.5f}" if m == "mse" else f"{scores['methods'][n][m][i]:.3f}"
-                for m in METRICS
-                for n in methods
-            ]
-        )
-    mean = lambda xs: sum(xs) / len(xs)
-    rows.append(
-        ["mean"]
-        + [
-            f"{mean(scores['methods'][n][m]):.5f}" if m == "mse" else f"{mean(scores['methods'][n][m]):.3f}"
-            for m in METRICS
-            for n in methods
-        ]
-    )
-    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows)
 
 
 def _check_mode(args: argparse.Namespace) -> str:
@@ -254,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     dataset = open_dataset(config.data, args.split, ckpt.card.normalisation)  # the model's own scaling
     _check_channels(ckpt, dataset, config.data.path or config.data.name)
     try:
-        scores = score(ckpt, dataset, args.batch_size)
+        scores = scoring.score_checkpoint(ckpt, dataset, args.batch_size)
     except ValueError as exc:
         raise ClimodeError(f"dataset {config.data.path or config.data.name}: {exc}") from None
     scores["conventions"] = {
@@ -264,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     units = ckpt.card.time_units
     print(f"{len(dataset)} {args.split} sequences of {config.data.path or config.data.name}; model {args.checkpoint}")
-    print(format_table(scores, units))
+    print(scoring.format_table(scores, units))
     if args.json:
         _write_json(args.json, scores)
 

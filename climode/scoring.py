@@ -24,12 +24,15 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader
 
+from .checkpoint import Checkpoint
 from .data import collate
 from .data.normalise import denormalise
 from .data.samples import by_times
+from .data.shards import Shards
 from .errors import ClimodeError
 from .metrics import METRICS
 from .model.base import last_observed
+from .model.baselines import BASELINES
 from .times import from_hours
 from .verify import MODEL, lat_weighted_rmse, verify
 
@@ -221,3 +224,38 @@ def _add_storm_scores(
         for score_name, values in scores.items():
             for k, value in zip(ks, values):
                 means.add(name, score_name, leads[b][k], float(value), start + b)
+
+
+def score_checkpoint(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
+    """``score`` of the checkpoint's model next to the baselines (``climode.model.baselines``);
+    storm scores too when the dataset is a shard store of storm tiles."""
+    name = ckpt.model.config.architecture
+    forecasters = {name: ModelForecaster(ckpt.model), **{k: v for k, v in BASELINES.items() if k != name}}
+    return score(forecasters, dataset, batch_size, storms=isinstance(dataset, Shards))
+
+
+def format_table(scores: dict, time_units: str) -> str:
+    """``score``'s result as a text table: a row per lead time (and the mean), a column per metric and method."""
+    methods = list(scores["methods"])
+    header = [f"lead ({time_units})"] + [f"{m.upper()} {name}" for m in METRICS for name in methods]
+    rows = [header]
+    for i, lead in enumerate(scores["lead_times"]):
+        rows.append(
+            [f"{lead:g}"]
+            + [
+                f"{scores['methods'][n][m][i]:.5f}" if m == "mse" else f"{scores['methods'][n][m][i]:.3f}"
+                for m in METRICS
+                for n in methods
+            ]
+        )
+    mean = lambda xs: sum(xs) / len(xs)
+    rows.append(
+        ["mean"]
+        + [
+            f"{mean(scores['methods'][n][m]):.5f}" if m == "mse" else f"{mean(scores['methods'][n][m]):.3f}"
+            for m in METRICS
+            for n in methods
+        ]
+    )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows)

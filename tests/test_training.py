@@ -14,7 +14,7 @@ from conftest import ROOT, TINY, run_module, write_config
 from climode import ClimodeError, load_model
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
-from climode.evaluate import score
+from climode.scoring import score_checkpoint
 from climode.train import train
 from climode.train.__main__ import main as train_main
 from climode.train.task import Schedule
@@ -36,7 +36,7 @@ def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     assert train_main(["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "600"]) == 0
     final = capsys.readouterr().out.strip().splitlines()[-1]
     test = open_dataset(DataConfig(n_in=5, n_out=1, test_size=32), "test")
-    scores = score(load_model(final), test)
+    scores = score_checkpoint(load_model(final), test)
     model, base = (scores["methods"][m]["mse"][0] for m in ("vid-ode", "persistence"))
     assert model < 0.6 * base, (model, base)
 
