@@ -16,7 +16,6 @@ from .spec import Preset
 
 log = logging.getLogger(__name__)
 BASINS = "east-pacific-atlantic"
-VARIABLES = list(STORM_VARIABLES)
 
 
 def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
@@ -29,14 +28,14 @@ def storm_shards(out: Path, preset: Preset, rate: float | None) -> Path:
     if not (corpus / "tracks.csv").is_file():
         log.info("writing %d synthetic storms to %s", preset.storms, corpus)
         write_corpus(corpus, preset.storms, preset.seed, small=True, overwrite=True)
-    ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), VARIABLES)
+    ds = open_fields(sorted(str(p) for p in corpus.glob("*.nc")), STORM_VARIABLES)
     sampling = sampling_for(ds, n_in=5, n_out=5, max_gap_h=48.0, rate=rate)
     tracks = read_tracks(corpus / "tracks.csv", calendar=ds.time.values[0].calendar)
     log.info("writing the samples of %d storms to %s", tracks["storm"].nunique(), store)
     prepare_shards(
         store,
         ds,
-        VARIABLES,
+        list(STORM_VARIABLES),
         sampling,
         tiles=parse_tiles(BASINS),
         tracks=tracks,

@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -83,28 +82,28 @@ def _initial_model(path: str | None) -> Checkpoint | None:
     return init
 
 
-def _check_initial(init: Checkpoint, data: dict) -> None:
+def _check_initial(init: Checkpoint, data: Card, frame_shape: list[int]) -> None:
     """Refuse an --init-from model trained on other variables, time units or grid than the data."""
     what = f"--init-from {init.path}"
-    if list(init.variables) != list(data["variables"]):
+    if list(init.variables) != list(data.variables):
         raise ClimodeError(
-            f"{what} forecasts {', '.join(init.variables)} but the data hold {', '.join(data['variables'])}"
+            f"{what} forecasts {', '.join(init.variables)} but the data hold {', '.join(data.variables)}"
         )
-    if init.card.time_units != data["time_units"]:
+    if init.card.time_units != data.time_units:
         raise ClimodeError(
-            f"{what} was trained on times in {init.card.time_units!r}, the data are in {data['time_units']!r}"
+            f"{what} was trained on times in {init.card.time_units!r}, the data are in {data.time_units!r}"
         )
-    mine, theirs = init.card.grid or {}, data.get("grid") or {}
+    mine, theirs = init.card.grid or {}, data.grid or {}
     if mine.get("resolution") != theirs.get("resolution"):
         say = lambda r: "the native grid" if r is None else f"a {r:g}-degree grid"
         raise ClimodeError(
             f"{what} was trained on {say(mine.get('resolution'))}, the data are on {say(theirs.get('resolution'))}"
         )
     shape = init.model.config.frame_shape
-    if init.model.config.derivative == "fc" and shape and list(shape) != list(data["frame_shape"]):
+    if init.model.config.derivative == "fc" and shape and list(shape) != list(frame_shape):
         raise ClimodeError(
             f"{what} ({init.model.config.architecture}) was built for {shape[0]} x {shape[1]} frames, "
-            f"the data have {data['frame_shape'][0]} x {data['frame_shape'][1]}"
+            f"the data have {frame_shape[0]} x {frame_shape[1]}"
         )
 
 
@@ -293,8 +292,9 @@ def train(
         train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
+    card = _card(train_set)
     if init is not None:
-        _check_initial(init, {**asdict(_card(train_set)), "frame_shape": frame_shape})
+        _check_initial(init, card, frame_shape)
     n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
     configure(config.model)  # a model that cannot be built here (e.g. pysteps missing) is refused before any file
@@ -307,7 +307,7 @@ def train(
         if not launcher:
             return None
         log.info("%s has no parameters: nothing to train", config.model.architecture)
-        task = ForecastTask(config, _card(train_set))
+        task = ForecastTask(config, card)
         return save_model(out / "model.safetensors", task.model, task.checkpoint_card())
     _quiet_lightning()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
@@ -350,7 +350,7 @@ def train(
         log_every_n_steps=settings.log_every,
         enable_model_summary=False,
     )
-    task = ForecastTask(config, _card(train_set))
+    task = ForecastTask(config, card)
     if init is not None:
         task.model.load_state_dict(init.model.state_dict())
         if task.ema is not None:
