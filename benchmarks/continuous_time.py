@@ -41,7 +41,6 @@ from climode import load_model
 from climode.config import DataConfig
 from climode.data import open_dataset
 from climode.data.fields import open_fields
-from climode.data.normalise import normalise
 from climode.data.prepare import plan_samples, write_shards
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.synthetic import make_corpus, write_corpus
@@ -162,8 +161,7 @@ def ball_cases(size: int = 50):
 def score(data: str, checkpoint: Path, resolution: float = RESOLUTION) -> dict:
     ckpt = load_model(checkpoint)
     model = ckpt.model
-    stats, names = ckpt.metadata["normalisation"], ckpt.variables
-    scale = (lambda x: normalise(x, stats, names)) if stats else (lambda x: x)
+    scale = ckpt.predictor.scale_inputs
     leads = sorted(GRID[data] + OFF_GRID[data])
     errors: dict[str, dict] = {
         "interpolation": {"model": [], "linear blend": [], "motion-compensated": []},

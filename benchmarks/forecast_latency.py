@@ -15,11 +15,11 @@ import platform
 import statistics
 import time
 
+import numpy as np
 import torch
 
 import climode
 from climode.data.cases import first_case
-from climode.data.normalise import normalise
 from climode.data.synthetic import make_corpus
 from climode.forecasting import bundled_checkpoint, predict
 
@@ -62,14 +62,10 @@ def main() -> None:
     full = _median_s(lambda: climode.forecast(inputs, QUERIES, checkpoint=ckpt), args.repeats)
 
     model_grid = inputs.coarsen(lat=4, lon=4).mean()  # the 60 x 160 grid the model sees
-    frames = normalise(
-        torch.stack([torch.as_tensor(model_grid[v].values) for v in ckpt.variables], 1).numpy(),
-        ckpt.metadata["normalisation"],
-        ckpt.variables,
-    )
+    frames = np.stack([model_grid[v].values for v in ckpt.variables], 1).astype(np.float32)
     model = _median_s(
         lambda: predict(
-            ckpt.model, frames, torch.tensor(INPUTS, dtype=torch.float64).numpy(), torch.tensor(QUERIES).numpy()
+            ckpt.predictor, frames, torch.tensor(INPUTS, dtype=torch.float64).numpy(), torch.tensor(QUERIES).numpy()
         )["frames"],
         args.repeats,
     )

@@ -23,6 +23,7 @@ from torch import nn
 from .errors import ClimodeError
 from .files import replacing
 from .model import ModelConfig, build
+from .normalise import Normalised, Stats
 
 FORMAT = "climode-vidode-1"
 
@@ -34,8 +35,8 @@ class Card:
 
     variables : names in channel order.
     time_units : "hours" (dated fields) or "frames" (video).
-    normalisation : per variable, the statistics its inputs were scaled with
-        (``climode.data.normalise``); None when the data were not scaled.
+    normalisation : the statistics its inputs were scaled with (``climode.normalise.Stats``; its
+        JSON form is accepted and converted); None when the data were not scaled.
     grid : for gridded data, {"resolution": degrees or None (native), "tile_shape": [H, W], ...}.
     config : the run's data and train sections (``climode.config``).
     climode_version : the version that wrote it.
@@ -44,12 +45,16 @@ class Card:
 
     variables: tuple[str, ...] = ()
     time_units: str = "frames"
-    normalisation: dict | None = None
+    normalisation: Stats | None = None
     grid: dict | None = None
     config: dict | None = None
     climode_version: str | None = None
     val_mse: float | None = None
     epoch: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.normalisation, dict):
+            object.__setattr__(self, "normalisation", Stats.from_dict(self.normalisation))
 
     @classmethod
     def from_header(cls, header: dict) -> Card:
@@ -65,6 +70,8 @@ class Card:
     def header(self, model: nn.Module) -> dict:
         """The JSON header of a checkpoint of ``model`` with this card."""
         card = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.normalisation is not None:
+            card["normalisation"] = self.normalisation.to_dict()
         return {"format": FORMAT, **card, "variables": list(self.variables), "model": model.config.to_dict()}
 
 
@@ -79,6 +86,12 @@ class Checkpoint:
     @property
     def variables(self) -> list[str]:
         return list(self.card.variables)
+
+    @property
+    def predictor(self) -> Normalised:
+        """The model with its normalisation around it: physical units in and out
+        (``climode.normalise.Normalised``)."""
+        return Normalised(self.model, self.card.normalisation, self.variables)
 
 
 def save_model(path: str | Path, model: nn.Module, card: Card) -> Path:

@@ -24,9 +24,9 @@ from ._version import __version__
 from .checkpoint import Checkpoint, load_model
 from .conventions import cf_attrs
 from .data.fields import normalise_coords
-from .data.normalise import denormalise, normalise
 from .errors import ClimodeError
 from .model.compose import compose, fill_missing
+from .normalise import Normalised
 from .output import FLAG, FLAG_ATTRS
 from .tiles import Tile, blend_weights, extract, grid_step, windows
 from .times import as_hours, hours_between
@@ -146,12 +146,13 @@ def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.
 
 
 def compose_native(
-    parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset, native: xr.Dataset
+    predictor: Normalised, parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset, native: xr.Dataset
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Forecast frames (K, C, H, W) on the native grid from the model's composition parts on its
-    coarser grid (``climode.model.compose``): the flows (converted to native pixels), weights and
-    residuals are interpolated to the native grid and composed there from the native input frames
-    ``frames`` (L, C, H, W; normalised, NaN missing; missing cells filled as the model fills them).
+    """Forecast frames (K, C, H, W; physical units) on the native grid from the composition parts
+    (``climode.model.compose``) of ``predictor``'s forecast on its coarser grid: the flows (converted
+    to native pixels), weights and residuals are interpolated to the native grid and composed there,
+    in the model's units, from the native input frames ``frames`` (L, C, H, W; physical units, NaN
+    missing; missing cells filled as the model fills them).
     Detail finer than the model's grid (a compact storm core) is thus carried along by the flow
     instead of being smoothed away. Returns the frames and the share of each cell drawn from valid
     input cells (K, C, H, W)."""
@@ -165,12 +166,12 @@ def compose_native(
     up = lambda name: torch.as_tensor(_upsample(parts[name], coarse, native))[None]
     flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
     weight, residual = up("weight"), up("residual")
-    x = torch.as_tensor(frames)[None]
+    x = torch.as_tensor(predictor.scale_inputs(frames))[None]
     filled, valid = fill_missing(x, torch.isfinite(x).flatten(2).any(2))
     sources = torch.as_tensor(parts["sources"])[None]
     out = compose(filled, sources, flows, weight, residual)
     share = compose(valid.to(filled.dtype), sources, flows, weight)
-    return out[0].numpy(), share[0].numpy()
+    return predictor.physical(out[0]).numpy(), share[0].numpy()
 
 
 BLENDED = ("frames", "flows", "weight", "residual", "valid")  # the outputs stitched across windows
@@ -185,8 +186,9 @@ def predict(
     tile_shape: tuple[int, int] | None = None,
     batch: int = 4,
 ) -> dict[str, np.ndarray]:
-    """Model forecasts of normalised ``frames`` (L, C, H, W; NaN missing) observed at ``times``
-    (L,) for ``query`` (K,) times, both in the model's time units.
+    """Forecasts by ``model`` (``model(frames, times, query) -> {"frames": ..., ...}``, e.g. a
+    ``climode.normalise.Normalised``) from ``frames`` (L, C, H, W; its units, NaN missing) observed at
+    ``times`` (L,) for ``query`` (K,) times, both in the model's time units.
 
     Returns ``frames`` (K, C, H, W) float32 and, when the model gives them, ``valid`` (K, C, H, W)
     (the share drawn from valid input cells) and its composition parts (``climode.model.compose``:
@@ -292,24 +294,18 @@ def forecast(
     query = _query_hours(times, origin, calendar, observed[-1])
     grid = ckpt.card.grid or {}
     model_ds, native, to_input = _grids(ds, grid.get("resolution"))
-    stats = ckpt.card.normalisation
-    scaled = normalise(
-        np.stack([model_ds[v].values for v in ckpt.variables], 1).astype(np.float32), stats, ckpt.variables
-    )
+    predictor = ckpt.predictor
+    frames = lambda fields: np.stack([fields[v].values for v in ckpt.variables], 1).astype(np.float32)
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
-    parts = predict(ckpt.model, scaled, observed, query, tile)
+    parts = predict(predictor, frames(model_ds), observed, query, tile)
     share = parts.get("valid")
     if model_ds is native:
         pred = parts["frames"]
     elif {"flows", "weight", "residual", "sources"} <= set(parts):
-        fine = normalise(
-            np.stack([native[v].values for v in ckpt.variables], 1).astype(np.float32), stats, ckpt.variables
-        )
-        pred, share = compose_native(parts, fine, model_ds, native)
+        pred, share = compose_native(predictor, parts, frames(native), model_ds, native)
     else:
         pred = _upsample(parts["frames"], model_ds, native)
         share = None if share is None else _upsample(share, model_ds, native)
-    pred = denormalise(pred, stats, ckpt.variables)
     filled = np.zeros(pred.shape, bool) if share is None else share < 1 - FILLED_SHARE
     if mask_filled:
         pred = np.where(filled, np.nan, pred)

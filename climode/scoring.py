@@ -26,7 +26,6 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import Checkpoint
 from .data import collate
-from .data.normalise import denormalise
 from .data.samples import by_times
 from .data.shards import Shards
 from .errors import ClimodeError
@@ -201,7 +200,7 @@ def _add_storm_scores(
 ) -> None:
     """Add the physical-unit scores of one method's batch forecast ``pred`` (B, K, C, H, W)."""
     stats, variables = dataset.normalisation, dataset.variables
-    physical = lambda x: denormalise(x.double().numpy(), stats, variables)
+    physical = lambda x: stats.denormalise(x.double().numpy(), variables)
     last_inputs = last_observed(batch["frames_in"])
     for b in range(len(pred)):
         ks = [k for k, ok in enumerate(known[b]) if ok]

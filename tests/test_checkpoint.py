@@ -10,7 +10,11 @@ from climode import ClimodeError, load_model, save_model
 from climode.checkpoint import Card
 from climode.model import ModelConfig, SolverConfig, VidODE
 
-META = Card(variables=("U850", "V850", "PSL"), normalisation={"method": "none"}, time_units="hours")
+META = Card(
+    variables=("U850", "V850", "PSL"),
+    normalisation={v: {"method": "minmax", "min": 0.0, "max": 1.0} for v in ("U850", "V850", "PSL")},
+    time_units="hours",
+)
 
 
 def small_model():

@@ -9,6 +9,7 @@ import pytest
 import torch
 import xarray as xr
 from conftest import ROOT, assert_user_error, run_module
+from torch import nn
 
 import climode
 from climode.checkpoint import Card, Checkpoint, save_model
@@ -18,6 +19,7 @@ from climode.errors import ClimodeError
 from climode.forecasting import bundled_checkpoint, compose_native, predict
 from climode.model import ModelConfig, VidODE
 from climode.model.base import last_observed
+from climode.normalise import Normalised
 from climode.tiles import blend_weights, windows
 from climode.times import parse_times
 
@@ -119,7 +121,7 @@ def test_native_composition_moves_fine_detail_by_the_coarse_flow():
         "residual": np.zeros((2, 1, 10, 20), np.float32),
         "sources": np.array([[0, 0], [-1, -1]]),
     }
-    out, share = compose_native(parts, frames, coarse, native)
+    out, share = compose_native(Normalised(nn.Identity(), None, ["x"]), parts, frames, coarse, native)
     assert out.shape == (2, 1, 40, 80) and np.isfinite(out).all()
     assert out[0, 0, 20, 44] == pytest.approx(1.0, abs=1e-5) and out[0].sum() == pytest.approx(1.0, abs=1e-5)
     assert out[1, 0, 20, 48] == pytest.approx(1.0, abs=1e-5)  # the second query is composed from the first
@@ -255,7 +257,7 @@ def test_the_bundled_checkpoint_ships_with_the_package():
 
 
 def _training_range(ckpt) -> dict[str, tuple[float, float]]:
-    return {v: (s["min"], s["max"]) for v, s in ckpt.card.normalisation.items()}
+    return {v: (s.first, s.second) for v, s in ckpt.card.normalisation.variables.items()}
 
 
 @pytest.mark.slow

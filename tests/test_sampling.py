@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climode.data.normalise import compute_stats, denormalise, normalise
 from climode.data.sampling import SamplingConfig, draw, draw_many
+from climode.data.stats import compute_stats
+from climode.normalise import Stats
 
 
 def test_gaps_mode_irregular_inputs_then_regular_targets():
@@ -67,15 +68,16 @@ def test_stats_out_of_core_and_exact_inverse():
     ).chunk({"t": 1})
     ds["U850"][0, 0, 0] = np.nan
     minmax = compute_stats(ds, ["U850", "PSL"], "minmax")
-    assert minmax["PSL"]["max"] == pytest.approx(float(ds.PSL.max()))
+    assert minmax.to_dict()["PSL"]["max"] == pytest.approx(float(ds.PSL.max()))
     z = compute_stats(ds, ["U850", "PSL"], "zscore")
-    assert z["U850"]["mean"] == pytest.approx(float(np.nanmean(ds.U850.values)))
+    assert z.to_dict()["U850"]["mean"] == pytest.approx(float(np.nanmean(ds.U850.values)))
+    assert Stats.from_dict(z.to_dict()) == z  # the JSON form a store and a checkpoint keep
     frames = np.stack([ds.U850.values, ds.PSL.values], 1).astype(np.float32)  # (t, C, y, x)
     for stats in (minmax, z):
-        scaled = normalise(frames, stats, ["U850", "PSL"])
-        restored = denormalise(scaled, stats, ["U850", "PSL"])
+        scaled = stats.normalise(frames, ["U850", "PSL"])
+        restored = stats.denormalise(scaled, ["U850", "PSL"])
         assert np.allclose(restored, frames, rtol=1e-6, atol=1e-6 * 101000, equal_nan=True)
-    scaled = normalise(frames, minmax, ["U850", "PSL"])
+    scaled = minmax.normalise(frames, ["U850", "PSL"])
     assert np.nanmin(scaled) == pytest.approx(0, abs=1e-6) and np.nanmax(scaled) == pytest.approx(1, abs=1e-6)
 
 

@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from ..errors import ClimodeError
+from ..normalise import Stats
 from ..registry import Registry
 from .bouncing_ball import BouncingBall
 from .clips import Clips
@@ -15,7 +16,7 @@ from .samples import QuerySampler, collate
 from .shards import Shards
 
 
-def _bouncing_ball(cfg: DataConfig, split: str, normalisation: dict | None) -> Dataset:
+def _bouncing_ball(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
     size = {"train": cfg.train_size, "val": cfg.val_size, "test": cfg.test_size}[split]
     continuous = cfg.continuous and split == "train"
     return BouncingBall(
@@ -29,11 +30,11 @@ def _path(cfg: DataConfig, example: str) -> str:
     return cfg.path
 
 
-def _clips(cfg: DataConfig, split: str, normalisation: dict | None) -> Dataset:
+def _clips(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
     return Clips(_path(cfg, "FILE.npz"), split, cfg.n_in, cfg.n_out)
 
 
-def _shards(cfg: DataConfig, split: str, normalisation: dict | None) -> Dataset:
+def _shards(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
     return Shards(_path(cfg, "STORE.zarr"), split, normalisation)
 
 
@@ -42,7 +43,7 @@ DATASETS: Registry = Registry(
 )
 
 
-def open_dataset(cfg: DataConfig, split: str, normalisation: dict | None = None) -> Dataset:
+def open_dataset(cfg: DataConfig, split: str, normalisation: Stats | None = None) -> Dataset:
     """Open split ``split`` ("train", "val" or "test") of the dataset ``cfg`` describes. ``normalisation``
     replaces the statistics a shard store holds (a model's own, to fine-tune or score it on other data)."""
     return DATASETS.get_method(cfg.name)(cfg, split, normalisation)

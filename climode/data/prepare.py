@@ -25,9 +25,9 @@ from ..errors import ClimodeError
 from ..tiles import Tile, extract
 from ..times import DEFAULT_STEP_H, to_hours
 from ..tracks import storm_periods
-from .normalise import compute_stats
 from .sampling import SamplingConfig, draw_many, every_window
 from .shards import SPLITS, check_no_leak, shared_frames, staged, tracks_table
+from .stats import compute_stats
 
 BATCH = 64  # time steps or samples computed per dask graph
 FRACTIONS = (0.8, 0.1, 0.1)  # train, val, test shares of the record, in time order
@@ -285,7 +285,7 @@ def write_shards(
         _write_in_batches(shards, store, "sample")
         written = xr.open_zarr(store, consolidated=False)["frames"].isel(sample=np.nonzero(split == "train")[0])
         stats = compute_stats(written.to_dataset("variable"), variables, normalisation)
-        zarr.open_group(str(store), mode="r+").attrs["normalisation"] = json.dumps(stats)
+        zarr.open_group(str(store), mode="r+").attrs["normalisation"] = json.dumps(stats.to_dict())
         for name in grids:
             shutil.rmtree(stage / f"tile-{name}.zarr")
         return store

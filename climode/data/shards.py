@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
 from ..files import swap_in
-from .normalise import normalise
+from ..normalise import Stats
 
 SPLITS = ("train", "val", "test")
 
@@ -147,11 +147,11 @@ class Shards(Dataset):
 
     time_units = "hours"
 
-    def __init__(self, path: str | Path, split: str = "train", normalisation: dict | None = None):
+    def __init__(self, path: str | Path, split: str = "train", normalisation: Stats | None = None):
         store = open_store(path)
         self.path = Path(path)
         self.variables = list(json.loads(store.attrs["variables"]))
-        self.normalisation = normalisation or json.loads(store.attrs["normalisation"])
+        self.normalisation = normalisation or Stats.from_dict(json.loads(store.attrs["normalisation"]))
         self.n_in, self.n_out = int(store.attrs["n_in"]), int(store.attrs["n_out"])
         resolution = store.attrs.get("resolution", "native")
         self.grid = {
@@ -197,7 +197,7 @@ class Shards(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         j = int(self.index[i])
-        frames = normalise(np.asarray(self.frames[j].values, dtype=np.float32), self.normalisation, self.variables)
+        frames = self.normalisation.normalise(np.asarray(self.frames[j].values, dtype=np.float32), self.variables)
         hours = self.hours[j] - self.hours[j, 0]
         n = self.n_in
         return {"frames_in": frames[:n], "times_in": hours[:n], "frames_out": frames[n:], "times_out": hours[n:]}
