@@ -40,15 +40,15 @@ import yaml
 from climode import load_model
 from climode.config import DataConfig
 from climode.data import open_dataset
-from climode.data.fields import open_fields
 from climode.data.prepare import plan_samples, write_shards
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.synthetic import make_corpus, write_corpus
+from climode.geo.tiles import extract, parse_tiles
+from climode.io.fields import open_fields
+from climode.io.tracks import read_tracks
 from climode.model.baselines import advection, persistence
 from climode.model.motion import motion
 from climode.model.warp import warp
-from climode.tiles import extract, parse_tiles
-from climode.tracks import read_tracks
 from climode.train import train as train_model
 
 VARIABLES = ["U850", "V850", "PSL"]

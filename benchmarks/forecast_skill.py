@@ -25,7 +25,7 @@ import climode
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.synthetic import make_corpus
 from climode.forecasting import bundled_checkpoint
-from climode.verify import MODEL, PERSISTENCE, verify
+from climode.verify.truth import MODEL, PERSISTENCE, verify
 
 SCORES = ("U850", "V850", "PSL", "track_km", "psl_min_abs_hpa", "wind_max_abs_ms")
 

@@ -54,9 +54,10 @@ def run_measured(cmd: list[str]) -> tuple[float, int, int, str]:
 
 
 def one_size(storms: int, workdir: Path, seed: int) -> dict:
-    from climode.data.fields import open_fields
     from climode.data.synthetic import write_corpus
-    from climode.tracks import detect, match, read_tracks
+    from climode.geo.detect import detect, match
+    from climode.io.fields import open_fields
+    from climode.io.tracks import read_tracks
 
     corpus = workdir / f"corpus-{storms}"
     if not (corpus / "tracks.csv").exists():

@@ -1,5 +1,5 @@
 """Skill on held-out synthetic storms: a model against every baseline, per task and lead, with 95 %
-intervals over storms (``climode.skill``).
+intervals over storms (``climode.verify.skill``).
 
 A fresh corpus (a seed no model trained on) is written every half hour on the model's 1-degree grid,
 so the truth exists at every query; each storm gives ``--cases`` cases of 5 inputs with whole-hour
@@ -24,11 +24,11 @@ import cftime
 import pandas as pd
 
 import climode
-from climode import skill
-from climode.cliper import Cliper
 from climode.data.synthetic import make_corpus
 from climode.forecasting import bundled_checkpoint
-from climode.tracks import read_tracks
+from climode.io.tracks import read_tracks
+from climode.verify import skill
+from climode.verify.cliper import Cliper
 
 
 def _dated(tracks: pd.DataFrame) -> pd.DataFrame:

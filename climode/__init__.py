@@ -1,29 +1,46 @@
 """climode: continuous-time forecasts of gridded fields with Vid-ODE.
 
-The names below are imported on first use, so that ``import climode.model`` (the network alone)
-needs neither the data stack (xarray, dask, zarr, cftime) nor the maps (cartopy).
+The user's verbs::
+
+    ds = climode.open_fields("storm.nc")                      # files -> one Dataset
+    out = climode.forecast(ds, "60,63,66")                    # any times, bundled model by default
+    scores = climode.verify(out, climode.open_fields("truth.nc"))
+    run = climode.train(config, "runs/mine")                  # -> the run's model file
+    ckpt = climode.load_model(run)                            # weights and card, no code executed
+    net = climode.get_model("vid-ode", channels=3)            # an untrained network by name
+
+``forecast``, ``train`` and ``verify`` are functions here; the subpackages of the same names
+(the forecast command, the trainer, verification) are reached with import statements
+(``from climode.verify import metrics``). Names are imported on first use, so that
+``import climode.model`` (the network alone) needs neither the data stack (xarray, dask, zarr,
+cftime) nor the maps (cartopy).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from ._version import __version__
 from .errors import ClimodeError
 
+VERBS = {
+    "open_fields": ".io.fields",
+    "forecast": ".forecasting",
+    "verify": ".verify.truth",
+    "train": ".train.run",
+    "load_model": ".checkpoint",
+    "get_model": ".model",
+}
 # public name -> the module that defines it
 _HOMES = {
+    **VERBS,
     "Checkpoint": ".checkpoint",
-    "load_model": ".checkpoint",
     "save_model": ".checkpoint",
-    "open_fields": ".data.fields",
-    "forecast": ".forecasting",
     "ModelConfig": ".model",
-    "SolverConfig": ".model",
-    "VidODE": ".model",
-    "warp": ".model",
-    "write_netcdf": ".output",
-    "write_zarr": ".output",
+    "write_netcdf": ".io.write",
+    "write_zarr": ".io.write",
 }
 
 
@@ -38,5 +55,17 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOMES})
 
+
+class _Package(types.ModuleType):
+    """Importing the subpackage ``climode.train`` binds ``train`` on this package, over the verb of
+    that name; the verbs keep their names (the subpackages stay in ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in VERBS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = ["ClimodeError", "__version__", *sorted(_HOMES)]

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ClimodeError
-from .files import replacing
+from .io.write import replacing
 from .model import ModelConfig, build
 from .normalise import Normalised, Stats
 

@@ -18,16 +18,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import scoring
 from .checkpoint import Checkpoint, load_model
 from .config import config_from_dict, replace
 from .data import DATASETS, open_dataset
-from .data.fields import open_fields
 from .errors import ClimodeError, cli
-from .files import replacing
-from .output import fields
-from .verify import format_table as format_verification
-from .verify import verify
+from .io.fields import open_fields
+from .io.write import fields, replacing
+from .verify import scoring
+from .verify.truth import format_table as format_verification
+from .verify.truth import verify
 
 MODE_ONLY = {
     "checkpoint": ("dataset", "data"),

@@ -23,12 +23,13 @@ import xarray as xr
 from ._version import __version__
 from .checkpoint import Checkpoint, load_model
 from .conventions import cf_attrs
-from .data.fields import normalise_coords
 from .errors import ClimodeError
+from .geo.grid import grid_step, upsample
+from .geo.tiles import blend_weights, model_grids, windows
+from .io.coords import normalise_coords
+from .io.write import FLAG, FLAG_ATTRS
 from .model.compose import compose, fill_missing
 from .normalise import Normalised
-from .output import FLAG, FLAG_ATTRS
-from .tiles import Tile, blend_weights, extract, grid_step, windows
 from .times import as_hours, hours_between
 
 BUNDLED = "cam5-synthetic.safetensors"
@@ -56,7 +57,7 @@ def _checkpoint(checkpoint: str | Path | Checkpoint | None, device: str) -> Chec
 def _calendar(ds: xr.Dataset) -> str:
     first = ds.time.values[0]
     if not isinstance(first, cftime.datetime):
-        raise ClimodeError("input time axis is not decoded to dates; open it with climode.data.fields.open_fields")
+        raise ClimodeError("input time axis is not decoded to dates; open it with climode.io.fields.open_fields")
     return first.calendar
 
 
@@ -94,57 +95,6 @@ def _query_hours(times, origin, calendar: str, last_h: float) -> np.ndarray:
     return hours
 
 
-def _domain(ds: xr.Dataset) -> Tile:
-    """The box of ``ds``'s cell centres as a Tile, contiguous across the 0/360 meridian."""
-    lat, lon = ds.lat.values, np.sort(ds.lon.values % 360)
-    gaps = np.diff(np.r_[lon, lon[0] + 360])
-    west = int(np.argmax(gaps)) + 1  # the domain starts east of its largest gap
-    lon0 = lon[west % lon.size]
-    span = 360.0 - gaps.max()
-    return Tile("domain", float(lat[0]), float(lon0), float(lat[-1] - lat[0]), float(span))
-
-
-def _grids(ds: xr.Dataset, resolution: float | None):
-    """``(model, native, to_input)``: ``ds`` on the model's grid, ``ds`` on its own grid laid out
-    contiguously (lon continuing past 360 across the meridian), and the function that puts
-    results on that contiguous grid back into ``ds``'s layout. ``model is native`` when no
-    regridding is needed."""
-    if not {"lat", "lon"} <= set(ds.dims):
-        if resolution is not None:
-            raise ClimodeError(
-                f"the checkpoint works on a {resolution:g}-degree lat/lon grid, but the input has "
-                f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})"
-            )
-        return ds, ds, lambda out: out
-    box = _domain(ds)
-    step = grid_step(ds.lat.values), grid_step(np.sort(ds.lon.values))
-    native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
-    to_input = lambda out: (
-        out.assign_coords(lon=out.lon % 360)
-        .sortby("lon")
-        .reindex_like(ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
-    )
-    if resolution is None or all(abs(s - resolution) <= 0.01 * resolution for s in step):
-        return native, native, to_input
-    return extract(ds, box, resolution), native, to_input
-
-
-def _upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.ndarray:
-    """(..., h, w) fields on the model's grid -> (..., H, W) on the native grid, bilinearly; border
-    cells beyond the model grid's outer centres take the edge values."""
-    lat, lon = coarse.lat.values, coarse.lon.values
-    dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
-    da = (
-        xr.DataArray(values, dims=dims)
-        .pad(lat=1, lon=1, mode="edge")
-        .assign_coords(
-            lat=np.r_[lat[0] - grid_step(lat), lat, lat[-1] + grid_step(lat)],
-            lon=np.r_[lon[0] - grid_step(lon), lon, lon[-1] + grid_step(lon)],
-        )
-    )
-    return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
-
-
 def compose_native(
     predictor: Normalised, parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset, native: xr.Dataset
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +113,7 @@ def compose_native(
         ],
         np.float32,
     )
-    up = lambda name: torch.as_tensor(_upsample(parts[name], coarse, native))[None]
+    up = lambda name: torch.as_tensor(upsample(parts[name], coarse, native))[None]
     flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
     weight, residual = up("weight"), up("residual")
     x = torch.as_tensor(predictor.scale_inputs(frames))[None]
@@ -258,7 +208,7 @@ def forecast(
     """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
 
     ds: dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
-        cftime dates (``climode.data.fields.open_fields`` reads files that way), the checkpoint's
+        cftime dates (``climode.io.fields.open_fields`` reads files that way), the checkpoint's
         variables in physical units (U850/V850 m s-1, PSL Pa), NaN for missing cells; an all-NaN
         frame is a missing observation.
     times: hours after the first input frame (numbers), cftime dates, or a string such as
@@ -293,7 +243,7 @@ def forecast(
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
     grid = ckpt.card.grid or {}
-    model_ds, native, to_input = _grids(ds, grid.get("resolution"))
+    model_ds, native, to_input = model_grids(ds, grid.get("resolution"))
     predictor = ckpt.predictor
     frames = lambda fields: np.stack([fields[v].values for v in ckpt.variables], 1).astype(np.float32)
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
@@ -304,8 +254,8 @@ def forecast(
     elif {"flows", "weight", "residual", "sources"} <= set(parts):
         pred, share = compose_native(predictor, parts, frames(native), model_ds, native)
     else:
-        pred = _upsample(parts["frames"], model_ds, native)
-        share = None if share is None else _upsample(share, model_ds, native)
+        pred = upsample(parts["frames"], model_ds, native)
+        share = None if share is None else upsample(share, model_ds, native)
     filled = np.zeros(pred.shape, bool) if share is None else share < 1 - FILLED_SHARE
     if mask_filled:
         pred = np.where(filled, np.nan, pred)

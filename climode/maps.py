@@ -26,8 +26,7 @@ from PIL import Image
 from shapely.geometry import shape
 
 from .errors import ClimodeError
-from .files import replacing
-from .output import fields
+from .io.write import fields, replacing
 
 DPI = 110
 ARROWS = 20  # wind vectors across the domain

@@ -43,6 +43,15 @@ def hours_between(times: Sequence, origin, calendar: str) -> np.ndarray:
     return np.asarray(cftime.date2num(list(times), units, calendar=calendar), dtype=np.float64)
 
 
+def parse_date(text: str, what: str) -> str:
+    """``"YYYY-MM-DD[ HH:MM[:SS]]"`` (separators -, / or space) -> ``"YYYY-MM-DD HH:MM:SS"``."""
+    match = re.fullmatch(r"\s*(\d{1,4})[-/ ](\d{1,2})[-/ ](\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*", text)
+    if match is None:
+        raise ClimodeError(f"{what} {text!r} is not a date 'YYYY-MM-DD[ HH:MM:SS]'")
+    y, m, d, hh, mm, ss = (int(g or 0) for g in match.groups())
+    return f"{y:04d}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}"
+
+
 def _number(text: str, what: str) -> float:
     try:
         value = float(text)

@@ -16,7 +16,7 @@ import numpy as np
 
 from climode.data.bouncing_ball import BouncingBall
 from climode.errors import ClimodeError, cli
-from climode.files import replacing
+from climode.io.write import replacing
 
 
 @cli

@@ -27,12 +27,13 @@ from pathlib import Path
 from dask.distributed import Client, LocalCluster
 
 from climode.conventions import STORM_VARIABLES
-from climode.data.fields import open_fields, parse_mapping
 from climode.data.prepare import prepare_shards, sampling_for
 from climode.data.shards import open_store
 from climode.errors import ClimodeError, cli
-from climode.tiles import extract, parse_tiles
-from climode.tracks import detect, read_tracks
+from climode.geo.detect import detect
+from climode.geo.tiles import extract, parse_tiles
+from climode.io.fields import open_fields, parse_mapping
+from climode.io.tracks import read_tracks
 
 VARIABLES = ("U850", "V850", "PSL")
 

@@ -1,14 +1,14 @@
-"""The CLIPER-style track baseline of climode.cliper: exact cases, the regression, fallbacks, files."""
+"""The CLIPER-style track baseline of climode.verify.cliper: exact cases, the regression, fallbacks, files."""
 
 import cftime
 import numpy as np
 import pandas as pd
 import pytest
 
-from climode.cliper import PREDICTORS, Cliper, track_hours
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.tracks import great_circle_km
+from climode.geo.storms import great_circle_km
+from climode.verify.cliper import PREDICTORS, Cliper, track_hours
 
 
 def _straight(storm: str, lat0: float, lon0: float, dlat: float, dlon: float, hours: np.ndarray) -> pd.DataFrame:

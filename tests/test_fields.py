@@ -1,4 +1,4 @@
-"""climode.data.fields: lazy opening, variable lookup, coordinate/time/unit normalisation."""
+"""climode.io.fields: lazy opening, variable lookup, coordinate/time/unit normalisation."""
 
 import datetime
 import warnings
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climode.data.fields import normalise_coords, open_fields, parse_mapping, parse_variables
 from climode.errors import ClimodeError
+from climode.io.coords import normalise_coords
+from climode.io.fields import open_fields, parse_mapping, parse_variables
 
 GEOCAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "geocat_storm_500hPa"
 LAT = np.array([-10.0, 0.0, 10.0])

@@ -17,10 +17,10 @@ from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.forecasting import bundled_checkpoint, compose_native, predict
+from climode.geo.tiles import blend_weights, windows
 from climode.model import ModelConfig, VidODE
 from climode.model.base import last_observed
 from climode.normalise import Normalised
-from climode.tiles import blend_weights, windows
 from climode.times import parse_times
 
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"

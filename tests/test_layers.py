@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "climode"
 # lower layers (the network, the data path) and what they may not import: the layers built on them
-LOWER = ("climode.model", "climode.data")
+LOWER = ("climode.model", "climode.data", "climode.io", "climode.geo")
 HIGHER = (
     "climode.forecast",
     "climode.forecasting",
@@ -19,8 +19,6 @@ HIGHER = (
     "climode.verify",
     "climode.protocols",
     "climode.evaluate",
-    "climode.scoring",
-    "climode.skill",
     "climode.maps",
 )
 DATA_STACK = ("xarray", "dask", "zarr", "cftime", "cartopy", "pandas", "netCDF4", "matplotlib", "lightning")
@@ -121,6 +119,7 @@ def test_the_network_imports_and_runs_without_the_data_stack():
         sys.meta_path.insert(0, Block())
         import torch
         from climode.model import MODELS, ModelConfig, build
+        from climode.normalise import Normalised
         frames, times, query = torch.rand(1, 3, 3, 16, 16), torch.tensor([0.0, 1.0, 2.0]), torch.tensor([3.0])
         for name in MODELS:
             model = build(ModelConfig(architecture=name, width=4, n_in=3, frame_shape=[16, 16]))
@@ -136,3 +135,23 @@ def test_the_network_imports_and_runs_without_the_data_stack():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_verbs_stay_functions_after_their_subpackages_are_imported():
+    """``climode.train``, ``climode.forecast`` and ``climode.verify`` are the user's functions even once
+    the subpackages of those names (the trainer, the forecast command, verification) are imported."""
+    code = textwrap.dedent("""
+        import inspect
+        import climode.forecast.__main__, climode.train.run, climode.verify.metrics
+        import climode
+        from climode.verify import metrics
+        names = ("open_fields", "forecast", "verify", "train", "load_model", "get_model")
+        print([n for n in names if not inspect.isfunction(getattr(climode, n))], callable(metrics.ssim))
+        net = climode.get_model("vid-ode", channels=2, width=4)
+        print(type(net).__name__, net.config.channels)
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT.parent, env={"OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[] True", "VidODE 2"]

@@ -3,7 +3,7 @@ import pytest
 import xarray as xr
 
 from climode import ClimodeError
-from climode.output import write_netcdf, write_zarr
+from climode.io.write import write_netcdf, write_zarr
 
 DECODE = xr.coders.CFDatetimeCoder(use_cftime=True)
 

@@ -11,15 +11,16 @@ import xarray as xr
 from conftest import ROOT, assert_user_error, run_module
 
 from climode.checkpoint import Card, save_model
-from climode.data.fields import open_fields
 from climode.data.prepare import plan_samples, sample_span
 from climode.data.sampling import SamplingConfig
 from climode.data.shards import Shards, leakage, shared_frames
 from climode.data.shards import read_tracks as stored_tracks
 from climode.data.synthetic import write_corpus
+from climode.geo.detect import detect, match
+from climode.geo.tiles import parse_tiles
+from climode.io.fields import open_fields
+from climode.io.tracks import read_tracks
 from climode.model import ModelConfig, build
-from climode.tiles import parse_tiles
-from climode.tracks import detect, match, read_tracks
 
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
 

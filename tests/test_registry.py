@@ -7,11 +7,11 @@ import torch
 from climode.config import DataConfig
 from climode.data import DATASETS, open_dataset
 from climode.errors import ClimodeError
-from climode.metrics import METRICS
 from climode.model import MODELS, ModelConfig, build
 from climode.model.baselines import BASELINES
 from climode.protocols.spec import PRESETS, PROTOCOLS
 from climode.registry import Registry
+from climode.verify.metrics import METRICS
 
 REGISTRIES = {"model": MODELS, "baseline": BASELINES, "metric": METRICS, "dataset": DATASETS, "protocol": PROTOCOLS,
               "preset": PRESETS}  # fmt: skip

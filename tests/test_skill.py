@@ -1,4 +1,4 @@
-"""climode.skill: cases drawn as designed, every score exact for a perfect forecast, tables that bold
+"""climode.verify.skill: cases drawn as designed, every score exact for a perfect forecast, tables that bold
 only a separated winner."""
 
 import cftime
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from climode import skill
 from climode.data.synthetic import make_corpus
+from climode.verify import skill
 
 DESIGN = skill.Design(leads=(3.0, 6.0, 12.0), off_grid=(), fractions=(0.5,), gaps_h=(3.0, 12.0), step_h=3.0)
 

@@ -1,4 +1,4 @@
-"""Field and storm metrics of climode.metrics, each against values computed by hand on tiny arrays."""
+"""Field and storm metrics of climode.verify.metrics, each against values computed by hand on tiny arrays."""
 
 import time
 
@@ -7,19 +7,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from climode import verify
-from climode.intervals import bootstrap, separated
-from climode.metrics import (
-    csi,
-    fss,
-    intensity_errors,
-    psl_deficit,
-    rmse,
-    sharpness,
-    track_errors,
-    wind_speed,
-)
-from climode.tracks import KM_PER_DEG, great_circle_km
+from climode.geo import storms
+from climode.geo.storms import KM_PER_DEG, great_circle_km
+from climode.verify import truth as verify_truth
+from climode.verify.intervals import bootstrap, separated
+from climode.verify.metrics import csi, fss, intensity_errors, psl_deficit, rmse, sharpness, track_errors, wind_speed
 
 NAN = np.nan
 
@@ -56,7 +48,7 @@ def box_blur(values: np.ndarray) -> np.ndarray:
 
 
 def test_rmse_is_verify_lat_weighted_rmse_and_reduces_given_dims():
-    assert verify.lat_weighted_rmse is rmse
+    assert verify_truth.lat_weighted_rmse is rmse
     truth = field(np.zeros((2, 3)), lat=[0.0, 60.0])
     error = np.array([[1.0, 3.0, NAN], [2.0, 2.0, 4.0]])  # weights 1 (lat 0) and 0.5 (lat 60)
     np.testing.assert_allclose(float(rmse(truth + error, truth)), np.sqrt((1 + 9 + 0.5 * (4 + 4 + 16)) / 3.5))
@@ -203,8 +195,8 @@ def test_intensity_errors_of_verify_intensity():
     psl = np.full((2, 5, 5), 101000.0)
     psl[0, 2, 2], psl[1, 2, 2] = 99000.0, 98000.0
     ds = xr.Dataset({"PSL": (("time", "lat", "lon"), psl)}, coords={"time": [0, 1], "lat": lat, "lon": lon})
-    found = verify.intensity(ds, 2.0, 102.0)
-    errors = intensity_errors(found, verify.intensity(ds.isel(time=[0, 0]).assign_coords(time=[0, 1]), 2.0, 102.0))
+    found = storms.intensity(ds, 2.0, 102.0)
+    errors = intensity_errors(found, storms.intensity(ds.isel(time=[0, 0]).assign_coords(time=[0, 1]), 2.0, 102.0))
     np.testing.assert_allclose(errors["psl_min_bias_hpa"], [0.0, -10.0])
 
 

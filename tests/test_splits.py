@@ -14,7 +14,7 @@ from climode.data.prepare import plan_samples, sample_span, time_blocks, write_s
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.shards import Shards, leakage, open_store, shared_frames
 from climode.errors import ClimodeError
-from climode.tiles import Tile
+from climode.geo.tiles import Tile
 
 HOURLY = SamplingConfig(n_in=2, n_out=2, step_h=1.0, min_gap_h=1.0, max_gap_h=2.0, lead_step_h=1.0)
 

@@ -3,7 +3,7 @@ import pytest
 import xarray as xr
 
 from climode import ClimodeError
-from climode.tiles import BASINS, Tile, extract, parse_tiles, regular_tiles, to_native
+from climode.geo.tiles import BASINS, Tile, extract, parse_tiles, regular_tiles, to_native
 
 
 def global_field(step=0.25):

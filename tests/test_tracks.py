@@ -5,16 +5,9 @@ import pytest
 import xarray as xr
 
 from climode.errors import ClimodeError
-from climode.tracks import (
-    detect,
-    great_circle_km,
-    in_box,
-    match,
-    read_ibtracs,
-    read_tempest,
-    read_tracks,
-    storm_periods,
-)
+from climode.geo.detect import detect, match
+from climode.geo.storms import great_circle_km, in_box, storm_periods
+from climode.io.tracks import read_ibtracs, read_tempest, read_tracks
 
 KNOT = 0.514444
 
@@ -262,7 +255,7 @@ def test_detect_rejects_missing_variables():
 def test_the_centre_fit_recovers_a_quadratic_minimum_between_cells():
     """One fit for the detector and verification: exact on a quadratic bowl, also with a missing
     cell in the window; not used where the window is cut by the grid's edge."""
-    from climode.tracks.centre import quadratic_minima
+    from climode.geo.storms import quadratic_minima
 
     i, j = np.mgrid[0:20, 0:30].astype(float)
     bowl = 100000.0 + 50.0 * (i - 10.3) ** 2 + 30.0 * (j - 20.6) ** 2 + 10.0 * (i - 10.3) * (j - 20.6)

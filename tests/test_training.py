@@ -14,10 +14,10 @@ from conftest import ROOT, TINY, run_module, write_config
 from climode import ClimodeError, load_model
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
-from climode.scoring import score_checkpoint
 from climode.train import train
 from climode.train.__main__ import main as train_main
 from climode.train.task import Schedule
+from climode.verify.scoring import score_checkpoint
 
 
 def _optimizer_steps(ckpt_path):

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import ClimodeError, cli
-from ..files import replacing
+from ..io.write import replacing
 from .synthetic import STEP, encode, make_corpus
 
 STEP_H = STEP.total_seconds() / 3600.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ClimodeError
-from .fields import open_fields, parse_variables
+from ..io.fields import open_fields, parse_variables
 from .prepare import FRACTIONS, prepare_shards, sampling_for, step_hours
 
 

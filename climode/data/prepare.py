@@ -22,9 +22,9 @@ import zarr
 from .._version import __version__
 from ..conventions import HOURS_SINCE
 from ..errors import ClimodeError
-from ..tiles import Tile, extract
+from ..geo.storms import storm_periods
+from ..geo.tiles import Tile, extract
 from ..times import DEFAULT_STEP_H, to_hours
-from ..tracks import storm_periods
 from .sampling import SamplingConfig, draw_many, every_window
 from .shards import SPLITS, check_no_leak, shared_frames, staged, tracks_table
 from .stats import compute_stats

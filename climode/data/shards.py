@@ -31,7 +31,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
-from ..files import swap_in
+from ..io.write import swap_in
 from ..normalise import Stats
 
 SPLITS = ("train", "val", "test")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import xarray as xr
 
-from ..data.fields import open_fields
 from ..errors import ClimodeError, cli
 from ..forecasting import __doc__ as DOC
 from ..forecasting import _checkpoint, _stamp, forecast
-from ..output import FLAG, check_writable, write_netcdf, write_zarr
+from ..io.fields import open_fields
+from ..io.write import FLAG, check_writable, write_netcdf, write_zarr
 
 
 def _parser() -> argparse.ArgumentParser:

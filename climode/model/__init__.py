@@ -50,6 +50,12 @@ def build(config: ModelConfig) -> nn.Module:
     return MODELS.get_method(config.architecture)(config)
 
 
+def get_model(name: str = "vid-ode", **settings) -> nn.Module:
+    """An untrained model by name (``MODELS``), ``settings`` as in ``ModelConfig`` (e.g. ``channels=3``,
+    ``width=32``); ``climode.load_model`` loads a trained one."""
+    return build(ModelConfig(architecture=name, **settings))
+
+
 __all__ = [
     "LEARNED",
     "MODELS",
@@ -61,5 +67,6 @@ __all__ = [
     "build",
     "check_times",
     "configure",
+    "get_model",
     "warp",
 ]

@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 from ..conventions import STORM_VARIABLES
-from ..data.fields import open_fields
 from ..data.prepare import prepare_shards, sampling_for
 from ..data.synthetic import write_corpus
-from ..tiles import parse_tiles
-from ..tracks import read_tracks
+from ..geo.tiles import parse_tiles
+from ..io.fields import open_fields
+from ..io.tracks import read_tracks
 from .spec import Preset
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..files import replacing  # noqa: E402
-from ..intervals import bootstrap  # noqa: E402
+from ..io.write import replacing  # noqa: E402
+from ..verify.intervals import bootstrap  # noqa: E402
 
 # score -> (column title, scale applied to the stored value, format)
 COLUMNS = {
@@ -48,7 +48,7 @@ LEAD_SCORES = ("mse", "rmse_PSL", "track_km", "wind_max_abs_ms")
 
 
 def long_table(results: list[dict]) -> pd.DataFrame:
-    """Rows of ``{"setting", "model", "seed", "scores"}`` (scores as ``climode.scoring.score``
+    """Rows of ``{"setting", "model", "seed", "scores"}`` (scores as ``climode.verify.scoring.score``
     returns; seed None for a parameter-free model) -> a DataFrame with columns setting, model,
     seed, lead, samples, score, value (the mean over the run's samples)."""
     rows = []

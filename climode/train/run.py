@@ -21,11 +21,11 @@ from .._version import __version__
 from ..checkpoint import Card, Checkpoint, load_model, save_model
 from ..config import Config, config_from_dict, load_config, replace
 from ..data import QuerySampler, collate, open_dataset
-from ..data.fields import parse_variables
 from ..data.gridded import is_shard_store
 from ..data.gridded import prepare as prepare_gridded
 from ..errors import ClimodeError
-from ..files import replacing
+from ..io.fields import parse_variables
+from ..io.write import replacing
 from ..model import LEARNED, VARIANTS, configure
 from .task import ForecastTask
 

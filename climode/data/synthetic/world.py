@@ -13,7 +13,7 @@ import cftime
 import numpy as np
 
 from ...errors import ClimodeError
-from ...tracks.geometry import EARTH_RADIUS_KM
+from ...geo.storms import EARTH_RADIUS_KM
 
 LAND_FILE = Path(str(resources.files("climode.resources") / "synthetic_land.json"))
 

@@ -1,6 +1,6 @@
 """Forecast verification against a truth file, WeatherBench-2 style, as small composable pieces.
 
-Fields follow the toolkit convention (``climode.data.fields``): dims (time, lat, lon), lat
+Fields follow the toolkit convention (``climode.io.fields``): dims (time, lat, lon), lat
 ascending (degrees_north), lon in 0..360 (degrees_east), U850/V850 in m s-1, PSL in Pa, NaN
 where missing. A forecast also carries the scalar coordinate ``forecast_reference_time`` (the
 time of its last input frame), which persistence -- the truth then, held constant -- starts from.
@@ -9,117 +9,19 @@ time of its last input frame), which persistence -- the truth then, held constan
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import ClimodeError
+from ..errors import ClimodeError
+from ..geo.storms import FOLLOW_KM, follow_storm, great_circle_km, intensity, storm_centre
+from ..io.write import fields
 from .metrics import rmse as lat_weighted_rmse
-from .output import fields
-from .tracks import great_circle_km
-from .tracks.centre import quadratic_minima
 
 MODEL = "vid-ode"
 PERSISTENCE = "persistence"
-FOLLOW_KM = 400.0  # how far a storm centre may move between consecutive frames
-INTENSITY_KM = 300.0  # radius around the centre searched for minimum PSL and maximum wind
 ERRORS = {"psl_min_hpa": "psl_min_abs_hpa", "wind_max_ms": "wind_max_abs_ms"}  # intensity -> its error score
-
-
-def _periodic(lon: np.ndarray) -> bool:
-    """Whether a regular longitude axis goes round the globe."""
-    step = np.diff(lon)
-    return lon.size > 2 and np.allclose(step, step[0]) and abs(lon.size * step[0] - 360.0) < 0.5 * step[0]
-
-
-def storm_centre(
-    psl: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
-    near: tuple[float, float] | None = None,
-    radius_km: float = FOLLOW_KM,
-    half: int = 1,
-) -> tuple[float, float, float]:
-    """The PSL minimum of a (lat, lon) field (Pa), within radius_km of ``near`` (lat, lon) when given.
-
-    The grid cell of lowest PSL is refined to sub-grid by a least-squares quadratic fitted to its
-    (2 half + 1)^2 neighbourhood (3x3 by default) when the fit is a minimum inside that window;
-    NaN cells are left out of the fit. Returns (lat degrees_north, lon degrees_east 0..360,
-    psl_min Pa, never above the cell's value); all NaN when no finite cell is in reach.
-    """
-    psl = np.asarray(psl, float)
-    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
-    reach = np.isfinite(psl)
-    if near is not None:
-        reach &= great_circle_km(lat[:, None], lon[None, :], near[0], near[1]) <= radius_km
-    if not reach.any():
-        return float("nan"), float("nan"), float("nan")
-    i, j = np.unravel_index(np.argmin(np.where(reach, psl, np.inf)), psl.shape)
-    (di,), (dj,), (value,) = quadratic_minima(psl, i, j, half, _periodic(lon))
-    centre_lat = np.interp(i + di, np.arange(lat.size), lat)
-    spacing = np.gradient(lon)[j] if lon.size > 1 else 0.0
-    return float(centre_lat), float((lon[j] + dj * spacing) % 360.0), float(value)
-
-
-def follow_storm(psl: xr.DataArray, start: tuple[float, float], radius_km: float = FOLLOW_KM) -> pd.DataFrame:
-    """Track a low through PSL (time, lat, lon) in Pa: at each time, the ``storm_centre`` within
-    radius_km of the previous centre (the first: of ``start``, (lat, lon) in degrees).
-
-    Returns columns time, lat, lon (degrees) and psl_min (Pa), one row per time; a time with no
-    finite PSL in reach gives NaN and the search goes on from the last centre found.
-    """
-    values = np.asarray(psl.transpose("time", "lat", "lon").values, float)
-    lat, lon = psl["lat"].values, psl["lon"].values
-    rows, near = [], (float(start[0]), float(start[1]))
-    for field in values:
-        centre = storm_centre(field, lat, lon, near=near, radius_km=radius_km)
-        rows.append(centre)
-        if np.isfinite(centre[0]):
-            near = centre[:2]
-    table = pd.DataFrame(rows, columns=["lat", "lon", "psl_min"])
-    table.insert(0, "time", psl["time"].values)
-    return table
-
-
-def intensity(
-    ds: xr.Dataset,
-    centre_lat: float | Sequence[float],
-    centre_lon: float | Sequence[float],
-    radius_km: float = INTENSITY_KM,
-    psl: str = "PSL",
-    u: str = "U850",
-    v: str = "V850",
-) -> pd.DataFrame:
-    """Storm intensity per time of ``ds`` (time, lat, lon) around centres (degrees; one per time, or one for all).
-
-    Returns columns time, psl_min_hpa (lowest PSL, hPa) and, when ``ds`` holds both winds,
-    wind_max_ms (highest sqrt(u^2 + v^2), m s-1), each over the grid cells within radius_km of
-    the centre; NaN where the centre is NaN or no finite cell is in reach.
-    """
-    times = ds["time"].values
-    clat = np.broadcast_to(np.asarray(centre_lat, float), times.shape)
-    clon = np.broadcast_to(np.asarray(centre_lon, float), times.shape)
-    near = (
-        great_circle_km(
-            ds["lat"].values[None, :, None], ds["lon"].values[None, None, :], clat[:, None, None], clon[:, None, None]
-        )
-        <= radius_km
-    )
-
-    def extreme(field: np.ndarray, lowest: bool) -> np.ndarray:
-        fill = np.inf if lowest else -np.inf
-        masked = np.where(near & np.isfinite(field), field, fill)
-        found = masked.min((1, 2)) if lowest else masked.max((1, 2))
-        return np.where(np.isfinite(found), found, np.nan)
-
-    table = pd.DataFrame({"time": times})
-    table["psl_min_hpa"] = extreme(np.asarray(ds[psl].transpose("time", "lat", "lon").values, float), True) / 100.0
-    if u in ds and v in ds:
-        speed = np.hypot(*(np.asarray(ds[name].transpose("time", "lat", "lon").values, float) for name in (u, v)))
-        table["wind_max_ms"] = extreme(speed, False)
-    return table
 
 
 # ------------------------------------------------------------------------------------ verify

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import glob
 import os
-import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import cftime
 import numpy as np
 import xarray as xr
 
-from ..conventions import COORD_ATTRS, COORD_NAMES, HOUR_UNITS, REFTIME_NAMES, TIME_ORIGIN, VARIABLES, Variable
+from ..conventions import VARIABLES
 from ..errors import ClimodeError
+from .coords import fix_units, hours_axis, normalise_coords, rename_coords
 
 PathLike = str | os.PathLike
 DEFAULT_CHUNKS = {"time": 1}
@@ -55,107 +53,6 @@ def parse_variables(text: str, mapped: bool = False) -> tuple[list[str], dict[st
 def parse_mapping(text: str) -> dict[str, str]:
     """``"U850=u,V850=v,PSL=p"`` -> ``{"U850": "u", ...}`` (requested name -> name in file)."""
     return parse_variables(text, mapped=True)[1]
-
-
-# ---------------------------------------------------------------- coordinates
-
-
-def _rename_coords(ds: xr.Dataset) -> xr.Dataset:
-    """Rename time/lat/lon aliases (dims or coordinates only) and make 1-D ones dimensions."""
-    present = set(ds.dims) | set(ds.coords)
-    renames = {}
-    for target, candidates in COORD_NAMES.items():
-        found = next((c for c in candidates if c in present), None)
-        if found is not None and found != target and target not in present:
-            renames[found] = target
-    ds = ds.rename(renames)
-    for name in COORD_NAMES:
-        if name in ds.coords and ds[name].ndim == 1 and ds[name].dims[0] != name:
-            ds = ds.swap_dims({ds[name].dims[0]: name})
-    return ds
-
-
-def _wrap_lon(ds: xr.Dataset) -> xr.Dataset:
-    """Longitudes to [0, 360); a 1-D lon axis sorted ascending with data reordered, duplicates dropped."""
-    if "lon" not in ds.coords:
-        return ds
-    lon = ds["lon"]
-    ds = ds.assign_coords(lon=(lon % 360).assign_attrs(lon.attrs, units=COORD_ATTRS["lon"]["units"]))
-    if lon.dims != ("lon",):
-        return ds
-    _, first = np.unique(ds["lon"].values, return_index=True)
-    return ds if np.array_equal(first, np.arange(lon.size)) else ds.isel(lon=first)
-
-
-def _ascending_lat(ds: xr.Dataset) -> xr.Dataset:
-    """Latitudes ascending (ERA5 stores them 90..-90)."""
-    if "lat" not in ds.coords:
-        return ds
-    ds = ds.assign_coords(lat=ds["lat"].assign_attrs(units=COORD_ATTRS["lat"]["units"]))
-    if ds["lat"].dims != ("lat",) or ds.indexes["lat"].is_monotonic_increasing:
-        return ds
-    return ds.sortby("lat")
-
-
-def _order_dims(ds: xr.Dataset) -> xr.Dataset:
-    """Dims in the order (time, ..., lat, lon) or (time, ..., y, x)."""
-    space = next((pair for pair in (("lat", "lon"), ("y", "x")) if set(pair) <= set(ds.dims)), ())
-    return ds.transpose("time", ..., *space, missing_dims="ignore")
-
-
-def normalise_coords(ds: xr.Dataset) -> xr.Dataset:
-    """Coordinates to the toolkit convention: dims (time, ..., lat, lon) with lat ascending and
-    lon in [0, 360) ascending; projected grids keep (time, ..., y, x). Lazy: no data is read."""
-    return _order_dims(_ascending_lat(_wrap_lon(_rename_coords(ds))))
-
-
-# ---------------------------------------------------------------- time
-
-
-def _parse_date(text: str, what: str) -> str:
-    """``"YYYY-MM-DD[ HH:MM[:SS]]"`` (separators -, / or space) -> ``"YYYY-MM-DD HH:MM:SS"``."""
-    match = re.fullmatch(r"\s*(\d{1,4})[-/ ](\d{1,2})[-/ ](\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*", text)
-    if match is None:
-        raise ClimodeError(f"{what} {text!r} is not a date 'YYYY-MM-DD[ HH:MM:SS]'")
-    y, m, d, hh, mm, ss = (int(g or 0) for g in match.groups())
-    return f"{y:04d}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}"
-
-
-def _file_reftime(ds: xr.Dataset, path: Path) -> str | None:
-    """The reference date a file gives as text (e.g. the geocat ``reftime`` "1996 01 05 00:00")."""
-    name = next((n for n in REFTIME_NAMES if n in ds.variables and ds[n].dtype.kind in "SUO"), None)
-    if name is None:
-        return None
-    value = ds[name].values.item()
-    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-    return _parse_date(text, f"{path}: reference time variable {name!r}")
-
-
-def _hours_axis(
-    ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time: str | None, calendar: str
-) -> xr.Dataset:
-    """Turn a numeric time axis without CF units into cftime objects (hours since a reference)."""
-    if "time" not in ds.coords or ds["time"].dtype.kind not in "iuf":
-        return ds
-    time = ds["time"]
-    units = time.attrs.get("units")
-    if units is not None and str(units).strip().lower() not in HOUR_UNITS:
-        raise ClimodeError(f"{path}: time axis has units {units!r}, not CF 'UNITS since YYYY-MM-DD'")
-    if not time_in_hours:
-        raise ClimodeError(
-            f"{path}: the time axis has numbers and no units; if they are hours, pass "
-            f"--time-in-hours (time_in_hours=True) with a reference time (default {TIME_ORIGIN})"
-        )
-    if reference_time is not None:
-        ref = _parse_date(reference_time, "reference_time")
-    else:
-        ref = _file_reftime(ds, path) or TIME_ORIGIN
-    try:
-        dates = cftime.num2date(time.values, f"hours since {ref}", calendar=calendar, only_use_cftime_datetimes=True)
-    except ValueError as exc:
-        raise ClimodeError(f"{path}: cannot read time as hours since {ref} ({calendar} calendar): {exc}") from None
-    attrs = {k: v for k, v in time.attrs.items() if k != "units"}
-    return ds.assign_coords(time=("time", np.asarray(dates), attrs))
 
 
 # ---------------------------------------------------------------- files
@@ -311,42 +208,6 @@ def _check_not_empty(name: str, da: xr.DataArray, sample: np.ndarray, sources: s
         raise ClimodeError(f"variable {name} is all missing (NaN, or the file's fill value) in {sources}")
 
 
-def _unit_key(units: object) -> str:
-    return str(units).strip().lower().replace(" ", "")
-
-
-def _units_factor(name: str, known: Variable, units: object, sample: np.ndarray) -> float | None:
-    """Factor to ``known.units`` (1 when fine), or None to leave values with unknown units; warns."""
-    finite = sample[np.isfinite(sample)]
-    looks_hpa = known.hpa_below is not None and finite.size and np.median(finite) < known.hpa_below
-    factor = known.factors.get(_unit_key(units)) if units is not None else 1.0
-    if looks_hpa and factor == 1.0:
-        warnings.warn(
-            f"{name}: values look like hPa (median {np.median(finite):.1f}) although units are "
-            f"{units!r}; converting to Pa (x100)",
-            stacklevel=4,
-        )
-        return 100.0
-    if units is None:
-        warnings.warn(f"{name} has no units attribute; assuming {known.units}", stacklevel=4)
-    elif factor is None:
-        warnings.warn(f"{name} has unknown units {units!r}; values left as they are", stacklevel=4)
-    elif factor != 1.0:
-        warnings.warn(f"{name}: converting {units!r} to {known.units!r} (x{factor:g})", stacklevel=4)
-    return factor
-
-
-def _fix_units(name: str, da: xr.DataArray, sample: np.ndarray) -> xr.DataArray:
-    known = VARIABLES.get(name)
-    if known is None:
-        return da
-    factor = _units_factor(name, known, da.attrs.get("units"), sample)
-    if factor is None:
-        return da
-    out = da if factor == 1.0 else da * factor
-    return out.assign_attrs(da.attrs, units=known.units)
-
-
 # ---------------------------------------------------------------- entry point
 
 
@@ -386,13 +247,13 @@ def open_fields(
     pieces: dict[str, list[tuple[Path, xr.DataArray]]] = {name: [] for name in names}
     present: set[str] = set()
     for path in files:
-        ds = _rename_coords(_open_one(path))
+        ds = rename_coords(_open_one(path))
         present.update(map(str, ds.data_vars))
         found = {name: _find(ds, *_lookup(name, mapping)) for name in names}
         found = {name: var for name, var in found.items() if var is not None}
         if not found:
             continue
-        ds = _hours_axis(ds, path, time_in_hours, reference_time, calendar or "standard")
+        ds = hours_axis(ds, path, time_in_hours, reference_time, calendar or "standard")
         sub = xr.Dataset({name: ds[var] for name, var in found.items()})
         spec = DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})
         sub = normalise_coords(sub.chunk({k: v for k, v in spec.items() if k in sub.dims}))
@@ -408,10 +269,10 @@ def open_fields(
         da = _concat_time(name, pieces[name])
         sample = _first_step(da)
         _check_not_empty(name, da, sample, sources)
-        arrays[name] = _fix_units(name, da, sample)
+        arrays[name] = fix_units(name, da, sample)
     ds = _merge(arrays)
     ds.attrs["climode_sources"] = sources
     return ds
 
 
-__all__ = ["normalise_coords", "open_fields", "parse_mapping", "parse_variables"]
+__all__ = ["open_fields", "parse_mapping", "parse_variables"]

@@ -5,7 +5,7 @@ frames are scored. Scores, each the mean over samples at one lead time (NaN left
 
 - ``mse`` (normalised units; x1e3 in the protocols' tables: the paper's MSE x1e-3 on fields
   min-max scaled to [0, 1]), ``psnr`` (dB, mean of per-frame PSNR, data range 1) and ``ssim``
-  (Gaussian 11 px, data range 1), from ``climode.metrics``;
+  (Gaussian 11 px, data range 1), from ``climode.verify.metrics``;
 - ``lpips``: always NaN (reported as n/a): its backbone weights cannot be had here, and no
   stand-in number is made up;
 - with ``storms`` (storm tiles of a shard store, U850/V850/PSL): ``rmse_<VAR>`` in the variable's
@@ -24,16 +24,16 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader
 
-from .checkpoint import Checkpoint
-from .data import collate
-from .data.samples import by_times
-from .data.shards import Shards
-from .errors import ClimodeError
+from ..checkpoint import Checkpoint
+from ..data import collate
+from ..data.samples import by_times
+from ..data.shards import Shards
+from ..errors import ClimodeError
+from ..model.base import last_observed
+from ..model.baselines import BASELINES
+from ..times import from_hours
 from .metrics import METRICS
-from .model.base import last_observed
-from .model.baselines import BASELINES
-from .times import from_hours
-from .verify import MODEL, lat_weighted_rmse, verify
+from .truth import MODEL, lat_weighted_rmse, verify
 
 Forecaster = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 STORM_SCORES = ("track_km", "psl_min_abs_hpa", "wind_max_abs_ms")

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from .conventions import COORD_ATTRS, HOURS_SINCE, cf_attrs
-from .errors import ClimodeError
-from .files import replacing, swap_in
+from ..conventions import COORD_ATTRS, HOURS_SINCE, cf_attrs
+from ..errors import ClimodeError
 
 FILL = np.float32(1.0e20)
 FLAG = "filled"  # the forecast's status flag: 1 where a value derives from missing input cells that were filled
@@ -127,3 +128,30 @@ def write_zarr(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return path
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, renamed onto it when the block succeeds and removed otherwise."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def swap_in(new: Path, path: Path) -> None:
+    """Move ``new`` (file or directory) to ``path``; an existing ``path`` is removed only once
+    ``new`` stands in its place."""
+    if not path.exists():
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .errors import ClimodeError
+from ..errors import ClimodeError
+from .grid import grid_step
 
 HEIGHT, WIDTH = 60.0, 160.0
 
@@ -85,12 +86,6 @@ def parse_tiles(spec: str) -> list[Tile]:
     if not tiles:
         raise ClimodeError("no tiles given")
     return tiles
-
-
-def grid_step(coord) -> float:
-    """The typical spacing of a 1-D coordinate (array or DataArray): the median step, 1.0 for a single cell."""
-    steps = np.diff(np.asarray(coord))
-    return float(np.median(steps)) if len(steps) else 1.0
 
 
 def _contiguous_lon(ds: xr.Dataset, tile: Tile) -> xr.Dataset:
@@ -174,3 +169,38 @@ def blend_weights(size: int, overlap: int) -> np.ndarray:
         return np.ones(size)
     i = np.arange(size)
     return np.clip(np.minimum(i + 0.5, size - i - 0.5) / overlap, 1e-3, 1.0)
+
+
+def domain(ds: xr.Dataset) -> Tile:
+    """The box of ``ds``'s cell centres as a Tile, contiguous across the 0/360 meridian."""
+    lat, lon = ds.lat.values, np.sort(ds.lon.values % 360)
+    gaps = np.diff(np.r_[lon, lon[0] + 360])
+    west = int(np.argmax(gaps)) + 1  # the domain starts east of its largest gap
+    lon0 = lon[west % lon.size]
+    span = 360.0 - gaps.max()
+    return Tile("domain", float(lat[0]), float(lon0), float(lat[-1] - lat[0]), float(span))
+
+
+def model_grids(ds: xr.Dataset, resolution: float | None):
+    """``(model, native, to_input)``: ``ds`` on the model's grid, ``ds`` on its own grid laid out
+    contiguously (lon continuing past 360 across the meridian), and the function that puts
+    results on that contiguous grid back into ``ds``'s layout. ``model is native`` when no
+    regridding is needed."""
+    if not {"lat", "lon"} <= set(ds.dims):
+        if resolution is not None:
+            raise ClimodeError(
+                f"the checkpoint works on a {resolution:g}-degree lat/lon grid, but the input has "
+                f"no lat/lon coordinates (dims {', '.join(map(str, ds.dims))})"
+            )
+        return ds, ds, lambda out: out
+    box = domain(ds)
+    step = grid_step(ds.lat.values), grid_step(np.sort(ds.lon.values))
+    native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
+    to_input = lambda out: (
+        out.assign_coords(lon=out.lon % 360)
+        .sortby("lon")
+        .reindex_like(ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
+    )
+    if resolution is None or all(abs(s - resolution) <= 0.01 * resolution for s in step):
+        return native, native, to_input
+    return extract(ds, box, resolution), native, to_input

@@ -13,8 +13,8 @@ dims (time, lat, lon), lat ascending (degrees_north), lon 0..360 (degrees_east),
 forecast and truth must share their coordinates exactly (ValueError otherwise), they reduce over
 (lat, lon) and keep other dims. Events for CSI and FSS are ``wind_speed`` >= ``WIND_THRESHOLDS_MS``
 or ``psl_deficit`` >= ``DEFICIT_THRESHOLDS_HPA``. Storm metrics: ``intensity_errors`` (of the
-tables of ``climode.verify.intensity``) and ``track_errors`` (great-circle, along- and cross-track).
-Intervals over storms are ``climode.intervals``.
+tables of ``climode.geo.storms.intensity``) and ``track_errors`` (great-circle, along- and cross-track).
+Intervals over storms are ``climode.verify.intervals``.
 
 Everywhere, a cell counts only where both forecast and target (truth) are finite.
 """
@@ -28,8 +28,8 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from .registry import Registry
-from .tracks import KM_PER_DEG, great_circle_km
+from ..geo.storms import KM_PER_DEG, great_circle_km
+from ..registry import Registry
 
 SSIM_CHUNK = 128  # frames per torchmetrics call
 FIELD_DIMS = ("lat", "lon")
@@ -270,7 +270,7 @@ def intensity_errors(
 
     Parameters
     ----------
-    forecast, truth : tables as ``climode.verify.intensity`` returns (columns time, psl_min_hpa
+    forecast, truth : tables as ``climode.geo.storms.intensity`` returns (columns time, psl_min_hpa
         [, wind_max_ms]), matched on ``time`` when both have that column, else on the index; or
         Datasets with those variables on the same coordinates. Times must agree (ValueError otherwise).
 

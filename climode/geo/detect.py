@@ -11,10 +11,10 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ClimodeError
+from ..io.tracks import COLUMNS
 from ..times import elapsed_hours
-from .centre import quadratic_minima
-from .geometry import KM_PER_DEG, _destination, great_circle_km
-from .readers import COLUMNS
+from .grid import periodic
+from .storms import KM_PER_DEG, _destination, great_circle_km, quadratic_minima
 
 MERGE_DEG = 2.0  # candidates closer than this (great circle, deg) are merged, the deeper one kept
 N_BEARINGS = 32  # rays of the closed-contour test
@@ -63,7 +63,7 @@ class _Grid:
     @property
     def periodic(self) -> bool:
         """Whether the grid goes round the globe in longitude."""
-        return abs(len(self.lon) * self.dlon - 360.0) < 0.5 * self.dlon
+        return periodic(self.lon)
 
     @property
     def spacing(self) -> float:

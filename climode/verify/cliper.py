@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ClimodeError
-from .times import elapsed_hours, parse_stamps
+from ..errors import ClimodeError
+from ..times import elapsed_hours, parse_stamps
 
 PREDICTORS = ("const", "dlat_12h", "dlon_12h", "dlat_prev_12h", "dlon_prev_12h", "lat", "lon")
 MOTION_H = 12.0  # hours of each displacement predictor
@@ -31,7 +31,7 @@ FORMAT = "climode-cliper"
 
 def track_hours(times: Sequence, calendar: str = "noleap") -> np.ndarray:
     """Hours since the first of ``times``: numbers (hours), datetime64, cftime or datetime objects, or
-    "YYYY-MM-DD HH:MM[:SS]" strings (dates of ``calendar``, as ``climode.tracks`` writes them)."""
+    "YYYY-MM-DD HH:MM[:SS]" strings (dates of ``calendar``, as ``climode.io.tracks`` writes them)."""
     values = np.asarray(times)
     if values.size == 0:
         return np.zeros(0)

@@ -11,9 +11,9 @@ query time, from one call (a forecast does not depend on the other times asked):
 
 Every forecaster goes through ``climode.forecast`` with the same checkpoint metadata (grid,
 tiles, normalisation), so the baselines see exactly the inputs the model sees. The scores are
-``climode.metrics``'s: RMSE in physical units, CSI and FSS at wind 17/33 m/s and PSL deficits of
+``climode.verify.metrics``'s: RMSE in physical units, CSI and FSS at wind 17/33 m/s and PSL deficits of
 10/30 hPa, sharpness, minimum-PSL and maximum-wind bias and error around the storm's centre, and
-track error with along/cross-track parts and hit rate. CLIPER (``climode.cliper``) adds a track
+track error with along/cross-track parts and hit rate. CLIPER (``climode.verify.cliper``) adds a track
 forecast from the storm's past positions. ``summarise`` gives means with bootstrap intervals that
 resample storms, not cases.
 """
@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .checkpoint import Checkpoint
+from ..checkpoint import Checkpoint
+from ..geo.storms import FOLLOW_KM, follow_storm, intensity, storm_centre
+from ..model import build
+from ..times import hours_between
 from .intervals import bootstrap
 from .metrics import csi, fss, intensity_errors, psl_deficit, rmse, sharpness, track_errors, wind_speed
-from .model import build
-from .times import hours_between
-from .verify import FOLLOW_KM, follow_storm, intensity, storm_centre
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def score_case(
 
 
 def cliper_rows(case: Case, track: pd.DataFrame, predict: Callable, index: int) -> list[dict]:
-    """Track rows of a CLIPER forecast (``predict(history, leads_h)``, ``climode.cliper.Cliper.predict``)
+    """Track rows of a CLIPER forecast (``predict(history, leads_h)``, ``climode.verify.cliper.Cliper.predict``)
     made at the last input from the storm's true positions 0, 12 and 24 h before it."""
     end = case.inputs[-1]
     ahead = [k for k, task in enumerate(case.tasks) if task != "interpolation"]
@@ -299,7 +299,7 @@ def evaluate(
     (time, lat, lon; frames at least at every input and query), with the storms' true ``tracks``
     (``track_hours``) when there are storms. Returns the long table of ``score_case`` (and
     ``cliper_rows`` when ``cliper`` is given)."""
-    from .forecasting import forecast
+    from ..forecasting import forecast
 
     hours = np.round(record_hours(ds), 6)
     at = {h: k for k, h in enumerate(hours)}

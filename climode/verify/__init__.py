@@ -1,0 +1,8 @@
+"""Verification: forecast fields against a truth file (``truth``: ``verify``, ``format_table``),
+metrics as small array-in, array-out functions (``metrics``), models scored side by side on a
+dataset's samples (``scoring``), storm skill with intervals over storms (``skill``,
+``intervals``) and the CLIPER track baseline (``cliper``)."""
+
+from .truth import format_table, verify
+
+__all__ = ["format_table", "verify"]
