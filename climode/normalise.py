@@ -68,6 +68,10 @@ class Stats:
     def to_dict(self) -> dict:
         return {name: scaling.to_dict() for name, scaling in self.variables.items()}
 
+    def __len__(self) -> int:
+        """Variables with statistics: empty statistics are false, as no statistics."""
+        return len(self.variables)
+
     def _factors(self, frames, variables: list[str], axis: int):
         missing = [v for v in variables if v not in self.variables]
         if missing:
