@@ -27,7 +27,14 @@ class DataConfig:
     frames are hidden and asked for (interpolation), and ``missing`` the chance that a rectangle of
     cells is missing from the inputs (what the model's validity channels are for). ``continuous``
     (bouncing-ball): targets at random real times instead of whole frames, and one inside each gap
-    between inputs."""
+    between inputs.
+
+    Video datasets (kth, mgif, penn, folder; ``climode.video``): ``path`` is the dataset's root,
+    ``task`` "extrapolation" (n_in in, n_out out) or "interpolation" (n_in in, the n_in - 1 frames
+    between them out), ``frame_size`` the square side in pixels, ``channels`` 1 (grey), 3 (colour)
+    or None (as the videos are), ``stride`` the frame skip, ``clips_per_video`` the most samples a
+    validation or test video gives (0: all), ``augment`` flips and rotates training samples, ``cache``
+    where decoded videos are kept (default ``~/.cache/climode/video``)."""
 
     name: str = "bouncing-ball"
     path: str | None = None
@@ -46,9 +53,20 @@ class DataConfig:
     hide: float = 0.0
     missing: float = 0.0
     continuous: bool = False
+    task: str = "extrapolation"
+    channels: int | None = None
+    stride: int = 1
+    clips_per_video: int = 0
+    augment: bool = False
+    cache: str | None = None
 
     def __post_init__(self):
         check_choice("queries", self.queries, QUERIES)
+        check_choice("video task", self.task, ("extrapolation", "interpolation"))
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels is 1 (grey), 3 (colour) or null (as the videos are), got {self.channels}")
+        if self.stride < 1 or self.clips_per_video < 0:
+            raise ValueError(f"need stride >= 1 and clips_per_video >= 0, got {self.stride} and {self.clips_per_video}")
         for name in ("hide", "missing"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")

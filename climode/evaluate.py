@@ -31,7 +31,7 @@ from .verify.truth import verify
 MODE_ONLY = {
     "checkpoint": ("dataset", "data"),
     "forecast": ("truth", "storm", "vars", "time_in_hours", "reference_time"),
-    "protocol": ("preset", "out", "overwrite", "seeds"),
+    "protocol": ("preset", "out", "overwrite", "seeds", "root", "task", "drop"),
 }
 
 
@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         help="run one of the paper's protocols end to end (data, training, scores): "
-        "cam5-irregular, sampling-rate, ablation, bouncing-ball",
+        "cam5-irregular, sampling-rate, ablation, bouncing-ball, or on your copy of a video dataset "
+        "(--root): kth, mgif, penn, folder",
     )
     p.add_argument("--preset", help="with --protocol: cpu-small (2 CPU cores, under an hour) or paper")
     p.add_argument(
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", help="with --protocol: training seeds, one run of every learned model each (default 0,1,2)"
     )
+    p.add_argument("--root", help="with a video --protocol: the dataset's root folder in its published layout")
+    p.add_argument("--task", help="with a video --protocol: extrapolation (5 in, 5 out; default) or interpolation")
+    p.add_argument("--drop", type=float, help="with a video --protocol: chance each inner input frame is missing")
     return p
 
 
@@ -207,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     if mode == "protocol":
         from .protocols import run  # trains models: loaded only for this mode
 
-        for path in run(args.protocol, args.preset, args.out, args.overwrite, _parse_seeds(args.seeds)):
+        video = {"root": args.root, "task": args.task or "extrapolation", "drop": args.drop or 0.0}
+        for path in run(args.protocol, args.preset, args.out, args.overwrite, _parse_seeds(args.seeds), **video):
             print(path)
         return
     ckpt = load_model(args.checkpoint)

@@ -1,11 +1,14 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # one torch thread per test process, and per command a test runs: `make test` runs two workers on two
 # cores, and seeded results do not depend on how many cores the machine has
 os.environ["OMP_NUM_THREADS"] = "1"
+# decoded videos go to a cache of the test session's own, never the user's ~/.cache/climode
+os.environ.setdefault("CLIMODE_CACHE", tempfile.mkdtemp(prefix="climode-test-cache-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -58,7 +61,7 @@ def tiny_config(tmp_path) -> Path:
 
 def run_module(module: str, *args, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` as a user would and capture its output."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **popen.get("env", {})}
     return subprocess.run(
         [sys.executable, "-m", module, *map(str, args)],
         capture_output=True,

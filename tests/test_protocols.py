@@ -81,7 +81,10 @@ def test_protocol_refuses_an_out_of_another_run(tiny, tmp_path):
     with pytest.raises(ClimodeError, match="not a protocol run"):
         run("cam5-irregular", "tiny", out)
     with pytest.raises(ClimodeError, match="unknown protocol"):
-        run("kth", "tiny", tmp_path / "x")
+        run("ucf101", "tiny", tmp_path / "x")
+    with pytest.raises(ClimodeError, match="pass --root DIR"):
+        run("kth", "tiny", tmp_path / "x")  # a video protocol runs on the user's copy of the dataset
+    assert not (tmp_path / "x").exists()
     assert (out / "mine.txt").read_text() == "keep"
 
 

@@ -38,8 +38,39 @@ def _shards(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset
     return Shards(_path(cfg, "STORE.zarr"), split, normalisation)
 
 
+def _video(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
+    from ..video.clips import VideoClips
+    from ..video.layouts import LAYOUTS
+
+    sources = LAYOUTS.get_method(cfg.name)(_path(cfg, "ROOT (or --root ROOT)"), cfg.seed)[split]
+    if not sources and split != "val":
+        raise ClimodeError(f"{cfg.name} dataset under {cfg.path} has no {split} videos")
+    return VideoClips(
+        sources,
+        cfg.task,
+        cfg.n_in,
+        cfg.n_out,
+        size=cfg.frame_size,
+        channels=cfg.channels,
+        stride=cfg.stride,
+        clips_per_video=0 if split == "train" else cfg.clips_per_video,
+        drop=cfg.drop,
+        augment=cfg.augment and split == "train",
+        seed=cfg.seed,
+        cache=cfg.cache,
+    )
+
+
+VIDEO_DATASETS = ("kth", "mgif", "penn", "folder")
 DATASETS: Registry = Registry(
-    "dataset", {"bouncing-ball": _bouncing_ball, "clips": _clips, "cam5": _shards, "gridded": _shards}
+    "dataset",
+    {
+        "bouncing-ball": _bouncing_ball,
+        "clips": _clips,
+        "cam5": _shards,
+        "gridded": _shards,
+        **dict.fromkeys(VIDEO_DATASETS, _video),
+    },
 )
 
 

@@ -10,6 +10,7 @@ command again (finished runs are not trained again).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ from ..train import train
 from ..verify.scoring import ModelForecaster, score
 from . import report
 from .data import storm_shards
-from .spec import PRESETS, PROTOCOLS, Entry, Preset, Protocol
+from .spec import PRESETS, PROTOCOLS, VIDEO_ENTRIES, Entry, Preset, Protocol
 
 log = logging.getLogger(__name__)
 STATE = "protocol.json"
@@ -104,8 +105,30 @@ def _check_out(out: Path, name: str, preset: str, overwrite: bool) -> None:
         tmp.write_text(json.dumps(record))
 
 
-def _datasets(protocol: Protocol, preset: Preset, out: Path) -> tuple[dict, dict[str, object], dict[str, float]]:
-    """The training data section and the test sets by setting name (and the rate of each setting)."""
+def _video_data(name: str, preset: Preset, video: dict) -> dict:
+    """The data section of a video protocol: ``video`` holds root, task and drop."""
+    task = video["task"]
+    return {
+        "name": name,
+        "path": str(video["root"]),
+        "task": task,
+        "n_in": 5,
+        "n_out": 5 if task == "extrapolation" else 4,
+        "drop": video.get("drop", 0.0),
+        "frame_size": preset.video_size,
+        "clips_per_video": preset.clips_per_video,
+        "augment": True,
+        "seed": preset.seed,
+    }
+
+
+def _datasets(
+    protocol: Protocol, preset: Preset, out: Path, data: dict | None = None
+) -> tuple[dict, dict[str, object], dict[str, float]]:
+    """The training data section and the test sets by setting name (and the rate of each setting);
+    ``data`` is the data section when the protocol's data are the user's (video)."""
+    if data is not None:
+        return data, {"": open_dataset(DataConfig(**data), "test")}, {}
     if protocol.data == "cam5":
         train_store = storm_shards(out / "data", preset, protocol.train_rate)
         data = {"name": "cam5", "path": str(train_store)}
@@ -143,15 +166,38 @@ def run(
     out: str | Path,
     overwrite: bool = False,
     seeds: tuple[int, ...] | list[int] | None = None,
+    root: str | Path | None = None,
+    task: str = "extrapolation",
+    drop: float = 0.0,
 ) -> list[Path]:
     """Run protocol ``name`` at preset ``preset_name`` into ``out``, every learned entry once per
-    training seed (default: the preset's); returns the result files."""
+    training seed (default: the preset's); returns the result files. A video protocol (kth, mgif,
+    penn, folder) runs on the dataset under ``root`` for ``task`` ("extrapolation" or
+    "interpolation"), with each inner input frame missing with probability ``drop`` (the irregular
+    variants)."""
     protocol, preset = PROTOCOLS.get_method(name), PRESETS.get_method(preset_name)
-    out = Path(out).resolve()  # runs are keyed by absolute paths  # runs keyed by absolute paths
+    video = None
+    if protocol.data == "video":
+        if root is None:
+            raise ClimodeError(f"protocol {name} runs on your copy of the dataset: pass --root DIR")
+        if task not in VIDEO_ENTRIES:
+            raise ClimodeError(f"unknown video task {task!r}; choose one of {', '.join(VIDEO_ENTRIES)}")
+        if not 0 <= drop < 1:
+            raise ClimodeError(f"--drop is a probability in [0, 1), got {drop}")
+        video = _video_data(name, preset, {"root": Path(root).resolve(), "task": task, "drop": drop})
+        n_out = video["n_out"]
+        title = f"{protocol.title}: {task}, 5 frames in, {n_out} {'between them' if n_out == 4 else 'after them'} out"
+        if drop:
+            title += f", each inner input missing with probability {drop:g}"
+        protocol = dataclasses.replace(protocol, entries=VIDEO_ENTRIES[task], title=title)
+    elif root is not None:
+        raise ClimodeError(f"--root goes with the video protocols (kth, mgif, penn, folder), not {name}")
+    out = Path(out).resolve()  # runs are keyed by absolute paths
     seeds = _seeds(seeds, preset)
-    _check_out(out, name, preset_name, overwrite)
+    extra = "" if video is None else f" --root {video['path']} --task {task}" + (f" --drop {drop:g}" if drop else "")
+    _check_out(out, name + extra, preset_name, overwrite)
     started = time.perf_counter()
-    data, tests, rates = _datasets(protocol, preset, out)
+    data, tests, rates = _datasets(protocol, preset, out, video)
     storms = protocol.data == "cam5"
     runs = [(entry, seed) for entry in protocol.entries for seed in (seeds if entry.model in LEARNED else (None,))]
     results: list[dict] = []
@@ -173,7 +219,7 @@ def run(
                 ", ".join(f"{1e3 * v:.3f}" for v in mse),
                 time.perf_counter() - tic,
             )
-        written = _write(out, name, preset_name, protocol, results, rates, started, storms, seeds, len(runs))
+        written = _write(out, name + extra, preset_name, protocol, results, rates, started, storms, seeds, len(runs))
     return written
 
 
@@ -213,7 +259,7 @@ def _write(
         "h" if storms else "frames",
         rates or None,
         subject=protocol.subject,
-        cluster="storm" if storms else "sequence",
+        cluster="storm" if storms else "video" if protocol.data == "video" else "sequence",
     )
 
 

@@ -26,7 +26,8 @@ class Entry:
 class Preset:
     """Sizes. ``steps``: generator updates per learned model; ``width``: the models' base width;
     cam5 data: synthetic ``storms`` (seeded), ``samples_per_storm``, tile ``resolution`` (degrees);
-    bouncing-ball data: ``train_size``/``test_size`` sequences. ``solver_step``: rk4 step, model units.
+    bouncing-ball data: ``train_size``/``test_size`` sequences; video data: ``video_size`` pixels a side
+    and at most ``clips_per_video`` test samples per video. ``solver_step``: rk4 step, model units.
     ``seed``: the data's seed; ``seeds``: the training seeds, one run of every learned model each."""
 
     steps: int
@@ -38,15 +39,19 @@ class Preset:
     train_size: int
     test_size: int
     solver_step: float = 1.0
+    video_size: int = 64
+    clips_per_video: int = 4
     seed: int = 7
     seeds: tuple[int, ...] = (0, 1, 2)
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """``data``: "cam5" (synthetic storms -> basin tiles -> shards) or "bouncing-ball";
-    ``rates``: input sampling rates scored (None: the irregular-gaps sampling of Table 5)
-    and ``train_rate`` the one trained on; ``n_in``/``n_out`` for bouncing balls."""
+    """``data``: "cam5" (synthetic storms -> basin tiles -> shards), "bouncing-ball" or "video" (a
+    video dataset of ``climode.video.layouts`` by the protocol's name, brought by the user under
+    ``--root``; its entries are those of the task, ``VIDEO_ENTRIES``); ``rates``: input sampling rates
+    scored (None: the irregular-gaps sampling of Table 5) and ``train_rate`` the one trained on;
+    ``n_in``/``n_out`` for bouncing balls and videos."""
 
     title: str
     data: str
@@ -63,6 +68,22 @@ class Protocol:
 
 
 BASELINES = (Entry("Persistence", "persistence"), Entry("Linear", "linear"), Entry("Advection", "advection"))
+# the paper's video tasks (Tables 1-2): interpolation (5 in, the 4 between) against frame blending;
+# extrapolation (5 in, 5 out) against persistence and advection
+VIDEO_ENTRIES = {
+    "interpolation": (Entry("Frame blending", "blend"), Entry("Vid-ODE", "vid-ode")),
+    "extrapolation": (
+        Entry("Persistence", "persistence"),
+        Entry("Advection", "advection"),
+        Entry("Vid-ODE", "vid-ode"),
+    ),
+}
+VIDEO_TITLES = {
+    "kth": "KTH Action (persons 1-16 train, 17-25 test)",
+    "mgif": "Moving GIF (900 / 100)",
+    "penn": "Penn Action (the dataset's train/test flag)",
+    "folder": "a folder of videos (seeded 80 / 10 / 10 split)",
+}
 LEARNED = (
     Entry("ConvGRU", "convgru"),
     Entry("ConvGRU-dt", "convgru-dt"),
@@ -108,6 +129,7 @@ PROTOCOLS: Registry[Protocol] = Registry(
         "bouncing-ball": Protocol(
             "Bouncing balls (3 in 32 x 32), 10 in, 10 out", "bouncing-ball", BASELINES + LEARNED, n_in=10, n_out=10
         ),
+        **{name: Protocol(title, "video", VIDEO_ENTRIES["extrapolation"]) for name, title in VIDEO_TITLES.items()},
     },
 )
 
@@ -137,6 +159,8 @@ PRESETS: Registry[Preset] = Registry(
             train_size=1000,
             test_size=50,
             solver_step=0.5,
+            video_size=128,
+            clips_per_video=0,
         ),
     },
 )

@@ -22,7 +22,13 @@ def _parser() -> argparse.ArgumentParser:
         "--model", choices=[*MODELS, *MODELS.unavailable], help="the model to train (default: the config's, vid-ode)"
     )
     p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
-    p.add_argument("--data", help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields)")
+    p.add_argument(
+        "--data",
+        "--root",
+        dest="data",
+        help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields; the root folder of kth, "
+        "mgif, penn or folder videos)",
+    )
     p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
     p.add_argument(
         "--time-in-hours", action="store_true", default=None, help="gridded: a time axis of bare numbers holds hours"

@@ -34,6 +34,7 @@ RUN_FILE = "run.yaml"
 DEFAULT_CONFIGS = {
     "cam5": "cam5-small",
     "gridded": "gridded-small",
+    **dict.fromkeys(("kth", "mgif", "penn", "folder"), "video"),
 }  # the built-in config a dataset gets without --config
 
 

@@ -1,0 +1,186 @@
+"""climode.video: the datasets in their published layouts (real .avi, .gif, .jpg + .mat and .mp4 files
+with motion in them), the cache, samples, training, both protocols, and clips generated at other
+frame rates."""
+
+import dataclasses
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from conftest import assert_user_error, run_module, write_config
+
+import climode
+from climode.errors import ClimodeError
+from climode.model import ModelConfig, build
+from climode.model.baselines import blend
+from climode.verify.metrics import psnr
+from climode.video import readers
+from climode.video.clips import VideoClips
+from climode.video.layouts import LAYOUTS
+from climode.video.retime import frame_times, retime
+from climode.video.synthetic import write_layout
+
+LAYOUT_NAMES = ("kth", "mgif", "penn", "folder")
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    for name in LAYOUT_NAMES:
+        write_layout(root / name, name, videos=10 if name == "mgif" else 6, frames=24, size=48, seed=1)
+    return root
+
+
+@pytest.mark.parametrize("name", LAYOUT_NAMES)
+def test_each_layout_is_read_and_split_as_published(datasets, name, tmp_path):
+    split = LAYOUTS.get_method(name)(datasets / name)
+    assert split["train"] and split["test"] and not set(split["train"]) & set(split["test"])
+    if name == "kth":  # persons 1-16 train, 17-25 test
+        person = lambda p: int(p.name[6:8])
+        assert all(person(p) <= 16 for p in split["train"]) and all(person(p) >= 17 for p in split["test"])
+    clips = VideoClips(split["test"], "extrapolation", 5, 5, size=32, cache=tmp_path)
+    sample = clips[0]
+    assert clips.channels == (1 if name == "kth" else 3)  # KTH's grey kept as one channel
+    assert sample["frames_in"].shape == (5, clips.channels, 32, 32) and sample["frames_out"].shape[0] == 5
+    assert 0 <= sample["frames_in"].min() and sample["frames_in"].max() <= 1
+    moving = np.abs(np.diff(sample["frames_in"], axis=0)).mean()
+    assert moving > 1e-3  # the decoded frames hold the motion that was encoded
+
+
+def test_a_second_read_comes_from_the_cache_without_decoding(datasets, tmp_path, monkeypatch):
+    source = sorted((datasets / "folder").glob("*.mp4"))[0]
+    first = readers.read_video(source, 32, None, tmp_path)
+    monkeypatch.setattr(readers, "decode", lambda *a: pytest.fail("decoded again"))
+    again = readers.read_video(source, 32, None, tmp_path)
+    assert np.array_equal(first.frames, again.frames) and again.fps == pytest.approx(25.0)
+    with pytest.raises(pytest.fail.Exception):
+        readers.read_video(source, 40, None, tmp_path)  # other settings: another entry, decoded
+
+
+def test_samples_for_both_tasks_with_augmentation_and_dropped_inputs(datasets, tmp_path):
+    sources = LAYOUTS.get_method("folder")(datasets / "folder")["train"]
+    inter = VideoClips(sources, "interpolation", 5, 4, size=32, cache=tmp_path, drop=0.9, augment=True, seed=3)
+    a, b = inter[0], inter[0]
+    assert a["times_in"].tolist() == [0, 2, 4, 6, 8] and a["times_out"].tolist() == [1, 3, 5, 7]
+    assert not np.array_equal(a["frames_out"], b["frames_out"])  # a new flip/rotation on each read
+    missing = ~np.isfinite(a["frames_in"]).reshape(5, -1).all(1)
+    assert not missing[0] and not missing[-1] and missing[1:-1].any()  # inner inputs dropped, ends kept
+    plain = VideoClips(sources, "interpolation", 5, 4, size=32, cache=tmp_path, seed=3)
+    assert np.array_equal(plain[0]["frames_out"], plain[0]["frames_out"])
+
+
+def test_motion_compensated_vid_ode_beats_frame_blending_at_the_middle_frames(datasets, tmp_path):
+    """An untrained Vid-ODE interpolates along the estimated motion between its inputs (docs/design.md);
+    on held-out clips of moving shapes that already beats blending the frames at the middle positions."""
+    test = LAYOUTS.get_method("folder")(datasets / "folder")["train"]
+    clips = VideoClips(test, "interpolation", 5, 4, size=48, cache=tmp_path)
+    model = build(ModelConfig(channels=3, width=8)).eval()
+    gains = []
+    with torch.no_grad():
+        for i in range(len(clips)):
+            s = clips[i]
+            x, t, q = (torch.as_tensor(s[k])[None] for k in ("frames_in", "times_in", "times_out"))
+            truth = torch.as_tensor(s["frames_out"])[None]
+            ours = model(x, t[0].float(), q[0].float())["frames"].clamp(0, 1)
+            base = blend(x, t[0].float(), q[0].float())
+            gains.append((psnr(ours, truth) - psnr(base, truth))[0, 1:3].mean().item())
+    assert np.mean(gains) > 1.0, gains
+
+
+@pytest.mark.slow
+def test_train_on_a_published_layout_then_generate_other_frame_rates(datasets, tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", data={"frame_size": 32, "clips_per_video": 1})
+    env = {"CLIMODE_CACHE": str(tmp_path / "cache")}
+    run = run_module(
+        "climode.train", "--dataset", "kth", "--root", datasets / "kth", "--config", config,
+        "--out", tmp_path / "run", "--max-steps", 2, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    model = tmp_path / "run" / "model.safetensors"
+    assert model.is_file() and climode.load_model(model).model.config.channels == 1
+    clip = sorted((datasets / "kth").rglob("*.avi"))[0]
+    out = tmp_path / "rates"
+    made = run_module(
+        "climode.video", "--input", clip, "--checkpoint", model, "--fps", "8,11", "--out", out, "--extend", "0.2",
+        env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    duration = 23 / 25 + 0.2
+    for rate in (8, 11):
+        for ext in ("mp4", "gif"):
+            frames = iio.imread(out / f"{clip.stem}_{rate}fps.{ext}", index=None)
+            assert len(frames) == len(frame_times(duration, rate)), (rate, ext)
+    assert (out / f"{clip.stem}_rates.png").is_file()
+
+
+def test_frames_at_input_times_reproduce_the_inputs(datasets, tmp_path):
+    video = readers.read_video(sorted((datasets / "folder").glob("*.mp4"))[0], 32, None, tmp_path)
+    model = build(ModelConfig(channels=3, width=8)).eval()
+    seconds = np.arange(len(video.frames)) / video.fps  # every recorded frame
+    made = retime(model, video, seconds, n_in=5)
+    error = np.mean((made.astype(float) - np.asarray(video.frames, float)) ** 2)
+    assert 10 * np.log10(255.0**2 / max(error, 1e-12)) >= 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["interpolation", "extrapolation"])
+def test_both_video_protocols_write_their_tables(datasets, tmp_path, task, monkeypatch):
+    from climode.protocols import run, spec
+
+    tiny = dataclasses.replace(spec.PRESETS["cpu-small"], steps=2, width=4, video_size=32, seeds=(0,))
+    monkeypatch.setitem(spec.PRESETS, "tiny", tiny)
+    monkeypatch.setenv("CLIMODE_CACHE", str(tmp_path / "cache"))
+    written = run("mgif", "tiny", tmp_path / "out", root=datasets / "mgif", task=task)
+    text = (tmp_path / "out" / "results.md").read_text()
+    baseline = "Frame blending" if task == "interpolation" else "Advection"
+    assert baseline in text and "Vid-ODE" in text and "PSNR" in text and "n/a" in text  # LPIPS: no weights here
+    assert any(p.name == "scores.csv" for p in written)
+
+
+def _clip(tmp_path, frames: int = 12):
+    path = tmp_path / "clip.mp4"
+    iio.imwrite(path, (np.random.default_rng(0).random((frames, 32, 32, 3)) * 255).astype(np.uint8), fps=10)
+    return path
+
+
+@pytest.mark.slow
+def test_bad_input_gives_one_error_line_and_writes_nothing(datasets, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(_clip(tmp_path).read_bytes()[:2000])
+    grey = build(ModelConfig(channels=1, width=4))
+    model = climode.save_model(
+        tmp_path / "grey.safetensors",
+        grey,
+        climode.checkpoint.Card(variables=("grey",), time_units="frames", config={"data": {"n_in": 5}}),
+    )
+    clip = _clip(tmp_path)
+    short = tmp_path / "short"
+    short.mkdir()
+    for i in range(3):
+        shutil.copy(_clip(tmp_path, frames=6), short / f"clip{i}.mp4")
+    out = tmp_path / "out"
+    cases = [
+        (("climode.train", "--dataset", "folder", "--root", short, "--out", out), ["has 6 frames", "needs 10"]),
+        (("climode.train", "--dataset", "folder", "--root", empty, "--out", out), ["holds no videos", str(empty)]),
+        (("climode.train", "--dataset", "kth", "--root", datasets / "mgif", "--out", out), ["KTH Action layout"]),
+        (("climode.video", "--input", corrupt, "--checkpoint", model, "--fps", "8", "--out", out), ["cannot decode"]),
+        (("climode.video", "--input", clip, "--checkpoint", model, "--fps", "8", "--out", out), ["--channels 1"]),
+    ]
+    cases += [
+        (("climode.video", "--input", clip, "--checkpoint", model, "--fps", fps, "--out", out), [message])
+        for fps, message in (("0", "positive"), ("-8", "positive"), ("nan", "positive"), ("fast", "not a number"))
+    ]
+    for args, fragments in cases:
+        result = run_module(*args, env={"CLIMODE_CACHE": str(tmp_path / "cache")})
+        assert_user_error(result, *fragments)
+        assert result.returncode == 2 and not out.exists(), args
+
+
+def test_a_video_shorter_than_a_sample_is_refused_by_name(tmp_path):
+    clip = _clip(tmp_path, frames=6)
+    with pytest.raises(ClimodeError, match=r"clip.mp4 has 6 frames.*needs 10"):
+        VideoClips([clip], "extrapolation", 5, 5, size=32, cache=tmp_path)
