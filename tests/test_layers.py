@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "climode"
 # lower layers (the network, the data path) and what they may not import: the layers built on them
-LOWER = ("climode.model", "climode.data", "climode.io", "climode.geo")
+LOWER = ("climode.model", "climode.data", "climode.io", "climode.geo", "climode.video")
 HIGHER = (
     "climode.forecast",
     "climode.forecasting",

@@ -45,6 +45,7 @@ STORM_CONVENTIONS = (
 
 # scores shown per lead time with intervals; the subject is compared with every other entry on them
 LEAD_SCORES = ("mse", "rmse_PSL", "track_km", "wind_max_abs_ms")
+IMAGE_LEAD_SCORES = ("mse", "psnr")  # the same for data without storms
 
 
 def long_table(results: list[dict]) -> pd.DataFrame:
@@ -181,8 +182,8 @@ def rate_table(table: pd.DataFrame) -> str:
 
 
 def tables(table: pd.DataFrame, lead_units: str) -> str:
-    """Markdown: per setting, the mean over lead times of every score per model, then MSE and
-    (for storms) track error per lead time."""
+    """Markdown: per setting, the mean over lead times of every score per model, then per lead time
+    MSE and track error (storms) or MSE, PSNR and SSIM (images)."""
     parts = []
     order = list(dict.fromkeys(table["model"]))
     for setting, part in table.groupby("setting", sort=False):
@@ -194,7 +195,7 @@ def tables(table: pd.DataFrame, lead_units: str) -> str:
         for s in scores:
             summary[COLUMNS[s][0]] = [_cell(means.loc[m, s], s) for m in summary["model"]]
         parts.append(f"Mean over lead times:\n\n{_markdown(summary)}\n")
-        for s in ("mse", "track_km"):
+        for s in ("mse", "track_km") if "track_km" in scores else ("mse", "psnr", "ssim"):
             if s not in scores:
                 continue
             wide = part[part["score"] == s].pivot(index="model", columns="lead", values="value")
@@ -284,8 +285,9 @@ def _uncertainty(cases: pd.DataFrame, subject: str | None, cluster: str, lead_un
     parts = []
     for setting, part in seed_means(cases).groupby("setting", sort=False):
         parts.append(f"### {setting or 'Test set'}: intervals\n")
-        for score in LEAD_SCORES:
+        scores = LEAD_SCORES if "track_km" in set(part["score"]) else IMAGE_LEAD_SCORES
+        for score in scores:
             parts.append(intervals(part, score, cluster, lead_units))
         if subject:
-            parts.extend(comparison(part, subject, score, cluster, lead_units) for score in LEAD_SCORES)
+            parts.extend(comparison(part, subject, score, cluster, lead_units) for score in scores)
     return "\n".join(p for p in parts if p)
