@@ -9,11 +9,14 @@ The user's verbs::
     ckpt = climode.load_model(run)                            # weights and card, no code executed
     net = climode.get_model("vid-ode", channels=3)            # an untrained network by name
 
+and on a Dataset: ``ds.climode.forecast(times)``, ``ds.climode.tiles(...)``,
+``forecast.climode.verify(truth)`` (``climode.accessor``).
+
 ``forecast``, ``train`` and ``verify`` are functions here; the subpackages of the same names
 (the forecast command, the trainer, verification) are reached with import statements
 (``from climode.verify import metrics``). Names are imported on first use, so that
-``import climode.model`` (the network alone) needs neither the data stack (xarray, dask, zarr,
-cftime) nor the maps (cartopy).
+``import climode.model`` (the network alone) works without the data stack (xarray, dask, zarr,
+cftime) and never loads the maps (cartopy).
 """
 
 from __future__ import annotations
@@ -67,5 +70,10 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+
+try:  # ds.climode (climode.accessor) wherever xarray is installed; the network alone never needs it
+    from . import accessor  # noqa: F401
+except ImportError:
+    pass
 
 __all__ = ["ClimodeError", "__version__", *sorted(_HOMES)]

@@ -136,8 +136,21 @@ def _read_model_file(path: Path) -> tuple[dict, dict]:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load a model from a ``.safetensors`` export or a training ``.ckpt`` (its moving-average weights
-    where it has them, as ``model.safetensors``), in eval mode."""
+    """Load a model without executing code from the file.
+
+    Parameters
+    ----------
+    path : a ``.safetensors`` export or a training ``.ckpt`` (its moving-average weights where it has
+        them, as ``model.safetensors``; read with ``torch.load(weights_only=True)``).
+    device : where the weights go ("cpu", "cuda").
+
+    Returns
+    -------
+    Checkpoint
+        ``model`` (in eval mode; ``model(frames (B, L, C, H, W), times (L,), query (K,))``),
+        ``card`` (variables, time units, normalisation, grid, run config), ``path``;
+        ``predictor`` is the model in physical units.
+    """
     path = Path(path)
     if not path.is_file():
         raise ClimodeError(f"checkpoint {path} not found")

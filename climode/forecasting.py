@@ -207,24 +207,31 @@ def forecast(
 ) -> xr.Dataset:
     """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
 
-    ds: dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
-        cftime dates (``climode.io.fields.open_fields`` reads files that way), the checkpoint's
-        variables in physical units (U850/V850 m s-1, PSL Pa), NaN for missing cells; an all-NaN
-        frame is a missing observation.
-    times: hours after the first input frame (numbers), cftime dates, or a string such as
+    Parameters
+    ----------
+    ds : dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
+        cftime dates (``climode.open_fields`` reads files that way), the checkpoint's variables in
+        physical units (U850/V850 m s-1, PSL Pa), NaN for missing cells; an all-NaN frame is a
+        missing observation.
+    times : hours after the first input frame (numbers), cftime dates, or a string such as
         "60,63,66", "60:72:3" (inclusive) or "2000-08-03 12:00" (the input's calendar). Times
         inside the observed range interpolate, later ones extrapolate; none may precede the first
         input frame.
-    checkpoint: a path or a loaded Checkpoint (default: the bundled model).
-    input_times: the frames of ``ds`` to use (same forms as ``times``, relative to ``ds``'s
+    checkpoint : a path or a loaded ``Checkpoint`` (default: the bundled model).
+    input_times : the frames of ``ds`` to use (same forms as ``times``, relative to ``ds``'s
         first frame); default all.
-    mask_filled: NaN wherever a forecast value derives from missing input cells (which the model
+    device : torch device ("cpu", "cuda").
+    mask_filled : NaN wherever a forecast value derives from missing input cells (which the model
         fills with the cell's last valid value, else from the valid cells around it).
-    Returns a Dataset on ``ds``'s grid with dims (time, lat, lon), float32, CF attributes, the
-    input's calendar, coordinates ``lead_time`` (time; hours after the last input frame) and
-    ``forecast_reference_time`` (the last input frame's time), the int8 status flag ``filled``
-    (time, lat, lon): 1 where any variable's forecast derives from filled input cells, and
-    provenance attributes.
+
+    Returns
+    -------
+    xarray.Dataset
+        on ``ds``'s grid, dims (time, lat, lon), float32 in physical units with CF attributes, the
+        input's calendar; coordinates ``lead_time`` (time; hours after the last input frame) and
+        ``forecast_reference_time`` (the last input frame's time); the int8 status flag ``filled``
+        (time, lat, lon): 1 where any variable's forecast derives from filled input cells; and
+        provenance attributes. A query's forecast does not depend on the other queries.
     """
     ckpt = _checkpoint(checkpoint, device)
     ds = normalise_coords(ds)

@@ -225,19 +225,36 @@ def open_fields(
     calendar: str | None = None,
     chunks: Mapping[str, int] | None = None,
 ) -> xr.Dataset:
-    """Open ``variables`` from NetCDF files / zarr stores (a path, a glob, or a list) as one lazy Dataset.
+    """Open ``variables`` from NetCDF files / zarr stores as one lazy Dataset in the toolkit's convention.
 
-    Variables may sit one per file and/or be split along time across files. Each requested
-    name is found by its ``mapping`` entry alone (dict or "U850=u,V850=v"), else by the name
-    itself, else (U850, V850, PSL) by known aliases and then the CF standard_name. Dims and
-    units follow the module docstring. A numeric time axis without units is read as hours
-    since ``reference_time`` ("YYYY-MM-DD[ HH:MM:SS]"; when None, the file's text ``reftime``
-    variable if any, else 0001-01-01) in ``calendar`` (default standard) only when
-    ``time_in_hours``; files with CF time units are decoded as they say. ``chunks`` uses
-    normalised dim names (default one time step per chunk; zarr stores keep their own
-    chunks by default). Cost: the first time step of each variable is read (unit and
-    emptiness checks); a variable whose first step is all NaN is read in full once.
-    Every problem the user can fix raises ClimodeError.
+    Variables may sit one per file and/or be split along time across files. Each requested name is
+    found by its ``mapping`` entry alone, else by the name itself, else (U850, V850, PSL) by known
+    aliases and then the CF standard_name. Cost: the first time step of each variable is read (unit
+    and emptiness checks); a variable whose first step is all NaN is read in full once.
+
+    Parameters
+    ----------
+    paths : a path, a glob ("cam5/*.nc") or a list of them; NetCDF files or zarr stores.
+    variables : the names to open, in order (default U850, V850, PSL).
+    mapping : names in the files, a dict or text "U850=u,V850=v,PSL=msl".
+    time_in_hours : read a numeric time axis without units as hours since ``reference_time``
+        ("YYYY-MM-DD[ HH:MM:SS]"; default the file's text ``reftime`` variable, else 0001-01-01)
+        in ``calendar`` (default standard); files with CF time units are decoded as they say.
+    chunks : dask chunks by the normalised dim names (default one time step per chunk; zarr
+        stores keep their own).
+
+    Returns
+    -------
+    xarray.Dataset
+        dims (time, [other,] lat, lon) -- or (time, [other,] y, x) on a projected grid --, time
+        as cftime dates in the file's calendar, strictly increasing; lat ascending
+        (degrees_north); lon in [0, 360) ascending (degrees_east); U850/V850 in m s-1 and PSL in
+        Pa (converted when the file says otherwise); NaN where missing; dask arrays.
+
+    Raises
+    ------
+    ClimodeError
+        for every problem the user can fix (a missing file or variable, mixed grids, ...), naming it.
     """
     names = tuple(dict.fromkeys((variables,) if isinstance(variables, str) else variables))
     if not names:

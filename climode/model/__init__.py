@@ -51,8 +51,20 @@ def build(config: ModelConfig) -> nn.Module:
 
 
 def get_model(name: str = "vid-ode", **settings) -> nn.Module:
-    """An untrained model by name (``MODELS``), ``settings`` as in ``ModelConfig`` (e.g. ``channels=3``,
-    ``width=32``); ``climode.load_model`` loads a trained one."""
+    """An untrained model by name; ``climode.load_model`` loads a trained one.
+
+    Parameters
+    ----------
+    name : a name of ``MODELS`` ("vid-ode", "convgru", ..., "persistence", "advection").
+    **settings : ``ModelConfig`` fields, e.g. ``channels=3``, ``width=32``.
+
+    Returns
+    -------
+    torch.nn.Module
+        called as ``model(frames, times, query)``: frames (B, L, C, H, W), NaN missing; times (L,)
+        or (B, L) and query (K,) or (B, K) in the data's units; returns a dict whose ``frames`` are
+        (B, K, C, H, W).
+    """
     return build(ModelConfig(architecture=name, **settings))
 
 

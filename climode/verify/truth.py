@@ -117,10 +117,21 @@ def verify(
 ) -> dict:
     """Score a forecast and persistence against the truth, per lead time (hours after the reference time).
 
-    ``forecast`` and ``truth``: (time, lat, lon) Datasets in the module's convention, truth times
-    increasing; the truth must hold every forecast variable and the forecast_reference_time, and
-    is interpolated (bilinear) to the forecast grid when the grids differ. Forecast times are
-    matched to truth times by value (year to second). Returns a JSON-ready dict (NaN as null)::
+    Parameters
+    ----------
+    forecast : ``climode.forecast``'s output: dims (time, lat, lon), physical units, with the scalar
+        coordinate ``forecast_reference_time``.
+    truth : the true fields, dims (time, lat, lon), times increasing, holding every forecast
+        variable and the reference time; interpolated (bilinear) to the forecast grid when the grids
+        differ. Forecast times are matched to truth times by value (year to second).
+    start : (lat, lon) degrees near the storm at the reference time (default: the deepest PSL
+        minimum of the truth then).
+    radius_km : how far a followed storm centre may move between frames.
+
+    Returns
+    -------
+    dict
+        JSON-ready (NaN as null)::
 
         {"reference_time": "YYYY-MM-DD HH:MM:SS", "times": [...], "lead_times": [hours, ...],
          "units": {...}, "methods": {"vid-ode": scores, "persistence": scores},

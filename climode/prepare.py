@@ -1,0 +1,164 @@
+"""CAM5 (or any lat/lon) fields -> basin tiles -> irregular storm samples -> zarr shards.
+
+    climode prepare --input 'cam5/*.nc' --out tiles.zarr      (or python -m climode.prepare,
+                                                              or pipelines/prepare_cam5.py)
+        [--tracks FILE] [--basins east-pacific-atlantic] [--resolution 1.0]
+        [--vars U850=u,V850=v,PSL=p] [--time-in-hours --reference-time '1996-01-05']
+        [--n-in 5] [--n-out 5] [--min-gap H] [--max-gap 48] [--lead-step H] [--between]
+        [--scheduler ADDRESS] [--workers 2]
+
+Storm periods come from --tracks (IBTrACS CSV, TempestExtremes file, or climode's tracks CSV)
+or, without it, from climode's detector run on the fields. Samples are split by time blocks:
+the record's first 80 % trains, the next 10 % validates, the last 10 % tests, the first two
+ending in a buffer of one sample's longest span (--max-gap gaps and every target) that no sample
+uses; every sample lies inside one block (a storm's stay in a tile is cut at the block edges), so
+no held-out target is a frame (same tile and time) of a training sample. A short record may leave
+val or test empty (a warning). Normalisation statistics come from the training split only. The
+work runs on dask.distributed: a LocalCluster by default, the scheduler at --scheduler if given.
+The store is written to a temporary path and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from dask.distributed import Client, LocalCluster
+
+from .conventions import STORM_VARIABLES
+from .data.prepare import prepare_shards, sampling_for
+from .data.shards import open_store
+from .errors import ClimodeError, cli
+from .geo.detect import detect
+from .geo.tiles import extract, parse_tiles
+from .io.fields import open_fields, parse_mapping
+from .io.tracks import read_tracks
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="climode prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--input", required=True, nargs="+", help="NetCDF files, globs, or a zarr store")
+    p.add_argument("--out", required=True, help="zarr store to write")
+    p.add_argument("--tracks", help="track file; without it storms are detected on the fields")
+    p.add_argument(
+        "--all-windows",
+        action="store_true",
+        help="no storm selection: every window is a sample (split by time blocks, as storms are)",
+    )
+    p.add_argument(
+        "--basins",
+        default="east-pacific-atlantic",
+        help="basin names, 'regular', or LAT0:LON0 boxes, comma-separated; 'none' keeps the whole grid "
+        "(any grid, e.g. projected y/x)",
+    )
+    p.add_argument("--resolution", type=float, default=1.0, help="tile grid in degrees; 0 keeps the native grid")
+    p.add_argument("--variables", default=",".join(STORM_VARIABLES), help="variables to keep (default U850,V850,PSL)")
+    p.add_argument("--vars", dest="mapping", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
+    p.add_argument("--time-in-hours", action="store_true", help="a time axis without units holds hours")
+    p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
+    p.add_argument("--calendar", help="calendar of such hours (default standard)")
+    p.add_argument("--n-in", type=int, default=5)
+    p.add_argument("--n-out", type=int, default=5)
+    p.add_argument("--min-gap", type=float, help="smallest input gap, hours (default: the storage step)")
+    p.add_argument(
+        "--max-gap",
+        type=float,
+        default=48.0,
+        help="largest input gap, hours (with the targets, it sets the buffer between time blocks)",
+    )
+    p.add_argument(
+        "--lead-step", type=float, help="hours between targets after the last input (default: the storage step)"
+    )
+    p.add_argument("--rate", type=float, help="fraction of frames observed (sampling-rate mode)")
+    p.add_argument(
+        "--between", action="store_true", help="also a target at a random step inside each input gap (interpolation)"
+    )
+    p.add_argument(
+        "--samples-per-storm",
+        type=int,
+        default=8,
+        help="samples drawn from each storm's stay in a tile, in each time block it reaches",
+    )
+    p.add_argument("--normalisation", choices=("minmax", "zscore"), default="minmax")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scheduler", help="dask.distributed scheduler address (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ClimodeError(f"{out} exists; pass --overwrite to replace it")
+    variables = [v.strip() for v in args.variables.split(",") if v.strip()]
+    tiles = None if args.basins == "none" else parse_tiles(args.basins)
+    started = time.perf_counter()
+    ds = open_fields(
+        args.input,
+        variables,
+        mapping=parse_mapping(args.mapping) if args.mapping else None,
+        time_in_hours=args.time_in_hours,
+        reference_time=args.reference_time,
+        calendar=args.calendar,
+    )
+    for tile in tiles or []:  # a tile off the grid is refused before any work
+        extract(ds.isel(time=[0]), tile)
+    sampling = sampling_for(
+        ds,
+        args.n_in,
+        args.n_out,
+        max_gap_h=args.max_gap,
+        min_gap_h=args.min_gap,
+        lead_step_h=args.lead_step,
+        rate=args.rate,
+        between=args.between,
+    )
+    tracks = read_tracks(args.tracks, calendar=ds.time.values[0].calendar) if args.tracks else None
+    cluster = (
+        None if args.scheduler else LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
+    )
+    try:
+        with Client(args.scheduler or cluster) as client:
+            print(
+                f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
+                file=sys.stderr,
+            )
+            if tracks is None and not args.all_windows and set(STORM_VARIABLES) <= set(variables):
+                print("detecting storms on the fields ...", file=sys.stderr)
+                tracks = detect(ds)
+            plan = prepare_shards(
+                out,
+                ds,
+                variables,
+                sampling,
+                tiles=tiles,
+                tracks=tracks,
+                samples_per_storm=args.samples_per_storm,
+                seed=args.seed,
+                resolution=args.resolution or None,
+                normalisation=args.normalisation,
+                provenance={"tracks_file": args.tracks or ("detected" if tracks is not None else "none")},
+                overwrite=args.overwrite,
+            )
+    finally:
+        if cluster is not None:
+            cluster.close()
+    store = open_store(out)  # refuses a store whose held-out targets are frames of training samples
+    counts = store["split"].to_series().value_counts().to_dict()
+    print(
+        f"{len(plan)} samples from {plan.storm.nunique()} storms in {plan.tile.nunique()} tiles "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    print(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
