@@ -22,7 +22,15 @@ COORD_NAMES = {
 COORD_ATTRS = {
     "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
     "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+    "plev": {
+        "standard_name": "air_pressure",
+        "long_name": "pressure level",
+        "units": "Pa",
+        "positive": "down",
+        "axis": "Z",
+    },
 }
+LAYOUTS = ("valid", "lead")  # forecasts on a valid-time axis, or init_time x lead_time (WeatherBench 2)
 REFTIME_NAMES = ("reftime", "reference_time", "ref_time")  # a file's origin of a bare-hours time axis
 
 # hours: every time climode computes with is a float number of hours since this origin, on the data's calendar
@@ -64,6 +72,7 @@ class Variable:
     units: str
     factors: Mapping[str, float]  # normalised units string -> factor to ``units``
     hpa_below: float | None = None  # a median below this means hPa whatever the units say
+    plev_pa: float | None = None  # the pressure level it lies on (a scalar ``plev`` coordinate when written)
 
     def cf(self) -> dict[str, str]:
         """The CF attributes climode writes for this variable."""
@@ -77,9 +86,15 @@ VARIABLES = {
         "zonal wind at 850 hPa",
         "m s-1",
         WIND_UNITS,
+        plev_pa=85000.0,
     ),
     "V850": Variable(
-        ("v", "v850", "va", "v_component_of_wind"), "northward_wind", "meridional wind at 850 hPa", "m s-1", WIND_UNITS
+        ("v", "v850", "va", "v_component_of_wind"),
+        "northward_wind",
+        "meridional wind at 850 hPa",
+        "m s-1",
+        WIND_UNITS,
+        plev_pa=85000.0,
     ),
     "PSL": Variable(
         ("msl", "slp", "psl", "mean_sea_level_pressure", "air_pressure_at_mean_sea_level"),

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..conventions import LAYOUTS
 from ..errors import ClimodeError, cli
 from ..forecasting import __doc__ as DOC
 from ..forecasting import _checkpoint, _stamp, forecast
 from ..io.fields import open_fields
-from ..io.write import FLAG, check_writable, write_netcdf, write_zarr
+from ..io.write import FLAG, check_writable, lead_layout, write_netcdf, write_zarr
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="forecast NetCDF (default: <input stem>_forecast.nc in the current directory)")
     p.add_argument("--zarr", help="also write the forecast to this zarr store")
     p.add_argument("--append", action="store_true", help="append along time to an existing --zarr store")
+    p.add_argument(
+        "--layout",
+        default="valid",
+        help="valid: dims (time, lat, lon), the CF valid-time layout (default); lead: (init_time, lead_time, "
+        "lat, lon) with timedelta lead times, as WeatherBench 2 and earth2studio write, for many "
+        "initialisations in one --zarr store (--append)",
+    )
     p.add_argument("--plot", help="PNG map, one panel per time")
     p.add_argument("--animate", help="GIF animating the forecast times")
     p.add_argument(
@@ -77,6 +85,8 @@ def _outputs(args) -> dict[str, Path]:
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.layout not in LAYOUTS:
+        raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(LAYOUTS)}")
     paths = _outputs(args)
     if "plot" in paths or "animate" in paths:
         _maps().parse_region(args.map_region)  # a bad region is refused before any work
@@ -115,9 +125,10 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     """Write every output; if one fails, the files this run created are removed again (a zarr
     append is itself all-or-nothing), so a failure leaves no partial output."""
     calendar = out.time.values[0].calendar
+    stored = lead_layout(out) if args.layout == "lead" else out
     writers = {
-        "zarr": lambda p: write_zarr(out, p, calendar, append=args.append, overwrite=args.overwrite),
-        "netcdf": lambda p: write_netcdf(out, p, calendar, overwrite=args.overwrite),
+        "zarr": lambda p: write_zarr(stored, p, calendar, append=args.append, overwrite=args.overwrite),
+        "netcdf": lambda p: write_netcdf(stored, p, calendar, overwrite=args.overwrite),
         "plot": lambda p: _maps().plot_forecast(_maps().region(out, args.map_region), p),
         "animate": lambda p: _maps().animate_forecast(_maps().region(out, args.map_region), p),
     }

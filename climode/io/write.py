@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..conventions import COORD_ATTRS, HOURS_SINCE, cf_attrs
+from ..conventions import COORD_ATTRS, HOURS_SINCE, VARIABLES, cf_attrs
 from ..errors import ClimodeError
 
 FILL = np.float32(1.0e20)
@@ -35,17 +35,54 @@ def fields(ds: xr.Dataset) -> list[str]:
 
 
 def with_cf(ds: xr.Dataset, sources: dict[str, dict] | None = None) -> xr.Dataset:
-    """``ds`` with CF attributes on its variables and lat/lon coordinates, data as float32."""
+    """``ds`` with CF attributes on its variables and lat/lon coordinates, data as float32, and the
+    scalar coordinate ``plev`` (Pa) on the variables of a pressure level (U850, V850) only."""
     out = ds.copy()
     for name in fields(out):
         out[name] = out[name].astype(np.float32)
         own = {k: v for k, v in ds[name].attrs.items() if k not in ("_FillValue", "missing_value")}
         out[name].attrs = {**own, **cf_attrs(name, (sources or {}).get(name))}
+    level = {n: VARIABLES[n].plev_pa for n in fields(out) if n in VARIABLES and VARIABLES[n].plev_pa}
+    if len(set(level.values())) == 1 and "plev" not in out.variables:
+        out = out.assign_coords(plev=((), next(iter(level.values()))))
     for name, attrs in COORD_ATTRS.items():
         if name in out.coords:
             out[name].attrs.update(attrs)
+    for name, da in out.data_vars.items():  # each variable lists its own auxiliary coordinates
+        own = [str(c) for c in out.coords if c not in out.dims and set(out[c].dims) <= set(da.dims)]
+        listed = " ".join(c for c in own if c != "plev" or name in level)
+        da.encoding.pop("coordinates", None)
+        if listed:
+            da.encoding["coordinates"] = listed
     out.attrs.setdefault("Conventions", "CF-1.8")
     return out
+
+
+def lead_layout(forecast: xr.Dataset) -> xr.Dataset:
+    """A forecast of ``climode.forecast`` (valid-time layout) laid out as WeatherBench 2 and
+    earth2studio write forecasts, for many initialisations in one store.
+
+    Returns dims (init_time, lead_time, lat, lon): ``init_time`` (cftime; standard_name
+    forecast_reference_time, the last input frame's time), ``lead_time`` (timedelta64; standard_name
+    forecast_period) and the coordinate ``valid_time`` (init_time, lead_time)."""
+    if "lead_time" not in forecast.coords or "forecast_reference_time" not in forecast.coords:
+        raise ClimodeError("the lead layout needs a forecast of climode.forecast (lead_time, forecast_reference_time)")
+    hours = forecast["lead_time"].values.astype(np.float64)
+    leads = np.rint(hours * 3.6e12).astype("timedelta64[ns]")
+    out = forecast.drop_vars(["lead_time", "forecast_reference_time"]).rename(time="lead_time")
+    out = out.assign_coords(
+        lead_time=("lead_time", leads, {"standard_name": "forecast_period", "long_name": "time after the last input"})
+    ).expand_dims(init_time=[forecast["forecast_reference_time"].values.item()])
+    out = out.assign_coords(
+        valid_time=(("init_time", "lead_time"), forecast["time"].values[None], {"standard_name": "time"})
+    )
+    out["init_time"].attrs = {"standard_name": "forecast_reference_time", "long_name": "time of the last input frame"}
+    return out.transpose("init_time", "lead_time", ...)
+
+
+def _along(ds: xr.Dataset) -> str:
+    """The dim forecasts are appended along: time, or init_time in the lead layout."""
+    return "init_time" if "init_time" in ds.dims else "time"
 
 
 def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
@@ -57,8 +94,11 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
         for name in ds.data_vars:
             enc[str(name)].update(zlib=True, complevel=4)
     enc.update({name: {"_FillValue": None} for name in ds.coords})  # CF: coordinates have no fill value
-    if "time" in ds.coords and calendar:
-        enc["time"].update(units=HOURS_SINCE, calendar=calendar, dtype="float64")
+    for name in ("time", "init_time", "valid_time", "forecast_reference_time"):
+        if name in ds.coords and calendar:
+            enc[name].update(units=HOURS_SINCE, calendar=calendar, dtype="float64")
+    if "lead_time" in ds.coords and ds["lead_time"].dtype.kind == "m":
+        enc["lead_time"].update(units="hours", dtype="float64")
     return enc
 
 
@@ -86,10 +126,14 @@ def _check_appendable(store: xr.Dataset, ds: xr.Dataset, path: Path) -> None:
             f"cannot append to {path}: it holds {', '.join(sorted(store.data_vars))}, "
             f"the forecast {', '.join(sorted(ds.data_vars))}"
         )
-    for dim in ("lat", "lon"):
-        if dim in ds.coords and not np.array_equal(store[dim].values, ds[dim].values):
-            raise ClimodeError(f"cannot append to {path}: its {dim} grid differs from the forecast's")
-    last, first = store.time.values[-1], ds.time.values[0]
+    along = _along(ds)
+    if along not in store.dims:
+        raise ClimodeError(f"cannot append to {path}: it is not a forecast store along {along} (another --layout?)")
+    for dim in ("lat", "lon", "lead_time"):
+        if dim in ds.dims and dim in ds.coords and not np.array_equal(store[dim].values, ds[dim].values):
+            what = "lead times differ" if dim == "lead_time" else f"{dim} grid differs"
+            raise ClimodeError(f"cannot append to {path}: its {what} from the forecast's")
+    last, first = store[along].values[-1], ds[along].values[0]
     if getattr(last, "calendar", None) != getattr(first, "calendar", None):
         raise ClimodeError(
             f"cannot append to {path}: calendar {getattr(last, 'calendar', 'standard')} "
@@ -104,21 +148,28 @@ def _check_appendable(store: xr.Dataset, ds: xr.Dataset, path: Path) -> None:
 def write_zarr(
     ds: xr.Dataset, path: str | Path, calendar: str | None = None, append: bool = False, overwrite: bool = False
 ) -> Path:
-    """Write ``ds`` to a zarr store (chunks: one time step, whole grid), or append it along time.
+    """Write ``ds`` to a zarr store (chunks: one time step, whole grid), or append it along time
+    (along init_time in the lead layout).
 
     A new store is written beside ``path`` and renamed into place. An append is made on a copy
     of the store that replaces it only once complete.
     """
     path = Path(path)
-    data = with_cf(ds).chunk({"time": 1, **{d: -1 for d in ds.dims if d != "time"}})
+    along = _along(ds)
+    data = with_cf(ds).chunk({along: 1, **{d: -1 for d in ds.dims if d != along}})
     stage = path.with_name(f".{path.name}.staging-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
     try:
         if append and path.exists():
-            store = xr.open_zarr(path, consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+            store = xr.open_zarr(
+                path,
+                consolidated=False,
+                decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
+                decode_timedelta=True,
+            )
             _check_appendable(store, ds, path)
             shutil.copytree(path, stage)
-            data.to_zarr(stage, append_dim="time", consolidated=False)
+            data.to_zarr(stage, append_dim=along, consolidated=False)
         else:
             check_writable(path, overwrite)
             data.to_zarr(
