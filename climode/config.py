@@ -34,7 +34,10 @@ class DataConfig:
     between them out), ``frame_size`` the square side in pixels, ``channels`` 1 (grey), 3 (colour)
     or None (as the videos are), ``stride`` the frame skip, ``clips_per_video`` the most samples a
     validation or test video gives (0: all), ``augment`` flips and rotates training samples, ``cache``
-    where decoded videos are kept (default ``~/.cache/climode/video``)."""
+    where decoded videos are kept (default ``~/.cache/climode/video``).
+
+    ``train_times`` / ``val_times`` (gridded): "START:END" dates; the samples of each split lie
+    inside its span, the test samples after the later one (default: 80/10/10 of the record)."""
 
     name: str = "bouncing-ball"
     path: str | None = None
@@ -59,6 +62,8 @@ class DataConfig:
     clips_per_video: int = 0
     augment: bool = False
     cache: str | None = None
+    train_times: str | None = None
+    val_times: str | None = None
 
     def __post_init__(self):
         check_choice("queries", self.queries, QUERIES)

@@ -67,6 +67,30 @@ def time_blocks(n_steps: int, buffer: int, fractions: tuple[float, float, float]
     return {name: range(int(a), max(int(a), int(b))) for name, a, b in zip(SPLITS, edges[:-1], stops, strict=True)}
 
 
+def span_blocks(hours: np.ndarray, spans: dict[str, tuple[float, float]], buffer: int) -> dict[str, range]:
+    """Blocks of the times the user chose: ``spans`` {"train": (start, end)[, "val": (start, end)]} in
+    hours since the origin (both ends included) -> the steps of ``hours`` inside each, and as the test
+    block the steps after the later span's end beyond a buffer of ``buffer`` steps. Overlapping spans,
+    or a span holding no step of the record, are refused."""
+    (train_lo, train_hi), val = spans["train"], spans.get("val")
+    if val is not None and val[0] <= train_hi and train_lo <= val[1]:
+        raise ClimodeError("--train-times and --val-times overlap; give disjoint spans")
+    tolerance = 1e-6
+    out: dict[str, range] = {}
+    for name in SPLITS[:2]:
+        if name not in spans:
+            out[name] = range(0)
+            continue
+        lo, hi = spans[name]
+        inside = np.nonzero((hours >= lo - tolerance) & (hours <= hi + tolerance))[0]
+        if not len(inside):
+            raise ClimodeError(f"--{name}-times holds no time of the record ({len(hours)} steps)")
+        out[name] = range(int(inside[0]), int(inside[-1]) + 1)
+    later = max(block.stop for block in out.values())
+    out["test"] = range(min(later + buffer, len(hours)), len(hours))
+    return out
+
+
 def plan_samples(
     ds: xr.Dataset,
     tiles: list[Tile] | None,
@@ -75,6 +99,7 @@ def plan_samples(
     per_period: int,
     seed: int,
     fractions: tuple[float, float, float] = FRACTIONS,
+    spans: dict[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """One row per sample: tile, storm, split and the step indices (into ``ds.time``) of its
     inputs, their observed flags and its targets.
@@ -86,12 +111,17 @@ def plan_samples(
     storm may give training samples early in its life and held-out ones later). Without tracks every
     window of each block is a sample, its storm named after its split. ``tiles`` None takes the whole
     grid (any grid, e.g. projected y/x) as one tile, "grid". An empty held-out split is logged as a
-    warning; no training sample at all is a ClimodeError.
+    warning; no training sample at all is a ClimodeError. ``spans`` replaces the fractions with the
+    times the user chose (``span_blocks``).
     """
     calendar = ds.time.values[0].calendar
     ds_hours = to_hours(ds.time.values, calendar)
     n_steps, buffer = len(ds_hours), sample_span(sampling)
-    blocks = time_blocks(n_steps, buffer, fractions)
+    if spans:
+        blocks = span_blocks(ds_hours, spans, buffer)
+        fractions = tuple(len(blocks[name]) / n_steps for name in SPLITS)
+    else:
+        blocks = time_blocks(n_steps, buffer, fractions)
     rng = np.random.default_rng(seed)
     rows = []
     for tile in tiles or [None]:
@@ -129,7 +159,7 @@ def plan_samples(
                     for inputs, observed, targets in drawn
                 ]
     plan = pd.DataFrame(rows, columns=["tile", "storm", "split", "inputs", "observed", "targets"])
-    _report_empty(plan, blocks, n_steps, buffer, sampling, tracks is not None, fractions)
+    _report_empty(plan, blocks, n_steps, buffer, sampling, tracks is not None, fractions, bool(spans))
     return plan
 
 
@@ -141,6 +171,7 @@ def _report_empty(
     sampling: SamplingConfig,
     storms: bool,
     fractions: tuple[float, float, float],
+    spans: bool = False,
 ) -> None:
     """Raise ClimodeError when the plan has no training sample; log a warning for each held-out split asked
     for (a fraction above 0) that is empty."""
@@ -154,6 +185,11 @@ def _report_empty(
         f" for {sampling.n_in} inputs and {sampling.n_out} targets (at least {need} steps)"
     )
     train = blocks["train"]
+    if not (plan.split == "train").any() and spans:
+        raise ClimodeError(
+            f"no training samples: --train-times holds {len(train)} steps of {sampling.step_h:g} h "
+            f"(steps {train.start}-{train.stop - 1} of {n_steps}); {why}"
+        )
     if not (plan.split == "train").any():
         raise ClimodeError(
             f"no training samples: the record has {n_steps} steps of {sampling.step_h:g} h and the training block "
@@ -327,6 +363,7 @@ def prepare_shards(
     samples_per_storm: int = 0,
     seed: int = 0,
     fractions: tuple[float, float, float] = FRACTIONS,
+    spans: dict[str, tuple[float, float]] | None = None,
     resolution: float | None = None,
     normalisation: str = "minmax",
     provenance: dict | None = None,
@@ -335,7 +372,7 @@ def prepare_shards(
     """The data path's one assembly, fields -> samples -> shards: plan the samples of ``ds``
     (``plan_samples``: storms' stays in ``tiles`` when ``tracks`` are given, else every window of
     the grid) and write them to the store ``out`` (``write_shards``). Returns the plan."""
-    plan = plan_samples(ds, tiles, tracks, sampling, samples_per_storm, seed, fractions)
+    plan = plan_samples(ds, tiles, tracks, sampling, samples_per_storm, seed, fractions, spans)
     source = {"source_files": ds.attrs.get("climode_sources", ""), **(provenance or {})}
     write_shards(
         out, ds, tiles, plan, variables, resolution, normalisation, tracks, sampling, source, overwrite=overwrite
@@ -350,6 +387,7 @@ __all__ = [
     "prepare_shards",
     "sample_span",
     "sampling_for",
+    "span_blocks",
     "step_hours",
     "time_blocks",
     "write_shards",

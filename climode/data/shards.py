@@ -165,6 +165,7 @@ class Shards(Dataset):
             raise ClimodeError(f"shards {path} hold no {split} samples")
         self.frames, self.hours = store["frames"], store["hours"].values
         self.store = store
+        self.step_hours = float(json.loads(store.attrs.get("sampling", "{}")).get("step_h") or 1.0)
 
     @cached_property
     def _places(self) -> dict:

@@ -227,7 +227,8 @@ def open_fields(
 ) -> xr.Dataset:
     """Open ``variables`` from NetCDF files / zarr stores as one lazy Dataset in the toolkit's convention.
 
-    Variables may sit one per file and/or be split along time across files. Each requested name is
+    Variables may sit one per file and/or be split along time across files; files of one frame each with a
+    scalar time (radar archives) are stacked in time order, gaps kept as gaps. Each requested name is
     found by its ``mapping`` entry alone, else by the name itself, else (U850, V850, PSL) by known
     aliases and then the CF standard_name. Cost: the first time step of each variable is read (unit
     and emptiness checks); a variable whose first step is all NaN is read in full once.
@@ -270,6 +271,8 @@ def open_fields(
         found = {name: var for name, var in found.items() if var is not None}
         if not found:
             continue
+        if "time" in ds.coords and ds["time"].ndim == 0:  # one frame per file (radar archives): a time axis of one
+            ds = ds.expand_dims("time")
         ds = hours_axis(ds, path, time_in_hours, reference_time, calendar or "standard")
         sub = xr.Dataset({name: ds[var] for name, var in found.items()})
         spec = DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})

@@ -30,7 +30,8 @@ class ModelConfig:
         the decoder 4w-2w (paper: w = 32).
     time_scale: real time units per model time unit. Times are given to the model in
         real units (hours for climate data, frames for video) and divided by this
-        before any ODE is solved, so solver step sizes are in model units.
+        before any ODE is solved, so solver step sizes are in model units. None: the trainer
+        takes the data's storage step (hours) or 1 (frames); an untrained model uses 1.
     encoder: "ode-convgru" (the paper) or "conv" (ODE-Conv ablation: the n_in frames
         stacked along channels through one Conv-Encoder).
     flow_warping / mask_composition: the ablation switches of Table 4. Without warping
@@ -48,7 +49,7 @@ class ModelConfig:
     architecture: str = "vid-ode"
     channels: int = 3
     width: int = 32
-    time_scale: float = 1.0
+    time_scale: float | None = None
     encoder: str = "ode-convgru"
     n_in: int | None = None
     encoder_solver: SolverConfig = field(default_factory=SolverConfig)
@@ -69,7 +70,7 @@ class ModelConfig:
             object.__setattr__(self, "frame_shape", [int(n) for n in self.frame_shape])  # YAML-safe
         if self.encoder == "conv" and not self.n_in:
             raise ValueError("the conv (ODE-Conv) encoder needs n_in, the number of input frames")
-        if self.channels < 1 or self.width < 1 or not self.time_scale > 0:
+        if self.channels < 1 or self.width < 1 or not (self.time_scale is None or self.time_scale > 0):
             raise ValueError("channels, width and time_scale must be positive")
         for name in ("encoder_solver", "decoder_solver"):
             value = getattr(self, name)
@@ -164,10 +165,11 @@ def anchor_frame(filled: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
 
 
 def model_times(
-    times: torch.Tensor, query_times: torch.Tensor, like: torch.Tensor, time_scale: float
+    times: torch.Tensor, query_times: torch.Tensor, like: torch.Tensor, time_scale: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Input and query times (real units) in model units, on ``like``'s device and dtype."""
-    to = lambda t: t.to(device=like.device, dtype=like.dtype) / time_scale
+    scale = time_scale or 1.0  # None: not chosen yet (ModelConfig.time_scale)
+    to = lambda t: t.to(device=like.device, dtype=like.dtype) / scale
     return to(times), to(query_times)
 
 

@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         "--time-in-hours", action="store_true", default=None, help="gridded: a time axis of bare numbers holds hours"
     )
     p.add_argument("--reference-time", help="gridded: origin of such hours, e.g. '1996-01-05 00:00:00'")
+    p.add_argument(
+        "--train-times",
+        help="gridded: train only on this span, START:END dates ('2000-01-01:2000-06-30'); the test "
+        "samples come after it (and after --val-times)",
+    )
+    p.add_argument("--val-times", help="gridded: validate on this span, START:END dates, disjoint from --train-times")
     p.add_argument("--out", default="runs/vidode", help="run directory (default: runs/vidode)")
     p.add_argument("--max-steps", type=int, help="stop after this many generator updates (batches)")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
@@ -69,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         variables=args.vars,
         time_in_hours=args.time_in_hours,
         reference_time=args.reference_time,
+        train_times=args.train_times,
+        val_times=args.val_times,
         max_steps=args.max_steps,
         max_epochs=args.max_epochs,
         resume=args.resume,

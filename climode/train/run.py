@@ -27,6 +27,7 @@ from ..errors import ClimodeError
 from ..io.fields import parse_variables
 from ..io.write import replacing
 from ..model import LEARNED, VARIANTS, configure
+from ..times import check_spans
 from .task import ForecastTask
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ def _prepare_gridded(config: Config, out: Path) -> Config:
         reference_time=data.reference_time,
         seed=data.seed,
         overwrite=True,
+        train_times=data.train_times,
+        val_times=data.val_times,
     )
     return replace(config, "data", path=str(store))
 
@@ -214,6 +217,8 @@ def train(
     variables: str | None = None,
     time_in_hours: bool | None = None,
     reference_time: str | None = None,
+    train_times: str | None = None,
+    val_times: str | None = None,
     max_steps: int | None = None,
     max_epochs: int | None = None,
     resume: str | None = None,
@@ -232,8 +237,8 @@ def train(
         built-in config, else the defaults); ignored with ``resume``, which reads the run's own.
     out : the run directory (``run.yaml``, ``checkpoints/``, ``logs/``, ``model.safetensors``).
     model : a name of ``climode.model.MODELS`` (default: the config's).
-    dataset, data, variables, time_in_hours, reference_time : the data, overriding the config
-        (``python -m climode.train --help`` says what each takes).
+    dataset, data, variables, time_in_hours, reference_time, train_times, val_times : the data,
+        overriding the config (``python -m climode.train --help`` says what each takes).
     max_steps, max_epochs, devices, accelerator, checkpoint_every : training settings overriding the config.
     resume : "last" or a checkpoint path: continue the run in ``out``.
     init_from : start from a saved model's weights ("bundled": the model shipped with climode).
@@ -246,6 +251,7 @@ def train(
     out = Path(out)
     if init_from and resume:
         raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
+    check_spans(train_times, val_times)
     init = _initial_model(init_from)
     config, clear = _prepare_run_dir(out, config, dataset, resume, overwrite, launcher)
     config = replace(
@@ -256,7 +262,14 @@ def train(
         variables=variables,
         time_in_hours=time_in_hours,
         reference_time=reference_time,
+        train_times=train_times,
+        val_times=val_times,
     )
+    if (config.data.train_times or config.data.val_times) and config.data.name != "gridded":
+        raise ClimodeError(
+            f"--train-times and --val-times choose the blocks of fields prepared in the run (--dataset gridded), "
+            f"not of {config.data.name}"
+        )
     config = replace(
         config,
         "train",
@@ -292,6 +305,11 @@ def train(
         config = _prepare_gridded(config, out) if launcher else replace(config, "data", path=str(out / "data.zarr"))
         train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
+    if config.model.time_scale is None:  # one model time unit: the data's storage step
+        scale = float(getattr(train_set, "step_hours", 1.0) or 1.0)
+        config = replace(config, "model", time_scale=scale)
+        log.info("model time unit: %g %s (the data's storage step; set model.time_scale to choose)", scale,
+                 "h" if train_set.time_units == "hours" else train_set.time_units)  # fmt: skip
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
     card = _card(train_set)
     if init is not None:
