@@ -73,3 +73,26 @@ def test_the_accessor_equals_the_functions(tmp_path):
     tiles = truth.climode.tiles("east-pacific-atlantic", resolution=2.0)
     sizes = dict(tiles["east-pacific-atlantic"].sizes)
     assert list(tiles) == ["east-pacific-atlantic"] and sizes == {"time": truth.sizes["time"], "lat": 30, "lon": 80}
+
+
+def test_threads_suit_a_busy_machine(monkeypatch, caplog):
+    import os
+
+    import torch
+
+    from climode.errors import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads() == torch.get_num_threads()  # the user's choice stands
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 3.0, 3.0))
+        with caplog.at_level("INFO", logger="climode"):
+            assert set_threads() == 1 and torch.get_num_threads() == 1
+        assert "torch threads: 1 of 4 cores (load 3.2" in caplog.text
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+        assert set_threads() == 4
+    finally:
+        torch.set_num_threads(before)

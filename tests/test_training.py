@@ -188,3 +188,34 @@ def test_clips_with_irregular_times_per_clip_train(tmp_path, tiny_config):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert load_model(result.stdout.strip().splitlines()[-1]).variables == ["u", "v"]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_training_leaves_a_loadable_model(tmp_path):
+    """A scheduler's time limit (SIGTERM): the run stops between updates, writes model.safetensors and
+    last.ckpt, says so, and exits 143; --resume continues it. With ``data.continuous`` and the
+    adversarial terms on (the README's bouncing-ball-demo), whose samples carry a target in every gap."""
+    config = write_config(tmp_path / "tiny.yaml", data={"continuous": True, "queries": "random"})
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "climode.train", "--config", str(config), "--out", str(out), "--max-steps", "10000"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 180
+        while not (out / "checkpoints" / "last.ckpt").exists():
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    model = load_model(out / "model.safetensors")
+    assert model.card.variables == ("intensity",)
+    resumed = run_module("climode.train", "--out", out, "--resume", "--max-steps", 4)
+    assert resumed.returncode == 0, resumed.stderr

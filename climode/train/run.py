@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +16,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from .._version import __version__
@@ -308,8 +310,8 @@ def train(
     if config.model.time_scale is None:  # one model time unit: the data's storage step
         scale = float(getattr(train_set, "step_hours", 1.0) or 1.0)
         config = replace(config, "model", time_scale=scale)
-        log.info("model time unit: %g %s (the data's storage step; set model.time_scale to choose)", scale,
-                 "h" if train_set.time_units == "hours" else train_set.time_units)  # fmt: skip
+        if train_set.time_units == "hours":
+            log.info("model time unit: %g h (the data's storage step; set model.time_scale to choose)", scale)
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
     card = _card(train_set)
     if init is not None:
@@ -379,13 +381,29 @@ def train(
         log.info("resuming from %s", ckpt_path)
     if not len(val_set):
         log.warning("no validation samples: training without validation")
-    trainer.fit(
-        task,
-        loader(samples, True),
-        loader(val_set, False) if len(val_set) else None,
-        ckpt_path=ckpt_path,
-        weights_only=True,
-    )
+    try:
+        trainer.fit(
+            task,
+            loader(samples, True),
+            loader(val_set, False) if len(val_set) else None,
+            ckpt_path=ckpt_path,
+            weights_only=True,
+        )
+    except (SIGTERMException, KeyboardInterrupt) as stop:  # a scheduler's time limit, or Ctrl-C
+        path = _export(trainer, task, out)
+        log.warning(
+            "stopped by %s after %d updates: wrote %s and checkpoints/last.ckpt (continue with --resume)",
+            "SIGTERM" if isinstance(stop, SIGTERMException) else "an interrupt",
+            trainer.global_step // updates_per_batch, path,
+        )  # fmt: skip
+        if isinstance(stop, SIGTERMException):
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    return _export(trainer, task, out)
+
+
+def _export(trainer: L.Trainer, task: ForecastTask, out: Path) -> Path | None:
+    """The run's last checkpoint and its model (the moving-average weights) as model.safetensors."""
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     if not trainer.is_global_zero:
         return None

@@ -81,10 +81,17 @@ class ForecastTask(L.LightningModule):
             self.ema = AveragedModel(self.model, avg_fn=moving_average(train.ema), use_buffers=True)
             self.ema.requires_grad_(False)
         if train.adversarial:
-            c, frames = config.model.channels, config.data.n_in + config.data.n_out
+            c = config.model.channels
             self.d_img = PatchDiscriminator(c, train.disc_width)
-            self.d_seq = PatchDiscriminator(c * frames, train.disc_width)
+            self.d_seq = PatchDiscriminator(c * self.sequence_frames, train.disc_width)
         self.shared_times = not getattr(self.model, "per_sample_times", False)
+
+    @property
+    def sequence_frames(self) -> int:
+        """The most frames a sample holds: its inputs and targets, and with ``data.continuous`` the
+        target inside each gap between inputs (the sequence discriminator's width)."""
+        data = self.config.data
+        return data.n_in + data.n_out + (data.n_in - 1 if data.continuous else 0)
 
     def averaged(self) -> torch.nn.Module:
         """The weights validation and the exported models use: the moving average, else the model."""
@@ -171,7 +178,7 @@ class ForecastTask(L.LightningModule):
                 batch["times_in"],
                 frames,
                 batch["times_out"],
-                self.config.data.n_in + self.config.data.n_out,
+                self.sequence_frames,
             )
             real_seq, fake_seq = seq(batch["frames_out"]), seq(self._fake_sequence(batch, generated, kind))
             d_loss = lsgan_discriminator(self.d_img(real_img), self.d_img(fake_img.detach())) + lsgan_discriminator(
