@@ -1,4 +1,10 @@
-"""Forecast maps: sea level pressure, wind vectors and the storm centre on cartopy, with no network.
+"""Forecast maps a forecaster reads at a glance, on cartopy, with no network.
+
+With pressure and winds: 850 hPa wind speed filled, isobars as labelled black contours every 4 hPa,
+wind vectors scaled to the region's winds (the strongest clipped), the storm centre as a hollow ring
+with its track so far (neither hides the core), a zoomed inset on the storm when the region is wide,
+and titles with the model, the initial time, each panel's valid time and lead. Other variables are
+filled in their own units.
 
 Coastlines come from the Natural Earth 1:110m GeoJSON shipped in ``climode.resources``;
 cartopy's own Natural Earth features (which download on first use) are never touched.
@@ -31,6 +37,10 @@ from .io.write import fields, replacing
 DPI = 110
 ARROWS = 20  # wind vectors across the domain
 PANEL_W = 4.5  # inches
+SPEED_CMAP = "YlOrRd"
+ISOBAR_HPA = 4.0  # isobar interval
+INSET_DEG = 20.0  # a region wider than this (degrees of longitude) gets a zoomed inset on the storm
+INSET_HALF = (5.0, 7.0)  # the inset's half size, (lat, lon) degrees
 
 Centre = tuple[float, float]  # (lat, lon) in degrees; (y, x) on a projected grid
 
@@ -58,6 +68,9 @@ class _Plan:
     x: np.ndarray
     y: np.ndarray
     centres: Sequence[Centre] | None
+    isobars: np.ndarray | None = None  # hPa, when the fill is wind speed and the pressure is drawn as lines
+    pressure: xr.DataArray | None = None  # hPa
+    zone: str = ""  # "UTC", or the calendar the times are on
 
     @classmethod
     def of(cls, ds: xr.Dataset, wind: Sequence[str], pressure: str, centres: Sequence[Centre] | None) -> _Plan:
@@ -76,11 +89,21 @@ class _Plan:
         geo = "lat" in field.dims and "lon" in field.dims
         ydim, xdim = ("lat", "lon") if geo else field.dims[-2:]
         ds, field = (a.transpose("time", ydim, xdim, ...) for a in (ds, field))
-        levels = MaxNLocator(12).tick_values(float(np.nanmin(field.values)), float(np.nanmax(field.values)))
         uv = (ds[wind[0]], ds[wind[1]]) if len(wind) == 2 and all(w in ds for w in wind) else None
-        top = max(float(np.nanmax(np.hypot(uv[0].values, uv[1].values))), 1.0) if uv else 1.0
+        speed = np.hypot(uv[0].values, uv[1].values) if uv else None
+        top = max(float(np.nanpercentile(speed, 90)), 1.0) if uv else 1.0  # the region's winds, not the storm's peak
         decade = 10.0 ** math.floor(math.log10(top))
         key_speed = next(k * decade for k in (5, 2, 1) if k * decade <= top)
+        pressure_hpa, isobars = None, None
+        if pressure in ds and uv is not None:  # speed filled, pressure as isobars
+            pressure_hpa = field
+            lo, hi = float(np.nanmin(field.values)), float(np.nanmax(field.values))
+            isobars = np.arange(math.floor(lo / ISOBAR_HPA) * ISOBAR_HPA, hi + ISOBAR_HPA, ISOBAR_HPA)
+            field = (field * 0 + speed).rename("speed")
+            label = "850 hPa wind speed (m/s)" if wind[0].endswith("850") else "wind speed (m/s)"
+        levels = MaxNLocator(12).tick_values(
+            0.0 if isobars is not None else float(np.nanmin(field.values)), float(np.nanmax(field.values))
+        )
         if geo:
             lon = ds["lon"].values.astype(float)
             lon0 = (lon[0] + lon[-1]) / 2
@@ -101,6 +124,9 @@ class _Plan:
             np.asarray(x, float),
             np.asarray(y, float),
             centres,
+            isobars,
+            pressure_hpa,
+            _zone(ds["time"].values[0]),
         )
 
     def centre(self, i: int) -> tuple[float, float] | None:
@@ -110,7 +136,7 @@ class _Plan:
             if not (math.isfinite(lat) and math.isfinite(lon)):
                 return None
             return ((lon - self.lon0 + 180.0) % 360.0 - 180.0 if self.proj else lon), lat
-        values = self.field.isel(time=i).values
+        values = (self.pressure if self.pressure is not None else self.field).isel(time=i).values
         if not self.is_pressure or np.isnan(values).all():
             return None
         j, k = np.unravel_index(np.nanargmin(values), values.shape)
@@ -119,6 +145,80 @@ class _Plan:
 
 def _when(value) -> str:
     return (value if hasattr(value, "strftime") else pd.Timestamp(value)).strftime("%Y-%m-%d %H:%M")
+
+
+def _zone(value) -> str:
+    """How the times are meant: UTC on the real-world calendars, else the model calendar's name."""
+    calendar = getattr(value, "calendar", "standard") or "standard"
+    return "UTC" if calendar in ("standard", "gregorian", "proleptic_gregorian") else f"{calendar} calendar"
+
+
+def _heading(ds: xr.Dataset, zone: str) -> str | None:
+    """The figure's title from a forecast's provenance: the model and the initial time."""
+    model = Path(str(ds.attrs.get("climode_checkpoint", ""))).name
+    init = ds.coords.get("forecast_reference_time")
+    parts = [f"climode Vid-ODE ({model})" if model else None]
+    if init is not None and init.size == 1:
+        parts.append(f"initial time {_when(init.values.item())}")
+    parts = [p for p in parts if p]
+    return ",  ".join(parts) + f"  (times: {zone})" if parts else None
+
+
+def _wind_arrows(ax, plan: _Plan, i: int, step: int, kw: dict, x=None, y=None, sub=None):
+    """Thinned wind vectors, the key's length about one arrow spacing; those above 1.5 times the key are
+    drawn at 1.5 times its length (the fill gives their speed), so that arrows never cross the core."""
+    u, v = (w.isel(time=i).values for w in plan.wind)
+    if sub is not None:
+        u, v = u[sub], v[sub]
+    u, v = u[::step, ::step], v[::step, ::step]
+    speed = np.hypot(u, v)
+    clip = np.minimum(1.0, 1.5 * plan.key_speed / np.maximum(speed, 1e-9))
+    xs = (plan.x if x is None else x)[::step]
+    ys = (plan.y if y is None else y)[::step]
+    return ax.quiver(
+        xs, ys, u * clip, v * clip, scale=plan.key_speed * ARROWS, scale_units="width", width=0.003,
+        zorder=3, **kw,
+    )  # fmt: skip
+
+
+def _isobars(ax, x, y, values, levels, kw: dict, size: float = 6):
+    lines = ax.contour(x, y, values, levels=levels, colors="black", linewidths=0.6, zorder=2.5, **kw)
+    lines.set_gid("isobars")
+    ax.clabel(lines, levels[::2] if len(levels) > 12 else levels, inline=True, fontsize=size, fmt="%d")
+    return lines
+
+
+def _centre_mark(ax, plan: _Plan, i: int, kw: dict) -> None:
+    """A hollow ring at the centre and the track of the earlier panels' centres: the core stays visible."""
+    track = [c for c in (plan.centre(k) for k in range(i + 1)) if c is not None]
+    if len(track) > 1:
+        ax.plot(*np.array(track).T, color="white", linewidth=1.0, linestyle="--", marker=".", markersize=3,
+                gid="track", zorder=4, scalex=False, scaley=False, **kw)  # fmt: skip
+    if (xy := plan.centre(i)) is not None:
+        ax.plot(*xy, marker="o", markersize=16, markerfacecolor="none", markeredgecolor="white",
+                markeredgewidth=1.3, gid="centre", zorder=4, scalex=False, scaley=False, **kw)  # fmt: skip
+
+
+def _inset(ax, plan: _Plan, i: int) -> None:
+    """A zoomed view of the storm's core in the panel's upper right corner."""
+    if plan.proj is None or plan.isobars is None or np.ptp(plan.x) <= INSET_DEG or (xy := plan.centre(i)) is None:
+        return
+    (dy, dx), (cx, cy) = INSET_HALF, xy
+    near_x, near_y = np.abs(plan.x - cx) <= dx, np.abs(plan.y - cy) <= dy
+    if near_x.sum() < 4 or near_y.sum() < 4:
+        return
+    inset = ax.inset_axes([0.64, 0.52, 0.35, 0.46], projection=plan.proj)
+    inset.set_gid("inset")
+    kw = {"transform": plan.proj}
+    x, y = plan.x[near_x], plan.y[near_y]
+    inset.set_extent([x[0], x[-1], y[0], y[-1]], crs=plan.proj)
+    sub = np.ix_(near_y, near_x)
+    inset.contourf(x, y, plan.field.isel(time=i).values[sub], levels=plan.levels, cmap=SPEED_CMAP, extend="max", **kw)
+    _isobars(inset, x, y, plan.pressure.isel(time=i).values[sub], plan.isobars, kw, size=5)
+    _wind_arrows(inset, plan, i, max(1, math.ceil(max(x.size, y.size) / 10)), kw, x, y, sub)
+    inset.add_feature(_coastline(), zorder=2)
+    for spine in inset.spines.values():
+        spine.set_edgecolor("white")
 
 
 def _panel(fig: Figure, spec, plan: _Plan, i: int):
@@ -141,41 +241,23 @@ def _panel(fig: Figure, spec, plan: _Plan, i: int):
     else:
         ax = fig.add_subplot(spec, aspect="equal")
         kw = {}
+    cmap = SPEED_CMAP if plan.isobars is not None else "viridis"
+    extend = "max" if plan.isobars is not None else "both"
     filled = ax.contourf(
-        plan.x, plan.y, plan.field.isel(time=i).values, levels=plan.levels, cmap="viridis", extend="both", **kw
+        plan.x, plan.y, plan.field.isel(time=i).values, levels=plan.levels, cmap=cmap, extend=extend, **kw
     )
+    if plan.isobars is not None:
+        _isobars(ax, plan.x, plan.y, plan.pressure.isel(time=i).values, plan.isobars, kw)
     if plan.wind is not None:
         step = max(1, math.ceil(max(plan.x.size, plan.y.size) / ARROWS))
-        u, v = (w.isel(time=i).values[::step, ::step] for w in plan.wind)
-        arrows = ax.quiver(
-            plan.x[::step],
-            plan.y[::step],
-            u,
-            v,
-            scale=plan.key_speed * ARROWS / 1.5,
-            scale_units="width",
-            width=0.003,
-            zorder=3,
-            **kw,
-        )
+        arrows = _wind_arrows(ax, plan, i, step, kw)
         ax.quiverkey(
             arrows, 0.85, 1.03, plan.key_speed, f"{plan.key_speed:g} m/s", labelpos="W", fontproperties={"size": 8}
         )
-    if (xy := plan.centre(i)) is not None:
-        ax.plot(
-            *xy,
-            marker="X",
-            color="red",
-            markeredgecolor="white",
-            markersize=11,
-            gid="centre",
-            zorder=4,
-            scalex=False,
-            scaley=False,
-            **kw,
-        )
+    _centre_mark(ax, plan, i, kw)
+    _inset(ax, plan, i)
     lead = f"   {float(plan.ds['lead_time'][i]):+g} h" if "lead_time" in plan.ds.coords else ""
-    ax.set_title(f"{_when(plan.ds['time'].values[i])}{lead}", fontsize=10, loc="left")
+    ax.set_title(f"valid {_when(plan.ds['time'].values[i])}{lead}", fontsize=9, loc="left")
     return filled
 
 
@@ -184,7 +266,7 @@ def _figure(plan: _Plan, times: Sequence[int], title: str | None) -> Figure:
     ncols = min(n, 3 if n in (5, 6, 9) else 4)
     nrows = math.ceil(n / ncols)
     aspect = min(max(np.ptp(plan.y) / max(np.ptp(plan.x), 1e-9), 0.3), 1.5)
-    height = ((PANEL_W - 0.6) * aspect + 0.8) * nrows + 0.8 + (0.4 if title else 0)  # + titles, labels, colour bar
+    height = ((PANEL_W - 0.6) * aspect + 0.8) * nrows + 0.8 + 0.4 * (1 + bool(title))  # + titles, labels, colour bar
     fig = Figure(figsize=(PANEL_W * ncols, height), dpi=DPI, layout="constrained")
     grid = fig.add_gridspec(nrows, ncols)
     filled = [_panel(fig, grid[k // ncols, k % ncols], plan, i) for k, i in enumerate(times)]
@@ -197,8 +279,9 @@ def _figure(plan: _Plan, times: Sequence[int], title: str | None) -> Figure:
         label=plan.label,
         ticks=plan.levels[:: math.ceil(len(plan.levels) / (4 * ncols))],
     )
-    if title:
-        fig.suptitle(title)
+    heading = _heading(plan.ds, plan.zone)
+    if title or heading:
+        fig.suptitle(f"{title}\n{heading}" if title and heading else title or heading, fontsize=10)
     return fig
 
 
@@ -281,8 +364,9 @@ def animate_forecast(
     centres: Sequence[Centre] | None = None,
     title: str | None = None,
 ) -> Path:
-    """A GIF at ``path`` with one map frame per time of ``ds`` (as in :func:`draw_forecast`, colour levels
-    and wind scale fixed across frames), ``fps`` frames per second, looping; written atomically."""
+    """A GIF (or, for a ``.mp4`` path, an H.264 MP4) at ``path`` with one map frame per time of ``ds``
+    (as in :func:`draw_forecast`, colour levels and wind scale fixed across frames), ``fps`` frames per
+    second, looping; written atomically."""
     path = Path(path)
     plan = _Plan.of(ds, wind, pressure, centres)
     frames = []
@@ -292,6 +376,11 @@ def animate_forecast(
         canvas.draw()
         frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB"))
         fig.clear()
+    if path.suffix.lower() in (".mp4", ".m4v", ".mov"):
+        from .video.write import write_mp4  # imageio-ffmpeg: H.264
+
+        even = [np.asarray(f)[: f.height // 2 * 2, : f.width // 2 * 2] for f in frames]  # yuv420p: even sides
+        return write_mp4(np.stack(even).transpose(0, 3, 1, 2), path, fps)
     with replacing(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
     return path

@@ -110,11 +110,13 @@ def test_one_map_per_time_with_titles_levels_wind_coastline_and_centre(offline):
     axes = panels(fig)
     assert len(axes) == 3
     for ax, hour, lead in zip(axes, ("00:00", "03:00", "06:00"), ("+3 h", "+6 h", "+9 h")):
-        assert f"2000-08-03 {hour}" in ax.get_title(loc="left") and lead in ax.get_title(loc="left")
-    levels = [next(c for c in ax.collections if isinstance(c, ContourSet)).levels for ax in axes]
-    assert all(np.array_equal(lv, levels[0]) for lv in levels)
+        assert f"valid 2000-08-03 {hour}" in ax.get_title(loc="left") and lead in ax.get_title(loc="left")
+    isobars = [next(c for c in ax.collections if c.get_gid() == "isobars") for ax in axes]
+    levels = [c.levels for c in isobars]
+    assert all(np.array_equal(lv, levels[0]) for lv in levels) and np.allclose(np.diff(levels[0]), 4.0)
     assert levels[0][0] <= 960.0 and 1009.0 <= levels[0][-1] < 1100.0  # hPa, covering the deepest low
-    assert any(ax.get_xlabel() == "sea level pressure (hPa)" for ax in fig.axes)
+    assert all(c.labelTexts for c in isobars)  # labelled
+    assert any(ax.get_xlabel() == "850 hPa wind speed (m/s)" for ax in fig.axes)
     for ax, (lat, lon) in zip(axes, LOWS):
         assert_marker_at(ax, lat, lon)
         quiver = next(c for c in ax.collections if isinstance(c, Quiver))
@@ -196,3 +198,34 @@ def test_region_centres_the_map_on_the_storm_or_takes_a_box():
     assert box.lat.min() >= 10 and box.lat.max() <= 20 and box.lon.min() >= 250 and box.lon.max() <= 260
     with pytest.raises(ClimodeError):
         region(ds, "0:10,100:110")  # off the grid
+
+
+def test_titles_carry_model_initial_valid_time_and_lead_and_a_wide_region_gets_an_inset(offline):
+    ds = forecast().assign_coords(forecast_reference_time=cftime.DatetimeNoLeap(2000, 8, 2, 21))
+    ds.attrs["climode_checkpoint"] = "/models/cam5-synthetic.safetensors"
+    fig = draw_forecast(ds)
+    FigureCanvasAgg(fig).draw()
+    heading = fig.get_suptitle()
+    assert "cam5-synthetic.safetensors" in heading and "initial time 2000-08-02 21:00" in heading
+    assert "noleap calendar" in heading  # a model calendar is said, not passed off as UTC
+    first = panels(fig)[0]
+    assert first.get_title(loc="left") == "valid 2000-08-03 00:00   +3 h"
+    insets = [child for child in first.child_axes if child.get_gid() == "inset"]
+    assert len(insets) == 1  # 160 degrees wide: the storm is zoomed on
+    x0, x1, y0, y1 = insets[0].get_extent()
+    cx, cy = marker(first)
+    assert x0 < cx < x1 and y0 < cy < y1  # centred on the storm
+    rings = [c for c in insets[0].collections if c.get_gid() == "isobars"]
+    closed = [p for p in rings[0].get_paths() if len(p.vertices) > 3 and np.allclose(p.vertices[0], p.vertices[-1])]
+    assert closed  # closed isobars around the core
+    narrow = draw_forecast(maps.region(ds, "15:35,270:290"))
+    assert not [c for ax in panels(narrow) for c in ax.child_axes if c.get_gid() == "inset"]
+
+
+def test_an_mp4_animation_has_one_frame_per_time(tmp_path, offline):
+    import imageio.v3 as iio
+
+    path = animate_forecast(forecast(), tmp_path / "storm.mp4", fps=2)
+    frames = iio.imread(path, index=None, plugin="FFMPEG")
+    assert len(frames) == 3 and frames.shape[-1] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["storm.mp4"]

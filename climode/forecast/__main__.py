@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "initialisations in one --zarr store (--append)",
     )
     p.add_argument("--plot", help="PNG map, one panel per time")
-    p.add_argument("--animate", help="GIF animating the forecast times")
+    p.add_argument("--animate", help="GIF (or .mp4, H.264) animating the forecast times")
     p.add_argument(
         "--map-region",
         default="storm",
