@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean floors package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,19 @@ test: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) runs
+
+# The floors pyproject.toml states, tested: every dependency at its lowest allowed version
+# (constraints-floors.txt; wheels only) in a venv of its own, then the quick tests. CI runs it.
+FLOORS := .venv-floors
+floors:
+	rm -rf $(FLOORS)
+	$(PYTHON) -m venv $(FLOORS)
+	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS)/bin/python -m pip install --quiet --only-binary :all: -c constraints-floors.txt -e ".[test]"
+	$(FLOORS)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
+
+# The distributions a user would install: built, then checked as PyPI would (twine check). CI runs it.
+package: $(VENV)/.installed-test
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*

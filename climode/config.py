@@ -14,6 +14,7 @@ from .model.base import ModelConfig
 
 QUERIES = ("all", "random")
 SCHEDULES = ("cosine", "epoch-decay")
+LOGGERS = ("csv", "tensorboard")  # csv: logs/metrics.csv; tensorboard: event files beside it
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ class TrainConfig:
     the weights' moving average (min(ema, (1 + n) / (10 + n)) at update n; 0: none) that validation
     and the exported models use. ``deterministic``: deterministic algorithms only (slower).
     ``log_every``: generator updates between rows of logs/metrics.csv.
-    ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae)."""
+    ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae). ``logger``:
+    "csv" (logs/metrics.csv) or "tensorboard" (also event files in logs/tensorboard, for ``tensorboard --logdir``;
+    needs tensorboard or tensorboardX)."""
 
     batch_size: int = 8
     lr: float = 1e-3
@@ -113,9 +116,11 @@ class TrainConfig:
     clip: float = 1.0
     ema: float = 0.999
     deterministic: bool = False
+    logger: str = "csv"
 
     def __post_init__(self):
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("logger", self.logger, LOGGERS)
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
         if not 0 < self.min_lr <= self.lr:

@@ -11,7 +11,7 @@ docs/forecast.md for how it was trained and how it scores).
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -297,6 +297,6 @@ def forecast(
         "climode_checkpoint_sha256": _sha256(ckpt.path),
         "climode_input": ds.attrs.get("climode_sources", ""),
         "climode_input_times": ", ".join(_stamp(t) for t in ds.time.values),
-        "date_created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date_created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return out

@@ -147,6 +147,11 @@ def _when(value) -> str:
     return (value if hasattr(value, "strftime") else pd.Timestamp(value)).strftime("%Y-%m-%d %H:%M")
 
 
+def _hours(value) -> float:
+    """A lead time in hours, whether stored as a number of hours or decoded as a timedelta."""
+    return float(value / np.timedelta64(1, "h")) if isinstance(value, np.timedelta64) else float(value)
+
+
 def _zone(value) -> str:
     """How the times are meant: UTC on the real-world calendars, else the model calendar's name."""
     calendar = getattr(value, "calendar", "standard") or "standard"
@@ -161,7 +166,7 @@ def _heading(ds: xr.Dataset, zone: str) -> str | None:
     if init is not None and init.size == 1:
         parts.append(f"initial time {_when(init.values.item())}")
     parts = [p for p in parts if p]
-    return ",  ".join(parts) + f"  (times: {zone})" if parts else None
+    return "\n".join(parts) + f"  (times: {zone})" if parts else None
 
 
 def _wind_arrows(ax, plan: _Plan, i: int, step: int, kw: dict, x=None, y=None, sub=None):
@@ -256,7 +261,7 @@ def _panel(fig: Figure, spec, plan: _Plan, i: int):
         )
     _centre_mark(ax, plan, i, kw)
     _inset(ax, plan, i)
-    lead = f"   {float(plan.ds['lead_time'][i]):+g} h" if "lead_time" in plan.ds.coords else ""
+    lead = f"   {_hours(plan.ds['lead_time'].values[i]):+g} h" if "lead_time" in plan.ds.coords else ""
     ax.set_title(f"valid {_when(plan.ds['time'].values[i])}{lead}", fontsize=9, loc="left")
     return filled
 

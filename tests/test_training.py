@@ -219,3 +219,16 @@ def test_sigterm_mid_training_leaves_a_loadable_model(tmp_path):
     assert model.card.variables == ("intensity",)
     resumed = run_module("climode.train", "--out", out, "--resume", "--max-steps", 4)
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.slow
+def test_tensorboard_logger_writes_event_files_beside_the_csv(tmp_path):
+    tiny_config = write_config(tmp_path / "tiny.yaml", train={"log_every": 1})
+    result = run_module(
+        "climode.train", "--config", tiny_config, "--out", tmp_path / "run", "--max-steps", 2, "--logger", "tensorboard"
+    )
+    assert result.returncode == 0, result.stderr
+    logs = tmp_path / "run" / "logs"
+    assert (logs / "metrics.csv").is_file() and list((logs / "tensorboard").glob("events.out.tfevents.*"))
+    bad = run_module("climode.train", "--config", tiny_config, "--out", tmp_path / "r2", "--logger", "wandb")
+    assert bad.returncode == 2 and "unknown logger 'wandb'" in bad.stderr

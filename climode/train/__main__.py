@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
     p.add_argument("--accelerator", help="cpu, gpu or auto")
     p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N generator updates")
+    p.add_argument("--logger", help="csv (logs/metrics.csv, default) or tensorboard (also logs/tensorboard)")
     return p
 
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         devices=args.devices,
         accelerator=args.accelerator,
         checkpoint_every=args.checkpoint_every,
+        logger=args.logger,
     )
     if path is not None:
         print(path, flush=True)

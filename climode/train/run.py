@@ -229,6 +229,7 @@ def train(
     devices: int | None = None,
     accelerator: str | None = None,
     checkpoint_every: int | None = None,
+    logger: str | None = None,
 ) -> Path | None:
     """Train a model into the run directory ``out``; return the path of its ``model.safetensors``
     (None on the other processes of a data-parallel run).
@@ -241,7 +242,8 @@ def train(
     model : a name of ``climode.model.MODELS`` (default: the config's).
     dataset, data, variables, time_in_hours, reference_time, train_times, val_times : the data,
         overriding the config (``python -m climode.train --help`` says what each takes).
-    max_steps, max_epochs, devices, accelerator, checkpoint_every : training settings overriding the config.
+    max_steps, max_epochs, devices, accelerator, checkpoint_every, logger : training settings overriding the
+        config.
     resume : "last" or a checkpoint path: continue the run in ``out``.
     init_from : start from a saved model's weights ("bundled": the model shipped with climode).
     overwrite : replace an existing run in ``out``.
@@ -280,6 +282,7 @@ def train(
         devices=devices,
         accelerator=accelerator,
         checkpoint_every=checkpoint_every,
+        logger=logger,
     )
     chosen = {"architecture": model, **VARIANTS.get(model, {})} if model and not resume else {}
     if model and resume and model != config.model.architecture:
@@ -367,7 +370,7 @@ def train(
             BestModel(out / "best.safetensors"),
             TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 50),
         ],
-        logger=CSVLogger(out, name="", version=_log_version(out, bool(ckpt_path))),
+        logger=_loggers(settings.logger, out, _log_version(out, bool(ckpt_path))),
         log_every_n_steps=settings.log_every,
         enable_model_summary=False,
     )
@@ -400,6 +403,21 @@ def train(
             raise SystemExit(128 + signal.SIGTERM) from None
         raise
     return _export(trainer, task, out)
+
+
+def _loggers(kind: str, out: Path, version: str) -> list:
+    """CSV metrics always (logs/metrics.csv); with "tensorboard", TensorBoard event files in logs/tensorboard."""
+    loggers = [CSVLogger(out, name="", version=version)]
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        try:
+            loggers.append(TensorBoardLogger(out / version, name="", version="tensorboard", default_hp_metric=False))
+        except ModuleNotFoundError:
+            raise ClimodeError(
+                "--logger tensorboard needs tensorboard or tensorboardX: pip install tensorboardX"
+            ) from None
+    return loggers
 
 
 def _export(trainer: L.Trainer, task: ForecastTask, out: Path) -> Path | None:
