@@ -10,6 +10,7 @@ model was trained on, so a long clip costs no more per frame than a short one.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -18,6 +19,8 @@ import torch
 from ..checkpoint import Checkpoint
 from ..errors import ClimodeError
 from .readers import Video
+
+log = logging.getLogger(__name__)
 
 
 def parse_rates(text: str) -> list[float]:
@@ -136,6 +139,7 @@ def generate(
         written += [write_gif(frames, out / f"{stem}_{rate:g}fps.gif", rate)]
         nearest = [int(np.argmin(np.abs(seconds - t))) for t in instants]
         strip[f"{rate:g} fps"] = [(float(seconds[k]), frames[k]) for k in nearest]
+        log.info("%g fps: %d frames (%d of %d rates)", rate, len(frames), len(strip), len(rates))
     title = f"{stem}: recorded at {video.fps:g} fps, {len(video.frames)} frames" + (
         f", extended by {extend:g} s" if extend else ""
     )
