@@ -95,7 +95,19 @@ class Checkpoint:
 
 
 def save_model(path: str | Path, model: nn.Module, card: Card) -> Path:
-    """Write ``model`` and its ``card`` to a safetensors file atomically (temporary file, then rename)."""
+    """Write ``model`` and its ``card`` to a safetensors file atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : the ``.safetensors`` file.
+    model : a model of ``climode.model`` (its ``config`` is stored once, in the header).
+    card : what the model was trained on (variables, time units, normalisation, grid, run config).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``; ``load_model(path)`` reads it back without executing code.
+    """
     path = Path(path)
     header = card.header(model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

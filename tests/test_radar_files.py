@@ -102,3 +102,15 @@ def test_overlapping_train_and_val_times_are_one_error_and_write_nothing(tmp_pat
     )  # fmt: skip
     assert_user_error(run, "--train-times and --val-times overlap")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_training_on_a_folder_of_mixed_grids_is_one_error_and_writes_nothing(tmp_path):
+    times = pd.date_range("2024-06-01", periods=12, freq="10min")
+    mixed = _frames(tmp_path / "mixed", times[:6])
+    _frames(mixed, times[6:], shape=(20, 32))
+    run = run_module(
+        "climode.train", "--dataset", "gridded", "--data", mixed / "*.nc", "--vars", "rain", "--out", tmp_path / "run"
+    )
+    assert_user_error(run, "different grids")
+    assert not (tmp_path / "run").exists()

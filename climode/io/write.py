@@ -112,7 +112,21 @@ def check_writable(path: Path, overwrite: bool, hint: str = "") -> None:
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, overwrite: bool = False) -> Path:
-    """Write ``ds`` as compressed float32 CF NetCDF (time on ``calendar``), atomically."""
+    """Write ``ds`` as compressed float32 CF NetCDF, atomically (a temporary file, then renamed).
+
+    Parameters
+    ----------
+    ds : a forecast (``climode.forecast``; dims (time, lat, lon), or the lead layout's (init_time,
+        lead_time, lat, lon)) or any fields in the toolkit's convention, physical units.
+    path : the file; an existing one is refused unless ``overwrite``.
+    calendar : the calendar every time-like coordinate is written on (hours since 0001-01-01);
+        default as xarray encodes them.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     check_writable(path, overwrite)
     with replacing(path) as tmp:

@@ -306,8 +306,17 @@ def train(
         train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
     if clear and launcher:
         shutil.rmtree(out)
+    if gridded and launcher:
+        created = not out.exists()
+        try:
+            config = _prepare_gridded(config, out)
+        except ClimodeError:
+            if created:  # a refused input leaves nothing behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+    elif gridded:
+        config = replace(config, "data", path=str(out / "data.zarr"))
     if gridded:
-        config = _prepare_gridded(config, out) if launcher else replace(config, "data", path=str(out / "data.zarr"))
         train_set, val_set = (open_dataset(config.data, split, normalisation) for split in ("train", "val"))
     config = replace(config, "data", n_in=train_set.n_in, n_out=train_set.n_out)  # the data decide
     if config.model.time_scale is None:  # one model time unit: the data's storage step
