@@ -224,12 +224,16 @@ def test_gridded_projected_fields_train_without_code(tmp_path):
     assert shards.frames.shape[1:] == (10, 1, 24, 40) and "x_coord" in shards
     hours = shards.hours.values
     by_split = {s: hours[shards.split.values == s] for s in ("train", "val", "test")}
-    # one sample spans up to 37 steps (4 gaps of 8 steps, 5 targets): the buffer ending the train and val
-    # blocks; the 12-step val block is shorter, so it is empty (training runs without validation)
-    assert not len(by_split["val"]) and by_split["test"].min() - by_split["train"].max() > 6 * 37
-    assert len(by_split["train"]) == 96 - 37 - 9  # every window of the training block, less the buffer
+    # 120 steps cannot hold three blocks of 48-h gaps (a sample spans up to 37 steps): the record is
+    # too short for 80/10/10, so the gaps shrink to one step (a 9-step span, the buffer) and the
+    # split gives up the test block to keep validation, and the run says so
+    assert "a short record (120 steps of 6 h): input gaps up to 1 steps" in run.stderr
+    assert "time blocks train 90 %, val 10 %" in run.stderr
+    assert len(by_split["val"]) and not len(by_split["test"])
+    assert by_split["val"].min() - by_split["train"].max() > 6 * 9  # the buffer between the blocks
+    assert len(by_split["train"]) == 108 - 9 - 9  # every window of the training block, less the buffer
     ckpt = run.stdout.strip().splitlines()[-1]
-    scored = run_module("climode.evaluate", "--checkpoint", ckpt)
+    scored = run_module("climode.evaluate", "--checkpoint", ckpt, "--split", "val")
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "lead (hours)" in scored.stdout
 
