@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -99,7 +99,7 @@ class _Plan:
             pressure_hpa = field
             lo, hi = float(np.nanmin(field.values)), float(np.nanmax(field.values))
             isobars = np.arange(math.floor(lo / ISOBAR_HPA) * ISOBAR_HPA, hi + ISOBAR_HPA, ISOBAR_HPA)
-            field = (field * 0 + speed).rename("speed")
+            field = field.copy(data=speed).rename("speed")
             label = "850 hPa wind speed (m/s)" if wind[0].endswith("850") else "wind speed (m/s)"
         levels = MaxNLocator(12).tick_values(
             0.0 if isobars is not None else float(np.nanmin(field.values)), float(np.nanmax(field.values))
@@ -129,8 +129,16 @@ class _Plan:
             _zone(ds["time"].values[0]),
         )
 
+    @cached_property
+    def _centres_xy(self) -> list[tuple[float, float] | None]:
+        return [self._find_centre(i) for i in range(self.ds.sizes["time"])]
+
     def centre(self, i: int) -> tuple[float, float] | None:
-        """Panel ``i``'s storm centre as (x, y) in plot coordinates: ``centres[i]`` or the pressure minimum."""
+        """Panel ``i``'s storm centre as (x, y) in plot coordinates: ``centres[i]`` or the pressure
+        minimum (found once per panel, for its marker and for the later panels' tracks)."""
+        return self._centres_xy[i]
+
+    def _find_centre(self, i: int) -> tuple[float, float] | None:
         if self.centres is not None:
             lat, lon = (float(c) for c in self.centres[i])
             if not (math.isfinite(lat) and math.isfinite(lon)):

@@ -146,33 +146,13 @@ def elapsed_hours(times: np.ndarray) -> np.ndarray:
 _SPAN = re.compile(r"\s*(\d{1,4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?)\s*:\s*(\S.*?)\s*")
 
 
-def span_dates(text: str, what: str) -> tuple[str, str]:
-    """``"START:END"`` -> the two dates as "YYYY-MM-DD HH:MM:SS" (zero-padded: they compare as times do)."""
+def parse_span(text: str, calendar: str, what: str) -> tuple[float, float]:
+    """``"START:END"`` (dates "YYYY-MM-DD[ HH:MM[:SS]]" in ``calendar``, both included) -> hours since
+    ``conventions.TIME_ORIGIN`` of START and END; END must follow START."""
     found = _SPAN.fullmatch(text or "")
     if found is None:
         raise ClimodeError(f"{what} {text!r} is not START:END with dates 'YYYY-MM-DD[ HH:MM]'")
     start, end = (parse_date(part, what) for part in found.groups())
-    if not end > start:
-        raise ClimodeError(f"{what} {text!r}: the end must follow the start")
-    return start, end
-
-
-def check_spans(train: str | None, val: str | None) -> None:
-    """Refuse malformed or overlapping ``--train-times`` / ``--val-times`` before any work."""
-    if val and not train:
-        raise ClimodeError("--val-times goes with --train-times")
-    if train and val:
-        (a, b), (c, d) = span_dates(train, "--train-times"), span_dates(val, "--val-times")
-        if c <= b and a <= d:
-            raise ClimodeError("--train-times and --val-times overlap; give disjoint spans")
-    elif train:
-        span_dates(train, "--train-times")
-
-
-def parse_span(text: str, calendar: str, what: str) -> tuple[float, float]:
-    """``"START:END"`` (dates "YYYY-MM-DD[ HH:MM[:SS]]" in ``calendar``, both included) -> hours since
-    ``conventions.TIME_ORIGIN`` of START and END; END must follow START."""
-    start, end = span_dates(text, what)
     try:
         first, last = (cftime.datetime.strptime(s, "%Y-%m-%d %H:%M:%S", calendar=calendar) for s in (start, end))
     except ValueError as exc:

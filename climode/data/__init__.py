@@ -10,6 +10,7 @@ from ..config import DataConfig
 from ..errors import ClimodeError
 from ..normalise import Stats
 from ..registry import Registry
+from ..video.layouts import LAYOUTS
 from .bouncing_ball import BouncingBall
 from .clips import Clips
 from .samples import QuerySampler, collate
@@ -40,7 +41,6 @@ def _shards(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset
 
 def _video(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
     from ..video.clips import VideoClips
-    from ..video.layouts import LAYOUTS
 
     sources = LAYOUTS.get_method(cfg.name)(_path(cfg, "ROOT (or --root ROOT)"), cfg.seed)[split]
     if not sources and split != "val":
@@ -61,7 +61,6 @@ def _video(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
     )
 
 
-VIDEO_DATASETS = ("kth", "mgif", "penn", "folder")
 DATASETS: Registry = Registry(
     "dataset",
     {
@@ -69,7 +68,7 @@ DATASETS: Registry = Registry(
         "clips": _clips,
         "cam5": _shards,
         "gridded": _shards,
-        **dict.fromkeys(VIDEO_DATASETS, _video),
+        **dict.fromkeys(LAYOUTS, _video),
     },
 )
 

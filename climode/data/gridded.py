@@ -22,6 +22,19 @@ MAX_GAP_H, MAX_GAP_STEPS = 48.0, 16  # the default largest input gap: the shorte
 SHORT_SPLITS = (FRACTIONS, (0.9, 0.1, 0.0), (1.0, 0.0, 0.0))  # tried in turn on a short record
 
 
+def _spans(ds, train_times: str | None, val_times: str | None) -> dict[str, tuple[float, float]] | None:
+    """The ``--train-times`` / ``--val-times`` spans in hours on ``ds``'s calendar, or None."""
+    if val_times and not train_times:
+        raise ClimodeError("--val-times goes with --train-times")
+    if not train_times:
+        return None
+    calendar = ds.time.values[0].calendar
+    spans = {"train": parse_span(train_times, calendar, "--train-times")}
+    if val_times:
+        spans["val"] = parse_span(val_times, calendar, "--val-times")
+    return spans
+
+
 def fit_record(
     n_steps: int, n_in: int, n_out: int, max_gap_steps: int, splits: tuple = SHORT_SPLITS
 ) -> tuple[int, tuple[float, float, float]]:
@@ -74,22 +87,15 @@ def prepare(
         raise ClimodeError("--vars names no variable")
     ds = open_fields(source, names, mapping=mapping or None, time_in_hours=time_in_hours, reference_time=reference_time)
     step = step_hours(ds)
-    spans = None
-    if val_times and not train_times:
-        raise ClimodeError("--val-times goes with --train-times")
-    if train_times:
-        calendar = ds.time.values[0].calendar
-        spans = {"train": parse_span(train_times, calendar, "--train-times")}
-        if val_times:
-            spans["val"] = parse_span(val_times, calendar, "--val-times")
-        fractions = fractions or FRACTIONS  # not used: the spans decide
     wanted = max(int(round(min(MAX_GAP_H, MAX_GAP_STEPS * step) / step)), 1)
-    if spans and max_gap_h is None:  # the gaps fit the training span
-        lo, hi = spans["train"]
-        hours = to_hours(ds.time.values, ds.time.values[0].calendar)
-        inside = int(((hours >= lo - 1e-6) & (hours <= hi + 1e-6)).sum())
-        max_gap_h = fit_record(max(inside, 1), n_in, n_out, wanted, ((1.0, 0.0, 0.0),))[0] * step
-    if max_gap_h is None or fractions is None:
+    spans = _spans(ds, train_times, val_times)
+    if spans:  # the user's spans decide the blocks; the gaps fit the training span
+        if max_gap_h is None:
+            lo, hi = spans["train"]
+            hours = to_hours(ds.time.values, ds.time.values[0].calendar)
+            inside = int(((hours >= lo - 1e-6) & (hours <= hi + 1e-6)).sum())
+            max_gap_h = fit_record(max(inside, 1), n_in, n_out, wanted, ((1.0, 0.0, 0.0),))[0] * step
+    elif max_gap_h is None or fractions is None:
         gap, split = fit_record(ds.sizes["time"], n_in, n_out, wanted)
         if (gap, split) != (wanted, FRACTIONS):
             blocks = ", ".join(f"{name} {100 * f:.0f} %" for name, f in zip(SPLITS, split) if f > 0)
@@ -106,7 +112,7 @@ def prepare(
         names,
         sampling,
         seed=seed,
-        fractions=fractions,
+        fractions=fractions or FRACTIONS,
         spans=spans,
         normalisation=normalisation,
         overwrite=overwrite,

@@ -29,7 +29,7 @@ from ..errors import ClimodeError
 from ..io.fields import parse_variables
 from ..io.write import replacing
 from ..model import LEARNED, VARIANTS, configure
-from ..times import check_spans
+from ..video.layouts import LAYOUTS
 from .task import ForecastTask
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ RUN_FILE = "run.yaml"
 DEFAULT_CONFIGS = {
     "cam5": "cam5-small",
     "gridded": "gridded-small",
-    **dict.fromkeys(("kth", "mgif", "penn", "folder"), "video"),
+    **dict.fromkeys(LAYOUTS, "video"),
 }  # the built-in config a dataset gets without --config
 
 
@@ -255,7 +255,6 @@ def train(
     out = Path(out)
     if init_from and resume:
         raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
-    check_spans(train_times, val_times)
     init = _initial_model(init_from)
     config, clear = _prepare_run_dir(out, config, dataset, resume, overwrite, launcher)
     config = replace(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import Checkpoint
+from ..checkpoint import Checkpoint, load_model
 from ..errors import ClimodeError
-from .readers import Video
+from .readers import Video, read_video
+from .write import write_gif, write_mp4, write_strip
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +104,6 @@ def generate(
     ``extend`` seconds after its last, with the model ``checkpoint`` (a path or a loaded Checkpoint);
     write ``<stem>_<rate>fps.mp4`` and ``.gif`` for each rate and ``<stem>_rates.png`` (the rates side
     by side at the same instants) into the folder ``out``. Returns the written paths."""
-    from pathlib import Path
-
-    from ..checkpoint import load_model
-    from .readers import read_video
-    from .write import write_gif, write_mp4, write_strip
-
     if not (math.isfinite(extend) and extend >= 0):
         raise ClimodeError(f"--extend must be a number of seconds >= 0, got {extend}")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_model(checkpoint)

@@ -69,6 +69,6 @@ def write_strip(rows: dict[str, list[tuple[float, np.ndarray]]], path: Path, tit
 
 
 def _hwc(frames: np.ndarray) -> np.ndarray:
-    """(T, C, H, W) -> (T, H, W, C), grey kept as one channel for GIF and replicated to three for MP4."""
+    """(T, C, H, W) -> (T, H, W, C), grey replicated to three channels (what players and GIF readers expect)."""
     out = np.ascontiguousarray(np.asarray(frames).transpose(0, 2, 3, 1))
     return np.repeat(out, 3, -1) if out.shape[-1] == 1 else out
