@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import check_choice
 from .compose import compose, fill_missing
+from .compute import PRECISIONS, run
 from .odefunc import SolverConfig
 
 ENCODERS = ("ode-convgru", "conv")
@@ -44,6 +45,11 @@ class ModelConfig:
         fully connected over the flattened state, which needs ``frame_shape``).
     frame_shape: (H, W) of the frames trained on, set by the trainer; models whose size
         depends on it (fully connected layers) need it.
+    channels_last, precision, checkpointing: how Vid-ODE runs, not what it computes
+        (``climode.model.compute``): convolution weights stored NHWC (faster on CPU); "bfloat16"
+        runs the convolutions in bfloat16 with states and outputs in float32 (faster where the
+        hardware has bfloat16 units, e.g. CPUs with AMX and recent GPUs; else slower); activation
+        checkpointing of the ODE derivatives and decoders (less memory, more time).
     """
 
     architecture: str = "vid-ode"
@@ -59,9 +65,13 @@ class ModelConfig:
     decoding: str = "anchored"
     derivative: str = "conv"
     frame_shape: list[int] | None = None
+    channels_last: bool = True
+    precision: str = "float32"
+    checkpointing: bool = False
 
     def __post_init__(self):
         check_choice("encoder", self.encoder, ENCODERS)
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("decoding", self.decoding, DECODINGS)
         check_choice("derivative", self.derivative, DERIVATIVES)
         if self.derivative == "fc" and not self.frame_shape:
@@ -103,10 +113,14 @@ def _per_sample(times: torch.Tensor, B: int, n: int, what: str, keep: torch.Tens
         return times.expand(B, n)
     if times.shape != (B, n):
         raise ValueError(f"{what} must have shape ({n},) or ({B}, {n}), got {tuple(times.shape)}")
-    for b, row in enumerate(times):
-        used = row[keep[b]] if keep is not None else row[~torch.isnan(row)]
-        if used.numel():
-            check_times(used, f"{what} of sample {b}")
+    used = keep if keep is not None else ~torch.isnan(times)
+    # each used time must be finite and above every used time before it (one check for the batch)
+    before = torch.where(used, times, -torch.inf).cummax(1).values.roll(1, 1)
+    before[:, 0] = -torch.inf
+    bad = used & ~(torch.isfinite(times) & (times > before))
+    if bool(bad.any()):
+        b = int(bad.any(1).int().argmax())
+        check_times(times[b][used[b]], f"{what} of sample {b}")
     return times
 
 
@@ -223,7 +237,8 @@ def _decode_extrapolation(
     (model units): M * W(F, X) + (1 - M) * (X + D), or W(F, X) + D without the mask; the flow is dropped
     without warping. G gives rates, F and D are lead times them: both vanish at lead 0 (the frame is X)
     and grow with the lead as a steady motion's displacement and a steady deepening's change do."""
-    velocity, rate, mask = decoder(state, previous)
+    dtype = parts["diff"].dtype
+    velocity, rate, mask = (v.to(dtype) for v in run(decoder, state, previous, checkpointing=cfg.checkpointing))
     lead = lead.view(-1, 1, 1, 1)
     flow, diff = lead * velocity, lead * rate
     parts["diff"][at], parts["mask"][at] = diff, mask

@@ -9,6 +9,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from ..errors import check_choice
+from .compute import run
 
 SOLVERS = ("euler", "rk4", "dopri5")
 
@@ -17,13 +18,14 @@ SOLVERS = ("euler", "rk4", "dopri5")
 class SolverConfig:
     """How an ODE is integrated (times in model units, see ``ModelConfig.time_scale``).
 
-    ``step_size`` applies to the fixed-grid solvers (euler, rk4); ``rtol``/``atol``
-    to the adaptive dopri5. ``adjoint`` back-propagates with the adjoint method
-    (constant memory in the number of steps, slower).
+    ``step_size`` applies to the fixed-grid solvers (euler, rk4); the default, one model time unit,
+    is one step per storage interval of the data (``ModelConfig.time_scale``), so the grid falls on
+    the observation times. ``rtol``/``atol`` apply to the adaptive dopri5. ``adjoint``
+    back-propagates with the adjoint method (constant memory in the number of steps, slower).
     """
 
     method: str = "rk4"
-    step_size: float = 0.5
+    step_size: float = 1.0
     rtol: float = 1e-3
     atol: float = 1e-4
     adjoint: bool = False
@@ -37,8 +39,12 @@ class SolverConfig:
 class ConvODEFunc(nn.Module):
     """dh/dt = f(h): 3x3 convolutions with Tanh between them (time-invariant, as in the paper).
 
-    ``widths`` lists the channels from input to output, e.g. (128, 64, 64, 64, 128).
+    ``widths`` lists the channels from input to output, e.g. (128, 64, 64, 64, 128). The derivative
+    has the state's dtype (its convolutions may run lower under autocast); ``checkpointing``
+    recomputes its activations in the backward pass (``climode.model.compute.run``).
     """
+
+    checkpointing = False
 
     def __init__(self, widths: tuple[int, ...]):
         super().__init__()
@@ -52,7 +58,7 @@ class ConvODEFunc(nn.Module):
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
-        return self.net(h)
+        return run(self.net, h, checkpointing=self.checkpointing).to(h.dtype)
 
 
 class FCODEFunc(nn.Module):

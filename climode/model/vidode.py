@@ -19,6 +19,7 @@ from .base import (
     pad4,
     prepare_inputs,
 )
+from .compute import lowered, run, use_channels_last
 from .decoder import ConvDecoder, InterpolationDecoder
 from .encoder import ConvEncoder, ODEConvGRU
 from .motion import motion
@@ -63,6 +64,10 @@ class VidODE(nn.Module):
             self.decoder_func = ConvODEFunc(ode_widths)
         self.decoder = ConvDecoder(c, w)
         self.interpolator = InterpolationDecoder(c, w)
+        for func in self.ode_functions().values():
+            func.checkpointing = config.checkpointing
+        if config.channels_last:
+            use_channels_last(self)
 
     def ode_functions(self) -> dict[str, nn.Module]:
         """The ODE derivatives by role, whose ``nfe`` counts their evaluations."""
@@ -79,7 +84,7 @@ class VidODE(nn.Module):
             if L != self.config.n_in:
                 raise ValueError(f"the ODE-Conv encoder was built for {self.config.n_in} input frames, got {L}")
             return None, None, self.frame_encoder(x.flatten(1, 2))
-        feats = self.frame_encoder(x[observed])
+        feats = self.frame_encoder(x[observed]).to(x.dtype)  # states stay in the frames' dtype
         features = feats.new_zeros(B, L, *feats.shape[1:])
         features[observed] = feats
         forward = self.sequence_encoder(features, t, observed)
@@ -112,14 +117,16 @@ class VidODE(nn.Module):
         where = classify(t, s, observed)
         kind = where["kind"]
         extrapolated, interpolated = kind == EXTRAPOLATED, kind == INTERPOLATED
-        forward, backward, h_last = self._encode(x, t, observed, bool(interpolated.any()))
+        with lowered(cfg.precision, frames):
+            forward, backward, h_last = self._encode(x, t, observed, bool(interpolated.any()))
 
         parts = empty_parts(filled, s.shape[1])
         sources = torch.stack((where["before"], where["after"]), -1)
         if bool(extrapolated.any()):
             leads = torch.where(extrapolated, s - t_last, 0.0)
-            states = trajectory(self.decoder_func, h_last, leads, cfg.decoder_solver)
-            extrapolate(self.decoder, cfg, parts, sources, states, h_last, extrapolated, leads)
+            with lowered(cfg.precision, frames):
+                states = trajectory(self.decoder_func, h_last, leads, cfg.decoder_solver)
+                extrapolate(self.decoder, cfg, parts, sources, states, h_last, extrapolated, leads)
         if bool(interpolated.any()):
             self._interpolate(
                 interpolated.nonzero(as_tuple=True),
@@ -143,11 +150,12 @@ class VidODE(nn.Module):
         b, k = at
         i, j = where["before"][b, k], where["after"][b, k]
         t_i, t_j, s_q = t[b, i], t[b, j], s[b, k]
-        if forward is not None:
-            before = advance(self.sequence_encoder.func, forward[b, i], s_q - t_i, cfg.encoder_solver)
-            after = advance(self.backward_encoder.func, backward[b, j], t_j - s_q, cfg.encoder_solver)
-        else:  # the conv encoder has one state, at t_L: the decoder ODE carries it back to s
-            before = after = advance(self.decoder_func, h_last[b], s_q - t_last[b, 0], cfg.decoder_solver)
+        with lowered(cfg.precision, filled):
+            if forward is not None:
+                before = advance(self.sequence_encoder.func, forward[b, i], s_q - t_i, cfg.encoder_solver)
+                after = advance(self.backward_encoder.func, backward[b, j], t_j - s_q, cfg.encoder_solver)
+            else:  # the conv encoder has one state, at t_L: the decoder ODE carries it back to s
+                before = after = advance(self.decoder_func, h_last[b], s_q - t_last[b, 0], cfg.decoder_solver)
         gap = (t_j - t_i).view(-1, 1, 1, 1)
         tau = ((s_q - t_i) / (t_j - t_i)).clamp(1e-6, 1 - 1e-6).view(-1, 1, 1, 1)
         x_i, x_j = filled[b, i], filled[b, j]
@@ -155,9 +163,16 @@ class VidODE(nn.Module):
         if cfg.flow_warping:
             with torch.no_grad():  # the motion carrying X_i onto X_j over the gap, pixels: where the flows start
                 moved = pad4(motion(x_i[..., :H, :W], x_j[..., :H, :W]))  # on the frames, unpadded
-        velocity_i, velocity_j, blend, d = self.interpolator(
-            before, after, warp(x_i, -tau * moved), warp(x_j, (1 - tau) * moved)
-        )
+        with lowered(cfg.precision, filled):
+            decoded = run(
+                self.interpolator,
+                before,
+                after,
+                warp(x_i, -tau * moved),
+                warp(x_j, (1 - tau) * moved),
+                checkpointing=cfg.checkpointing,
+            )
+        velocity_i, velocity_j, blend, d = (v.to(filled.dtype) for v in decoded)
         if cfg.flow_warping:
             # corrections are velocities (pixels per model time unit): a displacement over the gap scales with it
             parts["flows"][b, k, 0] = tau * (gap * velocity_i - moved)

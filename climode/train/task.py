@@ -17,6 +17,7 @@ from ..data.samples import by_times
 from ..model import build
 from ..model.base import INTERPOLATED
 from ..model.baselines import persistence
+from ..model.compute import use_channels_last
 from ..model.discriminator import PatchDiscriminator
 from .losses import diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
 
@@ -84,6 +85,9 @@ class ForecastTask(L.LightningModule):
             c = config.model.channels
             self.d_img = PatchDiscriminator(c, train.disc_width)
             self.d_seq = PatchDiscriminator(c * self.sequence_frames, train.disc_width)
+            if config.model.channels_last:
+                for disc in (self.d_img, self.d_seq):
+                    use_channels_last(disc)
         self.shared_times = not getattr(self.model, "per_sample_times", False)
 
     @property

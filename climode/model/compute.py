@@ -1,0 +1,48 @@
+"""How the networks run, not what they compute: memory layout, precision and activation checkpointing
+(``ModelConfig.channels_last``, ``precision``, ``checkpointing``). Each changes speed or memory, not the
+method; docs/performance.md gives what each buys and tests/test_compute.py that the fast path matches
+the plain one."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def use_channels_last(module: nn.Module) -> nn.Module:
+    """Store ``module``'s convolution weights channels-last (NHWC), so every convolution runs and
+    returns NHWC: on CPU (oneDNN) this removes the layout copies around each convolution and the slow
+    NCHW kernels of few-channel layers. Values are those of NCHW within float rounding."""
+    return module.to(memory_format=torch.channels_last)
+
+
+def lowered(precision: str, like: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast to bfloat16 on ``like``'s device when ``precision`` asks for it (else nothing): the
+    convolutions run in bfloat16, their callers keep states, compositions and losses in float32."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(like.device.type, dtype=torch.bfloat16)
+
+
+CHUNK = 8  # samples per checkpointed call: the recomputed activations held at once
+
+
+def run(module: nn.Module, *inputs: torch.Tensor, checkpointing: bool = False):
+    """``module(*inputs)`` (a tensor or a tuple of tensors, batch first), its activations recomputed in
+    the backward pass instead of kept when ``checkpointing`` and gradients are on: called on CHUNK
+    samples at a time, so that the backward pass holds one chunk's activations (memory for time; the
+    same values and gradients for modules whose samples are independent, as GroupNorm's are)."""
+    if not (checkpointing and torch.is_grad_enabled()):
+        return module(*inputs)
+    parts = [
+        checkpoint(module, *(x[i : i + CHUNK] for x in inputs), use_reentrant=False)
+        for i in range(0, len(inputs[0]), CHUNK)
+    ]
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return tuple(torch.cat(values) for values in zip(*parts))
