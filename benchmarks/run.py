@@ -1,7 +1,7 @@
 """One command for climode's speed: a table of what a training step, a forecast and the data
 pipeline cost, against the machine's own floor.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--device cpu|cuda] [--settings default|dopri5|official]
+    .venv/bin/python benchmarks/run.py [--quick] [--device cpu|cuda] [--settings NAME]
         [--json OUT]
 
 Rows (each in a fresh process, so peak memory is its own):
@@ -15,10 +15,13 @@ Rows (each in a fresh process, so peak memory is its own):
   128 channels on the encoder's 1/4 grid), so that "achieved / floor" says how much is left;
 - the data pipeline: basin tiles cut and regridded to 1 degree per second (``climode.geo.tiles``).
 
-Settings: ``default`` is ``ModelConfig``'s (rk4, step 0.5, both ODEs); ``dopri5`` the built-in
-video and bouncing-ball configs' adaptive solver; ``official`` the equal-work configuration of the
-earlier public implementation's figures (one Euler step per input gap, times scaled to 0-0.9,
-dopri5 decoder). ``--quick`` times 2 steps after a warm-up (else 5).
+Settings: ``default`` is ``ModelConfig``'s (rk4, one step per data interval, both ODEs; NHWC,
+float32); ``bfloat16`` and ``checkpointed`` add that precision or activation checkpointing to it,
+``lean`` both;
+``plain`` is the default before issue 16 (rk4 step 0.5, NCHW); ``dopri5`` the built-in video and
+bouncing-ball configs' adaptive solver; ``official`` the equal-work configuration of the earlier
+public implementation's figures (one Euler step per input gap, times scaled to 0-0.9, dopri5
+decoder; NCHW as that code is). ``--quick`` times 2 steps after a warm-up (else 5).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import time
 
 import torch
 
+SETTINGS = ("default", "bfloat16", "checkpointed", "lean", "plain", "dopri5", "official")
+
 
 def _model_config(settings: str):
     from climode.model import ModelConfig, SolverConfig
@@ -41,11 +46,20 @@ def _model_config(settings: str):
     if settings == "official":  # 10 frames at times 0, 0.1, ..., 0.9: one Euler step of 0.1 per input gap
         euler = SolverConfig("euler", 0.1)
         return ModelConfig(channels=3, width=32, time_scale=10.0, encoder_solver=euler,
-                           decoder_solver=SolverConfig("dopri5"))  # fmt: skip
+                           decoder_solver=SolverConfig("dopri5"), channels_last=False)  # fmt: skip
     if settings == "dopri5":  # the built-in video and bouncing-ball configs
         adaptive = SolverConfig("dopri5")
         return ModelConfig(channels=3, width=32, encoder_solver=adaptive, decoder_solver=adaptive)
-    return ModelConfig(channels=3, width=32)  # ModelConfig's defaults: rk4, step 0.5 model units, both ways
+    if settings == "plain":  # the defaults before issue 16: rk4 step 0.5, NCHW, float32
+        half = SolverConfig("rk4", 0.5)
+        return ModelConfig(channels=3, width=32, encoder_solver=half, decoder_solver=half, channels_last=False)
+    if settings == "bfloat16":
+        return ModelConfig(channels=3, width=32, precision="bfloat16")
+    if settings == "checkpointed":
+        return ModelConfig(channels=3, width=32, checkpointing=True)
+    if settings == "lean":
+        return ModelConfig(channels=3, width=32, precision="bfloat16", checkpointing=True)
+    return ModelConfig(channels=3, width=32)  # ModelConfig's defaults: rk4, one step per data interval, NHWC
 
 
 def gan_step(size: int, device: str, steps: int, settings: str, flops: bool) -> dict:
@@ -123,21 +137,32 @@ def _step_flops(task, sample: dict, device: str) -> float:
     return float(counter.get_total_flops())
 
 
-def floor(device: str) -> dict:
+def floor(device: str, settings: str) -> dict:
     """FLOP/s of the model's typical convolution (3 x 3, 128 -> 128 channels, batch 8, 16 x 16 and 32 x 32:
-    the encoder's 1/4 grid at 64 and 128), forward and backward."""
+    the encoder's 1/4 grid at 64 and 128), forward and backward, in the settings' layout and precision."""
+    from climode.model.compute import lowered, use_channels_last
+
+    config = _model_config(settings)
     results = {}
     for side in (16, 32):
         conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device)
+        if config.channels_last:
+            use_channels_last(conv)
         x = torch.randn(8, 128, side, side, device=device, requires_grad=True)
         flop = 3 * 2 * 128 * 128 * 9 * side * side * 8  # forward, and backward to input and weights
+
+        def once(conv=conv, x=x):
+            with lowered(config.precision, x):
+                y = conv(x)
+            y.float().sum().backward()
+
         for _ in range(3):
-            conv(x).sum().backward()
+            once()
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         sync()
         start, n = time.perf_counter(), 20
         for _ in range(n):
-            conv(x).sum().backward()
+            once()
         sync()
         results[side] = flop * n / (time.perf_counter() - start)
     return {"row": "floor: 3x3 conv 128->128, fwd+bwd", "flops_per_s_16": results[16], "flops_per_s_32": results[32]}
@@ -204,7 +229,7 @@ def _child(args) -> dict:
     if kind == "step":
         return gan_step(int(value), args.device, 2 if args.quick else 5, args.settings, int(value) == 64)
     if kind == "floor":
-        return floor(args.device)
+        return floor(args.device, args.settings)
     if kind == "forecast":
         return forecast_latency(args.device, args.settings, 3 if args.quick else 10)
     return pipeline(2 if args.quick else 5)
@@ -214,7 +239,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats (under 10 minutes on 2 cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--settings", default="default", choices=("default", "dopri5", "official"))
+    p.add_argument("--settings", default="default", choices=SETTINGS)
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
