@@ -367,3 +367,18 @@ def test_fields_are_continuous_at_any_real_time(plan):
             assert np.abs(x - y).max() < 0.01, step
     assert st.local(st.first - 1.0) is None and st.local(st.first + st.last + 1.0) is None
     assert st.at(-1 + 1e-9)[4] < 1e-6 and st.at(st.last + 1 - 1e-9)[4] < 1e-6  # dp fades in and out
+
+
+@pytest.mark.slow
+def test_a_case_of_an_hourly_corpus_keeps_its_hours():
+    """Inputs at the asked hours and the truth every frame, whatever the corpus's spacing."""
+    from climode.data.cases import first_case
+
+    ds, tracks = make_corpus(1, 3, small=True, hours_per_frame=1.0)
+    case = first_case(ds, tracks, (0, 9, 21, 42, 57), 72)
+    hours = lambda t: np.array([(v - case.inputs.time.values[0]).total_seconds() / 3600 for v in t.values])
+    np.testing.assert_array_equal(hours(case.inputs.time), [0, 9, 21, 42, 57])
+    np.testing.assert_array_equal(hours(case.truth.time), np.arange(73))
+    assert len(case.track) == 25  # the 3-hourly true track over the 72 h
+    with pytest.raises(ClimodeError, match="not on the corpus's 1-hourly frames"):
+        first_case(ds, tracks, (0, 9.5), 72)

@@ -36,6 +36,11 @@ class Case:
     track: pd.DataFrame
 
 
+def _step_h(ds: xr.Dataset) -> float:
+    """Hours between the corpus's frames."""
+    return (ds.time.values[1] - ds.time.values[0]).total_seconds() / 3600.0
+
+
 def _stamps(times) -> np.ndarray:
     return np.array([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
 
@@ -44,9 +49,12 @@ def cut_case(
     ds: xr.Dataset, tracks: pd.DataFrame, storm: str, first: int, input_hours: Sequence[float], until_h: float
 ) -> Case:
     """The case of ``storm`` whose first input is step ``first`` of ``ds``: inputs at
-    ``input_hours`` after it, truth every step from it to ``until_h`` hours."""
-    steps = [first + round(h / STEP_H) for h in input_hours]
-    last = first + round(until_h / STEP_H)
+    ``input_hours`` after it, truth every step (of the corpus's own spacing) from it to ``until_h`` hours."""
+    step = _step_h(ds)
+    steps = [first + round(h / step) for h in input_hours]
+    if any(abs(s - first - h / step) > 1e-6 for s, h in zip(steps, input_hours)):
+        raise ClimodeError(f"input hours {list(input_hours)} are not on the corpus's {step:g}-hourly frames")
+    last = first + round(until_h / step)
     if last >= ds.sizes["time"]:
         raise ClimodeError(f"the corpus ends before {until_h:g} h after step {first}")
     truth = ds.isel(time=slice(first, last + 1))
@@ -57,10 +65,11 @@ def cut_case(
 def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float], until_h: float) -> Case:
     """The case of the first storm tracked through the whole window, starting at its first track point."""
     stamps = _stamps(ds.time.values)
-    span = round(until_h / STEP_H)
+    span = round(until_h / _step_h(ds))
     for storm, rows in tracks.groupby("storm", sort=False):
         first = int(np.searchsorted(stamps, rows.time.iloc[0]))
-        if len(rows) > span and first + span < len(stamps):
+        lived = (len(rows) - 1) * STEP_H  # tracks are 3-hourly whatever the frames' spacing
+        if lived >= until_h and first + span < len(stamps):
             return cut_case(ds, tracks, storm, first, input_hours, until_h)
     raise ClimodeError(f"no storm of the corpus lives {until_h:g} h; try another --seed")
 
