@@ -2,6 +2,7 @@
 module-level import cycle (checked on the source, so a new import that breaks it fails here)."""
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,15 @@ def test_the_verbs_stay_functions_after_their_subpackages_are_imported():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[] True", "VidODE 2"]
+
+
+def test_the_library_never_touches_the_pyplot_state_machine():
+    """Figures are ``matplotlib.figure.Figure`` objects drawn and saved on their own canvas: importing
+    pyplot or calling ``matplotlib.use`` would switch a notebook's inline backend off (plots after a
+    climode call stopped showing)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted(ROOT.rglob("*.py"))
+        if re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|from matplotlib import pyplot", path.read_text())
+    ]
+    assert offenders == []

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..io.write import replacing  # noqa: E402
-from ..verify.intervals import bootstrap  # noqa: E402
+from ..io.write import replacing
+from ..verify.intervals import bootstrap
 
 # score -> (column title, scale applied to the stored value, format)
 COLUMNS = {
@@ -215,7 +212,8 @@ def _style(i: int) -> dict:
 def plot_leads(table: pd.DataFrame, path: Path, lead_units: str) -> None:
     """MSE x1e-3 against lead time, a line per model (the first setting)."""
     first = table[(table["setting"] == table["setting"].iloc[0]) & (table["score"] == "mse")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for i, (model, part) in enumerate(first.groupby("model", sort=False)):
         ax.plot(part["lead"], part["value"] * 1e3, **_style(i), label=model)
     ax.set(xlabel=f"lead time ({lead_units})", ylabel="MSE x1e-3 ([0, 1]-scaled)", yscale="log")
@@ -227,7 +225,8 @@ def plot_leads(table: pd.DataFrame, path: Path, lead_units: str) -> None:
 def plot_rates(table: pd.DataFrame, rates: dict[str, float], path: Path) -> None:
     """Mean MSE x1e-3 over lead times against the input sampling rate, a line per model."""
     mse = table[table["score"] == "mse"].groupby(["model", "setting"], sort=False)["value"].mean().reset_index()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for i, (model, part) in enumerate(mse.groupby("model", sort=False)):
         ax.plot([rates[s] * 100 for s in part["setting"]], part["value"] * 1e3, **_style(i), label=model)
     ax.set(xlabel="input frames observed (%)", ylabel="mean MSE x1e-3", yscale="log")
@@ -240,7 +239,6 @@ def plot_rates(table: pd.DataFrame, rates: dict[str, float], path: Path) -> None
 def _save(fig, path: Path) -> None:
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:])
-    plt.close(fig)
 
 
 def write(

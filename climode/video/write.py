@@ -40,13 +40,11 @@ def write_gif(frames: np.ndarray, path: Path, fps: float) -> Path:
 def write_strip(rows: dict[str, list[tuple[float, np.ndarray]]], path: Path, title: str) -> Path:
     """A PNG grid: one row per label (a frame rate), one column per instant; each cell a (C, H, W)
     uint8 frame with the time it shows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's) is left alone
 
     n_cols = max(len(cells) for cells in rows.values())
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.6 * n_cols, 1.7 * len(rows) + 0.4), squeeze=False)
+    fig = Figure(figsize=(1.6 * n_cols, 1.7 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for r, (label, cells) in enumerate(rows.items()):
         for c, ax in enumerate(axes[r]):
             ax.set_xticks([])
@@ -64,7 +62,6 @@ def write_strip(rows: dict[str, list[tuple[float, np.ndarray]]], path: Path, tit
     fig.tight_layout()
     with replacing(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     return path
 
 
