@@ -233,3 +233,28 @@ def test_an_mp4_animation_has_one_frame_per_time(tmp_path, offline):
 def test_a_lead_time_decoded_as_a_timedelta_is_shown_in_hours():
     ds = forecast().assign_coords(lead_time=("time", np.array([3, 6, 9], "timedelta64[h]").astype("timedelta64[ns]")))
     assert panels(draw_forecast(ds))[1].get_title(loc="left").endswith("+6 h")
+
+
+def test_track_map_draws_one_line_per_storm_and_label_over_the_field_and_boxes(offline):
+    import pandas as pd
+
+    from climode.geo.tiles import parse_tiles
+
+    true = pd.DataFrame(
+        {"storm": ["A", "A", "A", "B", "B"], "lat": [12, 14, 16, 20, 22], "lon": [300, 297, 294, 250, 247]}
+    )
+    found = true.assign(lat=true.lat + 0.5)
+    field = forecast().PSL.isel(time=0).assign_attrs(units="Pa")
+    fig = maps.draw_tracks({"true": true, "detected": found}, field=field, boxes=parse_tiles("east-pacific-atlantic"))
+    FigureCanvasAgg(fig).draw()
+    (ax,) = [a for a in fig.axes if isinstance(a, GeoAxes)]
+    lines = {label: [ln for ln in ax.lines if ln.get_gid() == f"track {label}"] for label in ("true", "detected")}
+    assert [len(v) for v in lines.values()] == [2, 2]  # one per storm
+    np.testing.assert_allclose(lines["detected"][0].get_ydata(), [12.5, 14.5, 16.5])
+    assert lines["true"][0].get_linewidth() > lines["detected"][0].get_linewidth()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["true", "detected"]
+    assert any(isinstance(a, FeatureArtist) for a in ax.artists + ax.collections)  # the bundled coastline
+    assert [ln.get_gid() for ln in ax.lines if str(ln.get_gid()).startswith("box")] == ["box east-pacific-atlantic"]
+    assert any(c.get_xlabel() == "PSL (hPa)" for c in fig.axes if c is not ax)
+    with pytest.raises(ClimodeError, match="needs tracks, a field or boxes"):
+        maps.draw_tracks({})
