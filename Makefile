@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: demo test install clean floors package
+.PHONY: demo test install clean floors package notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: $(VENV)/.installed
 		--overwrite
 	$(BIN)/python -m climode.evaluate --forecast $(DEMO)/storm_forecast.nc --truth $(DEMO)/storm_truth.nc \
 		--json $(DEMO)/scores.json
+
+# The analysis notebooks in JupyterLab (installed into .venv on first use).
+notebooks: $(VENV)/.installed-test
+	$(PIP) install --quiet -c $(CONSTRAINTS) jupyterlab
+	$(BIN)/jupyter lab notebooks/
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
