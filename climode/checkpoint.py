@@ -23,6 +23,7 @@ from torch import nn
 from .errors import ClimodeError
 from .io.write import replacing
 from .model import ModelConfig, build
+from .model.compute import check_device
 from .normalise import Normalised, Stats
 
 FORMAT = "climode-vidode-1"
@@ -144,7 +145,13 @@ def _read_model_file(path: Path) -> tuple[dict, dict]:
         raise ClimodeError(f"{path} is not a safetensors checkpoint ({exc})") from None
     if header is None:
         raise ClimodeError(f"{path} is a safetensors file without climode metadata, not a climode checkpoint")
-    return weights, json.loads(header)
+    try:
+        metadata = json.loads(header)
+    except json.JSONDecodeError as exc:
+        raise ClimodeError(f"{path}: its climode metadata is corrupt (not JSON: {exc})") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), dict):
+        raise ClimodeError(f"{path}: its climode metadata names no model configuration (corrupt or not climode's)")
+    return weights, metadata
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -180,4 +187,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Checkpoi
         card = Card.from_header(metadata)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ClimodeError(f"checkpoint {path} does not match the climode model ({str(exc)[:300]})") from None
-    return Checkpoint(model.to(device).eval(), card, path)
+    if card.variables and len(card.variables) != model.config.channels:
+        raise ClimodeError(
+            f"checkpoint {path} names {len(card.variables)} variables ({', '.join(card.variables)}) but its network "
+            f"takes {model.config.channels} channels: the file is inconsistent"
+        )
+    return Checkpoint(model.to(check_device(device)).eval(), card, path)

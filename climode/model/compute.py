@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..errors import ClimodeError
+
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -46,3 +48,22 @@ def run(module: nn.Module, *inputs: torch.Tensor, checkpointing: bool = False):
     if isinstance(parts[0], torch.Tensor):
         return torch.cat(parts)
     return tuple(torch.cat(values) for values in zip(*parts))
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device, refused with one line when this machine or this torch cannot
+    provide it (a CPU-only torch asked for CUDA, a GPU index past the last one)."""
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ClimodeError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, mps): {exc}") from None
+    if target.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise ClimodeError(f"CUDA requested ({device}) but this torch has no CUDA; use --device cpu")
+        if not torch.cuda.is_available():
+            raise ClimodeError(f"CUDA requested ({device}) but no CUDA GPU is visible here; use --device cpu")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise ClimodeError(f"{device} requested but this machine has {torch.cuda.device_count()} GPU(s)")
+    elif target.type == "mps" and not torch.backends.mps.is_available():
+        raise ClimodeError(f"MPS requested ({device}) but it is not available here; use --device cpu")
+    return target
