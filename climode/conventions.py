@@ -71,7 +71,7 @@ class Variable:
     long_name: str
     units: str
     factors: Mapping[str, float]  # normalised units string -> factor to ``units``
-    hpa_below: float | None = None  # a median below this means hPa whatever the units say
+    plausible: tuple[float, float] | None = None  # the physically plausible range, in ``units``
     plev_pa: float | None = None  # the pressure level it lies on (a scalar ``plev`` coordinate when written)
 
     def cf(self) -> dict[str, str]:
@@ -86,6 +86,7 @@ VARIABLES = {
         "zonal wind at 850 hPa",
         "m s-1",
         WIND_UNITS,
+        plausible=(-150.0, 150.0),
         plev_pa=85000.0,
     ),
     "V850": Variable(
@@ -94,6 +95,7 @@ VARIABLES = {
         "meridional wind at 850 hPa",
         "m s-1",
         WIND_UNITS,
+        plausible=(-150.0, 150.0),
         plev_pa=85000.0,
     ),
     "PSL": Variable(
@@ -102,7 +104,7 @@ VARIABLES = {
         "sea level pressure",
         "Pa",
         PRESSURE_UNITS,
-        hpa_below=2000.0,
+        plausible=(85000.0, 110000.0),
     ),
 }
 STORM_VARIABLES = ("U850", "V850", "PSL")  # what the storm models forecast, in this channel order

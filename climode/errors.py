@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Collection
 
 
@@ -49,13 +50,20 @@ def set_threads() -> int:
     return threads
 
 
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as a command shows it: ``warning: ...``, without the source line of the call."""
+    return f"warning: {message}\n"
+
+
 def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | None], int]:
     """Wrap a command's ``main`` so that climode's log messages show on stderr, torch's threads suit the
-    machine (``set_threads``), user errors print ``error: ...`` and exit with status 2."""
+    machine (``set_threads``), warnings print ``warning: ...``, user errors print ``error: ...`` and exit
+    with status 2."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
         show_logs()
+        shown, warnings.formatwarning = warnings.formatwarning, _one_line
         try:
             set_threads()
             main(argv)
@@ -65,6 +73,8 @@ def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | Non
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        finally:
+            warnings.formatwarning = shown
         return 0
 
     return wrapper

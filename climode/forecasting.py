@@ -26,6 +26,7 @@ from .conventions import cf_attrs
 from .errors import ClimodeError
 from .geo.grid import grid_step, upsample
 from .geo.tiles import blend_weights, model_grids, windows
+from .io.checks import check_grid, check_values, warn_missing_last
 from .io.coords import normalise_coords
 from .io.write import FLAG, FLAG_ATTRS
 from .model.compose import compose, fill_missing
@@ -196,6 +197,32 @@ def _stamp(time) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
+LONG_LEADS = 4  # leads up to this many times the longest trained one need no --allow-long-leads
+
+
+def _check_leads(ckpt: Checkpoint, lead: float, allowed: bool) -> None:
+    """Refuse a lead (time units after the last input) beyond LONG_LEADS times the longest the model was
+    trained on (``n_out`` steps of ``time_scale``) unless ``allowed``, naming the memory it would take."""
+    config = getattr(ckpt.model, "config", None)  # None: a baseline, which integrates nothing
+    n_out = ((ckpt.card.config or {}).get("data") or {}).get("n_out")
+    if allowed or config is None or not n_out or lead <= 0:
+        return
+    step = config.time_scale or 1.0
+    trained = n_out * step
+    if lead <= LONG_LEADS * trained:
+        return
+    solver = config.decoder_solver
+    steps = lead / (step * (solver.step_size if solver.method != "dopri5" else 1.0))
+    H, W = (ckpt.card.grid or {}).get("tile_shape") or (64, 64)
+    gib = steps * 4 * (4 * config.width) * (H // 4 + 1) * (W // 4 + 1) * 4 / 2**30  # one state per step
+    units = ckpt.card.time_units
+    raise ClimodeError(
+        f"a lead of {lead:g} {units} after the last input is beyond {LONG_LEADS}x the longest the model was "
+        f"trained for ({trained:g} {units}); pass --allow-long-leads (allow_long_leads=True) to forecast it anyway "
+        f"(about {steps:,.0f} decoder ODE steps and {gib:,.1f} GiB per window batch)"
+    )
+
+
 def forecast(
     ds: xr.Dataset,
     times,
@@ -204,6 +231,7 @@ def forecast(
     input_times=None,
     device: str = "cpu",
     mask_filled: bool = False,
+    allow_long_leads: bool = False,
 ) -> xr.Dataset:
     """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
 
@@ -223,6 +251,12 @@ def forecast(
     device : torch device ("cpu", "cuda").
     mask_filled : NaN wherever a forecast value derives from missing input cells (which the model
         fills with the cell's last valid value, else from the valid cells around it).
+    allow_long_leads : forecast leads beyond LONG_LEADS times the longest the model was trained for
+        (refused otherwise, with the memory such a lead takes).
+
+    The input is checked first (``climode.io.checks``): Inf values, values outside a known
+    variable's plausible range and grids under 16 x 16 cells of the model's grid are refused; a
+    last input frame with missing regions is warned about.
 
     Returns
     -------
@@ -246,11 +280,18 @@ def forecast(
     empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
     if empty:
         raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
+    where = str(ds.attrs.get("climode_sources") or "the input")
+    where = where if len(where) < 120 else where[:117] + "..."
+    check_values(ds, ckpt.variables, ckpt.card.normalisation, where)
     origin = ds.time.values[0]
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
+    _check_leads(ckpt, float(np.max(query)) - float(observed[-1]), allow_long_leads)
     grid = ckpt.card.grid or {}
     model_ds, native, to_input = model_grids(ds, grid.get("resolution"))
+    check_grid(model_ds, where)
+    seen = np.array([any(np.isfinite(ds[v].values[t]).any() for v in ckpt.variables) for t in range(ds.sizes["time"])])
+    warn_missing_last(ds, list(ckpt.variables), seen, where)
     predictor = ckpt.predictor
     frames = lambda fields: np.stack([fields[v].values for v in ckpt.variables], 1).astype(np.float32)
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None

@@ -117,12 +117,19 @@ def _unit_key(units: object) -> str:
 def _units_factor(name: str, known: Variable, units: object, sample: np.ndarray) -> float | None:
     """Factor to ``known.units`` (1 when fine), or None to leave values with unknown units; warns."""
     finite = sample[np.isfinite(sample)]
-    looks_hpa = known.hpa_below is not None and finite.size and np.median(finite) < known.hpa_below
+    lo, hi = known.plausible or (np.nan, np.nan)
+    looks_hpa = known.units == "Pa" and finite.size and lo <= 100 * np.median(finite) <= hi
     factor = known.factors.get(_unit_key(units)) if units is not None else 1.0
-    if looks_hpa and factor == 1.0:
+    if looks_hpa and units is not None and factor == 1.0:
+        raise ClimodeError(
+            f"{name} is labelled {units!r} but its values look like hPa (median {np.median(finite):.1f}; "
+            f"sea-level pressure is near 101325 Pa); set its units attribute to 'hPa' and climode converts it "
+            f"(xarray: ds['{name}'].attrs['units'] = 'hPa'; NCO: ncatted -a units,{name},o,c,hPa FILE)"
+        )
+    if looks_hpa and factor == 1.0:  # no units attribute: hPa is the likely reading
         warnings.warn(
             f"{name}: values look like hPa (median {np.median(finite):.1f}) although units are "
-            f"{units!r}; converting to Pa (x100)",
+            "there is no units attribute; converting to Pa (x100)",
             stacklevel=4,
         )
         return 100.0

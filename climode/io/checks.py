@@ -1,0 +1,104 @@
+"""What fields must satisfy before any model sees them: finite values, physically plausible ranges,
+a grid large enough for the model, and a word on missing regions of the last input frame.
+
+Problems a forecast cannot survive are refused with one ``ClimodeError`` naming the variable, what
+was found and what is allowed; doubtful ones are warned about (``UserWarning``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from ..conventions import VARIABLES
+from ..errors import ClimodeError
+from ..normalise import Stats
+
+MIN_CELLS = 16  # per side on the model's grid: the encoder works at 1/4, so 4 x 4 latent cells
+STATS_MARGIN = 0.5  # a variable may pass its training range by this share of the range before a warning
+
+
+def check_values(ds: xr.Dataset, variables, stats: Stats | None = None, where: str = "the input") -> None:
+    """Refuse Inf values and values outside a known variable's plausible range (``conventions``);
+    warn when a variable without a known range leaves its training range (``stats``) by more than
+    STATS_MARGIN of that range. NaN is a missing cell, never refused here."""
+    for name in variables:
+        values = np.asarray(ds[name].values, dtype=np.float64)
+        infinite = np.isinf(values)
+        if infinite.any():
+            first = _where(ds[name], infinite)
+            raise ClimodeError(
+                f"{where}: {name} has {int(infinite.sum())} infinite value(s) (Inf or -Inf, first {first}); "
+                "climode takes NaN for a missing cell, never Inf"
+            )
+        finite = values[np.isfinite(values)]
+        if not finite.size:
+            continue
+        known = VARIABLES.get(name)
+        low, high = float(finite.min()), float(finite.max())
+        if known is not None and known.plausible is not None:
+            lo, hi = known.plausible
+            outside = (finite < lo) | (finite > hi)
+            if outside.any():
+                raise ClimodeError(
+                    f"{where}: {name} has {int(outside.sum())} value(s) outside the plausible {lo:g} to {hi:g} "
+                    f"{known.units} (found {low:g} to {high:g} {known.units}); check its units and fill values"
+                )
+        elif stats is not None and name in stats.variables:
+            scaling = stats.variables[name]
+            if scaling.method == "minmax":
+                lo, hi = scaling.first, scaling.second
+            else:
+                lo, hi = scaling.first - 4 * scaling.second, scaling.first + 4 * scaling.second
+            margin = STATS_MARGIN * (hi - lo)
+            if low < lo - margin or high > hi + margin:
+                warnings.warn(
+                    f"{where}: {name} spans {low:g} to {high:g}, beyond what the model was trained on "
+                    f"({lo:g} to {hi:g}) by more than {STATS_MARGIN:.0%} of that range; check its units",
+                    stacklevel=3,
+                )
+
+
+def check_grid(ds: xr.Dataset, where: str = "the input") -> None:
+    """Refuse a grid smaller than MIN_CELLS x MIN_CELLS (the last two dims of ``ds``'s variables)."""
+    dims = list(next(iter(ds.data_vars.values())).dims[-2:])
+    shape = [ds.sizes[d] for d in dims]
+    if min(shape) < MIN_CELLS:
+        raise ClimodeError(
+            f"{where} is {shape[0]} x {shape[1]} cells ({', '.join(dims)}) on the model's grid; the model needs "
+            f"at least {MIN_CELLS} x {MIN_CELLS} (it encodes at a quarter of the resolution): give a larger region"
+        )
+
+
+def warn_missing_last(ds: xr.Dataset, variables, observed: np.ndarray, where: str = "the input") -> None:
+    """Warn when the last observed frame (``observed`` (T,) bool) misses cells where an earlier
+    frame had values: the forecast there is built from the last valid values, not from that frame."""
+    last = int(np.flatnonzero(observed)[-1])
+    hole = np.zeros(ds[variables[0]].shape[-2:], bool)
+    for name in variables:
+        values = ds[name].values
+        earlier = np.isfinite(values[:last]).any(0) if last else np.zeros_like(hole)
+        hole |= ~np.isfinite(values[last]) & earlier
+    if hole.any():
+        box = _box(ds[variables[0]].isel(time=last), hole)
+        warnings.warn(
+            f"{where}: the last input frame ({ds.time.values[last]}) is missing {int(hole.sum())} of {hole.size} "
+            f"cells ({hole.mean():.0%}{box}) that earlier frames have; the forecast there starts from their last "
+            "valid values (flagged in the output's `filled`; --mask-filled sets them NaN)",
+            stacklevel=3,
+        )
+
+
+def _where(da: xr.DataArray, mask: np.ndarray) -> str:
+    index = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
+    return ", ".join(f"{d}={da[d].values[i]}" if d in da.coords else f"{d}={i}" for d, i in zip(da.dims, index))
+
+
+def _box(da: xr.DataArray, mask: np.ndarray) -> str:
+    if not {"lat", "lon"} <= set(da.dims):
+        return ""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    lat, lon = da.lat.values, da.lon.values
+    return f"; lat {lat[rows[0]]:g} to {lat[rows[-1]]:g}, lon {lon[cols[0]]:g} to {lon[cols[-1]]:g}"
