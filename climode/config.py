@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -121,6 +122,16 @@ class TrainConfig:
     def __post_init__(self):
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("logger", self.logger, LOGGERS)
+        for name in ("batch_size", "disc_width", "max_epochs", "checkpoint_every", "val_every", "log_every", "devices"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}, but must be at least 1")
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise ValueError(f"max_steps is {self.max_steps}, but must be at least 1 (or -1: no limit but max_epochs)")
+        if not self.lr > 0:
+            raise ValueError(f"lr is {self.lr}, but a learning rate must be positive")
+        for name in ("num_workers", "warmup_steps", "clip", "lambda_diff", "lambda_img", "lambda_seq", "lambda_kl"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is {getattr(self, name)}, but must not be negative")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
         if not 0 < self.min_lr <= self.lr:
@@ -144,10 +155,33 @@ def _build(cls, values: dict, where: str):
     unknown = sorted(set(values) - known)
     if unknown:
         raise ClimodeError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = _TYPES.get(hints[key])
+        if expected is not None and not _is(value, expected):
+            allowed = " or ".join(t.__name__ for t in expected if t is not type(None))
+            raise ClimodeError(f"{where}: {key} is {value!r} ({type(value).__name__}); expected {allowed}")
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ClimodeError(f"{where}: {exc}") from None
+
+
+# a field's annotation -> the YAML types its value may have (an int is a fine float)
+_TYPES = {
+    int: (int,),
+    float: (float, int),
+    bool: (bool,),
+    str: (str,),
+    int | None: (int, type(None)),
+    float | None: (float, int, type(None)),
+    str | None: (str, type(None)),
+}
+
+
+def _is(value, types: tuple[type, ...]) -> bool:
+    """Whether ``value`` is one of ``types``; a bool is not a number here."""
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
 
 
 def config_from_dict(values: dict, where: str = "config") -> Config:
