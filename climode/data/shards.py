@@ -18,7 +18,6 @@ Layout (one zarr group, dims ``sample``, ``step``, ``variable``, ``y``, ``x``):
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
-from ..io.write import swap_in
+from ..io.write import staging_path, swap_in, sweep
 from ..normalise import Stats
 
 SPLITS = ("train", "val", "test")
@@ -44,7 +43,8 @@ def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     path = Path(path)
     if path.exists() and not overwrite:
         raise ClimodeError(f"{path} exists; pass --overwrite to replace it")
-    stage = path.with_name(f".{path.name}.staging-{os.getpid()}")
+    sweep(path)
+    stage = staging_path(path)
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:

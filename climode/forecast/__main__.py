@@ -16,7 +16,7 @@ from ..errors import ClimodeError, cli
 from ..forecasting import __doc__ as DOC
 from ..forecasting import _checkpoint, _stamp, forecast
 from ..io.fields import open_fields
-from ..io.write import FLAG, check_writable, lead_layout, write_netcdf, write_zarr
+from ..io.write import FLAG, check_writable, lead_layout, stage_zarr, staging_path, swap_in, sweep, write_netcdf
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,8 +62,23 @@ def _parser() -> argparse.ArgumentParser:
         help="NaN wherever the forecast derives from missing input cells (always flagged in 'filled')",
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument(
+        "--allow-long-leads",
+        action="store_true",
+        help="forecast leads beyond 4x the longest the model was trained for (refused otherwise)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return p
+
+
+def _attached(argv: list[str]) -> list[str]:
+    """``--map-region -60:-30,0:40`` as ``--map-region=-60:-30,0:40``: a southern region starts with a
+    minus sign, which argparse would take for an option."""
+    out = list(argv)
+    for i in range(len(out) - 1):
+        if out[i] == "--map-region" and out[i + 1].startswith("-") and out[i + 1][1:2].isdigit():
+            out[i : i + 2] = [f"--map-region={out[i + 1]}", ""]
+    return [a for a in out if a != ""]
 
 
 def _outputs(args) -> dict[str, Path]:
@@ -84,7 +99,7 @@ def _outputs(args) -> dict[str, Path]:
 
 @cli
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_attached(sys.argv[1:] if argv is None else argv))
     if args.layout not in LAYOUTS:
         raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(LAYOUTS)}")
     paths = _outputs(args)
@@ -107,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         input_times=args.input_times,
         device=args.device,
         mask_filled=args.mask_filled,
+        allow_long_leads=args.allow_long_leads,
     )
     out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
     for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
@@ -122,30 +138,33 @@ def _maps():
 
 
 def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
-    """Write every output; if one fails, the files this run created are removed again (a zarr
-    append is itself all-or-nothing), so a failure leaves no partial output."""
+    """Every output is first written beside its path (``staging_path``), then all are swapped in
+    together: a failure or a kill before the swaps leaves every output as it was (what a killed run
+    left beside them is cleared by the next, ``sweep``), and a zarr append is part of the set."""
     calendar = out.time.values[0].calendar
     stored = lead_layout(out) if args.layout == "lead" else out
     writers = {
-        "zarr": lambda p: write_zarr(stored, p, calendar, append=args.append, overwrite=args.overwrite),
-        "netcdf": lambda p: write_netcdf(stored, p, calendar, overwrite=args.overwrite),
-        "plot": lambda p: _maps().plot_forecast(_maps().region(out, args.map_region), p),
-        "animate": lambda p: _maps().animate_forecast(_maps().region(out, args.map_region), p),
+        "zarr": lambda p, s: stage_zarr(stored, p, s, calendar, append=args.append, overwrite=args.overwrite),
+        "netcdf": lambda p, s: write_netcdf(stored, s, calendar, overwrite=True),
+        "plot": lambda p, s: _maps().plot_forecast(_maps().region(out, args.map_region), s),
+        "animate": lambda p, s: _maps().animate_forecast(_maps().region(out, args.map_region), s),
     }
-    created: list[Path] = []
+    staged: dict[str, Path] = {}
     try:
         for key in ("zarr", "netcdf", "plot", "animate"):
             if key in paths:
-                new = not paths[key].exists()
-                writers[key](paths[key])
-                created += [paths[key]] if new else []
-                print(f"wrote {paths[key]}", flush=True)
-    except BaseException as exc:
-        for path in created:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # e.g. a full disk, or a file system that refuses despite its permissions
-            raise ClimodeError(f"cannot write {exc.filename or 'an output'}: {exc.strerror or exc}") from None
-        raise
+                sweep(paths[key])
+                staged[key] = staging_path(paths[key])
+                writers[key](paths[key], staged[key])
+        for key, stage in staged.items():
+            swap_in(stage, paths[key])
+            print(f"wrote {paths[key]}", flush=True)
+    except OSError as exc:  # e.g. a full disk, or a file system that refuses despite its permissions
+        raise ClimodeError(f"cannot write {exc.filename or 'an output'}: {exc.strerror or exc}") from None
+    finally:
+        for stage in staged.values():
+            if stage.exists():
+                shutil.rmtree(stage) if stage.is_dir() else stage.unlink()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ append is complete, so an interrupted or failed append leaves the store as it wa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,39 +170,88 @@ def write_zarr(
     of the store that replaces it only once complete.
     """
     path = Path(path)
-    along = _along(ds)
-    data = with_cf(ds).chunk({along: 1, **{d: -1 for d in ds.dims if d != along}})
-    stage = path.with_name(f".{path.name}.staging-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
+    stage = staging_path(path)
     try:
-        if append and path.exists():
-            store = xr.open_zarr(
-                path,
-                consolidated=False,
-                decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
-                decode_timedelta=True,
-            )
-            _check_appendable(store, ds, path)
-            shutil.copytree(path, stage)
-            data.to_zarr(stage, append_dim=along, consolidated=False)
-        else:
-            check_writable(path, overwrite)
-            data.to_zarr(
-                stage, mode="w", consolidated=False, zarr_format=2, encoding=_encoding(ds, calendar, netcdf=False)
-            )
+        stage_zarr(ds, path, stage, calendar, append, overwrite)
         swap_in(stage, path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return path
 
 
+def stage_zarr(
+    ds: xr.Dataset, path: Path, stage: Path, calendar: str | None = None, append: bool = False, overwrite: bool = False
+) -> Path:
+    """Write at ``stage`` the store that ``write_zarr(ds, path, ...)`` leaves at ``path``: a copy of the
+    existing store with ``ds`` appended, or a new one. ``path`` itself is not touched."""
+    sweep(path)
+    along = _along(ds)
+    data = with_cf(ds).chunk({along: 1, **{d: -1 for d in ds.dims if d != along}})
+    shutil.rmtree(stage, ignore_errors=True)
+    if append and path.exists():
+        store = xr.open_zarr(
+            path,
+            consolidated=False,
+            decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
+            decode_timedelta=True,
+        )
+        _check_appendable(store, ds, path)
+        shutil.copytree(path, stage)
+        data.to_zarr(stage, append_dim=along, consolidated=False)
+    else:
+        check_writable(path, overwrite)
+        data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2, encoding=_encoding(ds, calendar, netcdf=False))
+    return stage
+
+
 # ---------------------------------------------------------------- atomic files
+
+
+def staging_path(path: Path) -> Path:
+    """Where this process builds ``path`` before it is swapped in: hidden, beside it, same suffix (so
+    writers that read the format from the suffix still do), named by this process's PID."""
+    return path.with_name(f".{path.stem}.staging-{os.getpid()}{path.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep(path: str | Path) -> list[Path]:
+    """Clear what killed processes left beside ``path``: staging copies and temporary files are
+    removed, and an old version set aside for a replacement that never arrived is put back. Entries
+    of processes still running are left alone. Returns the paths removed or restored."""
+    path = Path(path)
+    name, stem, suffix = re.escape(path.name), re.escape(path.stem), re.escape(path.suffix)
+    pattern = re.compile(rf"\.(?:{name}\.(tmp|old)-(\d+)|{stem}\.(staging)-(\d+){suffix})")
+    cleared = []
+    for entry in sorted(path.parent.glob(".*")) if path.parent.is_dir() else []:
+        found = pattern.fullmatch(entry.name)
+        if not found:
+            continue
+        kind, pid = found.group(1) or found.group(3), int(found.group(2) or found.group(4))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if kind == "old" and not path.exists():
+            os.replace(entry, path)  # killed between setting the old version aside and the new one's rename
+        else:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        cleared.append(entry)
+    return cleared
 
 
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside ``path``, renamed onto it when the block succeeds and removed otherwise."""
+    """A temporary file beside ``path``, renamed onto it when the block succeeds and removed otherwise
+    (what a killed run left beside it is cleared first, ``sweep``)."""
     path = Path(path)
+    sweep(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
