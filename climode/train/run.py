@@ -3,7 +3,9 @@ the data, the model (new, resumed or started from saved weights), Lightning, the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import shutil
@@ -13,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
@@ -55,7 +58,11 @@ def _prepare_run_dir(
     if resume:
         if not run_file.is_file():
             raise ClimodeError(f"cannot resume: {out} holds no climode run ({RUN_FILE} not found)")
-        return config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file)), False
+        saved = config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file))
+        path = saved.data.path
+        if path and not Path(path).is_absolute():  # relative to the run directory (``_run_relative``)
+            saved = replace(saved, "data", path=os.path.normpath(out / path))
+        return saved, False
     if isinstance(config, dict):
         config = config_from_dict(config)
     elif not isinstance(config, Config):
@@ -70,6 +77,15 @@ def _prepare_run_dir(
             raise ClimodeError(f"refusing to overwrite {out}: it is not a climode run directory (no {RUN_FILE})")
         return config, True
     return config, False
+
+
+def _run_relative(config: Config, out: Path) -> Config:
+    """``config`` as ``run.yaml`` keeps it: the data path relative to the run directory, so that a
+    resume works from any working directory (and after moving the run and its data together)."""
+    path = config.data.path
+    if not path or "://" in str(path):
+        return config
+    return replace(config, "data", path=os.path.relpath(os.path.abspath(path), os.path.abspath(out)))
 
 
 def _initial_model(path: str | None) -> Checkpoint | None:
@@ -117,6 +133,13 @@ def _resume_path(out: Path, resume: str | None) -> str | None:
     path = out / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise ClimodeError(f"cannot resume: checkpoint {path} not found")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated zip, a pickle, anything unreadable: one message
+        others = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt") if p != path)
+        hint = f"; resume from another: {', '.join(others)}" if others else ""
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ClimodeError(f"cannot resume: checkpoint {path} is truncated or corrupt ({reason}){hint}") from None
     return str(path)
 
 
@@ -253,6 +276,63 @@ def train(
     """
     launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
     out = Path(out)
+    settings = dict(
+        model=model, dataset=dataset, data=data, variables=variables, time_in_hours=time_in_hours,
+        reference_time=reference_time, train_times=train_times, val_times=val_times, max_steps=max_steps,
+        max_epochs=max_epochs, resume=resume, init_from=init_from, overwrite=overwrite, devices=devices,
+        accelerator=accelerator, checkpoint_every=checkpoint_every, logger=logger,
+    )  # fmt: skip
+    with _run_lock(out) if launcher else contextlib.nullcontext():
+        return _train(config, out, launcher, **settings)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path):
+    """Hold ``.<run>.lock`` beside the run directory for the whole run (an advisory ``flock``, released
+    by the system when the process ends, however it ends): a second run on the same directory is
+    refused instead of interleaving checkpoints."""
+    lock = out.resolve().parent / f".{out.resolve().name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ClimodeError(f"{out} is in use by another training run ({holder}); wait for it or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _train(
+    config,
+    out: Path,
+    launcher: bool,
+    *,
+    model,
+    dataset,
+    data,
+    variables,
+    time_in_hours,
+    reference_time,
+    train_times,
+    val_times,
+    max_steps,
+    max_epochs,
+    resume,
+    init_from,
+    overwrite,
+    devices,
+    accelerator,
+    checkpoint_every,
+    logger,
+) -> Path | None:
     if init_from and resume:
         raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
     init = _initial_model(init_from)
@@ -333,7 +413,7 @@ def train(
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
         with replacing(out / RUN_FILE) as tmp:
-            tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            tmp.write_text(yaml.safe_dump(_run_relative(config, out).to_dict(), sort_keys=False))
 
     if config.model.architecture not in LEARNED:
         if not launcher:
