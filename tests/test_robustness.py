@@ -1,0 +1,268 @@
+"""Bad input, impossible requests and doubtful data: one ``error:`` line (exit 2, no traceback, nothing
+written) or one ``warning:`` where the forecast can go on (issue 18's battery)."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from safetensors.torch import save_file
+
+import climode
+from climode.checkpoint import Card, save_model
+from climode.config import config_from_dict
+from climode.data.cases import first_case, write_case
+from climode.data.synthetic import make_corpus
+from climode.errors import ClimodeError
+from climode.forecast.__main__ import main as forecast_main
+from climode.model import ModelConfig, build
+from climode.model.compute import check_device
+from climode.train.__main__ import main as train_main
+
+
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory):
+    """A synthetic storm on the bundled model's 1-degree grid: storm.nc (5 inputs) and its truth."""
+    out = tmp_path_factory.mktemp("storm")
+    write_case(out, first_case(*make_corpus(1, 3, small=True), (0, 9, 21, 42, 57), 72))
+    return out
+
+
+def _variant(storm, tmp_path, change, name="bad.nc"):
+    ds = xr.open_dataset(storm / "storm.nc").load()
+    change(ds)
+    ds.to_netcdf(tmp_path / name)
+    return tmp_path / name
+
+
+def _user_error(capsys, main, argv, *fragments):
+    """``main(argv)`` exits 2 with one ``error:`` line holding every fragment, and no traceback."""
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def _forecast(capsys, storm, tmp_path, given, *fragments, extra=()):
+    out = tmp_path / "out.nc"
+    line = _user_error(capsys, forecast_main, ["--input", given, "--times", "60", "--output", out, *extra], *fragments)
+    assert not out.exists() and not list(tmp_path.glob(".out.nc*"))  # nothing written, not even a temporary
+    return line
+
+
+# ------------------------------------------------------------------ checkpoints and devices
+
+
+def test_checkpoints_that_are_not_climode_models_are_named(storm, tmp_path, capsys):
+    save_file({"w": torch.randn(3, 3)}, tmp_path / "random.safetensors")
+    _forecast(capsys, storm, tmp_path, storm / "storm.nc", "random.safetensors", "without climode metadata",
+              extra=["--checkpoint", tmp_path / "random.safetensors"])  # fmt: skip
+    header = b'{"__metadata__": {"climode": "{not json"}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    (tmp_path / "corrupt.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+    _forecast(capsys, storm, tmp_path, storm / "storm.nc", "corrupt.safetensors", "metadata is corrupt",
+              extra=["--checkpoint", tmp_path / "corrupt.safetensors"])  # fmt: skip
+
+
+def test_a_checkpoint_whose_card_and_network_disagree_on_channels_is_refused(tmp_path):
+    model = build(ModelConfig(channels=2, width=4))
+    save_model(tmp_path / "two.safetensors", model, Card(variables=("U850", "V850", "PSL"), time_units="hours"))
+    with pytest.raises(ClimodeError, match="3 variables .U850, V850, PSL. but its network takes 2 channels"):
+        climode.load_model(tmp_path / "two.safetensors")
+
+
+def test_a_device_this_machine_cannot_give_is_one_line(monkeypatch, storm, tmp_path, capsys):
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+    _forecast(capsys, storm, tmp_path, storm / "storm.nc", "CUDA requested", "use --device cpu",
+              extra=["--device", "cuda"])  # fmt: skip
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ClimodeError, match="cuda:3 requested but this machine has 1 GPU"):
+        check_device("cuda:3")
+    with pytest.raises(ClimodeError, match="is not a torch device"):
+        check_device("gpu0")
+    assert check_device("cpu") == torch.device("cpu")
+
+
+# ------------------------------------------------------------------ implausible data
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (lambda ds: ds.U850.values.__setitem__((0, 5, 5), np.inf), ["U850 has 1 infinite value", "never Inf"]),
+        (lambda ds: ds.PSL.values.__setitem__((2, 1, 1), -np.inf), ["PSL has 1 infinite value"]),
+        (lambda ds: ds.PSL.values.__setitem__(slice(None), 0.0), ["PSL has", "plausible 85000 to 110000 Pa"]),
+        (lambda ds: ds.V850.values.__setitem__(slice(None), 1e4), ["V850", "plausible -150 to 150 m s-1"]),
+        (lambda ds: ds.PSL.__setitem__(slice(None), ds.PSL / 100), ["labelled 'Pa'", "look like hPa", "'hPa'"]),
+    ],
+    ids=["inf", "minus-inf", "psl-zero", "wind-1e4", "hpa-as-pa"],
+)
+def test_physically_implausible_fields_are_refused_naming_the_variable(storm, tmp_path, capsys, change, fragments):
+    given = _variant(storm, tmp_path, change)
+    _forecast(capsys, storm, tmp_path, given, *fragments)
+
+
+@pytest.mark.parametrize("cells", [2, 8])
+def test_a_grid_smaller_than_the_model_needs_is_refused(storm, tmp_path, capsys, cells):
+    ds = xr.open_dataset(storm / "storm.nc").load().isel(lat=slice(20, 20 + cells), lon=slice(100, 100 + cells))
+    ds.to_netcdf(tmp_path / "tiny.nc")
+    _forecast(capsys, storm, tmp_path, tmp_path / "tiny.nc", f"{cells} x {cells} cells", "at least 16 x 16")
+
+
+def test_a_region_missing_from_the_last_input_is_warned_about_and_forecast(storm, tmp_path, capsys):
+    def hole(ds):
+        for name in ("U850", "V850", "PSL"):
+            ds[name].values[-1, 10:30, 40:80] = np.nan
+
+    given = _variant(storm, tmp_path, hole)
+    with pytest.warns(
+        UserWarning, match=r"last input frame .* is missing 800 of 9821 cells \(8%; lat 10 to 29"
+    ) as seen:
+        assert forecast_main(["--input", str(given), "--times", "60", "--output", str(tmp_path / "out.nc")]) == 0
+    assert len(seen) == 1
+    assert xr.open_dataset(tmp_path / "out.nc").filled.values.any()
+
+
+def test_an_unknown_variable_far_outside_its_training_range_is_warned_about(storm):
+    from climode.io.checks import check_values
+    from climode.normalise import Stats
+
+    stats = Stats.from_dict({"rain": {"method": "minmax", "min": 0.0, "max": 10.0}})
+    ds = xr.Dataset({"rain": (("time", "lat", "lon"), np.full((1, 2, 2), 100.0))})
+    with pytest.warns(UserWarning, match="rain spans 100 to 100, beyond what the model was trained on"):
+        check_values(ds, ["rain"], stats)
+    check_values(ds.assign(rain=ds.rain / 10), ["rain"], stats)  # 10: inside, no warning
+
+
+# ------------------------------------------------------------------ unbounded requests
+
+
+@pytest.mark.parametrize("times", ["1e9", "10000"])
+def test_a_lead_far_beyond_training_needs_allow_long_leads(storm, tmp_path, capsys, times):
+    out = tmp_path / "out.nc"
+    _user_error(capsys, forecast_main, ["--input", storm / "storm.nc", "--times", times, "--output", out],
+                "beyond 4x the longest the model was trained for (84 hours)", "--allow-long-leads", "GiB")  # fmt: skip
+    assert not out.exists()
+
+
+def test_a_southern_map_region_is_not_taken_for_an_option(storm, tmp_path, capsys):
+    argv = ["--input", storm / "storm.nc", "--times", "60", "--output", tmp_path / "o.nc", "--plot", tmp_path / "m.png"]
+    _user_error(capsys, forecast_main, [*argv, "--map-region", "-60:-30,0:40"], "'-60:-30,0:40' holds no part")
+
+
+# ------------------------------------------------------------------ training settings
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"train": {"lr": "fast"}}, "lr is 'fast' (str); expected float or int"),
+        ({"train": {"lr": -0.1}}, "lr is -0.1, but a learning rate must be positive"),
+        ({"train": {"devices": 0}}, "devices is 0, but must be at least 1"),
+        ({"train": {"checkpoint_every": 0}}, "checkpoint_every is 0"),
+        ({"train": {"max_steps": 0}}, "max_steps is 0, but must be at least 1"),
+        ({"model": {"width": 1.5}}, "width is 1.5 (float); expected int"),
+        ({"data": {"time_in_hours": "yes"}}, "time_in_hours is 'yes' (str); expected bool"),
+    ],
+)
+def test_config_values_are_checked_with_their_types_and_ranges(values, fragment):
+    with pytest.raises(ClimodeError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        config_from_dict(values)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--max-steps", "0"], "max_steps is 0"),
+        (["--max-steps", "-5"], "max_steps is -5"),
+        (["--devices", "0"], "devices is 0"),
+        (["--checkpoint-every", "0"], "checkpoint_every is 0"),
+    ],
+)
+def test_bad_training_flags_are_refused_before_a_run_directory_exists(tmp_path, capsys, argv, fragment):
+    out = tmp_path / "run"
+    _user_error(capsys, train_main, ["--config", "bouncing-ball-demo", "--out", out, *argv], fragment)
+    assert not out.exists()
+
+
+def test_a_yaml_learning_rate_in_words_names_the_file_and_key(tmp_path, capsys):
+    (tmp_path / "fast.yaml").write_text(json.dumps({"train": {"lr": "fast"}}))
+    _user_error(capsys, train_main, ["--config", tmp_path / "fast.yaml", "--out", tmp_path / "run"],
+                "fast.yaml: train: lr is 'fast'")  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ faults: what a killed run leaves
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_a_sweep_clears_what_dead_processes_left_and_restores_a_set_aside_file(tmp_path):
+    from climode.io.write import sweep
+
+    dead, alive = _dead_pid(), os.getppid()
+    (tmp_path / f".f.nc.tmp-{dead}").write_text("half")
+    (tmp_path / f".f.staging-{dead}.nc").write_text("half")
+    (tmp_path / f".f.staging-{dead}.zarr").mkdir()
+    (tmp_path / f".f.nc.old-{dead}").write_text("the previous forecast")
+    (tmp_path / f".f.nc.tmp-{alive}").write_text("another run, still writing")
+    (tmp_path / f".g.nc.tmp-{dead}").write_text("another file's")
+    sweep(tmp_path / "f.nc")
+    sweep(tmp_path / "f.zarr")
+    assert (tmp_path / "f.nc").read_text() == "the previous forecast"  # killed between the two renames
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.nc", f".f.nc.tmp-{alive}", f".g.nc.tmp-{dead}"])
+
+
+def _outputs_argv(storm, tmp_path, times="60", *extra) -> list[str]:
+    paths = ["--output", tmp_path / "f.nc", "--zarr", tmp_path / "f.zarr"]
+    return [str(a) for a in ["--input", storm / "storm.nc", "--times", times, *paths, *extra]]
+
+
+def test_a_rerun_after_a_killed_forecast_succeeds_and_leaves_no_temporary(storm, tmp_path, capsys):
+    """A run killed (-9) while appending left staging copies of its outputs and a temporary file; the
+    same command again clears them, appends once and leaves nothing else."""
+    assert forecast_main(_outputs_argv(storm, tmp_path)) == 0
+    before = xr.open_zarr(tmp_path / "f.zarr", consolidated=False).sizes["time"]
+    dead = _dead_pid()
+    (tmp_path / f".f.staging-{dead}.zarr").mkdir()
+    (tmp_path / f".f.staging-{dead}.nc").write_text("half")
+    (tmp_path / f".f.nc.tmp-{dead}").write_text("half")
+    assert forecast_main(_outputs_argv(storm, tmp_path, "63", "--append", "--overwrite")) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nc", "f.zarr"]
+    assert xr.open_zarr(tmp_path / "f.zarr", consolidated=False).sizes["time"] == before + 1
+
+
+def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, capsys, monkeypatch):
+    from climode.forecast import __main__ as command
+
+    argv = [
+        "--input",
+        storm / "storm.nc",
+        "--times",
+        "60",
+        "--output",
+        tmp_path / "f.nc",
+        "--zarr",
+        tmp_path / "f.zarr",
+    ]
+    assert forecast_main([str(a) for a in argv]) == 0
+    stamp = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "f.nc"))
+
+    monkeypatch.setattr(command, "write_netcdf", full_disk)  # after the zarr was staged
+    _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60", "--overwrite"), "No space left on device")
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp  # zarr included: not swapped in
