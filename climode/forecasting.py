@@ -26,7 +26,7 @@ from .conventions import cf_attrs
 from .errors import ClimodeError
 from .geo.grid import grid_step, upsample
 from .geo.tiles import blend_weights, model_grids, windows
-from .io.checks import check_grid, check_values, warn_missing_last
+from .io.checks import check_grid, check_values, source, warn_missing_last
 from .io.coords import normalise_coords
 from .io.write import FLAG, FLAG_ATTRS
 from .model.compose import compose, fill_missing
@@ -280,18 +280,15 @@ def forecast(
     empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
     if empty:
         raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
-    where = str(ds.attrs.get("climode_sources") or "the input")
-    where = where if len(where) < 120 else where[:117] + "..."
-    check_values(ds, ckpt.variables, ckpt.card.normalisation, where)
+    check_values(ds, ckpt.variables, ckpt.card.normalisation)
     origin = ds.time.values[0]
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
     _check_leads(ckpt, float(np.max(query)) - float(observed[-1]), allow_long_leads)
     grid = ckpt.card.grid or {}
     model_ds, native, to_input = model_grids(ds, grid.get("resolution"))
-    check_grid(model_ds, where)
-    seen = np.array([any(np.isfinite(ds[v].values[t]).any() for v in ckpt.variables) for t in range(ds.sizes["time"])])
-    warn_missing_last(ds, list(ckpt.variables), seen, where)
+    check_grid(model_ds, source(ds))
+    warn_missing_last(ds, ckpt.variables)
     predictor = ckpt.predictor
     frames = lambda fields: np.stack([fields[v].values for v in ckpt.variables], 1).astype(np.float32)
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None

@@ -20,6 +20,7 @@ import xarray as xr
 
 from ..errors import ClimodeError, cli
 from ..io.write import replacing
+from .prepare import step_hours
 from .synthetic import STEP, encode, make_corpus
 
 STEP_H = STEP.total_seconds() / 3600.0
@@ -36,11 +37,6 @@ class Case:
     track: pd.DataFrame
 
 
-def _step_h(ds: xr.Dataset) -> float:
-    """Hours between the corpus's frames."""
-    return (ds.time.values[1] - ds.time.values[0]).total_seconds() / 3600.0
-
-
 def _stamps(times) -> np.ndarray:
     return np.array([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
 
@@ -50,7 +46,7 @@ def cut_case(
 ) -> Case:
     """The case of ``storm`` whose first input is step ``first`` of ``ds``: inputs at
     ``input_hours`` after it, truth every step (of the corpus's own spacing) from it to ``until_h`` hours."""
-    step = _step_h(ds)
+    step = step_hours(ds)
     steps = [first + round(h / step) for h in input_hours]
     if any(abs(s - first - h / step) > 1e-6 for s, h in zip(steps, input_hours)):
         raise ClimodeError(f"input hours {list(input_hours)} are not on the corpus's {step:g}-hourly frames")
@@ -65,7 +61,7 @@ def cut_case(
 def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float], until_h: float) -> Case:
     """The case of the first storm tracked through the whole window, starting at its first track point."""
     stamps = _stamps(ds.time.values)
-    span = round(until_h / _step_h(ds))
+    span = round(until_h / step_hours(ds))
     for storm, rows in tracks.groupby("storm", sort=False):
         first = int(np.searchsorted(stamps, rows.time.iloc[0]))
         lived = (len(rows) - 1) * STEP_H  # tracks are 3-hourly whatever the frames' spacing

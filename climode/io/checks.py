@@ -20,12 +20,19 @@ MIN_CELLS = 16  # per side on the model's grid: the encoder works at 1/4, so 4 x
 STATS_MARGIN = 0.5  # a variable may pass its training range by this share of the range before a warning
 
 
-def check_values(ds: xr.Dataset, variables, stats: Stats | None = None, where: str = "the input") -> None:
+def source(ds: xr.Dataset) -> str:
+    """How messages name ``ds``: the files it was read from (``open_fields``), else "the input"."""
+    where = str(ds.attrs.get("climode_sources") or "the input")
+    return where if len(where) < 120 else where[:117] + "..."
+
+
+def check_values(ds: xr.Dataset, variables, stats: Stats | None = None) -> None:
     """Refuse Inf values and values outside a known variable's plausible range (``conventions``);
     warn when a variable without a known range leaves its training range (``stats``) by more than
     STATS_MARGIN of that range. NaN is a missing cell, never refused here."""
+    where = source(ds)
     for name in variables:
-        values = np.asarray(ds[name].values, dtype=np.float64)
+        values = np.asarray(ds[name].values)
         infinite = np.isinf(values)
         if infinite.any():
             first = _where(ds[name], infinite)
@@ -61,7 +68,7 @@ def check_values(ds: xr.Dataset, variables, stats: Stats | None = None, where: s
                 )
 
 
-def check_grid(ds: xr.Dataset, where: str = "the input") -> None:
+def check_grid(ds: xr.Dataset, where: str) -> None:
     """Refuse a grid smaller than MIN_CELLS x MIN_CELLS (the last two dims of ``ds``'s variables)."""
     dims = list(next(iter(ds.data_vars.values())).dims[-2:])
     shape = [ds.sizes[d] for d in dims]
@@ -72,10 +79,13 @@ def check_grid(ds: xr.Dataset, where: str = "the input") -> None:
         )
 
 
-def warn_missing_last(ds: xr.Dataset, variables, observed: np.ndarray, where: str = "the input") -> None:
-    """Warn when the last observed frame (``observed`` (T,) bool) misses cells where an earlier
+def warn_missing_last(ds: xr.Dataset, variables) -> None:
+    """Warn when the last observed frame (one with any finite cell) misses cells where an earlier
     frame had values: the forecast there is built from the last valid values, not from that frame."""
+    T = ds.sizes["time"]
+    observed = np.any([np.isfinite(ds[name].values).reshape(T, -1).any(1) for name in variables], 0)
     last = int(np.flatnonzero(observed)[-1])
+    variables = list(variables)
     hole = np.zeros(ds[variables[0]].shape[-2:], bool)
     for name in variables:
         values = ds[name].values
@@ -84,7 +94,7 @@ def warn_missing_last(ds: xr.Dataset, variables, observed: np.ndarray, where: st
     if hole.any():
         box = _box(ds[variables[0]].isel(time=last), hole)
         warnings.warn(
-            f"{where}: the last input frame ({ds.time.values[last]}) is missing {int(hole.sum())} of {hole.size} "
+            f"{source(ds)}: the last input frame ({ds.time.values[last]}) is missing {int(hole.sum())} of {hole.size} "
             f"cells ({hole.mean():.0%}{box}) that earlier frames have; the forecast there starts from their last "
             "valid values (flagged in the output's `filled`; --mask-filled sets them NaN)",
             stacklevel=3,

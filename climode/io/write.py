@@ -7,6 +7,7 @@ append is complete, so an interrupted or failed append leaves the store as it wa
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -170,6 +171,7 @@ def write_zarr(
     of the store that replaces it only once complete.
     """
     path = Path(path)
+    sweep(path)
     stage = staging_path(path)
     try:
         stage_zarr(ds, path, stage, calendar, append, overwrite)
@@ -184,7 +186,6 @@ def stage_zarr(
 ) -> Path:
     """Write at ``stage`` the store that ``write_zarr(ds, path, ...)`` leaves at ``path``: a copy of the
     existing store with ``ds`` appended, or a new one. ``path`` itself is not touched."""
-    sweep(path)
     along = _along(ds)
     data = with_cf(ds).chunk({along: 1, **{d: -1 for d in ds.dims if d != along}})
     shutil.rmtree(stage, ignore_errors=True)
@@ -231,7 +232,7 @@ def sweep(path: str | Path) -> list[Path]:
     name, stem, suffix = re.escape(path.name), re.escape(path.stem), re.escape(path.suffix)
     pattern = re.compile(rf"\.(?:{name}\.(tmp|old)-(\d+)|{stem}\.(staging)-(\d+){suffix})")
     cleared = []
-    for entry in sorted(path.parent.glob(".*")) if path.parent.is_dir() else []:
+    for entry in sorted(path.parent.glob(f".{glob.escape(path.stem)}*")) if path.parent.is_dir() else []:
         found = pattern.fullmatch(entry.name)
         if not found:
             continue

@@ -6,16 +6,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import logging
 import os
 import shutil
 import signal
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
@@ -133,13 +134,12 @@ def _resume_path(out: Path, resume: str | None) -> str | None:
     path = out / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise ClimodeError(f"cannot resume: checkpoint {path} not found")
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a truncated zip, a pickle, anything unreadable: one message
+    try:  # the zip's central directory sits at its end: a truncated file fails here, without reading it all
+        zipfile.ZipFile(path).close()
+    except (zipfile.BadZipFile, OSError) as exc:
         others = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt") if p != path)
         hint = f"; resume from another: {', '.join(others)}" if others else ""
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ClimodeError(f"cannot resume: checkpoint {path} is truncated or corrupt ({reason}){hint}") from None
+        raise ClimodeError(f"cannot resume: checkpoint {path} is truncated or corrupt ({exc}){hint}") from None
     return str(path)
 
 
@@ -232,6 +232,43 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
+def _holding_run_lock(train_fn):
+    """``train`` holding the run directory's lock (``_run_lock``) on the launching process."""
+
+    @functools.wraps(train_fn)
+    def locked(config=None, out="runs/vidode", **settings):
+        launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
+        with _run_lock(Path(out)) if launcher else contextlib.nullcontext():
+            return train_fn(config, out, **settings)
+
+    return locked
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path):
+    """Hold ``.<run>.lock`` beside the run directory for the whole run (an advisory ``flock``, released
+    by the system when the process ends, however it ends): a second run on the same directory is
+    refused instead of interleaving checkpoints."""
+    lock = out.resolve().parent / f".{out.resolve().name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ClimodeError(f"{out} is in use by another training run ({holder}); wait for it or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@_holding_run_lock
 def train(
     config: Config | dict | str | Path | None = None,
     out: str | Path = "runs/vidode",
@@ -276,63 +313,6 @@ def train(
     """
     launcher = int(os.environ.get("LOCAL_RANK", "0")) == 0
     out = Path(out)
-    settings = dict(
-        model=model, dataset=dataset, data=data, variables=variables, time_in_hours=time_in_hours,
-        reference_time=reference_time, train_times=train_times, val_times=val_times, max_steps=max_steps,
-        max_epochs=max_epochs, resume=resume, init_from=init_from, overwrite=overwrite, devices=devices,
-        accelerator=accelerator, checkpoint_every=checkpoint_every, logger=logger,
-    )  # fmt: skip
-    with _run_lock(out) if launcher else contextlib.nullcontext():
-        return _train(config, out, launcher, **settings)
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path):
-    """Hold ``.<run>.lock`` beside the run directory for the whole run (an advisory ``flock``, released
-    by the system when the process ends, however it ends): a second run on the same directory is
-    refused instead of interleaving checkpoints."""
-    lock = out.resolve().parent / f".{out.resolve().name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ClimodeError(f"{out} is in use by another training run ({holder}); wait for it or stop it") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _train(
-    config,
-    out: Path,
-    launcher: bool,
-    *,
-    model,
-    dataset,
-    data,
-    variables,
-    time_in_hours,
-    reference_time,
-    train_times,
-    val_times,
-    max_steps,
-    max_epochs,
-    resume,
-    init_from,
-    overwrite,
-    devices,
-    accelerator,
-    checkpoint_every,
-    logger,
-) -> Path | None:
     if init_from and resume:
         raise ClimodeError("--init-from starts a new run from a model's weights; --resume continues a run: give one")
     init = _initial_model(init_from)
