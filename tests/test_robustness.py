@@ -266,3 +266,43 @@ def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, 
     monkeypatch.setattr(command, "write_netcdf", full_disk)  # after the zarr was staged
     _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60", "--overwrite"), "No space left on device")
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp  # zarr included: not swapped in
+
+
+def test_a_truncated_checkpoint_is_refused_before_resuming(tmp_path):
+    import zipfile
+
+    from climode.train.run import _resume_path
+
+    (tmp_path / "checkpoints").mkdir()
+    with zipfile.ZipFile(tmp_path / "checkpoints" / "step=1.ckpt", "w") as whole:
+        whole.writestr("data.pkl", b"x" * 1000)
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes((tmp_path / "checkpoints" / "step=1.ckpt").read_bytes()[:500])
+    with pytest.raises(ClimodeError, match=r"last.ckpt is truncated or corrupt .*resume from another: step=1.ckpt"):
+        _resume_path(tmp_path, "last")
+    assert _resume_path(tmp_path, str(tmp_path / "checkpoints" / "step=1.ckpt")).endswith("step=1.ckpt")
+
+
+def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path, capsys):
+    import fcntl
+
+    with open(tmp_path / ".run.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running training holds it
+        _user_error(capsys, train_main, ["--out", tmp_path / "run", "--resume"], "is in use by another training run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_yaml_keeps_the_data_path_relative_to_the_run_so_resume_works_from_anywhere(tmp_path, monkeypatch):
+    import yaml
+
+    from climode.config import Config, replace
+    from climode.train.run import RUN_FILE, _prepare_run_dir, _run_relative
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "r").mkdir(parents=True)
+    config = replace(Config(), "data", path="data/tiles.zarr")  # relative to where the run began
+    saved = _run_relative(config, tmp_path / "runs" / "r")
+    assert saved.data.path == "../../data/tiles.zarr"
+    (tmp_path / "runs" / "r" / RUN_FILE).write_text(yaml.safe_dump(saved.to_dict()))
+    monkeypatch.chdir(tmp_path / "runs")  # resumed from elsewhere
+    resumed, _ = _prepare_run_dir(tmp_path / "runs" / "r", None, None, "last", False, True)
+    assert resumed.data.path == str(tmp_path / "data" / "tiles.zarr")
