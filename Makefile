@@ -33,10 +33,11 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m climode.evaluate --forecast $(DEMO)/storm_forecast.nc --truth $(DEMO)/storm_truth.nc \
 		--json $(DEMO)/scores.json
 
-# The analysis notebooks in JupyterLab (installed into .venv on first use).
+# The analysis notebooks in JupyterLab (installed into .venv on first use); options go in
+# JUPYTER_ARGS, e.g. make notebooks JUPYTER_ARGS="--no-browser --port 8890".
 notebooks: $(VENV)/.installed-test
 	$(PIP) install --quiet -c $(CONSTRAINTS) jupyterlab
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(JUPYTER_ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
