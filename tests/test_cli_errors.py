@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_module
+from conftest import assert_user_error, run_module, write_config
 
 from climode import save_model
 from climode.checkpoint import Card
@@ -58,6 +58,10 @@ def test_unknown_config_key(tmp_path, capsys):
             ("nan.npz", "all NaN"),
         ),
         (lambda p: _clips(p / "novars.npz", variables=np.array(["u", "v"])), ("novars.npz", "2 channels", "3")),
+        (
+            lambda p: _clips(p / "small.npz", frames=np.zeros((10, 10, 3, 16, 16), np.float32)),
+            ("small.npz", "16 x 16 cells", "24 x 24", "train.adversarial: false"),
+        ),
     ],
 )
 def test_bad_data_file(tmp_path, tiny_config, capsys, make, fragments):
@@ -68,6 +72,17 @@ def test_bad_data_file(tmp_path, tiny_config, capsys, make, fragments):
     assert code == 2
     _one_error_line(capsys, *fragments)
     assert not (tmp_path / "run").exists()
+
+
+def test_frames_smaller_than_the_model(tmp_path, capsys):
+    config = write_config(tmp_path / "plain.yaml", train={"adversarial": False})
+    path = _clips(tmp_path / "tiny.npz", frames=np.zeros((10, 10, 1, 8, 12), np.float32))
+    code = train_main(
+        ["--config", str(config), "--dataset", "clips", "--data", str(path), "--out", str(tmp_path / "r")]
+    )
+    assert code == 2
+    _one_error_line(capsys, "tiny.npz", "8 x 12 cells", "at least 16 x 16")
+    assert not (tmp_path / "r").exists()
 
 
 def test_existing_run_is_not_overwritten(tmp_path, tiny_config, capsys):

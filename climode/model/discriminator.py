@@ -10,8 +10,11 @@ class PatchDiscriminator(nn.Module):
     """4x4 convolutions w, 2w, 4w (stride 2), 8w (stride 1), then 1 (stride 1), LeakyReLU 0.2, no
     normalisation (as the paper's; a BatchNorm here would score each frame by its batch's statistics).
 
-    (B, cin, H, W) -> patch scores (B, 1, h, w); the paper uses w = 64.
+    (B, cin, H, W) -> patch scores (B, 1, h, w); the paper uses w = 64. H and W must be at least
+    MIN_SIZE: three halvings leave 3 cells, which the two last 4x4 convolutions (padding 1) need.
     """
+
+    MIN_SIZE = 24
 
     def __init__(self, cin: int, width: int = 64):
         super().__init__()

@@ -30,9 +30,11 @@ from ..data import QuerySampler, collate, open_dataset
 from ..data.gridded import is_shard_store
 from ..data.gridded import prepare as prepare_gridded
 from ..errors import ClimodeError
+from ..io.checks import MIN_CELLS
 from ..io.fields import parse_variables
 from ..io.write import replacing
 from ..model import LEARNED, VARIANTS, configure
+from ..model.discriminator import PatchDiscriminator
 from ..video.layouts import LAYOUTS
 from .task import ForecastTask
 
@@ -125,6 +127,23 @@ def _check_initial(init: Checkpoint, data: Card, frame_shape: list[int]) -> None
         raise ClimodeError(
             f"{what} ({init.model.config.architecture}) was built for {shape[0]} x {shape[1]} frames, "
             f"the data have {frame_shape[0]} x {frame_shape[1]}"
+        )
+
+
+def _check_frame_size(frame_shape: list[int], config: Config) -> None:
+    """Refuse frames smaller than the model (MIN_CELLS) or, in adversarial training, the discriminators
+    accept, naming the data, the size and the way out."""
+    need, why = MIN_CELLS, "the model encodes at a quarter of the resolution"
+    if config.train.adversarial and need < PatchDiscriminator.MIN_SIZE:
+        need, why = (
+            PatchDiscriminator.MIN_SIZE,
+            "the discriminators halve them three times; or set train.adversarial: false",
+        )
+    if min(frame_shape) < need:
+        where = config.data.path or f"dataset {config.data.name!r}"
+        raise ClimodeError(
+            f"{where}: frames are {frame_shape[0]} x {frame_shape[1]} cells; training needs at least "
+            f"{need} x {need} ({why})"
         )
 
 
@@ -384,6 +403,7 @@ def train(
         if train_set.time_units == "hours":
             log.info("model time unit: %g h (the data's storage step; set model.time_scale to choose)", scale)
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
+    _check_frame_size(frame_shape, config)
     card = _card(train_set)
     if init is not None:
         _check_initial(init, card, frame_shape)
