@@ -22,6 +22,8 @@ cftime) and never loads the maps (cartopy).
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 import types
 
@@ -71,9 +73,31 @@ class _Package(types.ModuleType):
 
 sys.modules[__name__].__class__ = _Package
 
-try:  # ds.climode (climode.accessor) wherever xarray is installed; the network alone never needs it
+
+class _AccessorWithXarray(importlib.abc.MetaPathFinder):
+    """Registers ``ds.climode`` (``climode.accessor``) once xarray is imported, by whoever imports it:
+    ``import climode`` does not load xarray itself (the network alone never needs it, and a command's
+    ``--help`` stays under a second)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "xarray":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module: types.ModuleType) -> None:
+                run(module)
+                importlib.import_module(".accessor", __name__)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+if "xarray" in sys.modules:
     from . import accessor  # noqa: F401
-except ImportError:
-    pass
+else:
+    sys.meta_path.insert(0, _AccessorWithXarray())
 
 __all__ = ["ClimodeError", "__version__", *sorted(_HOMES)]

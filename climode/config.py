@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from .configs import builtin_configs
 from .errors import ClimodeError, check_choice
 from .model.base import ModelConfig
 
@@ -194,12 +195,6 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
         model=_build(ModelConfig, values.get("model", {}), f"{where}: model"),
         data=_build(DataConfig, values.get("data", {}), f"{where}: data"),
         train=_build(TrainConfig, values.get("train", {}), f"{where}: train"),
-    )
-
-
-def builtin_configs() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".yaml") for p in resources.files("climode.configs").iterdir() if p.name.endswith(".yaml")
     )
 
 

@@ -34,15 +34,19 @@ def set_threads() -> int:
     """torch's CPU threads for a command: ``OMP_NUM_THREADS`` when set, else the cores this process may
     use less the machine's load (at least 1): on a busy machine, threads that wait for a core cost
     more than they give (a training step took 56 s with two threads beside other work, 3.7 s with
-    one). Says so in one line when it chooses fewer threads than cores. Returns the count."""
-    import torch
-
+    one). Says so in one line when it chooses fewer threads than cores. Returns the count. Before torch
+    is imported the count goes to ``OMP_NUM_THREADS``, which torch reads on import (a command that only
+    prints its help never loads torch), and to the processes the command starts."""
+    torch = sys.modules.get("torch")
     if os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
+        return torch.get_num_threads() if torch else int(os.environ["OMP_NUM_THREADS"].split(",")[0])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     threads = max(1, min(cores, round(cores - load)))
-    torch.set_num_threads(threads)
+    if torch:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     if threads < cores:
         logging.getLogger("climode").info(
             "torch threads: %d of %d cores (load %.1f; set OMP_NUM_THREADS to choose)", threads, cores, load

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import xarray as xr
-
-from .checkpoint import Checkpoint, load_model
-from .config import config_from_dict, replace
-from .data import DATASETS, open_dataset
 from .errors import ClimodeError, cli
-from .io.fields import open_fields
-from .io.write import fields, replacing
-from .verify import scoring
-from .verify.truth import format_table as format_verification
-from .verify.truth import verify
+
+if TYPE_CHECKING:  # the stack loads after the options are read (``--help`` stays light)
+    import xarray as xr
+
+    from .checkpoint import Checkpoint
 
 MODE_ONLY = {
     "checkpoint": ("dataset", "data"),
@@ -48,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vars", help="with --forecast: names in the truth file, e.g. U850=u,V850=v,PSL=msl")
     p.add_argument("--time-in-hours", action="store_true", help="the truth's time axis without units holds hours")
     p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
-    p.add_argument("--dataset", choices=DATASETS, help="dataset (default: the one the model was trained on)")
+    p.add_argument(
+        "--dataset", help="dataset, a name of climode.data.DATASETS (default: the one the model was trained on)"
+    )
     p.add_argument("--data", help="data file for file-backed datasets")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--batch-size", type=int, default=16)
@@ -114,13 +112,17 @@ def _storm(text: str) -> tuple[float, float]:
         lat, lon = (float(part) for part in text.split(","))
     except ValueError:
         raise ClimodeError(f"--storm {text!r} is not LAT,LON in degrees, e.g. 15.5,300") from None
-    if not (-90.0 <= lat <= 90.0 and np.isfinite(lon)):
+    if not (-90.0 <= lat <= 90.0 and math.isfinite(lon)):
         raise ClimodeError(f"--storm {text!r}: latitude must be in -90..90 and longitude finite")
     return lat, lon % 360.0
 
 
 def _open_forecast(path: str) -> xr.Dataset:
     """The forecast file, loaded: its (time, lat, lon) variables and coordinates."""
+    import xarray as xr
+
+    from .io.write import fields
+
     if not Path(path).is_file():
         raise ClimodeError(f"forecast file {path} not found")
     try:
@@ -148,6 +150,8 @@ def _json_ready(value):
 
 
 def _write_json(path: str, scores: dict) -> None:
+    from .io.write import replacing
+
     try:
         with replacing(path) as tmp:
             tmp.write_text(json.dumps(_json_ready(scores), indent=2, allow_nan=False))
@@ -157,6 +161,10 @@ def _write_json(path: str, scores: dict) -> None:
 
 def _verify_files(args: argparse.Namespace) -> None:
     """The --forecast mode: score the forecast file against the truth file, print a table, write --json."""
+    from .io.fields import open_fields
+    from .verify.truth import format_table as format_verification
+    from .verify.truth import verify
+
     start = _storm(args.storm) if args.storm else None
     forecast = _open_forecast(args.forecast)
     reference = forecast.coords.get("forecast_reference_time")
@@ -215,6 +223,11 @@ def main(argv: list[str] | None = None) -> None:
         for path in run(args.protocol, args.preset, args.out, args.overwrite, _parse_seeds(args.seeds), **video):
             print(path)
         return
+    from .checkpoint import load_model
+    from .config import config_from_dict, replace
+    from .data import open_dataset
+    from .verify import scoring
+
     ckpt = load_model(args.checkpoint)
     config = config_from_dict(ckpt.card.config or {}, f"{args.checkpoint} config")
     config = replace(config, "data", name=args.dataset, path=args.data)

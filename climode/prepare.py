@@ -25,16 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from dask.distributed import Client, LocalCluster
-
 from .conventions import STORM_VARIABLES
-from .data.prepare import prepare_shards, sampling_for
-from .data.shards import open_store
 from .errors import ClimodeError, cli
-from .geo.detect import detect
-from .geo.tiles import extract, parse_tiles
-from .io.fields import open_fields, parse_mapping
-from .io.tracks import read_tracks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    from dask.distributed import Client, LocalCluster  # the stack loads after the options are read
+
+    from .data.prepare import prepare_shards, sampling_for
+    from .data.shards import open_store
+    from .geo.detect import detect
+    from .geo.tiles import extract, parse_tiles
+    from .io.fields import open_fields, parse_mapping
+    from .io.tracks import read_tracks
+
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ClimodeError(f"{out} exists; pass --overwrite to replace it")

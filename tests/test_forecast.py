@@ -376,7 +376,7 @@ def test_a_write_that_fails_midway_removes_what_this_run_wrote(case, tmp_path, m
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "f.nc"))
 
-    monkeypatch.setattr(command, "write_netcdf", refuse)
+    monkeypatch.setattr("climode.io.write.write_netcdf", refuse)  # the command imports it when it runs
     code = command.main(
         [
             "--input",

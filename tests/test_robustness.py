@@ -245,8 +245,6 @@ def test_a_rerun_after_a_killed_forecast_succeeds_and_leaves_no_temporary(storm,
 
 
 def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, capsys, monkeypatch):
-    from climode.forecast import __main__ as command
-
     argv = [
         "--input",
         storm / "storm.nc",
@@ -263,7 +261,7 @@ def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "f.nc"))
 
-    monkeypatch.setattr(command, "write_netcdf", full_disk)  # after the zarr was staged
+    monkeypatch.setattr("climode.io.write.write_netcdf", full_disk)  # after the zarr was staged
     _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60", "--overwrite"), "No space left on device")
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp  # zarr included: not swapped in
 
@@ -306,3 +304,38 @@ def test_run_yaml_keeps_the_data_path_relative_to_the_run_so_resume_works_from_a
     monkeypatch.chdir(tmp_path / "runs")  # resumed from elsewhere
     resumed, _ = _prepare_run_dir(tmp_path / "runs" / "r", None, None, "last", False, True)
     assert resumed.data.path == str(tmp_path / "data" / "tiles.zarr")
+
+
+@pytest.mark.slow
+def test_help_loads_no_stack():
+    """``--help`` of every command answers without torch, xarray or dask (under a second, where the
+    stack takes 5-12 s to import on 2 cores): the commands import what they use after the options."""
+    from climode.__main__ import COMMANDS
+
+    code = (
+        "import runpy, sys\n"
+        "for module in sys.argv[1:]:\n"
+        "    sys.argv = [module, '--help']\n"
+        "    try:\n"
+        "        runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (module, exc.code)\n"
+        "print('LOADED', sorted(m for m in ('torch', 'xarray', 'numpy', 'pandas', 'dask', 'lightning') "
+        "if m in sys.modules))\n"
+    )
+    modules = ["climode", *COMMANDS.values()]
+    result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("usage:") == len(COMMANDS), result.stdout[-2000:]
+    assert "LOADED []" in result.stdout, result.stdout.splitlines()[-1]
+
+
+def test_unknown_model_or_dataset_names_the_choices(tmp_path, capsys):
+    from climode.data import DATASETS
+    from climode.train.__main__ import _parser
+
+    _user_error(capsys, train_main, ["--model", "vidode", "--out", tmp_path / "r"], "'vidode'", "vid-ode", "convgru")
+    _user_error(capsys, train_main, ["--dataset", "cam6", "--out", tmp_path / "r"], "dataset 'cam6'", *DATASETS)
+    assert not (tmp_path / "r").exists()
+    dataset_help = next(a.help for a in _parser()._actions if a.dest == "dataset")
+    assert all(name in dataset_help for name in DATASETS)  # the help names every dataset

@@ -9,21 +9,25 @@ true track over that window), all CAM5-like (see ``climode.data.synthetic``).
 from __future__ import annotations
 
 import argparse
+import bisect
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import xarray as xr
+from typing import TYPE_CHECKING
 
 from ..errors import ClimodeError, cli
-from ..io.write import replacing
-from .prepare import step_hours
-from .synthetic import STEP, encode, make_corpus
 
-STEP_H = STEP.total_seconds() / 3600.0
+if TYPE_CHECKING:  # the data stack loads on first use, so that the command's --help stays light
+    import pandas as pd
+    import xarray as xr
+
+
+def _track_step_h() -> float:
+    """Hours between track points (3): the corpus's STEP, whatever its frames' spacing."""
+    from .synthetic import STEP
+
+    return STEP.total_seconds() / 3600.0
 
 
 @dataclass
@@ -37,8 +41,8 @@ class Case:
     track: pd.DataFrame
 
 
-def _stamps(times) -> np.ndarray:
-    return np.array([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
+def _stamps(times) -> list[str]:
+    return list([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
 
 
 def cut_case(
@@ -46,6 +50,8 @@ def cut_case(
 ) -> Case:
     """The case of ``storm`` whose first input is step ``first`` of ``ds``: inputs at
     ``input_hours`` after it, truth every step (of the corpus's own spacing) from it to ``until_h`` hours."""
+    from .prepare import step_hours
+
     step = step_hours(ds)
     steps = [first + round(h / step) for h in input_hours]
     if any(abs(s - first - h / step) > 1e-6 for s, h in zip(steps, input_hours)):
@@ -60,17 +66,22 @@ def cut_case(
 
 def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float], until_h: float) -> Case:
     """The case of the first storm tracked through the whole window, starting at its first track point."""
+    from .prepare import step_hours
+
     stamps = _stamps(ds.time.values)
     span = round(until_h / step_hours(ds))
     for storm, rows in tracks.groupby("storm", sort=False):
-        first = int(np.searchsorted(stamps, rows.time.iloc[0]))
-        lived = (len(rows) - 1) * STEP_H  # tracks are 3-hourly whatever the frames' spacing
+        first = bisect.bisect_left(stamps, rows.time.iloc[0])
+        lived = (len(rows) - 1) * _track_step_h()  # tracks are 3-hourly whatever the frames' spacing
         if lived >= until_h and first + span < len(stamps):
             return cut_case(ds, tracks, storm, first, input_hours, until_h)
     raise ClimodeError(f"no storm of the corpus lives {until_h:g} h; try another --seed")
 
 
 def _write(ds: xr.Dataset, path: Path) -> None:
+    from ..io.write import replacing
+    from .synthetic import encode
+
     data, encoding = encode(ds)
     with replacing(path) as tmp:
         data.to_netcdf(tmp, engine="netcdf4", encoding=encoding, unlimited_dims=["time"])
@@ -78,6 +89,8 @@ def _write(ds: xr.Dataset, path: Path) -> None:
 
 def write_case(out_dir: str | Path, case: Case, overwrite: bool = False) -> list[Path]:
     """Write ``storm.nc``, ``storm_truth.nc`` and ``storm_track.csv`` into ``out_dir``."""
+    from ..io.write import replacing
+
     out = Path(out_dir)
     paths = [out / "storm.nc", out / "storm_truth.nc", out / "storm_track.csv"]
     existing = [p for p in paths if p.exists()]
@@ -96,8 +109,9 @@ def _hours(text: str) -> list[float]:
         hours = [float(h) for h in text.split(",")]
     except ValueError:
         raise ClimodeError(f"--inputs {text!r} is not a comma-separated list of hours") from None
-    if any(h % STEP_H for h in hours) or hours != sorted(set(hours)) or hours[0] != 0:
-        raise ClimodeError(f"--inputs {text!r}: hours must start at 0, increase, and be multiples of {STEP_H:g}")
+    step = _track_step_h()
+    if any(h % step for h in hours) or hours != sorted(set(hours)) or hours[0] != 0:
+        raise ClimodeError(f"--inputs {text!r}: hours must start at 0, increase, and be multiples of {step:g}")
     return hours
 
 
@@ -116,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     hours = _hours(args.inputs)
     if args.until <= hours[-1]:
         raise ClimodeError(f"--until {args.until:g} must come after the last input ({hours[-1]:g} h)")
+    from .synthetic import make_corpus
+
     ds, tracks = make_corpus(1, args.seed, args.small)
     case = first_case(ds, tracks, hours, args.until)
     for path in write_case(args.out, case, args.overwrite):

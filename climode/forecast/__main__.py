@@ -8,15 +8,14 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-
-import xarray as xr
+from typing import TYPE_CHECKING
 
 from ..conventions import LAYOUTS
 from ..errors import ClimodeError, cli
-from ..forecasting import __doc__ as DOC
-from ..forecasting import _checkpoint, _stamp, forecast
-from ..io.fields import open_fields
-from ..io.write import FLAG, check_writable, lead_layout, stage_zarr, staging_path, swap_in, sweep, write_netcdf
+from . import __doc__ as DOC
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +82,8 @@ def _attached(argv: list[str]) -> list[str]:
 
 def _outputs(args) -> dict[str, Path]:
     """Every output path, checked before any work so that a bad one leaves nothing behind."""
+    from ..io.write import check_writable
+
     first = (sorted(glob.glob(args.input[0])) or [args.input[0]])[0]
     stem = Path(first).name.split(".")[0] or "forecast"
     paths = {"netcdf": Path(args.output or f"{stem}_forecast.nc")}
@@ -100,6 +101,10 @@ def _outputs(args) -> dict[str, Path]:
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(_attached(sys.argv[1:] if argv is None else argv))
+    from ..forecasting import _checkpoint, _stamp, forecast  # the stack loads after the options are read
+    from ..io.fields import open_fields
+    from ..io.write import FLAG
+
     if args.layout not in LAYOUTS:
         raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(LAYOUTS)}")
     paths = _outputs(args)
@@ -141,6 +146,8 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     """Every output is first written beside its path (``staging_path``), then all are swapped in
     together: a failure or a kill before the swaps leaves every output as it was (what a killed run
     left beside them is cleared by the next, ``sweep``), and a zarr append is part of the set."""
+    from ..io.write import lead_layout, stage_zarr, staging_path, swap_in, sweep, write_netcdf
+
     calendar = out.time.values[0].calendar
     stored = lead_layout(out) if args.layout == "lead" else out
     writers = {

@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import builtin_configs
-from ..data import DATASETS
+from ..configs import builtin_configs
 from ..errors import cli
-from ..model import MODELS
 from . import __doc__ as DOC
-from .run import train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,9 +16,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help=f"YAML file or built-in config ({', '.join(builtin_configs())})")
     p.add_argument(
-        "--model", choices=[*MODELS, *MODELS.unavailable], help="the model to train (default: the config's, vid-ode)"
+        "--model",
+        help="the model to train, a name of climode.model.MODELS (default: the config's, vid-ode): vid-ode, "
+        "ode-conv, ode-fc, a recurrent or latent model, or a baseline; another name is refused with the list",
     )
-    p.add_argument("--dataset", choices=DATASETS, help="dataset name (overrides the config)")
+    p.add_argument(
+        "--dataset",
+        help="dataset name (overrides the config): bouncing-ball, clips, cam5, gridded or a video layout "
+        "(kth, mgif, penn, folder); another name is refused with the list",
+    )
     p.add_argument(
         "--data",
         "--root",
@@ -67,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    from ..data import DATASETS  # the stack loads after the options are read
+    from ..model import MODELS
+    from .run import train
+
+    if args.model is not None:
+        MODELS.get_method(args.model)
+    if args.dataset is not None:
+        DATASETS.get_method(args.dataset)
     path = train(
         args.config,
         args.out,

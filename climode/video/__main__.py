@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from ..errors import ClimodeError, cli
-from .retime import generate, parse_rates
 
 
 def _seconds(text: str) -> float:
@@ -29,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, help="square frame side in pixels (default: the model's)")
     p.add_argument("--overwrite", action="store_true", help="replace videos of an earlier run in --out")
     args = p.parse_args(argv)
+    from .retime import generate, parse_rates  # the stack loads after the options are read
+
     rates = parse_rates(args.fps)
     written = generate(
         args.input,

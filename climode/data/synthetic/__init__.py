@@ -54,19 +54,18 @@ long enough and keeps SEPARATION from the storms before it is kept; fields are c
 time, so memory does not grow with the number of storms.
 """
 
-from .files import encode, make_corpus, write_corpus
-from .world import FULL, PREFIX, SMALL, STEP, SUB, TITLE, VARIABLES, Domain
+import importlib
 
-__all__ = [
-    "FULL",
-    "PREFIX",
-    "SMALL",
-    "STEP",
-    "SUB",
-    "TITLE",
-    "VARIABLES",
-    "Domain",
-    "encode",
-    "make_corpus",
-    "write_corpus",
-]
+_HOMES = {  # public name -> the module that defines it; imported on first use (the command's --help is light)
+    **dict.fromkeys(("encode", "make_corpus", "write_corpus"), ".files"),
+    **dict.fromkeys(("FULL", "PREFIX", "SMALL", "STEP", "SUB", "TITLE", "VARIABLES", "Domain"), ".world"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+
+
+__all__ = sorted(_HOMES)

@@ -6,10 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from ...errors import cli
-from .files import write_corpus
 
 
 @cli
@@ -34,6 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus in --out")
     args = parser.parse_args(argv)
+    import pandas as pd  # the stack loads after the options are read
+
+    from .files import write_corpus
+
     paths = write_corpus(
         args.out, args.storms, args.seed, args.small, overwrite=args.overwrite, hours_per_frame=args.hours_per_frame
     )
