@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -99,6 +100,16 @@ def _open_one(path: Path) -> xr.Dataset:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open {path}: {exc}") from None
+
+
+def _default_fill_missing(da: xr.DataArray) -> xr.DataArray:
+    """NaN where a float NetCDF variable that declares no ``_FillValue`` holds netCDF's default fill
+    (9.97e36): the cells a writer never set, missing by the netCDF conventions, which xarray decodes
+    only when the attribute is there."""
+    dtype = np.dtype(da.encoding.get("dtype", da.dtype))
+    if dtype.kind != "f" or {"_FillValue", "missing_value"} & set(da.encoding):
+        return da
+    return da.where(da != dtype.type(netCDF4.default_fillvals[dtype.str[1:]]))
 
 
 def _describe(paths: Sequence[Path]) -> str:
@@ -277,6 +288,8 @@ def open_fields(
         sub = xr.Dataset({name: ds[var] for name, var in found.items()})
         spec = DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})
         sub = normalise_coords(sub.chunk({k: v for k, v in spec.items() if k in sub.dims}))
+        if not _is_zarr(path):
+            sub = sub.assign({name: _default_fill_missing(sub[name]) for name in found})
         for name in found:
             pieces[name].append((path, sub[name]))
     for name in names:
