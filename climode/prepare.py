@@ -21,6 +21,7 @@ The store is written to a temporary path and renamed into place when complete.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shut_down(client, cluster) -> None:
+    """Close the client, then the workers and scheduler it started: the workers' last heartbeats
+    to a scheduler already gone are logged as CommClosedError tracebacks, which say nothing about
+    the work (done by then), so dask's and tornado's loggers are raised to CRITICAL meanwhile."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
@@ -125,32 +143,28 @@ def main(argv: list[str] | None = None) -> None:
     cluster = (
         None if args.scheduler else LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
     )
+    client = Client(args.scheduler or cluster)
     try:
-        with Client(args.scheduler or cluster) as client:
-            print(
-                f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}",
-                file=sys.stderr,
-            )
-            if tracks is None and not args.all_windows and set(STORM_VARIABLES) <= set(variables):
-                print("detecting storms on the fields ...", file=sys.stderr)
-                tracks = detect(ds)
-            plan = prepare_shards(
-                out,
-                ds,
-                variables,
-                sampling,
-                tiles=tiles,
-                tracks=tracks,
-                samples_per_storm=args.samples_per_storm,
-                seed=args.seed,
-                resolution=args.resolution or None,
-                normalisation=args.normalisation,
-                provenance={"tracks_file": args.tracks or ("detected" if tracks is not None else "none")},
-                overwrite=args.overwrite,
-            )
+        print(f"dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}", file=sys.stderr)
+        if tracks is None and not args.all_windows and set(STORM_VARIABLES) <= set(variables):
+            print("detecting storms on the fields ...", file=sys.stderr)
+            tracks = detect(ds)
+        plan = prepare_shards(
+            out,
+            ds,
+            variables,
+            sampling,
+            tiles=tiles,
+            tracks=tracks,
+            samples_per_storm=args.samples_per_storm,
+            seed=args.seed,
+            resolution=args.resolution or None,
+            normalisation=args.normalisation,
+            provenance={"tracks_file": args.tracks or ("detected" if tracks is not None else "none")},
+            overwrite=args.overwrite,
+        )
     finally:
-        if cluster is not None:
-            cluster.close()
+        _shut_down(client, cluster)
     store = open_store(out)  # refuses a store whose held-out targets are frames of training samples
     counts = store["split"].to_series().value_counts().to_dict()
     print(

@@ -99,6 +99,7 @@ def prepared(long_corpus, tmp_path_factory):
 def test_prepare_then_train(long_corpus, prepared, tmp_path):
     store, result = prepared
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "CommClosedError" not in result.stderr, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(store)
     shards = xr.open_zarr(store, consolidated=False)
     assert shards.frames.dtype == np.float32 and shards.frames.shape[1:] == (10, 3, 60, 160)
