@@ -19,7 +19,7 @@ from .conventions import cf_attrs
 from .errors import ClimodeError
 from .geo.grid import grid_step, upsample
 from .geo.tiles import blend_weights, model_grids, windows
-from .io.checks import check_grid, check_values, source, warn_missing_last
+from .io.checks import check_grid, check_memory, check_values, source, warn_missing_last
 from .io.coords import normalise_coords
 from .io.write import FLAG, FLAG_ATTRS
 from .model.compose import compose, fill_missing
@@ -270,13 +270,15 @@ def forecast(
         )
     calendar = _calendar(ds)
     ds = _select_inputs(ds[ckpt.variables], input_times, calendar)
+    origin = ds.time.values[0]
+    observed = hours_between(ds.time.values, origin, calendar)
+    query = _query_hours(times, origin, calendar, observed[-1])
+    check_memory(ds, ckpt.variables, len(query))
+    ds = ds.load()  # the chosen inputs only, read once
     empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
     if empty:
         raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
     check_values(ds, ckpt.variables, ckpt.card.normalisation)
-    origin = ds.time.values[0]
-    observed = hours_between(ds.time.values, origin, calendar)
-    query = _query_hours(times, origin, calendar, observed[-1])
     _check_leads(ckpt, float(np.max(query)) - float(observed[-1]), allow_long_leads)
     grid = ckpt.card.grid or {}
     model_ds, native, to_input = model_grids(ds, grid.get("resolution"))

@@ -339,3 +339,13 @@ def test_unknown_model_or_dataset_names_the_choices(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     dataset_help = next(a.help for a in _parser()._actions if a.dest == "dataset")
     assert all(name in dataset_help for name in DATASETS)  # the help names every dataset
+
+
+def test_a_grid_too_large_for_the_memory_is_refused_before_reading(storm, tmp_path, capsys, monkeypatch):
+    from climode.io import checks
+
+    assert checks.available_memory() > 2**20  # read from this machine
+    monkeypatch.setattr(checks, "available_memory", lambda: 2**20)  # 1 MiB: the storm's fields take more
+    line = _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60,63,66"), "3 time(s)", "region")
+    assert "storm.nc" in line and "MiB, more than the 1 MiB this machine can spare" in line
+    assert list(tmp_path.iterdir()) == []

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     out = forecast(
-        ds.load(),
+        ds,  # lazy: forecast reads the inputs it uses, once the memory they take is known to fit
         args.times,
         checkpoint=ckpt,
         input_times=args.input_times,

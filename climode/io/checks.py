@@ -7,6 +7,7 @@ was found and what is allowed; doubtful ones are warned about (``UserWarning``).
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..errors import ClimodeError
 from ..normalise import Stats
 
 MIN_CELLS = 16  # per side on the model's grid: the encoder works at 1/4, so 4 x 4 latent cells
+MEMORY_SHARE = 0.8  # of the available memory, at most, for a forecast's fields
 STATS_MARGIN = 0.5  # a variable may pass its training range by this share of the range before a warning
 
 
@@ -66,6 +68,43 @@ def check_values(ds: xr.Dataset, variables, stats: Stats | None = None) -> None:
                     f"({lo:g} to {hi:g}) by more than {STATS_MARGIN:.0%} of that range; check its units",
                     stacklevel=3,
                 )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give without swapping (Linux ``MemAvailable``; free pages
+    elsewhere on POSIX); None where it cannot be told."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
+def check_memory(ds: xr.Dataset, variables, n_queries: int) -> None:
+    """Refuse, before anything is read, a forecast whose fields will not fit in the memory available:
+    the inputs as stored plus, per query time, the forecast and its working copies (about 24 bytes per
+    cell and variable) on ``ds``'s grid, against MEMORY_SHARE of what the machine has free."""
+    cells = int(np.prod(ds[variables[0]].shape[-2:]))
+    inputs = sum(ds[v].size * ds[v].dtype.itemsize for v in variables)
+    need = inputs + n_queries * len(variables) * cells * 24
+    free = available_memory()
+    if free is not None and need > MEMORY_SHARE * free:
+        shape = " x ".join(map(str, ds[variables[0]].shape[-2:]))
+        raise ClimodeError(
+            f"{source(ds)}: forecasting {ds.sizes['time']} input frames at {n_queries} time(s) on its {shape} grid "
+            f"takes about {_size(need)}, more than the {_size(MEMORY_SHARE * free)} this "
+            "machine can spare: forecast a region (subset lat/lon), a coarser grid, or fewer times per call"
+        )
 
 
 def check_grid(ds: xr.Dataset, where: str) -> None:
