@@ -27,6 +27,7 @@ import importlib.util
 import sys
 import types
 
+from ._lazy import lazy_getattr
 from ._version import __version__
 from .errors import ClimodeError
 
@@ -49,12 +50,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'climode' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _HOMES)
 
 
 def __dir__() -> list[str]:

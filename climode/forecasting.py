@@ -249,7 +249,8 @@ def forecast(
 
     The input is checked first (``climode.io.checks``): Inf values, values outside a known
     variable's plausible range and grids under 16 x 16 cells of the model's grid are refused; a
-    last input frame with missing regions is warned about.
+    last input frame with missing regions is warned about; fields that will not fit in the free memory
+    are refused before they are read (only the chosen input frames are read, once).
 
     Returns
     -------

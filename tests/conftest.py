@@ -59,7 +59,12 @@ def tiny_config(tmp_path) -> Path:
     return write_config(tmp_path / "tiny.yaml")
 
 
-def run_module(module: str, *args, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+# a guard against a hung subprocess, not a speed check: under a load of 10-15 on 2 cores commands ran
+# 10x slower than on an idle machine (up to 5 minutes where 30 s is usual), so the guard is an hour
+HANG = 3600.0
+
+
+def run_module(module: str, *args, timeout: float = HANG, **popen) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` as a user would and capture its output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **popen.get("env", {})}
     return subprocess.run(

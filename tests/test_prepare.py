@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import ROOT, assert_user_error, run_module
+from conftest import HANG, ROOT, assert_user_error, run_module
 
 from climode.checkpoint import Card, save_model
 from climode.data.prepare import plan_samples, sample_span
@@ -25,7 +25,7 @@ from climode.model import ModelConfig, build
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
 
 
-def prepare(*args, timeout=300):
+def prepare(*args, timeout=HANG):
     return subprocess.run(
         [sys.executable, str(ROOT / "pipelines" / "prepare_cam5.py"), *map(str, args)],
         capture_output=True,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from conftest import HANG
 from safetensors.torch import save_file
 
 import climode
@@ -324,7 +325,7 @@ def test_help_loads_no_stack():
         "if m in sys.modules))\n"
     )
     modules = ["climode", *COMMANDS.values()]
-    result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=HANG)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("usage:") == len(COMMANDS), result.stdout[-2000:]
     assert "LOADED []" in result.stdout, result.stdout.splitlines()[-1]

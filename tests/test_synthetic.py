@@ -168,13 +168,13 @@ def test_domain_parameter():
 @pytest.mark.slow
 def test_cli_refuses_existing_corpus(tmp_path, capsys):
     out = tmp_path / "corpus"
-    result = run_module("climode.data.synthetic", "--out", out, "--storms", 3, "--seed", 1, "--small", timeout=60)
+    result = run_module("climode.data.synthetic", "--out", out, "--storms", 3, "--seed", 1, "--small")
     assert result.returncode == 0, result.stderr
     assert "wrote 5 NetCDF files" in result.stdout
     assert (out / "tracks.csv").exists() and len(list(out.glob("*.nc"))) == 5
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
 
-    result = run_module("climode.data.synthetic", "--out", out, "--storms", 2, "--seed", 1, "--small", timeout=60)
+    result = run_module("climode.data.synthetic", "--out", out, "--storms", 2, "--seed", 1, "--small")
     assert result.returncode == 2
     assert_user_error(result, str(out), "--overwrite")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, run_module, write_config
+from conftest import HANG, ROOT, TINY, run_module, write_config
 
 from climode import ClimodeError, load_model
 from climode.config import DataConfig, TrainConfig
@@ -78,7 +78,7 @@ def test_killed_run_resumes_with_optimizer_schedule_and_discriminator_state(tmp_
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + HANG
         while not last.exists():
             assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
             time.sleep(0.1)
@@ -205,12 +205,12 @@ def test_sigterm_mid_training_leaves_a_loadable_model(tmp_path):
         text=True,
     )
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + HANG
         while not (out / "checkpoints" / "last.ckpt").exists():
             assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=HANG)
     finally:
         proc.kill()
     assert proc.returncode == 143, err

@@ -3,7 +3,7 @@ opener's call contract), the samples they yield (``climode.data.samples``), and 
 cases climode makes (``synthetic``, ``cases``). Names are imported on first use, so that the commands
 under this package (``python -m climode.data.cases``) answer ``--help`` without loading torch."""
 
-import importlib
+from .._lazy import lazy_getattr
 
 _HOMES = {  # public name -> the module that defines it
     "DATASETS": ".datasets",
@@ -16,10 +16,7 @@ _HOMES = {  # public name -> the module that defines it
 }
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+__getattr__ = lazy_getattr(globals(), _HOMES)
 
 
 __all__ = sorted(_HOMES)

@@ -54,7 +54,7 @@ long enough and keeps SEPARATION from the storms before it is kept; fields are c
 time, so memory does not grow with the number of storms.
 """
 
-import importlib
+from ..._lazy import lazy_getattr
 
 _HOMES = {  # public name -> the module that defines it; imported on first use (the command's --help is light)
     **dict.fromkeys(("encode", "make_corpus", "write_corpus"), ".files"),
@@ -62,10 +62,7 @@ _HOMES = {  # public name -> the module that defines it; imported on first use (
 }
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+__getattr__ = lazy_getattr(globals(), _HOMES)
 
 
 __all__ = sorted(_HOMES)
