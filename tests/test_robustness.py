@@ -350,3 +350,15 @@ def test_a_grid_too_large_for_the_memory_is_refused_before_reading(storm, tmp_pa
     line = _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60,63,66"), "3 time(s)", "region")
     assert "storm.nc" in line and "MiB, more than the 1 MiB this machine can spare" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--output", "--zarr"])
+def test_overwrite_never_replaces_a_users_directory(storm, tmp_path, capsys, option):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("keep me")
+    outputs = ["--output", folder] if option == "--output" else ["--output", tmp_path / "f.nc", "--zarr", folder]
+    argv = ["--input", storm / "storm.nc", "--times", "60", *outputs, "--overwrite"]
+    line = _user_error(capsys, forecast_main, argv, str(folder))
+    assert ("is a directory" if option == "--output" else "not a zarr store") in line
+    assert (folder / "thesis.tex").read_text() == "keep me" and not (tmp_path / "f.nc").exists()

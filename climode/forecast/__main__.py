@@ -94,7 +94,7 @@ def _outputs(args) -> dict[str, Path]:
         raise ClimodeError("two outputs name the same path")
     for key, path in paths.items():
         zarr = key == "zarr"
-        check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "")
+        check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "", store=zarr)
     return paths
 
 

@@ -104,10 +104,16 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
     return enc
 
 
-def check_writable(path: Path, overwrite: bool, hint: str = "") -> None:
-    """Refuse (ClimodeError) an existing ``path`` unless ``overwrite``, and a missing or read-only parent."""
+def check_writable(path: Path, overwrite: bool, hint: str = "", store: bool = False) -> None:
+    """Refuse (ClimodeError) an existing ``path`` unless ``overwrite``, and a missing or read-only parent.
+    What ``overwrite`` may replace is an output of the same kind: a file for a file, a zarr ``store``
+    for a store, never a user's directory."""
     if path.exists() and not overwrite:
         raise ClimodeError(f"{path} exists; pass --overwrite{hint} to replace it (or choose another output)")
+    if path.is_dir() and not store:
+        raise ClimodeError(f"{path} is a directory; give a file path for this output")
+    if path.exists() and store and not ((path / ".zgroup").exists() or (path / "zarr.json").exists()):
+        raise ClimodeError(f"{path} exists and is not a zarr store; it is not replaced: choose another output")
     parent = path.resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ClimodeError(f"cannot write {path}: {parent} does not exist or is not writable")
@@ -200,7 +206,7 @@ def stage_zarr(
         shutil.copytree(path, stage)
         data.to_zarr(stage, append_dim=along, consolidated=False)
     else:
-        check_writable(path, overwrite)
+        check_writable(path, overwrite, store=True)
         data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2, encoding=_encoding(ds, calendar, netcdf=False))
     return stage
 
