@@ -275,7 +275,7 @@ def forecast(
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
     check_memory(ds, ckpt.variables, len(query))
-    ds = ds.load()  # the chosen inputs only, read once
+    ds = ds.compute()  # the chosen inputs only, read once (a new Dataset: the caller's stays as it was)
     empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
     if empty:
         raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
