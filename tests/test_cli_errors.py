@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_module, write_config
+from conftest import assert_user_error, run_module
 
 from climode import save_model
 from climode.checkpoint import Card
@@ -72,17 +72,6 @@ def test_bad_data_file(tmp_path, tiny_config, capsys, make, fragments):
     assert code == 2
     _one_error_line(capsys, *fragments)
     assert not (tmp_path / "run").exists()
-
-
-def test_frames_smaller_than_the_model(tmp_path, capsys):
-    config = write_config(tmp_path / "plain.yaml", train={"adversarial": False})
-    path = _clips(tmp_path / "tiny.npz", frames=np.zeros((10, 10, 1, 8, 12), np.float32))
-    code = train_main(
-        ["--config", str(config), "--dataset", "clips", "--data", str(path), "--out", str(tmp_path / "r")]
-    )
-    assert code == 2
-    _one_error_line(capsys, "tiny.npz", "8 x 12 cells", "at least 16 x 16")
-    assert not (tmp_path / "r").exists()
 
 
 def test_existing_run_is_not_overwritten(tmp_path, tiny_config, capsys):

@@ -30,7 +30,6 @@ from ..data import QuerySampler, collate, open_dataset
 from ..data.gridded import is_shard_store
 from ..data.gridded import prepare as prepare_gridded
 from ..errors import ClimodeError
-from ..io.checks import MIN_CELLS
 from ..io.fields import parse_variables
 from ..io.write import replacing
 from ..model import LEARNED, VARIANTS, configure
@@ -131,19 +130,15 @@ def _check_initial(init: Checkpoint, data: Card, frame_shape: list[int]) -> None
 
 
 def _check_frame_size(frame_shape: list[int], config: Config) -> None:
-    """Refuse frames smaller than the model (MIN_CELLS) or, in adversarial training, the discriminators
-    accept, naming the data, the size and the way out."""
-    need, why = MIN_CELLS, "the model encodes at a quarter of the resolution"
-    if config.train.adversarial and need < PatchDiscriminator.MIN_SIZE:
-        need, why = (
-            PatchDiscriminator.MIN_SIZE,
-            "the discriminators halve them three times; or set train.adversarial: false",
-        )
-    if min(frame_shape) < need:
+    """Refuse, for adversarial training of a learned model, frames smaller than the discriminators
+    accept (the models themselves pad any frame), naming the data, the size and the way out."""
+    need = PatchDiscriminator.MIN_SIZE
+    if config.model.architecture in LEARNED and config.train.adversarial and min(frame_shape) < need:
         where = config.data.path or f"dataset {config.data.name!r}"
         raise ClimodeError(
-            f"{where}: frames are {frame_shape[0]} x {frame_shape[1]} cells; training needs at least "
-            f"{need} x {need} ({why})"
+            f"{where}: frames are {frame_shape[0]} x {frame_shape[1]} cells; adversarial training needs at least "
+            f"{need} x {need} (the discriminators halve them three times); give larger frames or set "
+            "train.adversarial: false"
         )
 
 
@@ -403,12 +398,12 @@ def train(
         if train_set.time_units == "hours":
             log.info("model time unit: %g h (the data's storage step; set model.time_scale to choose)", scale)
     channels, *frame_shape = train_set[0]["frames_in"].shape[1:]
-    _check_frame_size(frame_shape, config)
     card = _card(train_set)
     if init is not None:
         _check_initial(init, card, frame_shape)
     n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
+    _check_frame_size(frame_shape, config)
     configure(config.model)  # a model that cannot be built here (e.g. pysteps missing) is refused before any file
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
