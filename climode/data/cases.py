@@ -42,7 +42,7 @@ class Case:
 
 
 def _stamps(times) -> list[str]:
-    return list([t.strftime("%Y-%m-%d %H:%M:%S") for t in times])
+    return [t.strftime("%Y-%m-%d %H:%M:%S") for t in times]
 
 
 def cut_case(
@@ -70,9 +70,10 @@ def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float
 
     stamps = _stamps(ds.time.values)
     span = round(until_h / step_hours(ds))
+    track_step = _track_step_h()
     for storm, rows in tracks.groupby("storm", sort=False):
         first = bisect.bisect_left(stamps, rows.time.iloc[0])
-        lived = (len(rows) - 1) * _track_step_h()  # tracks are 3-hourly whatever the frames' spacing
+        lived = (len(rows) - 1) * track_step  # tracks are 3-hourly whatever the frames' spacing
         if lived >= until_h and first + span < len(stamps):
             return cut_case(ds, tracks, storm, first, input_hours, until_h)
     raise ClimodeError(f"no storm of the corpus lives {until_h:g} h; try another --seed")

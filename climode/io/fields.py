@@ -25,6 +25,7 @@ import xarray as xr
 from ..conventions import VARIABLES
 from ..errors import ClimodeError
 from .coords import fix_units, hours_axis, normalise_coords, rename_coords
+from .write import is_zarr_store
 
 PathLike = str | os.PathLike
 DEFAULT_CHUNKS = {"time": 1}
@@ -60,7 +61,7 @@ def parse_mapping(text: str) -> dict[str, str]:
 
 
 def _is_zarr(path: Path) -> bool:
-    return path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists()
+    return path.suffix == ".zarr" or is_zarr_store(path)
 
 
 def _expand(paths: PathLike | Sequence[PathLike]) -> list[Path]:

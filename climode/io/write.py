@@ -104,6 +104,11 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
     return enc
 
 
+def is_zarr_store(path: Path) -> bool:
+    """Whether ``path`` holds a zarr store (its group metadata: ``.zgroup`` in format 2, ``zarr.json`` in 3)."""
+    return (path / ".zgroup").exists() or (path / "zarr.json").exists()
+
+
 def check_writable(path: Path, overwrite: bool, hint: str = "", store: bool = False) -> None:
     """Refuse (ClimodeError) an existing ``path`` unless ``overwrite``, and a missing or read-only parent.
     What ``overwrite`` may replace is an output of the same kind: a file for a file, a zarr ``store``
@@ -112,7 +117,7 @@ def check_writable(path: Path, overwrite: bool, hint: str = "", store: bool = Fa
         raise ClimodeError(f"{path} exists; pass --overwrite{hint} to replace it (or choose another output)")
     if path.is_dir() and not store:
         raise ClimodeError(f"{path} is a directory; give a file path for this output")
-    if path.exists() and store and not ((path / ".zgroup").exists() or (path / "zarr.json").exists()):
+    if path.exists() and store and not is_zarr_store(path):
         raise ClimodeError(f"{path} exists and is not a zarr store; it is not replaced: choose another output")
     parent = path.resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):

@@ -10,14 +10,6 @@ vid-ode); the baselines without parameters (persistence, linear, advection) are 
 once, so that ``python -m climode.evaluate --checkpoint`` scores them like any model.
 """
 
+from .._lazy import lazy_getattr
 
-def __getattr__(name: str):
-    """``train`` (``climode.train.run``) loads on first use, so that the command's ``--help`` does not."""
-    if name != "train":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .run import train
-
-    return train
-
-
-__all__ = ["train"]
+__getattr__ = lazy_getattr(globals(), {"train": ".run"})  # the command's --help loads no trainer
