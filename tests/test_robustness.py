@@ -267,6 +267,122 @@ def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, 
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp  # zarr included: not swapped in
 
 
+PREVIOUS = {"f.nc": "previous nc", "f.zarr": "previous store", "g.png": None}
+NEW = {"f.nc": "new nc", "f.zarr": "new store", "g.png": "new png"}
+
+
+def _outputs_set(where) -> dict:
+    """Two outputs that exist (a file and a store) and one that does not yet."""
+    read = {"f.nc": "f.nc", "f.zarr": "f.zarr/x", "g.png": "g.png"}
+    return {name: (where / path).read_text() if (where / path).exists() else None for name, path in read.items()}
+
+
+def _previous_set(where) -> None:
+    (where / "f.nc").write_text(PREVIOUS["f.nc"])
+    (where / "f.zarr").mkdir()
+    (where / "f.zarr" / "x").write_text(PREVIOUS["f.zarr"])
+
+
+def _stage_new_set(where) -> dict:
+    """This process's staged copies of the three outputs, as ``commit`` takes them."""
+    from climode.io.write import staging_path
+
+    staged = {where / name: staging_path(where / name) for name in NEW}
+    staged[where / "f.nc"].write_text(NEW["f.nc"])
+    staged[where / "f.zarr"].mkdir()
+    (staged[where / "f.zarr"] / "x").write_text(NEW["f.zarr"])
+    staged[where / "g.png"].write_text(NEW["g.png"])
+    return staged
+
+
+@pytest.mark.parametrize("kill", [*range(1, 9), "after"])
+def test_a_set_of_outputs_killed_while_swapping_in_is_left_all_previous_or_all_new(tmp_path, kill):
+    """commit() in a child that dies as under kill -9 (no clean-up) at each of its 8 renames (3
+    journals, 5 swaps), or after its commit point: one sweep of any output puts the whole set back
+    as it was (before the commit point) or leaves it all new (after), and sweeps leave nothing else."""
+    import multiprocessing
+
+    from climode.io import write
+
+    _previous_set(tmp_path)
+
+    def child():
+        staged, real, renames = _stage_new_set(tmp_path), os.replace, [0]
+
+        def replace(a, b):
+            renames[0] += 1
+            if renames[0] == kill:
+                os._exit(9)
+            real(a, b)
+
+        os.replace = replace
+        write._remove = lambda path: os._exit(9)  # the first removal of a previous version
+        write.commit(staged)
+
+    died = multiprocessing.get_context("fork").Process(target=child)
+    died.start()
+    died.join()
+    assert died.exitcode == 9
+    if kill in range(5, 9):  # killed among the swaps: on disk, a mix of the two runs
+        assert _outputs_set(tmp_path) not in (PREVIOUS, NEW)
+    write.sweep(tmp_path / "f.zarr")  # any one output's sweep mends the set
+    assert _outputs_set(tmp_path) == (NEW if kill == "after" else PREVIOUS)
+    for name in NEW:
+        write.sweep(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, v in _outputs_set(tmp_path).items() if v)
+
+
+def test_a_commit_that_fails_midway_puts_every_output_back(tmp_path, monkeypatch):
+    from climode.io import write
+
+    _previous_set(tmp_path)
+    staged, real, renames = _stage_new_set(tmp_path), os.replace, [0]
+
+    def replace(a, b):  # the fifth rename (the second swap) fails, e.g. a file system's refusal
+        renames[0] += 1
+        if renames[0] == 5:
+            raise OSError(13, "Permission denied", str(b))
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        write.commit(staged)
+    assert _outputs_set(tmp_path) == PREVIOUS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nc", "f.zarr"]
+
+
+@pytest.mark.slow
+def test_a_forecast_killed_between_its_outputs_swaps_is_put_back_and_the_rerun_appends_once(storm, tmp_path):
+    """The forecast dies (os._exit, as kill -9) after swapping its zarr append in and before its NetCDF:
+    the same command again finds the set as it was before the killed run, appends once, succeeds."""
+    assert forecast_main(_outputs_argv(storm, tmp_path)) == 0
+    argv = _outputs_argv(storm, tmp_path, "63", "--append", "--overwrite")
+    code = (
+        "import os, sys\n"
+        f"finals, real, seen = {{{str(tmp_path / 'f.nc')!r}, {str(tmp_path / 'f.zarr')!r}}}, os.replace, []\n"
+        "def replace(a, b):\n"
+        "    if str(b) in finals:\n"
+        "        seen.append(b)\n"
+        "        if len(seen) == 2:\n"
+        "            os._exit(9)\n"
+        "    real(a, b)\n"
+        "os.replace = replace\n"
+        "from climode.forecast.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    died = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=HANG)
+    assert died.returncode == 9, died.stderr
+    assert not (tmp_path / "f.nc").exists()  # killed mid-set: the store appended, the NetCDF set aside
+    assert xr.open_zarr(tmp_path / "f.zarr", consolidated=False).sizes["time"] == 2
+    assert forecast_main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nc", "f.zarr"]
+    stored = xr.open_zarr(
+        tmp_path / "f.zarr", consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)
+    )
+    with xr.open_dataset(tmp_path / "f.nc", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as written:
+        assert stored.sizes["time"] == 2 and stored.time.values[-1] == written.time.values[-1]
+
+
 def test_a_truncated_checkpoint_is_refused_before_resuming(tmp_path):
     import zipfile
 

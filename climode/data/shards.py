@@ -30,7 +30,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
-from ..io.write import staging_path, swap_in, sweep
+from ..io.write import commit, staging_path, sweep
 from ..normalise import Stats
 
 SPLITS = ("train", "val", "test")
@@ -49,7 +49,7 @@ def staged(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     stage.mkdir(parents=True)
     try:
         yield stage
-        swap_in(stage / "shards.zarr", path)
+        commit({path: stage / "shards.zarr"})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

@@ -82,7 +82,7 @@ def _attached(argv: list[str]) -> list[str]:
 
 def _outputs(args) -> dict[str, Path]:
     """Every output path, checked before any work so that a bad one leaves nothing behind."""
-    from ..io.write import check_writable
+    from ..io.write import check_writable, sweep
 
     first = (sorted(glob.glob(args.input[0])) or [args.input[0]])[0]
     stem = Path(first).name.split(".")[0] or "forecast"
@@ -92,6 +92,8 @@ def _outputs(args) -> dict[str, Path]:
             paths[key] = Path(getattr(args, key))
     if len(set(map(Path.resolve, paths.values()))) != len(paths):
         raise ClimodeError("two outputs name the same path")
+    for path in paths.values():
+        sweep(path)  # what a killed run left: its temporaries cleared, a set it was swapping in completed
     for key, path in paths.items():
         zarr = key == "zarr"
         check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "", store=zarr)
@@ -146,7 +148,7 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     """Every output is first written beside its path (``staging_path``), then all are swapped in
     together: a failure or a kill before the swaps leaves every output as it was (what a killed run
     left beside them is cleared by the next, ``sweep``), and a zarr append is part of the set."""
-    from ..io.write import lead_layout, stage_zarr, staging_path, swap_in, sweep, write_netcdf
+    from ..io.write import commit, lead_layout, stage_zarr, staging_path, sweep, write_netcdf
 
     calendar = out.time.values[0].calendar
     stored = lead_layout(out) if args.layout == "lead" else out
@@ -163,8 +165,8 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
                 sweep(paths[key])
                 staged[key] = staging_path(paths[key])
                 writers[key](paths[key], staged[key])
-        for key, stage in staged.items():
-            swap_in(stage, paths[key])
+        commit({paths[key]: stage for key, stage in staged.items()})
+        for key in staged:
             print(f"wrote {paths[key]}", flush=True)
     except OSError as exc:  # e.g. a full disk, or a file system that refuses despite its permissions
         raise ClimodeError(f"cannot write {exc.filename or 'an output'}: {exc.strerror or exc}") from None

@@ -2,12 +2,14 @@
 
 NetCDF files and new zarr stores are written to a temporary path and renamed into place.
 Appending to an existing zarr store works on a copy that replaces the original only when the
-append is complete, so an interrupted or failed append leaves the store as it was.
+append is complete, so an interrupted or failed append leaves the store as it was. Several
+outputs are swapped in as one set (``commit``), which a kill leaves as it was or all new.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -186,7 +188,7 @@ def write_zarr(
     stage = staging_path(path)
     try:
         stage_zarr(ds, path, stage, calendar, append, overwrite)
-        swap_in(stage, path)
+        commit({path: stage})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return path
@@ -236,24 +238,28 @@ def _alive(pid: int) -> bool:
 
 
 def sweep(path: str | Path) -> list[Path]:
-    """Clear what killed processes left beside ``path``: staging copies and temporary files are
-    removed, and an old version set aside for a replacement that never arrived is put back. Entries
-    of processes still running are left alone. Returns the paths removed or restored."""
+    """Clear what killed processes left beside ``path``: a set of outputs a run was swapping in when
+    it died is put back as it was (``commit``), staging copies and temporary files are removed, and
+    an old version set aside for a replacement that never arrived is put back. Entries of processes
+    still running are left alone. Returns the paths removed or restored."""
     path = Path(path)
     name, stem, suffix = re.escape(path.name), re.escape(path.stem), re.escape(path.suffix)
-    pattern = re.compile(rf"\.(?:{name}\.(tmp|old)-(\d+)|{stem}\.(staging)-(\d+){suffix})")
+    pattern = re.compile(rf"\.(?:{name}\.(tmp|old|journal|journaling)-(\d+)|{stem}\.(staging)-(\d+){suffix})")
     cleared = []
-    for entry in sorted(path.parent.glob(f".{glob.escape(path.stem)}*")) if path.parent.is_dir() else []:
-        found = pattern.fullmatch(entry.name)
-        if not found:
-            continue
-        kind, pid = found.group(1) or found.group(3), int(found.group(2) or found.group(4))
-        if pid == os.getpid() or _alive(pid):
+    entries = sorted(path.parent.glob(f".{glob.escape(path.stem)}*")) if path.parent.is_dir() else []
+    found = [(entry, pattern.fullmatch(entry.name)) for entry in entries]
+    found = [(e, m.group(1) or m.group(3), int(m.group(2) or m.group(4))) for e, m in found if m]
+    dead = [(entry, kind, pid) for entry, kind, pid in found if pid != os.getpid() and not _alive(pid)]
+    for entry, kind, _ in dead:  # a set killed while it was being swapped in is put back first
+        if kind == "journal" and entry.exists():
+            cleared += _roll_back(entry)
+    for entry, kind, _ in dead:
+        if not (entry.exists() or entry.is_symlink()):
             continue
         if kind == "old" and not path.exists():
             os.replace(entry, path)  # killed between setting the old version aside and the new one's rename
         else:
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            _remove(entry)
         cleared.append(entry)
     return cleared
 
@@ -272,13 +278,68 @@ def replacing(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def swap_in(new: Path, path: Path) -> None:
-    """Move ``new`` (file or directory) to ``path``; an existing ``path`` is removed only once
-    ``new`` stands in its place."""
-    if not path.exists():
-        os.replace(new, path)
-        return
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    os.replace(path, old)
-    os.replace(new, path)
-    shutil.rmtree(old) if old.is_dir() else old.unlink()
+def commit(staged: dict[Path, Path]) -> None:
+    """Swap staged outputs in (``{final path: staged copy}``, each complete) as one set: after a
+    kill, the next ``sweep`` of any of them finds every output as it was or every one new.
+
+    A journal naming every pair is put beside each output (written whole, then renamed); the
+    previous versions are set aside (``.NAME.old-PID``) while the staged copies are renamed in;
+    removing the journals is the commit, and only then are the previous versions removed. A sweep
+    that finds the journal of a dead run undoes its swaps (``_roll_back``).
+    """
+    pid = os.getpid()
+    pairs = json.dumps([[str(stage.resolve()), str(path.resolve())] for path, stage in staged.items()])
+    journals = [_journal(path, pid) for path in staged]
+    for journal in journals:
+        writing = journal.with_name(journal.name.replace(".journal-", ".journaling-"))
+        writing.write_text(pairs)
+        os.replace(writing, journal)
+    try:
+        for path, stage in staged.items():
+            if path.exists():
+                os.replace(path, _old(path, pid))
+            os.replace(stage, path)
+    except BaseException:
+        _roll_back(journals[0])
+        raise
+    for journal in journals:
+        journal.unlink()
+    for path in staged:
+        if _old(path, pid).exists():
+            _remove(_old(path, pid))
+
+
+def _journal(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.journal-{pid}")
+
+
+def _old(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.old-{pid}")
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def _roll_back(journal: Path) -> list[Path]:
+    """Undo the swaps of a ``commit`` killed before its end, as ``journal`` names them: each output
+    swapped in goes back to its staging name and its previous version (if any) back in place.
+    Safe to repeat if killed itself: the staging copies are removed only after every journal.
+    Returns the outputs put back."""
+    pid = int(journal.name.rsplit("-", 1)[1])
+    try:
+        pairs = [(Path(stage), Path(path)) for stage, path in json.loads(journal.read_text())]
+    except (ValueError, TypeError):  # not one of ours: journals are renamed into place whole
+        pairs = []
+    for stage, path in pairs:
+        if not stage.exists() and path.exists():
+            os.replace(path, stage)  # swapped in: undone
+        if _old(path, pid).exists() and not path.exists():
+            os.replace(_old(path, pid), path)
+    for _, path in pairs:
+        _journal(path, pid).unlink(missing_ok=True)
+    journal.unlink(missing_ok=True)
+    for stage, _ in pairs:
+        if stage.exists():
+            _remove(stage)
+    return [path for _, path in pairs]
