@@ -69,7 +69,8 @@ def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | Non
         show_logs()
         shown, warnings.formatwarning = warnings.formatwarning, _one_line
         try:
-            set_threads()
+            if not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):  # help runs no torch
+                set_threads()
             main(argv)
         except ClimodeError as exc:
             print(f"error: {exc}", file=sys.stderr)

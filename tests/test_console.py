@@ -1,5 +1,6 @@
 """The one console command: ``climode COMMAND ...`` runs the same code as ``python -m climode.<module>``."""
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_threads_suit_a_busy_machine(monkeypatch, caplog):
 
     import torch
 
-    from climode.errors import set_threads
+    from climode.errors import cli, set_threads
 
     before = torch.get_num_threads()
     try:
@@ -94,5 +95,14 @@ def test_threads_suit_a_busy_machine(monkeypatch, caplog):
         assert "torch threads: 1 of 4 cores (load 3.2" in caplog.text
         monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
         assert set_threads() == 4
+        monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 3.0, 3.0))
+        caplog.clear()
+        command = cli(lambda argv: argparse.ArgumentParser().parse_args(argv))
+        with caplog.at_level("INFO", logger="climode"), pytest.raises(SystemExit):
+            command(["--help"])
+        assert "torch threads" not in caplog.text  # nothing chosen, nothing said, for a help
+        with caplog.at_level("INFO", logger="climode"):
+            assert command([]) == 0
+        assert "torch threads: 1 of 4 cores" in caplog.text
     finally:
         torch.set_num_threads(before)
