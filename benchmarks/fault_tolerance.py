@@ -5,14 +5,15 @@
   the batches reached at the kill (read from the progress bar on a pseudo-terminal), the batch of the
   checkpoint the resume starts from, the batches lost, and that the final model loads.
 - forecast writes: ``--writes N`` forecasts writing NetCDF + zarr over an earlier forecast, each killed
-  a random 0-150 ms after its first staged output appears; reports whether the final paths hold either
-  the earlier forecast (byte-equal NetCDF, same zarr values) or a complete new one, never a mix or a
-  partial file, and that rerunning the command succeeds and leaves no temporary file.
+  a random 0 to ``--kill-ms`` ms after its first staged output appears; reports what the final paths
+  hold at the kill and once swept (what the next climode run does first, ``climode.io.write.sweep``):
+  the earlier forecast (byte-equal NetCDF, same zarr values), a complete new one, or a mix; and that
+  rerunning the command succeeds and leaves no temporary file.
 - zarr appends: ``--appends N`` forecasts appended to a store (``--zarr S --append``), killed the same
-  way; reports that the store still opens with its original times and values, and that the rerun
-  appends.
+  way; reports that the store, once swept, opens with its original times and values or those plus
+  the appended ones, and that the rerun appends (or is refused as a second append when it had landed).
 
-    .venv/bin/python benchmarks/fault_tolerance.py [--train 10] [--writes 10] [--appends 5] [--json F]
+    .venv/bin/python benchmarks/fault_tolerance.py [--train 10] [--writes 10] [--appends 5] [--kill-ms 150] [--json F]
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 import xarray as xr
 import yaml
+
+from climode.io.write import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -127,14 +130,14 @@ def _forecast_argv(case: Path, times: str, *outputs) -> list[str]:
     return _command("climode.forecast", "--input", case / "storm.nc", "--times", times, *outputs)
 
 
-def _kill_while_writing(argv: list[str], folder: Path, rng: random.Random) -> bool:
-    """Start ``argv``, wait for its first staged output in ``folder``, kill -9 it 0-150 ms later;
+def _kill_while_writing(argv: list[str], folder: Path, rng: random.Random, window: float) -> bool:
+    """Start ``argv``, wait for its first staged output in ``folder``, kill -9 it 0-``window`` s later;
     whether it was still running when killed."""
     before = set(_hidden(folder))
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=folder)
     while proc.poll() is None and not set(_hidden(folder)) - before:
         time.sleep(0.002)
-    time.sleep(rng.uniform(0, 0.15))
+    time.sleep(rng.uniform(0, window))
     running = proc.poll() is None
     proc.kill()
     proc.wait()
@@ -151,28 +154,44 @@ def _zarr_state(path: Path) -> list[tuple] | None:
         return None
 
 
-def write_trials(n: int, case: Path, work: Path, rng: random.Random) -> list[dict]:
+def _store_state(path: Path) -> tuple:
+    """A store's values (``_zarr_state``) and its attributes (their history names the run that wrote it)."""
+    attrs = path / ".zattrs"
+    return _zarr_state(path), attrs.read_bytes() if attrs.exists() else None
+
+
+def _outputs_state(folder: Path, old_nc: bytes, old_zarr: tuple) -> str:
+    """What ``f.nc`` and ``f.zarr`` in ``folder`` hold against the earlier forecast's."""
+    nc = (folder / "f.nc").read_bytes() if (folder / "f.nc").exists() else None
+    zarr = _store_state(folder / "f.zarr")
+    if nc == old_nc and zarr == old_zarr:
+        return "previous"
+    complete = nc is not None and zarr[0] is not None
+    if complete:
+        with xr.open_dataset(folder / "f.nc") as ds:
+            complete = {"U850", "V850", "PSL"} <= set(ds.data_vars) and bool(np.isfinite(ds["PSL"].values).all())
+    return "new" if complete and nc != old_nc and zarr != old_zarr else "mixed"
+
+
+def write_trials(n: int, case: Path, work: Path, rng: random.Random, window: float) -> list[dict]:
     folder = work / "writes"
     folder.mkdir()
     outputs = ("--output", "f.nc", "--zarr", "f.zarr", "--overwrite")
     subprocess.run(_forecast_argv(case, "60,63", *outputs), cwd=folder, env=ENV, check=True, capture_output=True)
     rows = []
     for trial in range(n):
-        old_nc, old_zarr = (folder / "f.nc").read_bytes(), _zarr_state(folder / "f.zarr")
+        old_nc, old_zarr = (folder / "f.nc").read_bytes(), _store_state(folder / "f.zarr")
         times = rng.choice(["60,63", "60,66", "63,69"])
-        running = _kill_while_writing(_forecast_argv(case, times, *outputs), folder, rng)
-        nc, zarr = (folder / "f.nc").read_bytes(), _zarr_state(folder / "f.zarr")
-        with xr.open_dataset(folder / "f.nc") as ds:
-            nc_ok = {"U850", "V850", "PSL"} <= set(ds.data_vars) and bool(np.isfinite(ds["PSL"].values).all())
-        state = "previous" if nc == old_nc and zarr == old_zarr else "new" if nc != old_nc and zarr else "mixed"
-        left = _hidden(folder)
+        running = _kill_while_writing(_forecast_argv(case, times, *outputs), folder, rng, window)
+        at_kill, left = _outputs_state(folder, old_nc, old_zarr), _hidden(folder)
+        sweep(folder / "f.nc")
+        swept = _outputs_state(folder, old_nc, old_zarr)
         rerun = subprocess.run(_forecast_argv(case, times, *outputs), cwd=folder, env=ENV, capture_output=True)
         row = {
             "trial": trial,
             "killed_running": running,
-            "outputs": state,
-            "netcdf_complete": nc_ok,
-            "zarr_opens": zarr is not None,
+            "at_kill": at_kill,
+            "swept": swept,
             "left_after_kill": len(left),
             "rerun_ok": rerun.returncode == 0,
             "left_after_rerun": len(_hidden(folder)),
@@ -182,7 +201,7 @@ def write_trials(n: int, case: Path, work: Path, rng: random.Random) -> list[dic
     return rows
 
 
-def append_trials(n: int, case: Path, work: Path, rng: random.Random) -> list[dict]:
+def append_trials(n: int, case: Path, work: Path, rng: random.Random, window: float) -> list[dict]:
     rows = []
     for trial in range(n):
         folder = work / f"append{trial}"
@@ -191,7 +210,8 @@ def append_trials(n: int, case: Path, work: Path, rng: random.Random) -> list[di
         subprocess.run(_forecast_argv(case, "60,63", *first), cwd=folder, env=ENV, check=True, capture_output=True)
         before = _zarr_state(folder / "s.zarr")
         argv = _forecast_argv(case, "66,69", "--output", "b.nc", "--zarr", "s.zarr", "--append")
-        running = _kill_while_writing(argv, folder, rng)
+        running = _kill_while_writing(argv, folder, rng, window)
+        sweep(folder / "s.zarr")
         after = _zarr_state(folder / "s.zarr")
         appended = after is not None and len(after) == len(before) + 2 and after[: len(before)] == before
         state = "previous" if after == before else "appended" if appended else "damaged"
@@ -218,6 +238,7 @@ def main() -> None:
     p.add_argument("--appends", type=int, default=5)
     p.add_argument("--every", type=int, default=4, help="checkpoint interval, batches")
     p.add_argument("--steps", type=int, default=24, help="batches per training run")
+    p.add_argument("--kill-ms", type=float, default=150, help="writes and appends: killed 0 to this after staging")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the rows and the summary here")
     args = p.parse_args()
@@ -230,15 +251,15 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads 1",
             "command": "python benchmarks/fault_tolerance.py " + " ".join(sys.argv[1:]),
             "train": train_trials(args.train, args.every, args.steps, work, rng),
-            "writes": write_trials(args.writes, case, work, rng),
-            "appends": append_trials(args.appends, case, work, rng),
+            "writes": write_trials(args.writes, case, work, rng, args.kill_ms / 1000),
+            "appends": append_trials(args.appends, case, work, rng, args.kill_ms / 1000),
         }
     train, writes, appends = results["train"], results["writes"], results["appends"]
     results["summary"] = {
         "train_max_lost": max((r["lost"] for r in train), default=None),
         "train_all_within_interval": all(r["lost"] <= args.every for r in train),
         "train_all_load": all(r["loads"] for r in train),
-        "writes_never_mixed": all(r["outputs"] != "mixed" and r["netcdf_complete"] for r in writes),
+        "writes_never_mixed_once_swept": all(r["swept"] != "mixed" for r in writes),
         "writes_rerun_clean": all(r["rerun_ok"] and not r["left_after_rerun"] for r in writes),
         "appends_store_intact": all(r["store"] != "damaged" for r in appends),
         "appends_rerun_ok": all(r["rerun_ok"] and not r["left_after_rerun"] for r in appends),
