@@ -217,6 +217,7 @@ def test_a_sweep_clears_what_dead_processes_left_and_restores_a_set_aside_file(t
     (tmp_path / f".f.nc.tmp-{dead}").write_text("half")
     (tmp_path / f".f.staging-{dead}.nc").write_text("half")
     (tmp_path / f".f.staging-{dead}.zarr").mkdir()
+    (tmp_path / f"..f.staging-{dead}.nc.tmp-{dead}").write_text("half")  # killed writing the staging copy
     (tmp_path / f".f.nc.old-{dead}").write_text("the previous forecast")
     (tmp_path / f".f.nc.tmp-{alive}").write_text("another run, still writing")
     (tmp_path / f".g.nc.tmp-{dead}").write_text("another file's")

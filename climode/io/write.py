@@ -244,11 +244,16 @@ def sweep(path: str | Path) -> list[Path]:
     still running are left alone. Returns the paths removed or restored."""
     path = Path(path)
     name, stem, suffix = re.escape(path.name), re.escape(path.stem), re.escape(path.suffix)
-    pattern = re.compile(rf"\.(?:{name}\.(tmp|old|journal|journaling)-(\d+)|{stem}\.(staging)-(\d+){suffix})")
-    cleared = []
-    entries = sorted(path.parent.glob(f".{glob.escape(path.stem)}*")) if path.parent.is_dir() else []
-    found = [(entry, pattern.fullmatch(entry.name)) for entry in entries]
-    found = [(e, m.group(1) or m.group(3), int(m.group(2) or m.group(4))) for e, m in found if m]
+    own = re.compile(rf"\.{name}\.(tmp|old|journal|journaling)-(\d+)")
+    # a staging copy, or the temporary of a writer that was writing the staging copy (``replacing``)
+    staged = re.compile(rf"\.{stem}\.staging-(\d+){suffix}|\.\.{stem}\.staging-(\d+){suffix}\.tmp-\d+")
+    cleared, found = [], []
+    for pattern in (f".{glob.escape(path.stem)}*", f"..{glob.escape(path.stem)}.staging-*"):
+        for entry in sorted(path.parent.glob(pattern)) if path.parent.is_dir() else []:
+            if match := own.fullmatch(entry.name):
+                found.append((entry, match.group(1), int(match.group(2))))
+            elif match := staged.fullmatch(entry.name):
+                found.append((entry, "staging", int(match.group(1) or match.group(2))))
     dead = [(entry, kind, pid) for entry, kind, pid in found if pid != os.getpid() and not _alive(pid)]
     for entry, kind, _ in dead:  # a set killed while it was being swapped in is put back first
         if kind == "journal" and entry.exists():
