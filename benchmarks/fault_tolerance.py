@@ -9,11 +9,15 @@
   hold at the kill and once swept (what the next climode run does first, ``climode.io.write.sweep``):
   the earlier forecast (byte-equal NetCDF, same zarr values), a complete new one, or a mix; and that
   rerunning the command succeeds and leaves no temporary file.
+- kills among the swaps: ``--swaps N`` of the same forecasts, each rename made 50 ms slower (the swaps
+  into the final paths take under a millisecond, too short to hit from outside), killed 0-350 ms after
+  the first journal of their set appears, so that most kills land between two swaps; reported the same way.
 - zarr appends: ``--appends N`` forecasts appended to a store (``--zarr S --append``), killed the same
   way; reports that the store, once swept, opens with its original times and values or those plus
   the appended ones, and that the rerun appends (or is refused as a second append when it had landed).
 
-    .venv/bin/python benchmarks/fault_tolerance.py [--train 10] [--writes 10] [--appends 5] [--kill-ms 150] [--json F]
+    .venv/bin/python benchmarks/fault_tolerance.py [--train 10] [--writes 10] [--swaps 10] [--appends 5]
+        [--kill-ms 150] [--json F]
 """
 
 from __future__ import annotations
@@ -126,16 +130,30 @@ def train_trials(n: int, every: int, steps: int, work: Path, rng: random.Random)
 # ---------------------------------------------------------------- forecast writes and appends
 
 
-def _forecast_argv(case: Path, times: str, *outputs) -> list[str]:
-    return _command("climode.forecast", "--input", case / "storm.nc", "--times", times, *outputs)
+# the forecast command with every rename 50 ms slower, so that a kill can land between two swaps
+SLOW_RENAMES = """
+import os, sys, time
+rename = os.replace
+def slow(src, dst):
+    time.sleep(0.05)
+    rename(src, dst)
+os.replace = slow
+from climode.forecast.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def _kill_while_writing(argv: list[str], folder: Path, rng: random.Random, window: float) -> bool:
-    """Start ``argv``, wait for its first staged output in ``folder``, kill -9 it 0-``window`` s later;
-    whether it was still running when killed."""
+def _forecast_argv(case: Path, times: str, *outputs, slow: bool = False) -> list[str]:
+    command = [sys.executable, "-c", SLOW_RENAMES] if slow else _command("climode.forecast")
+    return [*command, "--input", str(case / "storm.nc"), "--times", times, *map(str, outputs)]
+
+
+def _kill_while_writing(argv: list[str], folder: Path, rng: random.Random, window: float, after: str = "") -> bool:
+    """Start ``argv``, wait for its first staged output in ``folder`` (its first entry whose name holds
+    ``after``), kill -9 it 0-``window`` s later; whether it was still running when killed."""
     before = set(_hidden(folder))
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=folder)
-    while proc.poll() is None and not set(_hidden(folder)) - before:
+    while proc.poll() is None and not [e for e in set(_hidden(folder)) - before if after in e]:
         time.sleep(0.002)
     time.sleep(rng.uniform(0, window))
     running = proc.poll() is None
@@ -173,8 +191,9 @@ def _outputs_state(folder: Path, old_nc: bytes, old_zarr: tuple) -> str:
     return "new" if complete and nc != old_nc and zarr != old_zarr else "mixed"
 
 
-def write_trials(n: int, case: Path, work: Path, rng: random.Random, window: float) -> list[dict]:
-    folder = work / "writes"
+def write_trials(
+    n: int, case: Path, folder: Path, rng: random.Random, window: float, swaps: bool = False
+) -> list[dict]:
     folder.mkdir()
     outputs = ("--output", "f.nc", "--zarr", "f.zarr", "--overwrite")
     subprocess.run(_forecast_argv(case, "60,63", *outputs), cwd=folder, env=ENV, check=True, capture_output=True)
@@ -182,7 +201,8 @@ def write_trials(n: int, case: Path, work: Path, rng: random.Random, window: flo
     for trial in range(n):
         old_nc, old_zarr = (folder / "f.nc").read_bytes(), _store_state(folder / "f.zarr")
         times = rng.choice(["60,63", "60,66", "63,69"])
-        running = _kill_while_writing(_forecast_argv(case, times, *outputs), folder, rng, window)
+        argv = _forecast_argv(case, times, *outputs, slow=swaps)
+        running = _kill_while_writing(argv, folder, rng, window, ".journal-" if swaps else "")
         at_kill, left = _outputs_state(folder, old_nc, old_zarr), _hidden(folder)
         sweep(folder / "f.nc")
         swept = _outputs_state(folder, old_nc, old_zarr)
@@ -235,6 +255,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", type=int, default=10)
     p.add_argument("--writes", type=int, default=10)
+    p.add_argument("--swaps", type=int, default=10)
     p.add_argument("--appends", type=int, default=5)
     p.add_argument("--every", type=int, default=4, help="checkpoint interval, batches")
     p.add_argument("--steps", type=int, default=24, help="batches per training run")
@@ -251,16 +272,19 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads 1",
             "command": "python benchmarks/fault_tolerance.py " + " ".join(sys.argv[1:]),
             "train": train_trials(args.train, args.every, args.steps, work, rng),
-            "writes": write_trials(args.writes, case, work, rng, args.kill_ms / 1000),
+            "writes": write_trials(args.writes, case, work / "writes", rng, args.kill_ms / 1000),
+            "swaps": write_trials(args.swaps, case, work / "swaps", rng, 0.35, swaps=True),
             "appends": append_trials(args.appends, case, work, rng, args.kill_ms / 1000),
         }
-    train, writes, appends = results["train"], results["writes"], results["appends"]
+    train, writes, swaps, appends = (results[k] for k in ("train", "writes", "swaps", "appends"))
     results["summary"] = {
         "train_max_lost": max((r["lost"] for r in train), default=None),
         "train_all_within_interval": all(r["lost"] <= args.every for r in train),
         "train_all_load": all(r["loads"] for r in train),
         "writes_never_mixed_once_swept": all(r["swept"] != "mixed" for r in writes),
         "writes_rerun_clean": all(r["rerun_ok"] and not r["left_after_rerun"] for r in writes),
+        "swaps_never_mixed_once_swept": all(r["swept"] != "mixed" for r in swaps),
+        "swaps_rerun_clean": all(r["rerun_ok"] and not r["left_after_rerun"] for r in swaps),
         "appends_store_intact": all(r["store"] != "damaged" for r in appends),
         "appends_rerun_ok": all(r["rerun_ok"] and not r["left_after_rerun"] for r in appends),
     }

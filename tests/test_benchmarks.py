@@ -37,10 +37,10 @@ def test_fault_tolerance_script_runs_its_trials(tmp_path):
     from conftest import HANG
 
     out = tmp_path / "ft.json"
-    argv = ["--train", 1, "--writes", 1, "--appends", 1, "--steps", 6, "--every", 2, "--json", out]
+    argv = ["--train", 1, "--writes", 1, "--swaps", 1, "--appends", 1, "--steps", 6, "--every", 2, "--json", out]
     script = ROOT / "benchmarks" / "fault_tolerance.py"
     result = subprocess.run([sys.executable, script, *map(str, argv)], capture_output=True, text=True, timeout=HANG)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert [len(results[k]) for k in ("train", "writes", "appends")] == [1, 1, 1]
+    assert [len(results[k]) for k in ("train", "writes", "swaps", "appends")] == [1, 1, 1, 1]
     assert all(v for v in results["summary"].values() if isinstance(v, bool)), results  # every row, to see why
