@@ -333,21 +333,41 @@ def test_a_set_of_outputs_killed_while_swapping_in_is_left_all_previous_or_all_n
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, v in _outputs_set(tmp_path).items() if v)
 
 
-def test_a_commit_that_fails_midway_puts_every_output_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing", range(1, 9))
+def test_a_commit_that_fails_midway_puts_every_output_back(tmp_path, monkeypatch, failing):
+    """Any of the 8 renames fails (e.g. a file system's refusal): every output as it was, the staged
+    copies intact under their staging names (the caller removes them), no journal left."""
     from climode.io import write
 
     _previous_set(tmp_path)
     staged, real, renames = _stage_new_set(tmp_path), os.replace, [0]
 
-    def replace(a, b):  # the fifth rename (the second swap) fails, e.g. a file system's refusal
+    def replace(a, b):
         renames[0] += 1
-        if renames[0] == 5:
+        if renames[0] == failing:
             raise OSError(13, "Permission denied", str(b))
         real(a, b)
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError):
         write.commit(staged)
+    assert _outputs_set(tmp_path) == PREVIOUS
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.nc", "f.zarr", *(s.name for s in staged.values())])
+    assert (staged[tmp_path / "f.nc"]).read_text() == NEW["f.nc"]
+
+
+def test_a_dead_runs_journal_never_moves_outputs_it_did_not_put_there(tmp_path):
+    """A journal whose staged copies are gone and whose outputs are not those copies (another run's,
+    or the user's) is only removed: the outputs stay."""
+    import json
+
+    from climode.io.write import sweep
+
+    _previous_set(tmp_path)
+    dead = _dead_pid()
+    pairs = [[str(tmp_path / f".f.staging-{dead}.nc"), str(tmp_path / "f.nc"), 1], [str(tmp_path / "x"), "/y", 2]]
+    (tmp_path / f".f.nc.journal-{dead}").write_text(json.dumps(pairs))
+    sweep(tmp_path / "f.nc")
     assert _outputs_set(tmp_path) == PREVIOUS
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nc", "f.zarr"]
 

@@ -285,37 +285,38 @@ def replacing(path: str | Path) -> Iterator[Path]:
 
 def commit(staged: dict[Path, Path]) -> None:
     """Swap staged outputs in (``{final path: staged copy}``, each complete) as one set: after a
-    kill, the next ``sweep`` of any of them finds every output as it was or every one new.
+    failure or a kill, every output is as it was (once swept) or every one is new.
 
     A journal naming every pair is put beside each output (written whole, then renamed); the
     previous versions are set aside (``.NAME.old-PID``) while the staged copies are renamed in;
-    removing the journals is the commit, and only then are the previous versions removed. A sweep
-    that finds the journal of a dead run undoes its swaps (``_roll_back``).
+    removing the journals is the commit, and only then are the previous versions removed. A failure
+    before that undoes the swaps at once; a sweep that finds the journal of a dead run undoes them
+    (``_roll_back``). An output counts as swapped in only if it is the staged copy itself (its inode,
+    which a rename keeps), so an undo never moves a file the set did not put there.
     """
     pid = os.getpid()
-    pairs = json.dumps([[str(stage.resolve()), str(path.resolve())] for path, stage in staged.items()])
-    journals = [_journal(path, pid) for path in staged]
-    for journal in journals:
-        writing = journal.with_name(journal.name.replace(".journal-", ".journaling-"))
-        writing.write_text(pairs)
-        os.replace(writing, journal)
+    pairs = [(stage, path, stage.lstat().st_ino) for path, stage in staged.items()]
+    text = json.dumps([[str(stage.resolve()), str(path.resolve()), inode] for stage, path, inode in pairs])
     try:
-        for path, stage in staged.items():
-            if path.exists():
+        for path in staged:
+            _journal(path, pid, writing=True).write_text(text)
+            os.replace(_journal(path, pid, writing=True), _journal(path, pid))
+        for stage, path, _ in pairs:
+            if os.path.lexists(path):
                 os.replace(path, _old(path, pid))
             os.replace(stage, path)
     except BaseException:
-        _roll_back(journals[0])
+        _undo(pairs, pid)
         raise
-    for journal in journals:
-        journal.unlink()
     for path in staged:
-        if _old(path, pid).exists():
+        _journal(path, pid).unlink()
+    for path in staged:
+        if os.path.lexists(_old(path, pid)):
             _remove(_old(path, pid))
 
 
-def _journal(path: Path, pid: int) -> Path:
-    return path.with_name(f".{path.name}.journal-{pid}")
+def _journal(path: Path, pid: int, writing: bool = False) -> Path:
+    return path.with_name(f".{path.name}.{'journaling' if writing else 'journal'}-{pid}")
 
 
 def _old(path: Path, pid: int) -> Path:
@@ -326,25 +327,31 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+def _undo(pairs: list[tuple[Path, Path, int]], pid: int) -> None:
+    """Put back what process ``pid``'s ``commit`` of ``pairs`` (staged copy, final path, the copy's
+    inode) swapped in: each output that is its staged copy goes back to the staging name, each
+    previous version back in place; then its journals go. Safe to repeat if interrupted itself."""
+    for stage, path, inode in pairs:
+        if os.path.lexists(path) and path.lstat().st_ino == inode and not os.path.lexists(stage):
+            os.replace(path, stage)
+        if os.path.lexists(_old(path, pid)) and not os.path.lexists(path):
+            os.replace(_old(path, pid), path)
+    for _, path, _ in pairs:
+        _journal(path, pid, writing=True).unlink(missing_ok=True)
+        _journal(path, pid).unlink(missing_ok=True)
+
+
 def _roll_back(journal: Path) -> list[Path]:
-    """Undo the swaps of a ``commit`` killed before its end, as ``journal`` names them: each output
-    swapped in goes back to its staging name and its previous version (if any) back in place.
-    Safe to repeat if killed itself: the staging copies are removed only after every journal.
-    Returns the outputs put back."""
+    """Undo (``_undo``) the swaps of a dead run's ``commit`` as ``journal`` names them, then remove its
+    staging copies. Returns the outputs put back."""
     pid = int(journal.name.rsplit("-", 1)[1])
     try:
-        pairs = [(Path(stage), Path(path)) for stage, path in json.loads(journal.read_text())]
+        pairs = [(Path(stage), Path(path), int(inode)) for stage, path, inode in json.loads(journal.read_text())]
     except (ValueError, TypeError):  # not one of ours: journals are renamed into place whole
         pairs = []
-    for stage, path in pairs:
-        if not stage.exists() and path.exists():
-            os.replace(path, stage)  # swapped in: undone
-        if _old(path, pid).exists() and not path.exists():
-            os.replace(_old(path, pid), path)
-    for _, path in pairs:
-        _journal(path, pid).unlink(missing_ok=True)
+    _undo(pairs, pid)
     journal.unlink(missing_ok=True)
-    for stage, _ in pairs:
-        if stage.exists():
+    for stage, _, _ in pairs:
+        if os.path.lexists(stage):
             _remove(stage)
-    return [path for _, path in pairs]
+    return [path for _, path, _ in pairs]
