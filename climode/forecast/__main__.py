@@ -93,7 +93,7 @@ def _outputs(args) -> dict[str, Path]:
     if len(set(map(Path.resolve, paths.values()))) != len(paths):
         raise ClimodeError("two outputs name the same path")
     for path in paths.values():
-        sweep(path)  # what a killed run left: its temporaries cleared, a set it was swapping in completed
+        sweep(path)  # what a killed run left: its temporaries cleared, a set it was swapping in put back
     for key, path in paths.items():
         zarr = key == "zarr"
         check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "", store=zarr)
@@ -145,10 +145,11 @@ def _maps():
 
 
 def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
-    """Every output is first written beside its path (``staging_path``), then all are swapped in
-    together: a failure or a kill before the swaps leaves every output as it was (what a killed run
-    left beside them is cleared by the next, ``sweep``), and a zarr append is part of the set."""
-    from ..io.write import commit, lead_layout, stage_zarr, staging_path, sweep, write_netcdf
+    """Every output is first written beside its path (``staging_path``), then all are swapped in as
+    one set (``commit``): a failure or a kill leaves every output as it was or every one new (what a
+    killed run left is cleared by the next, whose ``_outputs`` sweeps them), and a zarr append is part
+    of the set."""
+    from ..io.write import commit, lead_layout, stage_zarr, staging_path, write_netcdf
 
     calendar = out.time.values[0].calendar
     stored = lead_layout(out) if args.layout == "lead" else out
@@ -162,7 +163,6 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     try:
         for key in ("zarr", "netcdf", "plot", "animate"):
             if key in paths:
-                sweep(paths[key])
                 staged[key] = staging_path(paths[key])
                 writers[key](paths[key], staged[key])
         commit({paths[key]: stage for key, stage in staged.items()})

@@ -255,9 +255,9 @@ def sweep(path: str | Path) -> list[Path]:
             elif match := staged.fullmatch(entry.name):
                 found.append((entry, "staging", int(match.group(1) or match.group(2))))
     dead = [(entry, kind, pid) for entry, kind, pid in found if pid != os.getpid() and not _alive(pid)]
-    for entry, kind, _ in dead:  # a set killed while it was being swapped in is put back first
+    for entry, kind, pid in dead:  # a set killed while it was being swapped in is put back first
         if kind == "journal" and entry.exists():
-            cleared += _roll_back(entry)
+            cleared += _roll_back(entry, pid)
     for entry, kind, _ in dead:
         if not (entry.exists() or entry.is_symlink()):
             continue
@@ -341,10 +341,9 @@ def _undo(pairs: list[tuple[Path, Path, int]], pid: int) -> None:
         _journal(path, pid).unlink(missing_ok=True)
 
 
-def _roll_back(journal: Path) -> list[Path]:
-    """Undo (``_undo``) the swaps of a dead run's ``commit`` as ``journal`` names them, then remove its
-    staging copies. Returns the outputs put back."""
-    pid = int(journal.name.rsplit("-", 1)[1])
+def _roll_back(journal: Path, pid: int) -> list[Path]:
+    """Undo (``_undo``) the swaps of dead process ``pid``'s ``commit`` as ``journal`` names them, then
+    remove its staging copies. Returns the outputs put back."""
     try:
         pairs = [(Path(stage), Path(path), int(inode)) for stage, path, inode in json.loads(journal.read_text())]
     except (ValueError, TypeError):  # not one of ours: journals are renamed into place whole
