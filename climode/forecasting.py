@@ -19,10 +19,10 @@ from .conventions import cf_attrs
 from .errors import ClimodeError
 from .geo.grid import grid_step, upsample
 from .geo.tiles import blend_weights, model_grids, windows
-from .io.checks import check_grid, check_memory, check_values, source, warn_missing_last
+from .io.checks import check_grid, check_memory, check_values, source, usable_frames, warn_missing_last
 from .io.coords import normalise_coords
 from .io.write import FLAG, FLAG_ATTRS
-from .model.compose import compose, fill_missing
+from .model.compose import compose, fill_missing, shifted_fill
 from .normalise import Normalised
 from .times import as_hours, hours_between
 
@@ -30,6 +30,8 @@ BUNDLED = "cam5-synthetic.safetensors"
 OVERLAP = 8  # windows of a large domain share at least 1/OVERLAP of the tile size
 MATCH_H = 0.02  # hours: an --input-times entry matches a frame this close
 FILLED_SHARE = 1e-3  # a forecast value with more than this share from filled input cells is flagged
+FILL_SHIFT = 0.05  # model units (5 % of a min-max range): the shift of every filled cell that probes dependence
+FILLED_TOLERANCE = 0.01  # a forecast value moved by more than this share of FILL_SHIFT depends on filled cells
 
 
 def bundled_checkpoint() -> Path:
@@ -116,6 +118,47 @@ def compose_native(
     out = compose(filled, sources, flows, weight, residual)
     share = compose(valid.to(filled.dtype), sources, flows, weight)
     return predictor.physical(out[0]).numpy(), share[0].numpy()
+
+
+def _native_forecast(
+    predictor: Normalised,
+    inputs: tuple[np.ndarray, np.ndarray],
+    observed: np.ndarray,
+    query: np.ndarray,
+    tile: tuple[int, int] | None,
+    model_ds: xr.Dataset,
+    native: xr.Dataset,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Forecast frames (K, C, H, W; physical units) on the input's grid from ``inputs``, the input
+    frames (L, C, h, w) on the model's grid and (L, C, H, W) on the input's: the model's forecast on its
+    grid, composed again on the input's (``compose_native``) or, for a model without composition parts,
+    upsampled. Returns the frames and the share of each value drawn from valid input cells (None when
+    the model does not tell)."""
+    parts = predict(predictor, inputs[0], observed, query, tile)
+    share = parts.get("valid")
+    if model_ds is native:
+        return parts["frames"], share
+    if {"flows", "weight", "residual", "sources"} <= set(parts):
+        return compose_native(predictor, parts, inputs[1], model_ds, native)
+    return upsample(parts["frames"], model_ds, native), None if share is None else upsample(share, model_ds, native)
+
+
+def _depends_on_filled(
+    predictor: Normalised, run, pred: np.ndarray, share: np.ndarray | None, missing: bool
+) -> np.ndarray:
+    """(K, C, H, W) bool: the forecast values ``pred`` (physical units) that depend on filled input
+    cells. A value is drawn from a filled cell by the composition (``share`` below 1 - FILLED_SHARE), or
+    it is moved through the network: ``run()`` forecasts again with every filled cell shifted by
+    FILL_SHIFT (``shifted_fill``), and a value that moves by more than FILLED_TOLERANCE of that shift
+    (in the model's units) is flagged, however far it lies from the filled cells. Without ``missing``
+    input cells nothing is filled and nothing is run again."""
+    filled = np.zeros(pred.shape, bool) if share is None else share < 1 - FILLED_SHARE
+    if not missing:
+        return filled
+    with shifted_fill(FILL_SHIFT):
+        shifted, _ = run()
+    moved = np.abs(predictor.scale_inputs(shifted) - predictor.scale_inputs(pred))
+    return filled | (moved > FILLED_TOLERANCE * FILL_SHIFT)
 
 
 BLENDED = ("frames", "flows", "weight", "residual", "valid")  # the outputs stitched across windows
@@ -232,8 +275,9 @@ def forecast(
     ----------
     ds : dims (time, lat, lon) (or (time, y, x) for a model trained on a projected grid), time as
         cftime dates (``climode.open_fields`` reads files that way), the checkpoint's variables in
-        physical units (U850/V850 m s-1, PSL Pa), NaN for missing cells; an all-NaN frame is a
-        missing observation.
+        physical units (U850/V850 m s-1, PSL Pa), NaN for missing cells; a frame with fewer than
+        ``climode.io.checks.USABLE`` (10 %) of its cells valid is a missing observation (warned about,
+        left out, listed in the output's ``climode_skipped_input_times``).
     times : hours after the first input frame (numbers), cftime dates, or a string such as
         "60,63,66", "60:72:3" (inclusive) or "2000-08-03 12:00" (the input's calendar). Times
         inside the observed range interpolate, later ones extrapolate; none may precede the first
@@ -242,8 +286,8 @@ def forecast(
     input_times : the frames of ``ds`` to use (same forms as ``times``, relative to ``ds``'s
         first frame); default all.
     device : torch device ("cpu", "cuda").
-    mask_filled : NaN wherever a forecast value derives from missing input cells (which the model
-        fills with the cell's last valid value, else from the valid cells around it).
+    mask_filled : NaN wherever ``filled`` is set (the model fills missing input cells with the cell's
+        last valid value, else from the valid cells around it).
     allow_long_leads : forecast leads beyond LONG_LEADS times the longest the model was trained for
         (refused otherwise, with the memory such a lead takes).
 
@@ -257,9 +301,11 @@ def forecast(
     xarray.Dataset
         on ``ds``'s grid, dims (time, lat, lon), float32 in physical units with CF attributes, the
         input's calendar; coordinates ``lead_time`` (time; hours after the last input frame) and
-        ``forecast_reference_time`` (the last input frame's time); the int8 status flag ``filled``
-        (time, lat, lon): 1 where any variable's forecast derives from filled input cells; and
-        provenance attributes. A query's forecast does not depend on the other queries.
+        ``forecast_reference_time`` (the last usable input frame's time); the int8 status flag
+        ``filled`` (time, lat, lon): 1 where any variable's forecast depends on filled input cells,
+        drawn from them or moved by more than FILLED_TOLERANCE (1 %) of a shift of every filled cell
+        (``_depends_on_filled``), wherever it lies; and provenance attributes, among them what the
+        model was trained on. A query's forecast does not depend on the other queries.
     """
     ckpt = _checkpoint(checkpoint, device)
     ds = normalise_coords(ds)
@@ -275,7 +321,10 @@ def forecast(
     observed = hours_between(ds.time.values, origin, calendar)
     query = _query_hours(times, origin, calendar, observed[-1])
     check_memory(ds, ckpt.variables, len(query))
-    ds = ds.compute()  # the chosen inputs only, read once (a new Dataset: the caller's stays as it was)
+    # the chosen inputs only, read once (a new Dataset: the caller's stays as it was); frames with
+    # almost no valid cell are missing observations, so the forecast starts from the last usable one
+    ds, skipped = usable_frames(ds.compute(), ckpt.variables)
+    observed = hours_between(ds.time.values, origin, calendar)
     empty = [v for v in ckpt.variables if not bool(np.isfinite(ds[v].values).any())]
     if empty:
         raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
@@ -288,21 +337,16 @@ def forecast(
     predictor = ckpt.predictor
     frames = lambda fields: np.stack([fields[v].values for v in ckpt.variables], 1).astype(np.float32)
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
-    parts = predict(predictor, frames(model_ds), observed, query, tile)
-    share = parts.get("valid")
-    if model_ds is native:
-        pred = parts["frames"]
-    elif {"flows", "weight", "residual", "sources"} <= set(parts):
-        pred, share = compose_native(predictor, parts, frames(native), model_ds, native)
-    else:
-        pred = upsample(parts["frames"], model_ds, native)
-        share = None if share is None else upsample(share, model_ds, native)
-    filled = np.zeros(pred.shape, bool) if share is None else share < 1 - FILLED_SHARE
+    inputs = frames(model_ds), frames(native)
+    run = lambda: _native_forecast(predictor, inputs, observed, query, tile, model_ds, native)
+    pred, share = run()
+    filled = _depends_on_filled(predictor, run, pred, share, any(np.isnan(x).any() for x in inputs))
+    filled = filled.any(1)  # (K, H, W): a cell is flagged, and masked, when any variable depends on filled cells
     if mask_filled:
-        pred = np.where(filled, np.nan, pred)
+        pred = np.where(filled[:, None], np.nan, pred)
     space = native[ckpt.variables[0]].dims[1:]
     variables = {v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)}
-    variables[FLAG] = (("time", *space), filled.any(1).astype(np.int8), FLAG_ATTRS)
+    variables[FLAG] = (("time", *space), filled.astype(np.int8), FLAG_ATTRS)
     out = to_input(xr.Dataset(variables, coords={d: native[d] for d in space if d in native.coords}))
     valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar, only_use_cftime_datetimes=True)
     reference = ds.time.values[-1]
@@ -331,6 +375,7 @@ def forecast(
         "climode_checkpoint_sha256": _sha256(ckpt.path),
         "climode_input": ds.attrs.get("climode_sources", ""),
         "climode_input_times": ", ".join(_stamp(t) for t in ds.time.values),
+        **({"climode_skipped_input_times": ", ".join(_stamp(t) for t in skipped)} if skipped else {}),
         "date_created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return out

@@ -7,7 +7,7 @@ import torch
 from climode.checkpoint import Card
 from climode.config import Config, TrainConfig
 from climode.model import ModelConfig, SolverConfig, VidODE
-from climode.model.compose import compose, fill_missing
+from climode.model.compose import compose, fill_missing, shifted_fill
 from climode.train.task import ForecastTask
 
 EULER = SolverConfig("euler", 1.0)
@@ -38,6 +38,10 @@ def test_fill_missing_keeps_valid_cells_and_never_leaves_the_valid_range():
     assert torch.equal(filled[valid], frames[valid])
     assert torch.equal(filled[0, 2, :, 8:, 8:], frames[0, 1, :, 8:, 8:])  # the cell's last valid value
     assert filled.min() >= 0.3 and filled.max() <= 0.7
+    with shifted_fill(0.25):  # the probe of dependence on filled cells: filled cells only, and only inside
+        shifted, _ = fill_missing(frames, observed)
+    assert torch.equal(shifted[valid], frames[valid]) and torch.allclose(shifted[~valid], filled[~valid] + 0.25)
+    assert torch.equal(fill_missing(frames, observed)[0], filled)
 
 
 def _deepening_blobs(n: int, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:

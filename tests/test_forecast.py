@@ -264,9 +264,10 @@ def _training_range(ckpt) -> dict[str, tuple[float, float]]:
 def test_a_missing_patch_in_the_last_input_moves_the_forecast_little_and_stays_in_range(case):
     """The bundled model on a 0.25-degree storm with a 6 x 8 degree patch missing from the last input, away
     from the storm: outside a 4-degree halo the forecast moves by less than 4 hPa and 5 m/s, nowhere leaves
-    the training range, and the patch is flagged. (Missing cells filled with 0 made a 931-hPa "storm" and
-    -78 m/s winds.) Measured with the bundled model: up to 2.7 hPa and 3.2 m/s outside the halo, some of
-    it more than 12 degrees away (docs/forecast.md, "Limits"): the effect is small, but not local."""
+    the training range, and the patch and every cell that moved by more than 1 hPa or 1 m/s are flagged.
+    (Missing cells filled with 0 made a 931-hPa "storm" and -78 m/s winds.) Measured with the bundled
+    model: up to 2.7 hPa and 3.2 m/s outside the halo, some of it more than 12 degrees away
+    (docs/forecast.md, "Limits"): the effect is small, but not local, and the flag says where."""
     ds = climode.open_fields(case / "storm.nc").load()
     clean = climode.forecast(ds, "60,63,66")
     holed = ds.copy(deep=True)
@@ -281,7 +282,8 @@ def test_a_missing_patch_in_the_last_input_moves_the_forecast_little_and_stays_i
     assert change["PSL"] < 400 and change["U850"] < 5 and change["V850"] < 5, change
     for v, (low, high) in _training_range(climode.load_model(bundled_checkpoint())).items():
         assert float(out[v].min()) >= low and float(out[v].max()) <= high, (v, float(out[v].min()), float(out[v].max()))
-    assert (out.filled.sel(**patch) == 1).all() and float(out.filled.where(outside).mean()) < 0.01
+    moved = (abs(out.PSL - clean.PSL) > 100) | (abs(out.U850 - clean.U850) > 1) | (abs(out.V850 - clean.V850) > 1)
+    assert (out.filled.sel(**patch) == 1).all() and bool((out.filled == 1).where(moved, True).all())
 
 
 def _corner_file(case: Path, tmp_path: Path) -> tuple[Path, dict]:
@@ -298,7 +300,8 @@ def _corner_file(case: Path, tmp_path: Path) -> tuple[Path, dict]:
 
 @pytest.mark.slow
 def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_is_flagged_and_masked_on_request(case, tmp_path):
-    """The corner flagged in `filled`, little else, and NaN there with --mask-filled."""
+    """The corner flagged in `filled` and NaN with --mask-filled wherever flagged. (The bundled model's
+    forecast depends on a never-valid corner far beyond it, so the flag is not asked to stay local.)"""
     path, corner = _corner_file(case, tmp_path)
     for flags in ([], ["--mask-filled"]):
         result = run_module(
@@ -306,7 +309,7 @@ def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_is_flagged_and_mas
         )
         assert result.returncode == 0, result.stderr[-3000:]
         out = _open(tmp_path / "holed_forecast.nc")
-        assert out.filled.isel(corner).values.mean() > 0.95 and float(out.filled.mean()) < 0.3
+        assert out.filled.isel(corner).values.mean() > 0.95
         assert bool(np.isnan(out.PSL.values).any()) == bool(flags)
         if flags:
             assert np.isnan(out.PSL.values[out.filled.values == 1]).all()
@@ -391,3 +394,86 @@ def test_a_write_that_fails_midway_removes_what_this_run_wrote(case, tmp_path, m
     )
     assert code == 2 and "error: cannot write" in capsys.readouterr().err
     assert not (tmp_path / "f.zarr").exists() and not list(tmp_path.glob("*.nc"))  # the zarr went first
+
+
+def _without_cells(ds: xr.Dataset, where: dict) -> xr.Dataset:
+    """``ds`` with the cells ``where`` (isel indexers, time included) missing in every variable."""
+    holed = ds.copy(deep=True)
+    for v in VARIABLES:
+        holed[v][where] = np.nan
+    return holed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", [1.0, 0.95])
+def test_an_all_or_nearly_all_missing_last_frame_is_a_missing_frame(case, share):
+    """The forecast is exactly the one without that frame: lead times count from the last usable frame,
+    one warning names it, and the output lists it as skipped, not as an input."""
+    ds = climode.open_fields(case / "storm.nc").load()
+    rows = int(round(ds.sizes["lat"] * share))
+    holed = _without_cells(ds, {"time": -1, "lat": slice(0, rows)})
+    with pytest.warns(UserWarning, match="treated as missing frames") as caught:
+        out = climode.forecast(holed, "60,63,66")
+    assert sum("treated as missing frames" in str(w.message) for w in caught) == 1
+    without = climode.forecast(ds.isel(time=slice(0, 4)), "60,63,66")
+    for v in VARIABLES:
+        np.testing.assert_array_equal(out[v].values, without[v].values)
+    assert out.lead_time.values.tolist() == [18.0, 21.0, 24.0] and out.forecast_reference_time == ds.time[3]
+    assert out.attrs["climode_skipped_input_times"] == "2000-08-04 09:00:00"
+    assert "2000-08-04 09:00:00" not in out.attrs["climode_input_times"]
+
+
+def test_a_record_without_a_usable_frame_is_refused(case):
+    ds = climode.open_fields(case / "storm.nc").load()
+    holed = _without_cells(ds, {"lat": slice(0, ds.sizes["lat"] * 95 // 100)})
+    with pytest.raises(ClimodeError, match="no input frame has 10% of its cells valid"):
+        climode.forecast(holed, "60")
+
+
+def _quarter(ds: xr.Dataset, corner: str) -> dict:
+    H, W = ds.sizes["lat"], ds.sizes["lon"]
+    lat = slice(0, H // 2) if corner[0] == "S" else slice(H // 2, H)
+    lon = slice(0, W // 2) if corner[1] == "W" else slice(W // 2, W)
+    return {"lat": lat, "lon": lon}
+
+
+def _outside_halo(ds: xr.Dataset, box: dict, degrees: float = 4.0) -> np.ndarray:
+    """(lat, lon) bool: cells farther than ``degrees`` (in lat and lon) from the cells of ``box``."""
+    lat, lon = ds.lat.values, ds.lon.values
+    inside_lat, inside_lon = lat[box["lat"]], lon[box["lon"]]
+    near_lat = (lat >= inside_lat.min() - degrees) & (lat <= inside_lat.max() + degrees)
+    near_lon = (lon >= inside_lon.min() - degrees) & (lon <= inside_lon.max() + degrees)
+    return ~(near_lat[:, None] & near_lon[None, :])
+
+
+@pytest.mark.slow
+def test_the_flag_covers_every_value_a_missing_quarter_moved(case):
+    """A NaN quarter (south-west) of the last input: the forecast values that moved by more than 1 hPa or
+    1 m/s are flagged in `filled`, wherever they lie (issue 28: the flag covered 0.007-0.12 % of them).
+    The flag is the response to a uniform shift of the filled cells, a first-order probe: 99.4 % of them
+    measured, those left out answer the ghost of an older storm but hardly a shift."""
+    ds = climode.open_fields(case / "storm.nc").load()
+    clean = climode.forecast(ds, "60,66")
+    out = climode.forecast(_without_cells(ds, {"time": -1, **_quarter(ds, "SW")}), "60,66")
+    moved = (abs(out.PSL - clean.PSL) > 100) | (abs(out.U850 - clean.U850) > 1) | (abs(out.V850 - clean.V850) > 1)
+    covered = float((out.filled == 1).values[moved.values].mean())
+    assert int(moved.sum()) > 1000 and covered > 0.99, covered
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 28's target, not met by the bundled model: a missing quarter moves its forecast by 7-11 hPa "
+    "and 8-12 m/s 20 degrees away (the network mixes the whole frame; locality needs a retrained model)",
+)
+@pytest.mark.parametrize("corner", ["SW", "NE"])
+def test_a_missing_quarter_of_the_last_input_changes_the_forecast_only_near_it(case, corner):
+    """Outside a 4-degree halo around a NaN quarter of the last input the forecast moves by less than
+    1 hPa and 1 m/s (at +3 to +15 h)."""
+    ds = climode.open_fields(case / "storm.nc").load()
+    box = _quarter(ds, corner)
+    clean = climode.forecast(ds, "60,66,72")
+    out = climode.forecast(_without_cells(ds, {"time": -1, **box}), "60,66,72")
+    outside = _outside_halo(ds, box)
+    change = {v: float(abs(out[v] - clean[v]).values[:, outside].max()) for v in VARIABLES}
+    assert change["PSL"] < 100 and change["U850"] < 1 and change["V850"] < 1, change

@@ -1,5 +1,6 @@
 """What fields must satisfy before any model sees them: finite values, physically plausible ranges,
-a grid large enough for the model, and a word on missing regions of the last input frame.
+a grid large enough for the model, frames with enough valid cells to count as observations, and a
+word on missing regions of the last input frame.
 
 Problems a forecast cannot survive are refused with one ``ClimodeError`` naming the variable, what
 was found and what is allowed; doubtful ones are warned about (``UserWarning``).
@@ -20,6 +21,7 @@ from ..normalise import Stats
 MIN_CELLS = 16  # per side on the model's grid: the encoder works at 1/4, so 4 x 4 latent cells
 MEMORY_SHARE = 0.8  # of the available memory, at most, for a forecast's fields
 STATS_MARGIN = 0.5  # a variable may pass its training range by this share of the range before a warning
+USABLE = 0.1  # a frame with fewer valid cells than this share (all variables together) is a missing frame
 
 
 def source(ds: xr.Dataset) -> str:
@@ -118,6 +120,33 @@ def check_grid(ds: xr.Dataset, where: str) -> None:
         )
 
 
+def usable_frames(ds: xr.Dataset, variables) -> tuple[xr.Dataset, list]:
+    """``ds`` (time, ...) without the frames that have fewer than USABLE of their cells valid over
+    ``variables`` together, and the times of those left out. Such a frame is a missing observation:
+    filling nine tenths of a frame from older ones would pass stale fields off as the latest state, so
+    the forecast starts from the last usable frame instead. One warning names the frames left out;
+    a record with no usable frame is refused."""
+    T = ds.sizes["time"]
+    share = np.mean([np.isfinite(ds[v].values).reshape(T, -1).mean(1) for v in variables], 0)
+    keep = share >= USABLE
+    if keep.all():
+        return ds, []
+    if not keep.any():
+        raise ClimodeError(
+            f"{source(ds)}: no input frame has {USABLE:.0%} of its cells valid (the best has {share.max():.1%})"
+        )
+    skipped = list(ds.time.values[~keep])
+    listed = ", ".join(f"{t} ({s:.0%} valid)" for t, s in zip(skipped, share[~keep]))
+    last = ds.time.values[np.flatnonzero(keep)[-1]]
+    warnings.warn(
+        f"{source(ds)}: input frame(s) {listed} have fewer than {USABLE:.0%} of their cells valid and are "
+        f"treated as missing frames; the forecast starts from the last usable frame, {last}, and lead times "
+        "count from it (the output lists them in climode_skipped_input_times)",
+        stacklevel=3,
+    )
+    return ds.isel(time=np.flatnonzero(keep)), skipped
+
+
 def warn_missing_last(ds: xr.Dataset, variables) -> None:
     """Warn when the last observed frame (one with any finite cell) misses cells where an earlier
     frame had values: the forecast there is built from the last valid values, not from that frame."""
@@ -135,7 +164,7 @@ def warn_missing_last(ds: xr.Dataset, variables) -> None:
         warnings.warn(
             f"{source(ds)}: the last input frame ({ds.time.values[last]}) is missing {int(hole.sum())} of {hole.size} "
             f"cells ({hole.mean():.0%}{box}) that earlier frames have; the forecast there starts from their last "
-            "valid values (flagged in the output's `filled`; --mask-filled sets them NaN)",
+            "valid values (what depends on them is flagged in the output's `filled`; --mask-filled sets it NaN)",
             stacklevel=3,
         )
 

@@ -18,12 +18,29 @@ it on their own grid and the forecast on the input's finer grid (``climode.forec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 
 from .warp import warp
 
 UNKNOWN = 0.5  # a channel with no valid cell in any input frame: the middle of the [0, 1] min-max range
+_SHIFT: ContextVar[float] = ContextVar("fill_shift", default=0.0)
+
+
+@contextmanager
+def shifted_fill(shift: float) -> Iterator[None]:
+    """Inside it, ``fill_missing`` adds ``shift`` (the model's units) to every cell it fills, in every
+    model and composition that fills: how far a forecast then moves is how much it depends on filled
+    cells (``climode.forecasting`` flags values by it)."""
+    token = _SHIFT.set(float(shift))
+    try:
+        yield
+    finally:
+        _SHIFT.reset(token)
 
 
 def _push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -53,7 +70,8 @@ def fill_missing(frames: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Te
     A missing cell takes the last valid value of that cell in an earlier observed frame, else the
     first in a later one; a cell never valid is filled from the valid cells around it in its own
     frame (push-pull averaging); a channel with no valid cell anywhere takes ``UNKNOWN``. Frames
-    not ``observed`` (B, L) are filled the same way (they are not used as observations).
+    not ``observed`` (B, L) are filled the same way (they are not used as observations). Inside
+    ``shifted_fill`` every filled cell is shifted.
     Returns ``(filled, valid)``: the frames with no NaN and the (B, L, C, H, W) bool validity."""
     valid = torch.isfinite(frames)
     L = frames.shape[1]
@@ -68,7 +86,9 @@ def fill_missing(frames: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Te
     if bool(gaps.any()):
         flat = filled.flatten(0, 1)
         filled = _push_pull(flat, ~gaps.flatten(0, 1)).unflatten(0, filled.shape[:2])
-    return torch.nan_to_num(filled, nan=UNKNOWN), valid
+    filled = torch.nan_to_num(filled, nan=UNKNOWN)
+    shift = _SHIFT.get()
+    return (torch.where(valid, filled, filled + shift) if shift else filled), valid
 
 
 def _gather(bank: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -148,13 +148,16 @@ def storm_periods(tracks: pd.DataFrame) -> pd.DataFrame:
     return tracks.groupby("storm")["hours"].agg(first="min", last="max").reset_index()
 
 
-def forecasters(model: Checkpoint, baselines: Iterable[str] = BASELINES) -> dict[str, Checkpoint]:
+def forecasters(model: Checkpoint, baselines: Iterable[str] = BASELINES, native: bool = False) -> dict[str, Checkpoint]:
     """The model and the parameter-free baselines behind one checkpoint's metadata (grid, tiles,
-    normalisation), so that all see the same inputs."""
+    normalisation), so that all see the same inputs; with ``native`` the baselines run on the input's
+    own grid instead of the model's (persistence at 0.25 degree is then the input itself, not its
+    1-degree copy brought back)."""
     out = {"vid-ode": model}
+    card = dataclasses.replace(model.card, grid={"resolution": None}) if native else model.card
     for name in baselines:
         config = dataclasses.replace(model.model.config, architecture=name)
-        out[name] = Checkpoint(build(config).eval(), model.card, model.path)
+        out[name] = Checkpoint(build(config).eval(), card, model.path)
     return out
 
 
@@ -325,6 +328,18 @@ def summarise(table: pd.DataFrame, n: int = 2000, seed: int = 0) -> pd.DataFrame
     )
 
 
+def paired(table: pd.DataFrame, model: str = "vid-ode", n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Paired differences, every other method less ``model`` on the same case, task, lead and metric:
+    mean and 95 % bootstrap interval over storms (``summarise``'s columns). Where lower is better
+    (RMSE, errors) an interval above zero is a significant win of ``model``, where higher is better
+    (CSI, FSS) one below zero."""
+    keys = ["case", "storm", "task", "lead", "metric"]
+    own = table[table["method"] == model].set_index(keys)["value"].rename("_own")
+    others = table[table["method"] != model].join(own, on=keys)
+    others = others.assign(value=others["value"] - others["_own"]).drop(columns="_own")
+    return summarise(others, n=n, seed=seed)
+
+
 LOWER = ("rmse_", "track_km", "_abs_")  # metrics where lower is better; CSI, FSS and hit: higher
 HIGHER = ("csi_", "fss_", "hit")
 
@@ -336,10 +351,10 @@ def _better(metric: str) -> int:
     return -1 if any(metric.startswith(p) or p in metric for p in LOWER) else 0
 
 
-def tables(summary: pd.DataFrame, header: str = "") -> str:
-    """Markdown: per task and metric, a table of leads x methods with ``mean [lo, hi]``; a method is
-    bold where its interval lies entirely on the better side of every other method's (runs of one model,
-    "vid-ode seed 0", "vid-ode seed 1", ..., are not compared with each other)."""
+def tables(summary: pd.DataFrame, header: str = "", bold: bool = True) -> str:
+    """Markdown: per task and metric, a table of leads x methods with ``mean [lo, hi]``; with ``bold``, a
+    method is bold where its interval lies entirely on the better side of every other method's (runs of
+    one model, "vid-ode seed 0", "vid-ode seed 1", ..., are not compared with each other)."""
     parts = [header] if header else []
     order = {m: k for k, m in enumerate(("vid-ode", *BASELINES, "cliper"))}
     methods = sorted(set(summary["method"]), key=lambda m: (order.get(m.split(" ")[0], len(order)), m))
@@ -363,7 +378,8 @@ def tables(summary: pd.DataFrame, header: str = "") -> str:
                     text = f"{r['mean']:.3g} [{r['lo']:.3g}, {r['hi']:.3g}]"
                     others = cells[[o.split(" ")[0] != m.split(" ")[0] for o in cells.index]]
                     if (
-                        sign
+                        bold
+                        and sign
                         and len(others)
                         and (
                             (sign > 0 and (r["lo"] > others["hi"]).all())
