@@ -42,6 +42,9 @@ class Card:
     config : the run's data and train sections (``climode.config``).
     climode_version : the version that wrote it.
     val_mse, epoch : for the best-validation export, its score and epoch.
+    training : what the weights were trained on, said in every forecast they make: ``data`` (the
+        dataset and where it came from), ``updates``, ``hardware``, and for the bundled model the
+        world it was trained in, its resolution and its budget.
     """
 
     variables: tuple[str, ...] = ()
@@ -52,6 +55,7 @@ class Card:
     climode_version: str | None = None
     val_mse: float | None = None
     epoch: int | None = None
+    training: dict | None = None
 
     def __post_init__(self):
         if isinstance(self.normalisation, dict):
@@ -67,6 +71,12 @@ class Card:
         if isinstance(values.get("config"), dict):
             values["config"] = {k: v for k, v in values["config"].items() if k != "model"}
         return cls(**values)
+
+    def provenance(self) -> str:
+        """``training`` as one line ("key: value; ..."), or a line saying it is not recorded."""
+        if not self.training:
+            return "not recorded (a checkpoint written before climode recorded it)"
+        return "; ".join(f"{k}: {v}" for k, v in self.training.items())
 
     def header(self, model: nn.Module) -> dict:
         """The JSON header of a checkpoint of ``model`` with this card."""

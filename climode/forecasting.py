@@ -373,6 +373,7 @@ def forecast(
         "climode_version": __version__,
         "climode_checkpoint": str(ckpt.path),
         "climode_checkpoint_sha256": _sha256(ckpt.path),
+        "climode_model_training": ckpt.card.provenance(),
         "climode_input": ds.attrs.get("climode_sources", ""),
         "climode_input_times": ", ".join(_stamp(t) for t in ds.time.values),
         **({"climode_skipped_input_times": ", ".join(_stamp(t) for t in skipped)} if skipped else {}),

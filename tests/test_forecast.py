@@ -193,6 +193,8 @@ def test_command_writes_cf_netcdf_zarr_and_appends(case, tmp_path):
     assert out.lat.attrs["units"] == "degrees_north" and out.lead_time.attrs["standard_name"] == "forecast_period"
     assert out.attrs["climode_checkpoint"].endswith("cam5-synthetic.safetensors")
     assert len(out.attrs["climode_checkpoint_sha256"]) == 64 and out.attrs["climode_version"] == climode.__version__
+    said = out.attrs["climode_model_training"]  # the bundled model's world, resolution, updates and hardware
+    assert all(w in said for w in ("synthetic", "no real data", "1 degree", "1900", "no GPU")), said
     assert out.PSL.encoding["zlib"] and np.isfinite(out.PSL).all()
     assert (tmp_path / "map.png").stat().st_size > 10_000
     truth = _open(case / "storm_truth.nc").sel(time=out.time)

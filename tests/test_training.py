@@ -49,6 +49,8 @@ def test_train_is_a_python_function(tmp_path, caplog):
         path = train(config, tmp_path / "run", model="ode-conv", max_steps=2)
     assert path == tmp_path / "run" / "model.safetensors"
     assert load_model(path).model.config.encoder == "conv"  # the name's variant, as on the command line
+    training = load_model(path).card.training  # what the weights were trained on, for every forecast to say
+    assert training["data"] == "bouncing-ball" and training["updates"] == 2 and "CPU" in training["hardware"]
     assert "no validation samples" in caplog.text
     with pytest.raises(ClimodeError, match="already holds files"):
         train(config, tmp_path / "run", model="persistence")

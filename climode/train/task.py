@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import platform
 
 import lightning as L
 import torch
@@ -22,6 +23,13 @@ from ..model.discriminator import PatchDiscriminator
 from .losses import diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
 
 log = logging.getLogger(__name__)
+
+
+def _hardware(device: torch.device) -> str:
+    """The machine a run trains on, as a checkpoint card says it: the GPU's name, or CPU and threads."""
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    return f"CPU ({platform.machine() or 'unknown'}), {torch.get_num_threads()} torch thread(s), no GPU"
 
 
 class Schedule:
@@ -250,9 +258,20 @@ class ForecastTask(L.LightningModule):
         return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, lambda step: factor(step)) for o in optimizers]
 
     def checkpoint_card(self) -> Card:
-        """The card of every checkpoint of this run: the data's, with the run's data and train config."""
+        """The card of every checkpoint of this run: the data's, with the run's data and train config and
+        what the weights were trained on (dataset, updates so far, hardware)."""
         config = {k: v for k, v in self.config.to_dict().items() if k != "model"}
-        return dataclasses.replace(self.card, config=config)
+        trainer = getattr(self, "_trainer", None)  # None before Lightning attaches one
+        data = self.config.data
+        training = {
+            "data": f"{data.name} ({data.path})" if data.path else data.name,
+            # Lightning counts every optimizer's step: the discriminators' too in adversarial training
+            "updates": int(trainer.global_step) // (2 if self.config.train.adversarial else 1)
+            if trainer is not None
+            else 0,
+            "hardware": _hardware(next(self.model.parameters(), torch.zeros(())).device),
+        }
+        return dataclasses.replace(self.card, config=config, training=training)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["climode"] = self.checkpoint_card().header(self.model)
