@@ -90,7 +90,9 @@ class TrainConfig:
     the weights' moving average (min(ema, (1 + n) / (10 + n)) at update n; 0: none) that validation
     and the exported models use. ``deterministic``: deterministic algorithms only (slower).
     ``log_every``: generator updates between rows of logs/metrics.csv.
-    ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae). ``logger``:
+    ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae). ``lambda_core``
+    weighs a second L1 whose cells count by how far the target lies from its frame's mean
+    (``climode.train.losses.anomaly_l1``): what pays for a storm's core (0: none). ``logger``:
     "csv" (logs/metrics.csv) or "tensorboard" (also event files in logs/tensorboard, for ``tensorboard --logdir``;
     needs tensorboard or tensorboardX)."""
 
@@ -101,6 +103,7 @@ class TrainConfig:
     lambda_img: float = 0.003
     lambda_seq: float = 0.003
     lambda_kl: float = 1e-3
+    lambda_core: float = 0.0
     adversarial: bool = True
     disc_width: int = 64
     max_epochs: int = 500
@@ -130,7 +133,16 @@ class TrainConfig:
             raise ValueError(f"max_steps is {self.max_steps}, but must be at least 1 (or -1: no limit but max_epochs)")
         if not self.lr > 0:
             raise ValueError(f"lr is {self.lr}, but a learning rate must be positive")
-        for name in ("num_workers", "warmup_steps", "clip", "lambda_diff", "lambda_img", "lambda_seq", "lambda_kl"):
+        for name in (
+            "num_workers",
+            "warmup_steps",
+            "clip",
+            "lambda_diff",
+            "lambda_img",
+            "lambda_seq",
+            "lambda_kl",
+            "lambda_core",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} is {getattr(self, name)}, but must not be negative")
         if not 0 <= self.ema < 1:

@@ -126,18 +126,20 @@ def test_query_sampler_takes_a_rectangle_of_cells_from_the_inputs_and_keeps_the_
 
     data = BouncingBall("train", 16, n_in=6, n_out=3, frame_size=30)
     sampler = QuerySampler(data, hide=0.0, seed=1, missing=1.0)
-    frames_seen = set()
+    frames_seen, sides = set(), set()
     for i in range(len(data)):
         original, sample = data[i], sampler[i]
         gone = np.isnan(sample["frames_in"][:, 0])  # (L, H, W)
         assert gone[-1].any() and not gone.all(axis=(1, 2)).any()  # the last input loses cells, no frame all
         rows, cols = np.nonzero(gone[-1])
         box = gone[-1][rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-        assert box.all() and 3 <= box.shape[0] <= 10 and 3 <= box.shape[1] <= 10  # one rectangle, 1/10-1/3 a side
+        assert box.all() and 3 <= box.shape[0] <= 15 and 3 <= box.shape[1] <= 15  # one rectangle, 1/10-1/2 a side
+        sides.add(max(box.shape))
         assert np.array_equal(sample["frames_in"][~gone[:, None]], original["frames_in"][~gone[:, None]])
         assert np.isfinite(sample["frames_out"]).all()  # the targets keep those cells
         frames_seen.add(int(gone.any(axis=(1, 2)).sum()))
     assert frames_seen == {1, 6}  # from the last input only, or from every input
+    assert max(sides) > 10  # larger than a third of a side: up to a quarter of the frame
     assert not np.isnan(QuerySampler(data, hide=0.0, seed=1)[0]["frames_in"]).any()  # missing = 0: none
 
 

@@ -234,3 +234,39 @@ def test_tensorboard_logger_writes_event_files_beside_the_csv(tmp_path):
     assert (logs / "metrics.csv").is_file() and list((logs / "tensorboard").glob("events.out.tfevents.*"))
     bad = run_module("climode.train", "--config", tiny_config, "--out", tmp_path / "r2", "--logger", "wandb")
     assert bad.returncode == 2 and "unknown logger 'wandb'" in bad.stderr
+
+
+def test_the_anomaly_l1_pays_for_the_extremes_a_plain_l1_lets_go():
+    """A forecast that misses a compact core (a few cells far from the frame's mean) costs little in L1
+    and much in the anomaly-weighted L1; one that errs by as much everywhere costs the same in both."""
+    from climode.train.losses import anomaly_l1, masked_l1
+
+    target = torch.zeros(1, 1, 1, 32, 32)
+    target[..., 14:18, 14:18] = -10.0  # a core of 16 cells in 1024
+    smoothed = target.clone()
+    smoothed[..., 14:18, 14:18] = 0.0
+    assert masked_l1(smoothed, target) < 0.2 and anomaly_l1(smoothed, target) > 5.0
+    offset = target + 0.5
+    assert float(anomaly_l1(offset, target)) == pytest.approx(0.5) == float(masked_l1(offset, target))
+    holed = target.clone()
+    holed[..., :4, :] = float("nan")  # missing truth does not count
+    assert torch.isfinite(anomaly_l1(smoothed, holed))
+
+
+def test_lambda_core_adds_the_anomaly_l1_to_the_generators_loss():
+    from climode.checkpoint import Card
+    from climode.config import config_from_dict
+    from climode.train.task import ForecastTask
+
+    values = {k: dict(v) for k, v in TINY.items()}
+    values["model"].update(channels=1, n_in=None)
+    batch = {"frames_out": torch.rand(2, 3, 1, 16, 16)}
+    out = {"frames": torch.rand(2, 3, 1, 16, 16)}
+    plain = ForecastTask(config_from_dict(values), Card())
+    assert "core" not in plain.generator_losses(batch, out)
+    values["train"]["lambda_core"] = 2.0
+    task = ForecastTask(config_from_dict(values), Card())
+    losses = task.generator_losses(batch, out)
+    assert float(task.generator_loss(losses)) == pytest.approx(float(losses["recon"] + 2.0 * losses["core"]))
+    with pytest.raises(ClimodeError, match="lambda_core"):
+        config_from_dict({"train": {"lambda_core": -1.0}})

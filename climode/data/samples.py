@@ -92,7 +92,8 @@ class QuerySampler(Dataset):
     grid the data must hold them, e.g. hourly storms or ``BouncingBall(continuous=True)``); and,
     with probability ``hide``, 1 to L - 2 of its observed input frames between the first and the
     last observed hidden (NaN) and asked for, so interpolation is trained too; and, with probability
-    ``missing``, a random rectangle of cells (a tenth to a third of each side) missing (NaN) from the
+    ``missing``, a random rectangle of cells (a tenth to a half of each side: up to a quarter of the
+    frame, as large as the missing regions a forecast must keep local) missing (NaN) from the
     last observed input, or from every input, so the model learns what its validity channels mean
     (the targets keep those cells). Seeded per item and by how often it was read, so a run is
     reproducible.
@@ -127,7 +128,7 @@ class QuerySampler(Dataset):
             frames_in[hidden] = np.nan
         if rng.random() < self.missing:
             H, W = frames_in.shape[-2:]
-            h, w = (int(rng.integers(max(1, n // 10), max(1, n // 3) + 1)) for n in (H, W))
+            h, w = (int(rng.integers(max(1, n // 10), max(1, n // 2) + 1)) for n in (H, W))
             y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
             which = observed if rng.random() < 0.5 else observed[-1:]
             frames_in[which, :, y : y + h, x : x + w] = np.nan

@@ -23,6 +23,23 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return _masked_mean((pred - torch.nan_to_num(target)) ** 2, target)
 
 
+ANOMALY_CAP = 10.0  # standard deviations: a cell never weighs more than this
+
+
+def anomaly_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 over (..., C, H, W) where each cell counts by how far ``target`` lies from its frame's mean,
+    in the frame's standard deviations (per channel, capped at ANOMALY_CAP), normalised by the total
+    weight: the few cells of a storm's core, a front or a rain cell weigh as much as the rest of the
+    frame, which a plain L1 lets a model smooth away. NaN in ``target`` does not count."""
+    valid = torch.isfinite(target)
+    t = torch.nan_to_num(target)
+    n = valid.sum((-2, -1), keepdim=True).clamp(min=1)
+    mean = (t * valid).sum((-2, -1), keepdim=True) / n
+    std = (((t - mean) * valid) ** 2).sum((-2, -1), keepdim=True).div(n).sqrt().clamp(min=1e-6)
+    weight = torch.where(valid, ((t - mean).abs() / std).clamp(max=ANOMALY_CAP), 0.0).detach()
+    return (weight * (pred - t).abs()).sum() / weight.sum().clamp(min=1e-12)
+
+
 def lsgan_discriminator(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """LSGAN discriminator loss: (D(real) - 1)^2 + D(fake)^2."""
     return ((real - 1) ** 2).mean() + (fake**2).mean()

@@ -20,7 +20,7 @@ from ..model.base import INTERPOLATED
 from ..model.baselines import persistence
 from ..model.compute import use_channels_last
 from ..model.discriminator import PatchDiscriminator
-from .losses import diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
+from .losses import anomaly_l1, diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def moving_average(decay: float):
 class ForecastTask(L.LightningModule):
     """Training with manual optimisation: per batch, one discriminator update on the detached forecast,
     then one generator update on L1 + lambda_diff * L_diff + lambda_img * L_img + lambda_seq * L_seq
-    (Vid-ODE), gradients clipped to ``train.clip`` (L2 norm), then the moving average of the weights
+    (Vid-ODE) + lambda_core * L_core (the anomaly-weighted L1, ``losses.anomaly_l1``), gradients
+    clipped to ``train.clip`` (L2 norm), then the moving average of the weights
     (``train.ema``) follows. Validation and the exported models use those averaged weights.
 
     Any model of ``climode.model.MODELS`` trains here: the L1 of its ``frames``; the difference loss
@@ -123,6 +124,8 @@ class ForecastTask(L.LightningModule):
         # the variational models' likelihood is Gaussian (their papers): an L1 left them at persistence
         reconstruction = masked_mse if "kl" in out else masked_l1
         losses = {"recon": reconstruction(out["frames"], target)}
+        if self.config.train.lambda_core > 0:
+            losses["core"] = anomaly_l1(out["frames"], target)
         if "diff" in out and "kind" in out:
             losses["diff"] = masked_l1(out["diff"], diff_targets(batch, out))
         if "inputs" in out:
@@ -133,7 +136,13 @@ class ForecastTask(L.LightningModule):
 
     def generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         train = self.config.train
-        weights = {"recon": 1.0, "diff": train.lambda_diff, "inputs": 1.0, "kl": train.lambda_kl}
+        weights = {
+            "recon": 1.0,
+            "diff": train.lambda_diff,
+            "inputs": 1.0,
+            "kl": train.lambda_kl,
+            "core": train.lambda_core,
+        }
         return sum(weights[name] * losses[name] for name in weights if name in losses)
 
     def forecast(self, batch: dict, model: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict, torch.Tensor]:
