@@ -17,7 +17,7 @@ from ._version import __version__
 from .checkpoint import Checkpoint, load_model
 from .conventions import cf_attrs
 from .errors import ClimodeError
-from .geo.grid import grid_step, upsample
+from .geo.grid import downsample, grid_step, upsample
 from .geo.tiles import blend_weights, model_grids, windows
 from .io.checks import check_grid, check_memory, check_values, source, usable_frames, warn_missing_last
 from .io.coords import normalise_coords
@@ -94,14 +94,20 @@ def _query_hours(times, origin, calendar: str, last_h: float) -> np.ndarray:
 def compose_native(
     predictor: Normalised, parts: dict[str, np.ndarray], frames: np.ndarray, coarse: xr.Dataset, native: xr.Dataset
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Forecast frames (K, C, H, W; physical units) on the native grid from the composition parts
-    (``climode.model.compose``) of ``predictor``'s forecast on its coarser grid: the flows (converted
-    to native pixels), weights and residuals are interpolated to the native grid and composed there,
-    in the model's units, from the native input frames ``frames`` (L, C, H, W; physical units, NaN
-    missing; missing cells filled as the model fills them).
-    Detail finer than the model's grid (a compact storm core) is thus carried along by the flow
-    instead of being smoothed away. Returns the frames and the share of each cell drawn from valid
-    input cells (K, C, H, W)."""
+    """Forecast frames (K, C, H, W; physical units) on the native grid from ``predictor``'s forecast on
+    its coarser grid (``parts``: its frames and composition parts, ``climode.model.compose``) and the
+    native input frames ``frames`` (L, C, H, W; physical units, NaN missing, filled as the model fills
+    them), by scale: the model's frames at the scales its grid holds, plus the inputs' detail finer
+    than that grid carried along the model's flows.
+
+        carried = the native inputs composed with the model's flows and weights (the anchor moved
+                  whole where the model extrapolates: no unmoved copy of it, no residual)
+        frame   = up(model's frame) + carried - up(down(carried))
+
+    ``down`` is how inputs reach the model's grid (``geo.grid.downsample``), ``up`` bilinear. A compact
+    storm core, unresolved at the model's grid, thus moves with the storm instead of being smoothed
+    away or left behind (docs/design.md has the measurement that chose it). Returns the frames and the
+    share of each carried cell drawn from valid input cells (K, C, H, W)."""
     scale = np.array(
         [
             grid_step(coarse.lon.values) / grid_step(native.lon.values),
@@ -111,13 +117,16 @@ def compose_native(
     )
     up = lambda name: torch.as_tensor(upsample(parts[name], coarse, native))[None]
     flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
-    weight, residual = up("weight"), up("residual")
+    sources = torch.as_tensor(parts["sources"])[None]
+    moved_whole = (sources[..., 0] == sources[..., 1]).view(*sources.shape[:2], 1, 1, 1)
+    weight = torch.where(moved_whole, 1.0, up("weight"))
     x = torch.as_tensor(predictor.scale_inputs(frames))[None]
     filled, valid = fill_missing(x, torch.isfinite(x).flatten(2).any(2))
-    sources = torch.as_tensor(parts["sources"])[None]
-    out = compose(filled, sources, flows, weight, residual)
-    share = compose(valid.to(filled.dtype), sources, flows, weight)
-    return predictor.physical(out[0]).numpy(), share[0].numpy()
+    carried = compose(filled, sources, flows, weight)[0].numpy()
+    share = compose(valid.to(filled.dtype), sources, flows, weight)[0].numpy()
+    detail = carried - upsample(downsample(carried, native, coarse), coarse, native)
+    model = upsample(predictor.scale_inputs(parts["frames"]), coarse, native)
+    return predictor.physical(model + detail), share
 
 
 def _native_forecast(

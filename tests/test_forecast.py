@@ -106,8 +106,9 @@ def test_stitched_windows_reproduce_a_field_exactly():
 
 
 def test_native_composition_moves_fine_detail_by_the_coarse_flow():
-    """A 1-degree flow of one cell eastward: a 0.25-degree spike moves 4 native cells, unsmoothed; a
-    missing native cell is filled (and flagged) as the model fills it."""
+    """A 1-degree flow of one cell eastward: a 0.25-degree spike, finer than the model's grid, moves 4
+    native cells on top of the model's own (here uniform) frame, unsmoothed; a missing native cell is
+    filled (and flagged) as the model fills it."""
     coarse = xr.Dataset(coords={"lat": np.arange(10) + 0.5, "lon": np.arange(20) + 200.5})
     native = xr.Dataset(coords={"lat": np.arange(40) * 0.25 + 0.125, "lon": np.arange(80) * 0.25 + 200.125})
     frames = np.zeros((1, 1, 40, 80), np.float32)
@@ -120,11 +121,13 @@ def test_native_composition_moves_fine_detail_by_the_coarse_flow():
         "weight": np.ones((2, 1, 10, 20), np.float32),
         "residual": np.zeros((2, 1, 10, 20), np.float32),
         "sources": np.array([[0, 0], [-1, -1]]),
+        "frames": np.full((2, 1, 10, 20), 5.0, np.float32),  # the model's forecast on its grid
     }
     out, share = compose_native(Normalised(nn.Identity(), None, ["x"]), parts, frames, coarse, native)
     assert out.shape == (2, 1, 40, 80) and np.isfinite(out).all()
-    assert out[0, 0, 20, 44] == pytest.approx(1.0, abs=1e-5) and out[0].sum() == pytest.approx(1.0, abs=1e-5)
-    assert out[1, 0, 20, 48] == pytest.approx(1.0, abs=1e-5)  # the second query is composed from the first
+    assert np.unravel_index(out[0, 0].argmax(), (40, 80)) == (20, 44) and out[0, 0, 20, 44] > 5.9
+    assert np.unravel_index(out[1, 0].argmax(), (40, 80)) == (20, 48)  # the second query composed from the first
+    assert out[0, 0, 2:12, 60:] == pytest.approx(5.0, abs=1e-5)  # away from the spike: the model's frame
     assert share[0, 0, 5, 9] < 0.5 and share[0, 0, 30, 30] == pytest.approx(1.0)  # the filled cell, moved
 
 

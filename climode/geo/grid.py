@@ -1,5 +1,5 @@
 """Regular lat/lon grids: the step of a coordinate, whether longitudes go round the globe, and
-bilinear regridding from a coarser grid to a finer one."""
+regridding between a fine grid and a coarser one (a box mean, then bilinear, down; bilinear up)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,22 @@ def upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.n
         )
     )
     return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
+
+
+def box_mean(ds, factor: float):
+    """``ds`` (Dataset or DataArray with lat, lon) averaged over a centred box of about ``factor`` cells
+    a side (odd width, so unbiased; NaN-aware): what a coarser grid ``factor`` times the step can hold,
+    before it is sampled there (no aliasing)."""
+    width = int(np.ceil(factor)) // 2 * 2 + 1
+    return ds.rolling(lat=width, lon=width, center=True, min_periods=1).mean()
+
+
+def downsample(values: np.ndarray, native: xr.Dataset, coarse: xr.Dataset) -> np.ndarray:
+    """(..., H, W) fields on ``native``'s grid -> (..., h, w) on the coarser ``coarse`` grid, as inputs
+    are put on a model's grid (``climode.geo.tiles.extract``): a box mean over about one coarse cell,
+    then bilinear at the coarse centres."""
+    dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
+    da = xr.DataArray(values, dims=dims, coords={"lat": native.lat.values, "lon": native.lon.values})
+    factor = grid_step(coarse.lat.values) / grid_step(native.lat.values)
+    smooth = box_mean(da, factor) if factor > 1.5 else da
+    return smooth.interp(lat=coarse.lat.values, lon=coarse.lon.values).values.astype(np.float32)

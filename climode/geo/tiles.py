@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ClimodeError
-from .grid import grid_step
+from .grid import box_mean, grid_step
 
 HEIGHT, WIDTH = 60.0, 160.0
 
@@ -124,7 +124,7 @@ def extract(ds: xr.Dataset, tile: Tile, resolution: float | None = None) -> xr.D
         )
     lat, lon = tile.grid(resolution)
     factor = resolution / step
-    out = (_smooth(sub, factor) if factor > 1.5 else sub).interp(lat=lat, lon=lon)
+    out = (box_mean(sub, factor) if factor > 1.5 else sub).interp(lat=lat, lon=lon)
     covered = (
         (lat.min() >= float(sub.lat.min()) - step)
         & (lat.max() <= float(sub.lat.max()) + step)
@@ -134,12 +134,6 @@ def extract(ds: xr.Dataset, tile: Tile, resolution: float | None = None) -> xr.D
     if not covered:
         warnings.warn(f"tile {tile.name} extends beyond the grid; cells outside it are NaN", stacklevel=2)
     return out
-
-
-def _smooth(sub: xr.Dataset, factor: float) -> xr.Dataset:
-    """Centred box mean over about ``factor`` source cells (odd width, so unbiased), NaN-aware."""
-    width = int(np.ceil(factor)) // 2 * 2 + 1
-    return sub.rolling(lat=width, lon=width, center=True, min_periods=1).mean()
 
 
 def to_native(tile_ds: xr.Dataset, like: xr.Dataset) -> xr.Dataset:
