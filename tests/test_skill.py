@@ -80,3 +80,32 @@ def test_tables_bold_a_method_only_where_its_interval_separates():
     assert "| 6 | 1 [0.7, 1.3] | 1.2 [0.9, 1.5] |" in text
     flipped = skill.tables(summary.assign(metric="csi_wind17"))
     assert "| 3 | 1 [0.8, 1.2] | **2 [1.8, 2.2]** |" in flipped
+
+
+def test_paired_differences_are_taken_case_by_case_and_resampled_by_storm():
+    """Each method less the model on the same case: a method worse by a steady 0.5 on every case has a
+    difference of 0.5 with a zero-width interval, though its own scores vary widely across cases."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for case in range(12):
+        own = rng.uniform(0.5, 5.0)
+        for method, value in (("vid-ode", own), ("persistence", own + 0.5), ("cliper", np.nan)):
+            rows.append(
+                {"case": case, "storm": f"S{case // 3}", "task": "extrapolation", "lead": 3.0}
+                | {"method": method, "metric": "rmse_PSL", "value": value}
+            )
+    paired = skill.paired(pd.DataFrame(rows), n=200)
+    row = paired.set_index("method").loc["persistence"]
+    assert row["mean"] == pytest.approx(0.5) and row["lo"] == pytest.approx(0.5) and row["hi"] == pytest.approx(0.5)
+    assert row["n_cases"] == 12 and row["n_clusters"] == 4 and "cliper" not in set(paired["method"])
+    assert "vid-ode" not in set(paired["method"])
+
+
+def test_native_baselines_run_on_the_inputs_own_grid():
+    from climode import load_model
+    from climode.forecasting import bundled_checkpoint
+
+    model = load_model(bundled_checkpoint())
+    native = skill.forecasters(model, ("persistence",), native=True)
+    assert native["vid-ode"] is model and native["persistence"].card.grid == {"resolution": None}
+    assert skill.forecasters(model, ("persistence",))["persistence"].card.grid == model.card.grid
