@@ -248,9 +248,10 @@ def test_the_anomaly_l1_pays_for_the_extremes_a_plain_l1_lets_go():
     assert masked_l1(smoothed, target) < 0.2 and anomaly_l1(smoothed, target) > 5.0
     offset = target + 0.5
     assert float(anomaly_l1(offset, target)) == pytest.approx(0.5) == float(masked_l1(offset, target))
-    holed = target.clone()
-    holed[..., :4, :] = float("nan")  # missing truth does not count
-    assert torch.isfinite(anomaly_l1(smoothed, holed))
+    holed, unasked = target.clone(), smoothed.clone()
+    holed[..., :4, :] = unasked[..., :4, :] = float("nan")  # missing truth, and forecasts not asked for, do not count
+    assert anomaly_l1(unasked, holed) == pytest.approx(float(anomaly_l1(smoothed, holed)))
+    assert torch.isfinite(anomaly_l1(unasked, holed))
 
 
 def test_lambda_core_adds_the_anomaly_l1_to_the_generators_loss():

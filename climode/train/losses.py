@@ -37,7 +37,8 @@ def anomaly_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mean = (t * valid).sum((-2, -1), keepdim=True) / n
     std = (((t - mean) * valid) ** 2).sum((-2, -1), keepdim=True).div(n).sqrt().clamp(min=1e-6)
     weight = torch.where(valid, ((t - mean).abs() / std).clamp(max=ANOMALY_CAP), 0.0).detach()
-    return (weight * (pred - t).abs()).sum() / weight.sum().clamp(min=1e-12)
+    errors = torch.where(valid, (pred - t).abs(), 0.0)  # a forecast not asked for (NaN) does not count
+    return (weight * errors).sum() / weight.sum().clamp(min=1e-12)
 
 
 def lsgan_discriminator(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
