@@ -147,7 +147,7 @@ def _native_forecast(
     share = parts.get("valid")
     if model_ds is native:
         return parts["frames"], share
-    if {"flows", "weight", "residual", "sources"} <= set(parts):
+    if {"flows", "weight", "sources"} <= set(parts):
         return compose_native(predictor, parts, inputs[1], model_ds, native)
     return upsample(parts["frames"], model_ds, native), None if share is None else upsample(share, model_ds, native)
 
@@ -170,7 +170,7 @@ def _depends_on_filled(
     return filled | (moved > FILLED_TOLERANCE * FILL_SHIFT)
 
 
-BLENDED = ("frames", "flows", "weight", "residual", "valid")  # the outputs stitched across windows
+BLENDED = ("frames", "flows", "weight", "valid")  # the outputs stitched across windows
 
 
 @torch.no_grad()
@@ -187,8 +187,8 @@ def predict(
     ``times`` (L,) for ``query`` (K,) times, both in the model's time units.
 
     Returns ``frames`` (K, C, H, W) float32 and, when the model gives them, ``valid`` (K, C, H, W)
-    (the share drawn from valid input cells) and its composition parts (``climode.model.compose``:
-    ``flows`` (K, 2, 2, H, W; pixels), ``weight`` (K, 1, H, W), ``residual`` (K, C, H, W), ``sources``
+    (the share drawn from valid input cells) and the composition parts ``compose_native`` uses
+    (``climode.model.compose``: ``flows`` (K, 2, 2, H, W; pixels), ``weight`` (K, 1, H, W), ``sources``
     (K, 2)). A grid larger than ``tile_shape`` is cut into overlapping windows of that size,
     forecast in batches of ``batch`` windows and stitched with weights that cross-fade the overlaps;
     the parts are left out when the windows disagree on their sources (a frame missing in one window only).
@@ -225,7 +225,7 @@ def predict(
     if len(sources) == 1:
         result["sources"] = np.array(next(iter(sources)))
     else:
-        for name in ("flows", "weight", "residual", "sources"):
+        for name in ("flows", "weight", "sources"):
             result.pop(name, None)
     return result
 

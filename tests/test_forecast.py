@@ -119,7 +119,6 @@ def test_native_composition_moves_fine_detail_by_the_coarse_flow():
     parts = {
         "flows": flows,
         "weight": np.ones((2, 1, 10, 20), np.float32),
-        "residual": np.zeros((2, 1, 10, 20), np.float32),
         "sources": np.array([[0, 0], [-1, -1]]),
         "frames": np.full((2, 1, 10, 20), 5.0, np.float32),  # the model's forecast on its grid
     }
