@@ -35,7 +35,7 @@ from ..io.write import replacing
 from ..model import LEARNED, VARIANTS, configure
 from ..model.discriminator import PatchDiscriminator
 from ..video.layouts import LAYOUTS
-from .task import ForecastTask
+from .task import ForecastTask, steps_per_update
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.yaml"
@@ -432,7 +432,7 @@ def train(
         num_workers=settings.num_workers,
         persistent_workers=settings.num_workers > 0,
     )
-    updates_per_batch = 2 if settings.adversarial else 1  # Lightning counts every optimizer step
+    updates_per_batch = steps_per_update(settings)
     checkpoints = ModelCheckpoint(
         dirpath=out / "checkpoints",
         save_last=True,

@@ -13,7 +13,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from ..checkpoint import Card
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..data.samples import by_times
 from ..model import build
 from ..model.base import INTERPOLATED
@@ -23,6 +23,12 @@ from ..model.discriminator import PatchDiscriminator
 from .losses import anomaly_l1, diff_targets, lsgan_discriminator, lsgan_generator, masked_l1, masked_mse, sequence
 
 log = logging.getLogger(__name__)
+
+
+def steps_per_update(train: TrainConfig) -> int:
+    """Lightning's steps per generator update: it counts every optimizer's step, the discriminators'
+    too in adversarial training."""
+    return 2 if train.adversarial else 1
 
 
 def _hardware(device: torch.device) -> str:
@@ -274,10 +280,7 @@ class ForecastTask(L.LightningModule):
         data = self.config.data
         training = {
             "data": f"{data.name} ({data.path})" if data.path else data.name,
-            # Lightning counts every optimizer's step: the discriminators' too in adversarial training
-            "updates": int(trainer.global_step) // (2 if self.config.train.adversarial else 1)
-            if trainer is not None
-            else 0,
+            "updates": int(trainer.global_step) // steps_per_update(self.config.train) if trainer is not None else 0,
             "hardware": _hardware(next(self.model.parameters(), torch.zeros(())).device),
         }
         return dataclasses.replace(self.card, config=config, training=training)
