@@ -9,15 +9,16 @@ input's calendar, ``lat`` degrees_north ascending, ``lon`` degrees_east in [0, 3
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 DIMS = ("time", "lat", "lon")
 # names a file may give the coordinates, tried in order
 COORD_NAMES = {
-    "time": ("time", "timestep", "valid_time", "t"),
-    "lat": ("lat", "latitude", "nav_lat"),
-    "lon": ("lon", "longitude", "nav_lon"),
+    "time": ("time", "timestep", "valid_time", "t", "XTIME"),
+    "lat": ("lat", "latitude", "nav_lat", "XLAT", "XLAT_M"),
+    "lon": ("lon", "longitude", "nav_lon", "XLONG", "XLONG_M"),
 }
 COORD_ATTRS = {
     "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
@@ -38,28 +39,75 @@ TIME_ORIGIN = "0001-01-01 00:00:00"
 HOURS_SINCE = f"hours since {TIME_ORIGIN}"
 HOUR_UNITS = ("hours", "hour", "hrs", "hr", "h")  # a bare time axis in these units holds hours
 
-# units -> factor to the canonical unit, keyed by the lower-cased units string without spaces
-KNOT = 1852.0 / 3600.0  # m s-1
-_MS = (
-    "ms-1",
-    "m/s",
-    "ms**-1",
-    "ms^-1",
-    "m.s-1",
-    "m.s**-1",
-    "m/sec",
-    "mps",
-    "meter/second",
-    "meters/second",
-    "metre/second",
-    "metres/second",
-)
-_KNOTS = ("knot", "knots", "kt", "kts", "kn")
-WIND_UNITS = {**dict.fromkeys(_MS, 1.0), **dict.fromkeys(_KNOTS, KNOT)}
-PRESSURE_UNITS = {
-    **dict.fromkeys(("pa", "pascal", "pascals"), 1.0),
-    **dict.fromkeys(("hpa", "mb", "mbar", "millibar", "millibars", "hectopascal", "hectopascals"), 100.0),
+# Units: a udunits-style product of symbols, each with an optional SI prefix and an integer power
+# ("km h-1", "m s**-1", "m/s", "kg m-1 s-2", "hPa", "knots"), read into a factor to SI and the powers
+# of (metre, second, kilogram); two units convert when their powers agree.
+_SI = {  # symbol (lower case) -> (factor to SI, powers of m, s, kg, K)
+    **dict.fromkeys(("m", "meter", "meters", "metre", "metres"), (1.0, (1, 0, 0, 0))),
+    **dict.fromkeys(("s", "sec", "second", "seconds"), (1.0, (0, 1, 0, 0))),
+    **dict.fromkeys(("min", "minute", "minutes"), (60.0, (0, 1, 0, 0))),
+    **dict.fromkeys(("h", "hr", "hour", "hours"), (3600.0, (0, 1, 0, 0))),
+    **dict.fromkeys(("d", "day", "days"), (86400.0, (0, 1, 0, 0))),
+    **dict.fromkeys(("g", "gram", "grams"), (1e-3, (0, 0, 1, 0))),
+    **dict.fromkeys(("ft", "foot", "feet"), (0.3048, (1, 0, 0, 0))),
+    **dict.fromkeys(("mi", "mile", "miles"), (1609.344, (1, 0, 0, 0))),
+    **dict.fromkeys(("nmi",), (1852.0, (1, 0, 0, 0))),
+    **dict.fromkeys(("knot", "knots", "kt", "kts", "kn"), (1852.0 / 3600.0, (1, -1, 0, 0))),
+    **dict.fromkeys(("mph",), (0.44704, (1, -1, 0, 0))),
+    **dict.fromkeys(("kph", "kmh"), (1 / 3.6, (1, -1, 0, 0))),
+    **dict.fromkeys(("mps",), (1.0, (1, -1, 0, 0))),
+    **dict.fromkeys(("pa", "pascal", "pascals"), (1.0, (-1, -2, 1, 0))),
+    **dict.fromkeys(("n", "newton", "newtons"), (1.0, (1, -2, 1, 0))),
+    **dict.fromkeys(("bar", "bars"), (1e5, (-1, -2, 1, 0))),
+    **dict.fromkeys(("mb", "mbar", "millibar", "millibars"), (100.0, (-1, -2, 1, 0))),
+    **dict.fromkeys(("atm",), (101325.0, (-1, -2, 1, 0))),
+    **dict.fromkeys(("torr", "mmhg"), (133.322387415, (-1, -2, 1, 0))),
+    **dict.fromkeys(("inhg",), (3386.389, (-1, -2, 1, 0))),
+    **dict.fromkeys(("psi",), (6894.757293168, (-1, -2, 1, 0))),
+    **dict.fromkeys(("k", "kelvin"), (1.0, (0, 0, 0, 1))),
+    **dict.fromkeys(("1",), (1.0, (0, 0, 0, 0))),
+    **dict.fromkeys(("%", "percent"), (0.01, (0, 0, 0, 0))),
 }
+_PREFIXES = {"da": 10.0, "k": 1e3, "h": 1e2, "d": 0.1, "c": 1e-2, "m": 1e-3, "u": 1e-6, "µ": 1e-6}
+_COMPACT = {"ms-1": "m s-1", "ms**-1": "m s-1", "ms^-1": "m s-1", "m.s-1": "m s-1", "m.s**-1": "m s-1"}
+_FACTOR = re.compile(r"([a-zµ%]+|1)(?:\*\*|\^)?([+-]?\d+)?")
+
+
+def _symbol(word: str) -> tuple[float, tuple[int, ...]] | None:
+    if word in _SI:
+        return _SI[word]
+    for prefix, scale in _PREFIXES.items():
+        if word.startswith(prefix) and word[len(prefix) :] in _SI:
+            factor, powers = _SI[word[len(prefix) :]]
+            return scale * factor, powers
+    return None
+
+
+def read_units(units: object) -> tuple[float, tuple[int, ...]] | None:
+    """``units`` (a udunits-style string) -> (factor to SI, powers of metre, second, kilogram, kelvin), or None
+    when it cannot be read. "km h-1" -> (0.2778, (1, -1, 0, 0)); "hPa" -> (100, (-1, -2, 1, 0))."""
+    text = " ".join(str(units).strip().lower().replace(" per ", "/").split())
+    text = _COMPACT.get(text.replace(" ", ""), text)
+    factor, powers = 1.0, [0, 0, 0, 0]
+    for i, part in enumerate(text.split("/")):
+        if not part.strip() and i:
+            return None
+        for token in re.split(r"[ .*]+(?=[a-zµ%1])", part.strip()) if part.strip() else []:
+            match = _FACTOR.fullmatch(token.strip())
+            found = _symbol(match.group(1)) if match else None
+            if found is None:
+                return None
+            power = int(match.group(2) or 1) * (-1 if i else 1)
+            factor *= found[0] ** power
+            powers = [p + power * q for p, q in zip(powers, found[1])]
+    return (factor, tuple(powers)) if text else None
+
+
+def conversion(units: object, to: str) -> float | None:
+    """The factor that takes values in ``units`` to ``to``, or None when ``units`` cannot be read or is
+    another kind of quantity (a wind in K)."""
+    have, want = read_units(units), read_units(to)
+    return None if have is None or want is None or have[1] != want[1] else have[0] / want[0]
 
 
 @dataclass(frozen=True)
@@ -70,9 +118,9 @@ class Variable:
     standard_name: str
     long_name: str
     units: str
-    factors: Mapping[str, float]  # normalised units string -> factor to ``units``
     plausible: tuple[float, float] | None = None  # the physically plausible range, in ``units``
     plev_pa: float | None = None  # the pressure level it lies on (a scalar ``plev`` coordinate when written)
+    examples: str = ""  # units of its quantity a file may use, for messages
 
     def cf(self) -> dict[str, str]:
         """The CF attributes climode writes for this variable."""
@@ -85,26 +133,26 @@ VARIABLES = {
         "eastward_wind",
         "zonal wind at 850 hPa",
         "m s-1",
-        WIND_UNITS,
         plausible=(-150.0, 150.0),
         plev_pa=85000.0,
+        examples="m s-1, km h-1, knots, mph",
     ),
     "V850": Variable(
         ("v", "v850", "va", "v_component_of_wind"),
         "northward_wind",
         "meridional wind at 850 hPa",
         "m s-1",
-        WIND_UNITS,
         plausible=(-150.0, 150.0),
         plev_pa=85000.0,
+        examples="m s-1, km h-1, knots, mph",
     ),
     "PSL": Variable(
         ("msl", "slp", "psl", "mean_sea_level_pressure", "air_pressure_at_mean_sea_level"),
         "air_pressure_at_mean_sea_level",
         "sea level pressure",
         "Pa",
-        PRESSURE_UNITS,
         plausible=(85000.0, 110000.0),
+        examples="Pa, hPa, mb, kPa, inHg",
     ),
 }
 STORM_VARIABLES = ("U850", "V850", "PSL")  # what the storm models forecast, in this channel order

@@ -143,17 +143,16 @@ def test_standard_name_lookup(tmp_path):
     assert ds.V850.attrs["units"] == "m s-1"
 
 
-def test_psl_values_in_hpa_and_unknown_wind_units(tmp_path):
-    attrs = {"U850": {"units": "furlongs/fortnight"}, "V850": {"units": "m s-1"}}
-    path = write(fields(("U850", "V850", "PSL"), attrs=attrs, offset=-1000.0), tmp_path / "f.nc")  # PSL ~1000
-    with pytest.warns(UserWarning) as record:
+def test_psl_values_in_hpa_and_unreadable_wind_units(tmp_path):
+    path = write(fields(("U850", "V850", "PSL"), attrs=CAM_UNITS | {"PSL": {}}, offset=-1000.0), tmp_path / "f.nc")
+    with pytest.warns(UserWarning, match="look like hPa"):  # PSL ~1000 without units
         ds = open_fields(path)
-    messages = sorted(str(w.message) for w in record)
-    assert len(messages) == 2 and "look like hPa" in messages[0] and "unknown units" in messages[1]
-    raw = xr.open_dataset(path)
-    np.testing.assert_array_equal(ds.PSL.values, raw.PSL.values * 100)
-    np.testing.assert_array_equal(ds.U850.values, raw.U850.values)
-    assert ds.U850.attrs["units"] == "furlongs/fortnight" and ds.PSL.attrs["units"] == "Pa"
+    np.testing.assert_array_equal(ds.PSL.values, xr.open_dataset(path).PSL.values * 100)
+    assert ds.PSL.attrs["units"] == "Pa"
+    attrs = {"U850": {"units": "furlongs/fortnight"}, "V850": {"units": "m s-1"}}
+    path = write(fields(("U850", "V850", "PSL"), attrs=attrs, offset=1e5), tmp_path / "g.nc")
+    with pytest.raises(ClimodeError, match="U850 has units 'furlongs/fortnight', which cannot be read as m s-1"):
+        open_fields(path)
 
 
 def test_missing_variable_names_what_is_there(tmp_path):

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,7 +26,8 @@ import xarray as xr
 
 from ..conventions import VARIABLES
 from ..errors import ClimodeError
-from .coords import fix_units, hours_axis, normalise_coords, rename_coords
+from ..geo.grid import grid_step, onto
+from .coords import fix_units, hours_axis, normalise_coords, regular, rename_coords, select_level
 from .write import is_zarr_store
 
 PathLike = str | os.PathLike
@@ -85,22 +88,61 @@ def _expand(paths: PathLike | Sequence[PathLike]) -> list[Path]:
 
 
 def _open_one(path: Path) -> xr.Dataset:
-    """One file (lazy, no dask yet) or zarr store (dask, its own chunks), CF-decoded with cftime."""
+    """One file (lazy, no dask yet) or zarr store (dask, its own chunks), CF-decoded with cftime; a
+    time-like variable (CF units "... since ...") with missing values is refused before decoding,
+    which would turn them into dates."""
     zarr = _is_zarr(path)
     if path.is_dir() and not zarr:
         raise ClimodeError(f"{path} is a directory but not a zarr store (no .zgroup or zarr.json)")
+    grib = not zarr and _is_grib(path)
+    if grib and importlib.util.find_spec("cfgrib") is None:
+        raise ClimodeError(
+            f"{path} is GRIB, which needs cfgrib (pip install -e '.[grib]', with ecCodes); or convert it to NetCDF "
+            f"first: grib_to_netcdf -o {path.stem}.nc {path}, or cdo -f nc copy {path} {path.stem}.nc"
+        )
     try:
-        return xr.open_dataset(
+        raw = xr.open_dataset(
             path,
-            engine="zarr" if zarr else "netcdf4",
+            engine="zarr" if zarr else "cfgrib" if grib else "netcdf4",
             chunks={} if zarr else None,
             cache=False,
-            decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
+            decode_times=False,
             decode_timedelta=False,
             mask_and_scale=True,
         )
+        _check_times_present(raw, path)
+        return xr.decode_cf(
+            raw,
+            decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
+            decode_timedelta=False,
+            mask_and_scale=False,
+            concat_characters=False,
+            decode_coords=False,
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open {path}: {exc}") from None
+
+
+def _is_grib(path: Path) -> bool:
+    """Whether ``path`` is a GRIB file (its first bytes, whatever its name)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"GRIB"
+    except OSError:
+        return False
+
+
+def _check_times_present(ds: xr.Dataset, path: Path) -> None:
+    """Refuse a 1-D time variable (units "... since ...") with missing values, naming where."""
+    for name, var in ds.variables.items():
+        if var.ndim == 1 and "since" in str(var.attrs.get("units", "")) and var.dtype.kind == "f":
+            missing = np.flatnonzero(~np.isfinite(np.asarray(var.values)))
+            if len(missing):
+                raise ClimodeError(
+                    f"{path}: time variable {name!r} has {len(missing)} missing value(s) (NaN or its fill value) at "
+                    f"position(s) {', '.join(map(str, missing[:5]))}; every frame needs its time: drop those frames "
+                    f"(ds.isel({var.dims[0]}=...)) or set their times"
+                )
 
 
 def _default_fill_missing(da: xr.DataArray) -> xr.DataArray:
@@ -121,12 +163,22 @@ def _describe(paths: Sequence[Path]) -> str:
 # ---------------------------------------------------------------- variables
 
 
-def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
-    """Names to try for ``name`` and the CF standard_name to fall back on; a mapping entry is exclusive."""
+def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str | None, float | None]:
+    """Names to try for ``name``, the CF standard_name to fall back on and the level asked for
+    (``VAR@LEVEL``); a mapping entry is exclusive."""
     if name in mapping:
-        return (mapping[name],), None
+        source, sep, level = mapping[name].partition("@")
+        if not sep:
+            return (source,), None, None
+        try:
+            return (source,), None, float(level.strip().lower().removesuffix("hpa"))
+        except ValueError:
+            raise ClimodeError(
+                f"malformed level in {name}={mapping[name]}: expected VAR@LEVEL with a number (hPa for "
+                "pressure levels, e.g. u@850)"
+            ) from None
     known = VARIABLES.get(name)
-    return ((name, *known.aliases), known.standard_name) if known else ((name,), None)
+    return ((name, *known.aliases), known.standard_name, None) if known else ((name,), None, None)
 
 
 def _find(ds: xr.Dataset, names: tuple[str, ...], standard_name: str | None) -> str | None:
@@ -137,11 +189,32 @@ def _find(ds: xr.Dataset, names: tuple[str, ...], standard_name: str | None) -> 
 
 
 def _missing(name: str, mapping: Mapping[str, str], paths: Sequence[Path], present: set[str]) -> ClimodeError:
-    names, standard_name = _lookup(name, mapping)
+    names, standard_name, _ = _lookup(name, mapping)
     looked = ", ".join(names) + (f" or standard_name {standard_name}" if standard_name else "")
     return ClimodeError(
         f"variable {name!r} not found (looked for {looked}) in {_describe(paths)}; "
-        f"data variables there: {', '.join(sorted(present)) or 'none'}"
+        f"data variables there: {', '.join(sorted(present)) or 'none'}{_groups(paths)}"
+    )
+
+
+def _groups(paths: Sequence[Path]) -> str:
+    """Where NetCDF4 files keep variables in groups (which climode does not read): the groups, and how to flatten."""
+    found = {}
+    for path in paths:
+        if path.is_file():
+            try:
+                with netCDF4.Dataset(path) as nc:
+                    if nc.groups:
+                        found[path] = list(nc.groups)
+            except OSError:
+                continue
+    if not found:
+        return ""
+    path, groups = next(iter(found.items()))
+    return (
+        f" ({path} keeps its variables in the NetCDF4 group(s) {', '.join('/' + g for g in groups)}, which climode "
+        f"does not read; flatten them first: ncks -G : {path} flat.nc, or "
+        f"xr.open_dataset(path, group='{groups[0]}').to_netcdf('flat.nc'))"
     )
 
 
@@ -194,8 +267,50 @@ def _concat_time(name: str, pieces: list[tuple[Path, xr.DataArray]]) -> xr.DataA
     return da
 
 
+def _describe_grid(da: xr.DataArray) -> str:
+    lat, lon = da["lat"].values, da["lon"].values
+    return f"{lat.size} x {lon.size}, lat {lat[0]:g} to {lat[-1]:g}, lon {lon[0]:g} to {lon[-1]:g}"
+
+
+def _one_grid(arrays: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+    """The variables on the first one's lat/lon grid: one on a grid of its own (PSL on a half-cell
+    shifted ``lat_p``/``lon_p``) is interpolated bilinearly onto it, with a warning, when its grid
+    covers it to within one of its cells; otherwise refused, naming both grids."""
+    (first, ref), *rest = arrays.items()
+    if not {"lat", "lon"} <= set(ref.dims):
+        return arrays
+    out = {first: ref}
+    for name, da in rest:
+        same = {"lat", "lon"} <= set(da.dims) and all(
+            da[c].shape == ref[c].shape and np.allclose(da[c].values, ref[c].values, rtol=0, atol=1e-6)
+            for c in ("lat", "lon")
+        )
+        if same or not {"lat", "lon"} <= set(da.dims):
+            out[name] = da.assign_coords(lat=ref["lat"], lon=ref["lon"]) if same else da
+            continue
+        covered = all(
+            da[c].values[0] - grid_step(da[c]) <= ref[c].values[0]
+            and ref[c].values[-1] <= da[c].values[-1] + grid_step(da[c])
+            for c in ("lat", "lon")
+        )
+        if not covered:
+            raise ClimodeError(
+                f"{name} is on a grid ({_describe_grid(da)}) that does not cover {first}'s ({_describe_grid(ref)}); "
+                "put the variables on one grid first (xESMF, CDO remapbil)"
+            )
+        warnings.warn(
+            f"{name} is on a grid of its own ({_describe_grid(da)}), not {first}'s ({_describe_grid(ref)}); "
+            f"interpolated bilinearly onto {first}'s grid",
+            stacklevel=3,
+        )
+        out[name] = onto(da, ref["lat"].values, ref["lon"].values).assign_coords(lat=ref["lat"], lon=ref["lon"])
+    return out
+
+
 def _merge(arrays: dict[str, xr.DataArray]) -> xr.Dataset:
-    """The variables in one Dataset; their coordinates must match exactly. Variable attrs kept, no global ones."""
+    """The variables in one Dataset on one grid (``_one_grid``); their times must match exactly.
+    Variable attrs kept, no global ones."""
+    arrays = _one_grid(arrays)
     try:
         ds = xr.merge(
             [da.rename(name) for name, da in arrays.items()], join="exact", compat="override", combine_attrs="drop"
@@ -221,6 +336,60 @@ def _check_not_empty(name: str, da: xr.DataArray, sample: np.ndarray, sources: s
 
 
 # ---------------------------------------------------------------- entry point
+
+
+def _mapping(mapping: Mapping[str, str] | str | None, names: tuple[str, ...]) -> dict[str, str]:
+    """``--vars`` text (``parse_variables``: a bare name means itself) or a dict, for ``names`` only."""
+    if isinstance(mapping, str):
+        listed, pairs = parse_variables(mapping)
+        mapping = {**{n: n for n in listed}, **pairs}
+    mapping = dict(mapping or {})
+    unknown = [n for n in mapping if n not in names]
+    if unknown:
+        raise ClimodeError(
+            f"the variable list names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not among "
+            f"the variables asked for ({', '.join(names)})"
+        )
+    return mapping
+
+
+def _check_sources(found: Mapping[str, tuple[str, float | None]], path: Path) -> None:
+    """Refuse one variable of a file (at one level) read as two of the requested ones."""
+    seen: dict[tuple[str, float | None], str] = {}
+    for name, source in found.items():
+        if source in seen:
+            var = source[0] + ("" if source[1] is None else f"@{source[1]:g}")
+            raise ClimodeError(
+                f"{path}: {var} would be read as both {seen[source]} and {name}; each variable needs its own "
+                f"source (e.g. --vars U850=u,V850=v)"
+            )
+        seen[source] = name
+
+
+def _variable(
+    ds: xr.Dataset, var: str, name: str, level: float | None, path: Path, chunks: Mapping[str, int] | None
+) -> tuple[xr.DataArray, str]:
+    """File variable ``var`` of ``ds`` as ``name`` in the toolkit's convention: its own coordinates
+    (a grid of its own, CF-named), one level, a regular grid, chunked, NaN for netCDF's default fill;
+    and what was done to its grid, if anything, in a sentence."""
+    sub = rename_coords(ds[[var]].rename({var: name}) if var != name else ds[[var]])
+    sub = sub.chunk({k: v for k, v in _chunks(sub, chunks).items() if k in sub.dims})
+    da = select_level(sub[name], name, var, level, str(path))
+    for coord in ("lat", "lon"):
+        if coord in da.coords and not np.isfinite(np.asarray(da[coord].values, dtype=float)).all():
+            bad = int((~np.isfinite(np.asarray(da[coord].values, dtype=float))).sum())
+            raise ClimodeError(
+                f"{path}: coordinate {coord} of {var} has {bad} missing value(s) (NaN); every cell needs one"
+            )
+    note = ""
+    if "lat" in da.coords and da["lat"].ndim >= 2:
+        da, note = regular(da, str(path))
+    da = normalise_coords(da.to_dataset(name=name))[name]
+    return (da if _is_zarr(path) else _default_fill_missing(da)), note
+
+
+def _chunks(sub: xr.Dataset, chunks: Mapping[str, int] | None) -> Mapping[str, int]:
+    return DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})
 
 
 def _has_dask(ds: xr.Dataset) -> bool:
@@ -272,27 +441,32 @@ def open_fields(
     names = tuple(dict.fromkeys((variables,) if isinstance(variables, str) else variables))
     if not names:
         raise ClimodeError("no variables requested")
-    mapping = parse_mapping(mapping) if isinstance(mapping, str) else dict(mapping or {})
+    mapping = _mapping(mapping, names)
     files = _expand(paths)
     pieces: dict[str, list[tuple[Path, xr.DataArray]]] = {name: [] for name in names}
     present: set[str] = set()
     for path in files:
         ds = rename_coords(_open_one(path))
         present.update(map(str, ds.data_vars))
-        found = {name: _find(ds, *_lookup(name, mapping)) for name in names}
-        found = {name: var for name, var in found.items() if var is not None}
+        found = {}
+        for name in names:
+            candidates, standard_name, level = _lookup(name, mapping)
+            var = _find(ds, candidates, standard_name)
+            if var is not None:
+                found[name] = (var, level)
         if not found:
             continue
+        _check_sources(found, path)
         if "time" in ds.coords and ds["time"].ndim == 0:  # one frame per file (radar archives): a time axis of one
             ds = ds.expand_dims("time")
         ds = hours_axis(ds, path, time_in_hours, reference_time, calendar or "standard")
-        sub = xr.Dataset({name: ds[var] for name, var in found.items()})
-        spec = DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})
-        sub = normalise_coords(sub.chunk({k: v for k, v in spec.items() if k in sub.dims}))
-        if not _is_zarr(path):
-            sub = sub.assign({name: _default_fill_missing(sub[name]) for name in found})
-        for name in found:
-            pieces[name].append((path, sub[name]))
+        notes = {}
+        for name, (var, level) in found.items():
+            da, note = _variable(ds, var, name, level, path, chunks)
+            pieces[name].append((path, da))
+            notes[note] = None
+        for note in filter(None, notes):
+            warnings.warn(note, stacklevel=2)
     for name in names:
         if not pieces[name]:
             raise _missing(name, mapping, files, present)
