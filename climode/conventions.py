@@ -39,6 +39,8 @@ TIME_ORIGIN = "0001-01-01 00:00:00"
 HOURS_SINCE = f"hours since {TIME_ORIGIN}"
 HOUR_UNITS = ("hours", "hour", "hrs", "hr", "h")  # a bare time axis in these units holds hours
 
+KNOT = 1852.0 / 3600.0  # m s-1
+
 # Units: a udunits-style product of symbols, each with an optional SI prefix and an integer power
 # ("km h-1", "m s**-1", "m/s", "kg m-1 s-2", "hPa", "knots"), read into a factor to SI and the powers
 # of (metre, second, kilogram); two units convert when their powers agree.
@@ -52,7 +54,7 @@ _SI = {  # symbol (lower case) -> (factor to SI, powers of m, s, kg, K)
     **dict.fromkeys(("ft", "foot", "feet"), (0.3048, (1, 0, 0, 0))),
     **dict.fromkeys(("mi", "mile", "miles"), (1609.344, (1, 0, 0, 0))),
     **dict.fromkeys(("nmi",), (1852.0, (1, 0, 0, 0))),
-    **dict.fromkeys(("knot", "knots", "kt", "kts", "kn"), (1852.0 / 3600.0, (1, -1, 0, 0))),
+    **dict.fromkeys(("knot", "knots", "kt", "kts", "kn"), (KNOT, (1, -1, 0, 0))),
     **dict.fromkeys(("mph",), (0.44704, (1, -1, 0, 0))),
     **dict.fromkeys(("kph", "kmh"), (1 / 3.6, (1, -1, 0, 0))),
     **dict.fromkeys(("mps",), (1.0, (1, -1, 0, 0))),

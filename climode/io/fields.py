@@ -223,6 +223,11 @@ def _check_increasing(name: str, times: np.ndarray, origins: np.ndarray) -> None
     if len(bad):
         i = bad[0]
         kind = "repeated" if times[i + 1] == times[i] else "decreasing"
+        if origins[i] != origins[i + 1]:
+            raise ClimodeError(
+                f"{name}: files {origins[i]} and {origins[i + 1]} overlap in time ({kind}: {origins[i]} reaches "
+                f"{times[i]}, {origins[i + 1]} has {times[i + 1]}); give each time once"
+            )
         raise ClimodeError(
             f"times of {name} are not strictly increasing ({kind}): {times[i]} ({origins[i]}) "
             f"is followed by {times[i + 1]} ({origins[i + 1]})"
