@@ -160,6 +160,53 @@ VARIABLES = {
 STORM_VARIABLES = ("U850", "V850", "PSL")  # what the storm models forecast, in this channel order
 
 
+# Variables physics bounds, whatever the model says: (lower, upper) in the variable's own units by CF
+# standard_name; fractions go to 100 in "%". Names and units only precipitation has give (0, None).
+BOUNDED = {
+    **dict.fromkeys(
+        (
+            "precipitation_flux",
+            "precipitation_amount",
+            "lwe_precipitation_rate",
+            "lwe_thickness_of_precipitation_amount",
+            "convective_precipitation_flux",
+            "large_scale_precipitation_flux",
+            "rainfall_rate",
+            "rainfall_flux",
+            "rainfall_amount",
+            "thickness_of_rainfall_amount",
+            "snowfall_flux",
+            "snowfall_amount",
+            "humidity_mixing_ratio",
+            "relative_humidity",
+            "wind_speed",
+            "atmosphere_mass_content_of_water_vapor",
+        ),
+        (0.0, None),
+    ),
+    **dict.fromkeys(
+        ("specific_humidity", "cloud_area_fraction", "sea_ice_area_fraction", "land_area_fraction"), (0.0, 1.0)
+    ),
+}
+PRECIPITATION_NAMES = ("precip", "precipitation", "rain", "rainfall", "rainrate", "rr", "pr", "tp", "prate", "snow")
+
+
+def bounds(name: str, attrs: Mapping) -> tuple[float | None, float | None]:
+    """The physical bounds of variable ``name`` whose attributes are ``attrs`` (standard_name, units),
+    in its units: ``BOUNDED`` by standard_name, else (0, None) for a precipitation-like name or units
+    (kg m-2, kg m-2 s-1, mm, mm h-1, ...), else none."""
+    units = str(attrs.get("units", ""))
+    found = BOUNDED.get(str(attrs.get("standard_name", "")))
+    if found is not None:
+        return (found[0], 100.0) if found[1] == 1.0 and units.strip() in ("%", "percent") else found
+    read = read_units(units) if units else None
+    precip_units = read is not None and (
+        read[1] in ((-2, 0, 1, 0), (-2, -1, 1, 0))
+        or ("mm" in units.lower() and read[1] in ((1, 0, 0, 0), (1, -1, 0, 0)))
+    )
+    return (0.0, None) if name.lower() in PRECIPITATION_NAMES or precip_units else (None, None)
+
+
 def cf_attrs(name: str, source: Mapping | None = None) -> dict:
     """CF attributes of variable ``name``: climode's own for the names it knows, otherwise the
     input's (standard_name, long_name, units) where given."""
