@@ -319,3 +319,41 @@ def test_netcdf4_groups_and_grib_are_named(tmp_path):
     (tmp_path / "era5.grib").write_bytes(b"GRIB" + bytes(100))
     with pytest.raises(ClimodeError, match="is GRIB, which needs cfgrib .* grib_to_netcdf"):
         open_fields(tmp_path / "era5.grib")
+
+
+def test_an_accumulation_is_said_to_be_one_and_read_as_a_rate_when_asked(tmp_path):
+    times = pd.date_range("2024-06-01", periods=4, freq="10min")
+    for i, t in enumerate(times):
+        amount = np.full((20, 24), 0.5 * i, "f4")  # kg m-2 in 10 min: 3 mm h-1 per 0.5
+        attrs = {
+            "units": "kg m-2",
+            "standard_name": "precipitation_amount",
+            "cell_methods": "time: sum (interval: 10 minutes)",
+        }
+        xr.Dataset({"precip": (("y", "x"), amount, attrs)}, coords={"time": t}).to_netcdf(tmp_path / f"r{i}.nc")
+    files = tmp_path / "r*.nc"
+    with pytest.warns(
+        UserWarning, match=r"precip is an accumulation \(kg m-2 per 10 min\).* --vars precip=precip:rate"
+    ):
+        as_is = open_fields(files, ["precip"])
+    np.testing.assert_allclose(as_is.precip.values[:, 0, 0], [0, 0.5, 1.0, 1.5])
+    rate = open_fields(files, ["precip"], "precip=precip:rate")
+    np.testing.assert_allclose(rate.precip.values[:, 0, 0], [0, 3.0, 6.0, 9.0], rtol=1e-6)
+    assert rate.precip.attrs["units"] == "mm h-1" and "cell_methods" not in rate.precip.attrs
+    # without cell_methods, the record's time step is what each value accumulates over
+    for i in range(4):
+        with xr.open_dataset(tmp_path / f"r{i}.nc") as ds:
+            plain = ds.load()
+        del plain.precip.attrs["cell_methods"], plain.precip.attrs["standard_name"]
+        plain.to_netcdf(tmp_path / f"p{i}.nc")
+    np.testing.assert_allclose(
+        open_fields(tmp_path / "p*.nc", ["precip"], "precip=precip:rate").precip.values[:, 0, 0],
+        [0, 3, 6, 9],
+        rtol=1e-6,
+    )
+    with pytest.raises(ClimodeError, match="asks for an accumulation as a rate, but"):
+        open_fields(tmp_path / "r*.nc", ["precip"], "precip=precip:rate").pipe(lambda ds: ds)  # fine
+        xr.Dataset(
+            {"rain": (("time", "y", "x"), np.zeros((2, 20, 20)), {"units": "mm h-1"})}, coords={"time": times[:2]}
+        ).to_netcdf(tmp_path / "rate.nc")
+        open_fields(tmp_path / "rate.nc", ["rain"], "rain=rain:rate")

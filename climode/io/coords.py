@@ -4,6 +4,7 @@ read as hours since a reference; U850/V850/PSL converted to m s-1 and Pa."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -19,12 +20,13 @@ from ..conventions import (
     TIME_ORIGIN,
     VARIABLES,
     Variable,
+    bounds,
     conversion,
     read_units,
 )
 from ..errors import ClimodeError
 from ..geo.grid import apply_triangulated, regular_axes, triangulated
-from ..times import parse_date
+from ..times import parse_date, to_hours
 
 # ---------------------------------------------------------------- coordinates
 
@@ -295,3 +297,67 @@ def regular(da: xr.DataArray, where: str) -> tuple[xr.DataArray, str]:
         "the grid, regrid first (xESMF, CDO remapbil)"
     )
     return out, note
+
+
+# ---------------------------------------------------------------- accumulations
+
+_INTERVAL = re.compile(r"interval:\s*([\d.]+)\s*([a-z]+)", re.IGNORECASE)
+
+
+def _accumulated_over(da: xr.DataArray) -> float | None:
+    """Hours each value accumulates over: CF ``cell_methods`` "time: sum (interval: 10 minutes)", else
+    the record's median time step; None when neither tells."""
+    match = _INTERVAL.search(str(da.attrs.get("cell_methods", "")))
+    if match:
+        read = read_units(match.group(2))
+        if read is not None and read[1] == (0, 1, 0, 0):
+            return float(match.group(1)) * read[0] / 3600.0
+    if da.sizes.get("time", 0) > 1:
+        calendar = getattr(da["time"].values[0], "calendar", "standard")
+        return float(np.median(np.diff(to_hours(da["time"].values, calendar))))
+    return None
+
+
+def _is_accumulation(da: xr.DataArray) -> bool:
+    """A precipitation-like amount: CF "time: sum", a standard_name ending in _amount, or an amount's
+    units (kg m-2, mm, m) on a variable with precipitation bounds."""
+    attrs = da.attrs
+    if "time: sum" in str(attrs.get("cell_methods", "")) or str(attrs.get("standard_name", "")).endswith("_amount"):
+        return True
+    read = read_units(attrs["units"]) if "units" in attrs else None
+    amount = read is not None and read[1] in ((-2, 0, 1, 0), (1, 0, 0, 0))
+    return amount and bounds(str(da.name), attrs)[0] == 0.0
+
+
+def accumulation(da: xr.DataArray, name: str, source: str, as_rate: bool) -> xr.DataArray:
+    """An accumulated variable (``_is_accumulation``) as it is, with a warning that says so and what it
+    assumes, or (``as_rate``) divided by the time it accumulates over, in mm h-1 (kg m-2 of water =
+    1 mm). Anything else is returned unchanged; ``as_rate`` on it is refused."""
+    if not _is_accumulation(da):
+        if as_rate:
+            raise ClimodeError(
+                f"{name}: {source}:rate asks for an accumulation as a rate, but {source} (units "
+                f"{da.attrs.get('units', 'none')!r}, cell_methods {da.attrs.get('cell_methods', 'none')!r}) is not one"
+            )
+        return da
+    hours = _accumulated_over(da)
+    units = da.attrs.get("units", "kg m-2")
+    if not as_rate:
+        over = f"{hours * 60:g} min" if hours is not None else "one time step"
+        warnings.warn(
+            f"{name} is an accumulation ({units} per {over}): forecast as amounts per {over}, which assumes every "
+            f"time step accumulates over as long; --vars {name}={source}:rate reads it as a rate in mm h-1",
+            stacklevel=4,
+        )
+        return da
+    read = read_units(units)
+    if hours is None or read is None:
+        raise ClimodeError(
+            f"{name}: cannot tell what {source} ({units!r}) accumulates over; give cell_methods "
+            "'time: sum (interval: 10 minutes)' or more than one time"
+        )
+    to_mm = read[0] if read[1] == (-2, 0, 1, 0) else read[0] * 1000.0  # kg m-2 of water, or a depth in m
+    attrs = {k: v for k, v in da.attrs.items() if k not in ("units", "cell_methods", "standard_name")}
+    rate = da * (to_mm / hours)
+    rate.attrs = {**attrs, "units": "mm h-1", "climode_rate_from": f"{units} per {hours * 60:g} min"}
+    return rate

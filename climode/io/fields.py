@@ -27,10 +27,11 @@ import xarray as xr
 from ..conventions import VARIABLES
 from ..errors import ClimodeError
 from ..geo.grid import grid_step, onto
-from .coords import fix_units, hours_axis, normalise_coords, regular, rename_coords, select_level
+from .coords import accumulation, fix_units, hours_axis, normalise_coords, regular, rename_coords, select_level
 from .write import is_zarr_store
 
 PathLike = str | os.PathLike
+RATE = ":rate"  # --vars NAME=VAR:rate reads an accumulation as a rate
 DEFAULT_CHUNKS = {"time": 1}
 
 
@@ -167,7 +168,7 @@ def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str
     """Names to try for ``name``, the CF standard_name to fall back on and the level asked for
     (``VAR@LEVEL``); a mapping entry is exclusive."""
     if name in mapping:
-        source, sep, level = mapping[name].partition("@")
+        source, sep, level = mapping[name].removesuffix(RATE).partition("@")
         if not sep:
             return (source,), None, None
         try:
@@ -482,7 +483,10 @@ def open_fields(
         da = _concat_time(name, pieces[name])
         sample = _first_step(da)
         _check_not_empty(name, da, sample, sources)
-        arrays[name] = fix_units(name, da, sample)
+        as_rate = mapping.get(name, "").endswith(RATE)
+        arrays[name] = accumulation(
+            fix_units(name, da, sample), name, mapping.get(name, name).removesuffix(RATE), as_rate
+        )
     ds = _merge(arrays)
     ds.attrs["climode_sources"] = sources
     return ds
