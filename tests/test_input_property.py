@@ -41,7 +41,9 @@ def netcdf_inputs(draw) -> dict:
         "dtype": draw(st.sampled_from(["f4", "f8", "packed"])),
         "fill": draw(st.sampled_from([None, 1e20, -999.0])),
         "psl_units": draw(st.sampled_from(["Pa", "hPa", "none"])),
-        "wind_units": draw(st.sampled_from(["m s-1", "m/s", "none"])),
+        "wind_units": draw(st.sampled_from(["m s-1", "m/s", "none", "km h-1", "knots", "K"])),
+        "levels": draw(st.sampled_from([None, None, [850.0], [1000.0, 850.0, 500.0], [1000.0, 925.0]])),
+        "time_name": draw(st.sampled_from(["time", "valid_time"])),
         "missing": draw(st.sampled_from(["none", "speckle", "block", "last-frame", "one-variable", "everything"])),
         "drop": draw(st.sampled_from([None, None, None, "V850"])),
         "seed": draw(st.integers(0, 2**16)),
@@ -87,13 +89,18 @@ def _write(r: dict, path: Path) -> None:
     if r["lat_descending"]:
         lat = lat[::-1]
         fields = {k: v[:, ::-1] for k, v in fields.items()}
-    dims = {"time": "time", "lat": r["lat_name"], "lon": r["lon_name"]}
+    dims = {"time": r.get("time_name", "time"), "lat": r["lat_name"], "lon": r["lon_name"]}
     order = [dims[d] for d in r["order"].split(",")]
+    levels = r.get("levels")
     with netCDF4.Dataset(path, "w") as nc:
-        nc.createDimension("time", None)
+        nc.createDimension(dims["time"], None)
         nc.createDimension(dims["lat"], r["ny"])
         nc.createDimension(dims["lon"], r["nx"])
-        time = nc.createVariable("time", "f8", ("time",))
+        if levels:  # winds on pressure levels (ERA5), 850 hPa holding the fields
+            nc.createDimension("pressure_level", len(levels))
+            nc.createVariable("pressure_level", "f8", ("pressure_level",))[:] = levels
+            nc["pressure_level"].units = "hPa"
+        time = nc.createVariable(dims["time"], "f8", (dims["time"],))
         per = 24.0 if r["time_units"].startswith("days") else 1.0
         time[:] = np.asarray(r["hours"], float) / per + (0 if r["time_units"] == "none" else 10)
         if r["time_units"] != "none":
@@ -108,9 +115,13 @@ def _write(r: dict, path: Path) -> None:
             if name == "PSL" and units == "hPa":
                 values = values / 100
             data = np.moveaxis(values, (0, 1, 2), [order.index(d) for d in dims.values()])
+            var_dims = order
+            if levels and name != "PSL":
+                var_dims = ["pressure_level", *order]
+                data = np.stack([data * (1.0 if p == 850 else 1.1) for p in levels])
             packed = r["dtype"] == "packed"
             var = nc.createVariable(
-                name, "i2" if packed else r["dtype"], order, fill_value=-32767 if packed else r["fill"]
+                name, "i2" if packed else r["dtype"], var_dims, fill_value=-32767 if packed else r["fill"]
             )
             if packed:
                 lo, hi = np.nanmin(values) if np.isfinite(values).any() else 0.0, np.nanmax(values)
@@ -119,6 +130,8 @@ def _write(r: dict, path: Path) -> None:
             var[:] = np.ma.masked_invalid(data)
             if units != "none":
                 var.units = units
+            if units in ("km h-1", "knots") and name != "PSL":
+                var[:] = np.ma.masked_invalid(data * (3.6 if units == "km h-1" else 3600 / 1852))
 
 
 def _run(argv: list[str]) -> tuple[int, str]:

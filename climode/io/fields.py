@@ -102,15 +102,17 @@ def _open_one(path: Path) -> xr.Dataset:
             f"first: grib_to_netcdf -o {path.stem}.nc {path}, or cdo -f nc copy {path} {path.stem}.nc"
         )
     try:
-        raw = xr.open_dataset(
-            path,
-            engine="zarr" if zarr else "cfgrib" if grib else "netcdf4",
-            chunks={} if zarr else None,
-            cache=False,
-            decode_times=False,
-            decode_timedelta=False,
-            mask_and_scale=True,
-        )
+        with warnings.catch_warnings():  # a store without consolidated metadata is read as well, just slower
+            warnings.filterwarnings("ignore", message=".*consolidated metadata.*")
+            raw = xr.open_dataset(
+                path,
+                engine="zarr" if zarr else "cfgrib" if grib else "netcdf4",
+                chunks={} if zarr else None,
+                cache=False,
+                decode_times=False,
+                decode_timedelta=False,
+                mask_and_scale=True,
+            )
         _check_times_present(raw, path)
         return xr.decode_cf(
             raw,
