@@ -4,8 +4,8 @@
 on a dataset; ``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR`` runs one
 of the paper's protocols end to end (see ``climode.protocols``);
 ``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]`` verifies
-a forecast file (what ``python -m climode.forecast`` writes) against a truth file: RMSE per
-variable, storm track and intensity errors (see ``climode.verify``)."""
+a forecast (what ``python -m climode.forecast`` writes) against the truth, each a NetCDF file or a
+zarr store: RMSE per variable, storm track and intensity errors (see ``climode.verify``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +35,8 @@ MODE_ONLY = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m climode.evaluate", description=__doc__)
     p.add_argument("--checkpoint", help="model.safetensors or a training .ckpt")
-    p.add_argument("--forecast", help="forecast NetCDF to verify (instead of --checkpoint)")
-    p.add_argument("--truth", help="with --forecast: NetCDF file with the true fields")
+    p.add_argument("--forecast", help="forecast NetCDF file or zarr store to verify (instead of --checkpoint)")
+    p.add_argument("--truth", help="with --forecast: NetCDF file or zarr store with the true fields")
     p.add_argument(
         "--storm",
         help="with --forecast: LAT,LON near the storm at the forecast reference time "
@@ -118,21 +119,36 @@ def _storm(text: str) -> tuple[float, float]:
 
 
 def _open_forecast(path: str) -> xr.Dataset:
-    """The forecast file, loaded: its (time, lat, lon) variables and coordinates."""
+    """The forecast, a NetCDF file or a zarr store, loaded: its (time, lat, lon) variables and coordinates."""
     import xarray as xr
 
-    from .io.write import fields
+    from .io.write import fields, is_zarr_store
 
-    if not Path(path).is_file():
+    where = Path(path)
+    zarr = where.is_dir() and is_zarr_store(where)
+    if where.is_dir() and not zarr:
+        raise ClimodeError(
+            f"forecast {path} is a directory but not a zarr store (no .zgroup or zarr.json): give a forecast "
+            "NetCDF file or zarr store, as python -m climode.forecast writes"
+        )
+    if not where.exists():
         raise ClimodeError(f"forecast file {path} not found")
     try:
-        ds = xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_timedelta=False)
+        ds = xr.open_dataset(
+            path,
+            engine="zarr" if zarr else None,
+            decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
+            decode_timedelta=False,
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open forecast {path}: {exc}") from None
     names = [name for name in fields(ds) if set(ds[name].dims) == {"time", "lat", "lon"}]
     if not names:
+        lead = "init_time" in ds.dims
+        layout = " in the lead layout (init_time, lead_time); give one in the valid-time layout" if lead else ""
         raise ClimodeError(
-            f"forecast {path} has no (time, lat, lon) variable (it holds {', '.join(map(str, ds.data_vars)) or 'none'})"
+            f"forecast {path} has no (time, lat, lon) variable{layout} "
+            f"(it holds {', '.join(map(str, ds.data_vars)) or 'none'})"
         )
     with ds:
         return ds[names].load()
@@ -166,17 +182,19 @@ def _verify_files(args: argparse.Namespace) -> None:
     from .verify.truth import verify
 
     start = _storm(args.storm) if args.storm else None
-    forecast = _open_forecast(args.forecast)
-    reference = forecast.coords.get("forecast_reference_time")
-    calendar = getattr(reference.values[()], "calendar", None) if reference is not None else None
-    truth = open_fields(
-        [args.truth],
-        variables=list(forecast.data_vars),
-        mapping=args.vars,
-        time_in_hours=args.time_in_hours,
-        reference_time=args.reference_time,
-        calendar=calendar,
-    )
+    with warnings.catch_warnings():  # a store without consolidated metadata (climode.forecast --zarr) reads fine
+        warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata")
+        forecast = _open_forecast(args.forecast)
+        reference = forecast.coords.get("forecast_reference_time")
+        calendar = getattr(reference.values[()], "calendar", None) if reference is not None else None
+        truth = open_fields(
+            [args.truth],
+            variables=list(forecast.data_vars),
+            mapping=args.vars,
+            time_in_hours=args.time_in_hours,
+            reference_time=args.reference_time,
+            calendar=calendar,
+        )
     try:
         scores = verify(forecast, truth, start)
     except ClimodeError as exc:

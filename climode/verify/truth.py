@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import warnings
 
+import cftime
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..errors import ClimodeError
-from ..geo.storms import FOLLOW_KM, follow_storm, great_circle_km, intensity, storm_centre
+from ..geo.grid import periodic
+from ..geo.storms import FOLLOW_KM, INTENSITY_KM, follow_storm, great_circle_km, intensity, storm_centre
 from ..io.write import fields
 from .metrics import rmse as lat_weighted_rmse
 
 MODEL = "vid-ode"
 PERSISTENCE = "persistence"
 ERRORS = {"psl_min_hpa": "psl_min_abs_hpa", "wind_max_ms": "wind_max_abs_ms"}  # intensity -> its error score
+GREGORIAN = {"standard", "gregorian", "proleptic_gregorian"}  # one calendar for the dates verified (after 1582)
+TOLERANCE = 1e-6  # degrees: coordinates this close are the same
 
 
 # ------------------------------------------------------------------------------------ verify
@@ -60,20 +64,61 @@ def _reference_time(forecast: xr.Dataset):
     return forecast["forecast_reference_time"].values[()]
 
 
-def _matching(forecast: xr.Dataset, truth: xr.Dataset, reference) -> tuple[list[int], list[int], int]:
+def _calendar(time) -> str:
+    """The calendar of a time: a cftime date's own; numpy datetime64 is proleptic Gregorian."""
+    return getattr(time, "calendar", None) or "proleptic_gregorian"
+
+
+def _in_calendar(truth: xr.Dataset, like) -> tuple[xr.Dataset, str | None]:
+    """The truth with its times relabelled into the calendar (and type) of the time ``like`` by their date
+    stamps, when they differ; times whose stamp is no date of that calendar (30 February in noleap) are
+    left out. Also the truth's calendar when it is another than ``like``'s (Gregorian ones count as one)."""
+    times = truth["time"].values
+    if not len(times) or (
+        isinstance(times[0], np.datetime64) == isinstance(like, np.datetime64)
+        and _calendar(times[0]) == _calendar(like)
+    ):
+        return truth, None
+
+    def relabel(time):
+        try:
+            if isinstance(like, np.datetime64):
+                return np.datetime64(pd.Timestamp(*_key(time)), "ns")
+            return cftime.datetime(*_key(time), calendar=like.calendar, has_year_zero=like.has_year_zero)
+        except ValueError:
+            return None
+
+    labels = [relabel(t) for t in times]
+    kept = [k for k, label in enumerate(labels) if label is not None]
+    truth = truth.isel(time=kept).assign_coords(time=("time", np.array([labels[k] for k in kept]), truth["time"].attrs))
+    calendar = _calendar(times[0])
+    return truth, None if {calendar, _calendar(like)} <= GREGORIAN else calendar
+
+
+def _matching(
+    forecast: xr.Dataset, truth: xr.Dataset, reference, calendar: str | None = None
+) -> tuple[list[int], list[int], int]:
     """Indices of the forecast times verified, of the same times in the truth, and of the reference time
-    in the truth. Forecast times missing from the truth or not after the reference are skipped with a warning."""
+    in the truth. Forecast times missing from the truth or not after the reference are skipped with a
+    warning. ``calendar``: the truth's, named in the refusals when it is not the forecast's."""
     index = {_key(t): k for k, t in enumerate(truth["time"].values)}
     fc_times = forecast["time"].values
+    calendars = (
+        f" (the forecast's calendar is {_calendar(reference)}, the truth's {calendar}: times are matched by "
+        "their date stamps)"
+        if calendar
+        else ""
+    )
     found = [k for k, t in enumerate(fc_times) if _key(t) in index]
     if not found:
         raise ClimodeError(
-            f"no forecast time is in the truth: forecast {_span(fc_times)}, truth {_span(truth['time'].values)}"
+            f"no forecast time is in the truth{calendars}: forecast {_span(fc_times)}, "
+            f"truth {_span(truth['time'].values)}"
         )
     if _key(reference) not in index:
         raise ClimodeError(
             f"the truth has no field at the forecast reference time {_text(reference)} (the last "
-            f"input frame), which persistence needs; truth {_span(truth['time'].values)}"
+            f"input frame), which persistence needs{calendars}; truth {_span(truth['time'].values)}"
         )
     kept = [k for k in found if _hours(fc_times[k], reference) > 0]
     skipped = sorted(set(range(len(fc_times))) - set(kept))
@@ -92,14 +137,78 @@ def _matching(forecast: xr.Dataset, truth: xr.Dataset, reference) -> tuple[list[
     return kept, [index[_key(fc_times[k])] for k in kept], index[_key(reference)]
 
 
-def _on_grid(truth: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
-    """The truth on the forecast's lat/lon grid: as it is when the grids agree, else bilinear interpolation."""
-    same = all(
-        truth[d].shape == forecast[d].shape and np.allclose(truth[d].values, forecast[d].values) for d in ("lat", "lon")
+def _grid(ds: xr.Dataset) -> str:
+    """A lat/lon grid in words: its cells, spacing and extent."""
+    lat, lon = ds["lat"].values, ds["lon"].values
+    step = "x".join(f"{np.median(np.diff(c)):g}" if len(c) > 1 else "-" for c in (lat, lon))
+    return (
+        f"{len(lat)} x {len(lon)} cells of {step} degrees, lat {lat.min():g} to {lat.max():g}, "
+        f"lon {lon.min():g} to {lon.max():g}"
     )
-    if same:
-        return truth.assign_coords(lat=forecast["lat"], lon=forecast["lon"])
-    return truth.interp(lat=forecast["lat"], lon=forecast["lon"], method="linear")
+
+
+def _covered(values: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Which ``values`` (one axis of the forecast grid) the truth's ``coords`` cover: inside their extent
+    and within half their usual spacing of one of them (not in a gap)."""
+    if not len(coords):
+        return np.zeros(len(values), bool)
+    coords = np.sort(coords)
+    step = np.median(np.diff(coords)) if len(coords) > 1 else 0.0
+    right = np.clip(np.searchsorted(coords, values), 0, len(coords) - 1)
+    gap = np.minimum(np.abs(values - coords[right]), np.abs(values - coords[np.maximum(right - 1, 0)]))
+    return (gap <= step / 2 + TOLERANCE) & (values >= coords[0] - TOLERANCE) & (values <= coords[-1] + TOLERANCE)
+
+
+def _shared(truth: np.ndarray, forecast: np.ndarray) -> tuple[slice, slice] | None:
+    """Where two ascending grid axes hold the same values over their common extent (a slice of each), if they do."""
+    bounds = [max(truth[0], forecast[0]) - TOLERANCE, min(truth[-1], forecast[-1]) + TOLERANCE]
+    mine, theirs = (slice(*np.searchsorted(axis, bounds)) for axis in (truth, forecast))
+    same = len(truth[mine]) == len(forecast[theirs]) and np.allclose(truth[mine], forecast[theirs], atol=TOLERANCE)
+    return (mine, theirs) if same else None
+
+
+def _on_grid(truth: xr.Dataset, forecast: xr.Dataset) -> tuple[xr.Dataset, np.ndarray | None]:
+    """The truth on the forecast's lat/lon grid, NaN where it has no value, and the mask (lat, lon) of the
+    forecast cells it covers (None: all). Where the two grids hold the same cells over their common
+    extent (the same grid, a part of it, or a larger one) the truth's cells are taken as they are; any
+    other truth is interpolated bilinearly, with a warning naming both grids. A truth that covers no
+    forecast cell is refused."""
+    lat, lon = forecast["lat"].values, forecast["lon"].values
+    covered = _covered(lat, truth["lat"].values)[:, None] & _covered(lon, truth["lon"].values)[None, :]
+    if not covered.any():
+        raise ClimodeError(f"the truth ({_grid(truth)}) does not overlap the forecast ({_grid(forecast)})")
+    shared = [_shared(truth[d].values, forecast[d].values) for d in ("lat", "lon")]
+    if None not in shared:
+        (lat_t, lat_f), (lon_t, lon_f) = shared
+        on_grid = truth.isel(lat=lat_t, lon=lon_t).assign_coords(lat=lat[lat_f], lon=lon[lon_f])
+        if on_grid.sizes["lat"] != len(lat) or on_grid.sizes["lon"] != len(lon):
+            on_grid = on_grid.reindex(lat=lat, lon=lon)
+    else:
+        warnings.warn(
+            f"the truth is on another grid ({_grid(truth)}) than the forecast ({_grid(forecast)}): "
+            "interpolated bilinearly to the forecast's",
+            stacklevel=3,
+        )
+        mask = xr.DataArray(covered, coords={"lat": forecast["lat"], "lon": forecast["lon"]})
+        on_grid = truth.interp(lat=forecast["lat"], lon=forecast["lon"], method="linear").where(mask)
+    return on_grid.assign_coords(lat=forecast["lat"], lon=forecast["lon"]), None if covered.all() else covered
+
+
+def _clear(centres: np.ndarray, covered: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Whether each storm centre (N, 2) is inside the ``covered`` part (lat, lon) of the grid, at least
+    ``INTENSITY_KM`` (the radius intensity searches) from its edge, where the grid's own edge counts
+    (in longitude only when the grid is not periodic); False for a NaN centre."""
+    edge = ~covered
+    edge[[0, -1]] = True
+    if not periodic(lon):
+        edge[:, [0, -1]] = True
+    return np.array(
+        [
+            np.isfinite(c).all()
+            and not (edge & (great_circle_km(lat[:, None], lon[None, :], c[0], c[1]) <= INTENSITY_KM)).any()
+            for c in centres
+        ]
+    )
 
 
 def _track_rows(track: pd.DataFrame, strength: pd.DataFrame, reference) -> list[dict]:
@@ -122,8 +231,12 @@ def verify(
     forecast : ``climode.forecast``'s output: dims (time, lat, lon), physical units, with the scalar
         coordinate ``forecast_reference_time``.
     truth : the true fields, dims (time, lat, lon), times increasing, holding every forecast
-        variable and the reference time; interpolated (bilinear) to the forecast grid when the grids
-        differ. Forecast times are matched to truth times by value (year to second).
+        variable and the reference time. Forecast times are matched to truth times by their date
+        stamps (year to second); a truth in another calendar (360_day against noleap) is compared
+        at the stamps both calendars have, with a warning, and refused, naming both calendars, when
+        no forecast time has one. Where the grids hold the same cells over their common extent the
+        truth's cells are taken as they are, else the truth is interpolated (bilinear) to the forecast
+        grid, with a warning naming both grids.
     start : (lat, lon) degrees near the storm at the reference time (default: the deepest PSL
         minimum of the truth then).
     radius_km : how far a followed storm centre may move between frames.
@@ -144,16 +257,41 @@ def verify(
     (radius_km per frame) from ``start`` (default: the deepest PSL minimum of the truth at the
     reference time) -- the forecast from the truth's centre at the reference time -- and
     measured by ``intensity``; persistence keeps the reference time's centre and intensity.
+
+    A truth that covers only part of the forecast domain is scored where it is, with a warning giving
+    the share it covers (cos-latitude weighted): RMSE over the covered cells only. One that covers none
+    is refused. A storm-centred score needs every cell that ``intensity`` searches, so with a partial
+    truth the track, minimum PSL and maximum wind errors of every method (all of them, so that the
+    methods stay compared on the same lead times) are NaN at each lead time where the truth's or the
+    forecast's storm -- and at every lead time where the truth's storm at the reference time -- is
+    outside the covered part or within ``INTENSITY_KM`` of its edge (where that edge is the forecast
+    domain's own, too), with a warning; the scores then hold ``"storm": {..., "left_out":
+    {"lead_times": [...], "reason": "..."}}``. A partial truth also adds ``"coverage": {"share":
+    fraction, "truth_grid": "..."}``.
     """
     variables = fields(forecast)
     missing = [name for name in variables if name not in truth.data_vars]
     if missing:
         raise ClimodeError(f"the truth lacks {', '.join(missing)} (it holds {', '.join(map(str, truth.data_vars))})")
+    for name, ds in (("forecast", forecast), ("truth", truth)):
+        wrong = [v for v in variables if set(ds[v].dims) != {"time", "lat", "lon"}]
+        if wrong:
+            raise ClimodeError(
+                f"the {name}'s {wrong[0]} has dims ({', '.join(map(str, ds[wrong[0]].dims))}); "
+                "verification takes (time, lat, lon) on a lat/lon grid"
+            )
     reference = _reference_time(forecast)
-    kept, matched, ref_index = _matching(forecast, truth, reference)
+    truth, calendar = _in_calendar(truth, reference)
+    kept, matched, ref_index = _matching(forecast, truth, reference, calendar)
+    if calendar:
+        warnings.warn(
+            f"the truth's calendar ({calendar}) is not the forecast's ({_calendar(reference)}): times matched "
+            f"by their date stamps (year to second), {len(kept)} forecast time(s) scored",
+            stacklevel=2,
+        )
     forecast = forecast.isel(time=kept)
     window = truth[variables].isel(time=slice(ref_index, max(matched) + 1)).compute()
-    window = _on_grid(window, forecast)
+    window, covered = _on_grid(window, forecast)
     at = [i - ref_index for i in matched]  # the verified times within the window
     truth_now = window.isel(time=at).assign_coords(time=forecast["time"])
     initial = window.isel(time=0, drop=True)
@@ -170,6 +308,15 @@ def verify(
             for name, fc in ((MODEL, forecast), (PERSISTENCE, persisted))
         },
     }
+    if covered is not None:
+        weights = np.cos(np.radians(forecast["lat"].values))[:, None]
+        share = float((covered * weights).sum() / (weights.sum() * covered.shape[1]))
+        scores["coverage"] = {"share": share, "truth_grid": _grid(truth)}
+        warnings.warn(
+            f"the truth ({_grid(truth)}) covers {np.floor(share * 1000) / 10:g}% of the forecast domain "
+            f"({_grid(forecast)}): only that part is scored",
+            stacklevel=2,
+        )
     if "PSL" not in variables:
         return scores
     if start is None:
@@ -190,13 +337,18 @@ def verify(
         PERSISTENCE: (np.array([[origin["lat"], origin["lon"]]]), truth_strength.iloc[[0] * len(at)]),
     }
     measures = {c: e for c, e in ERRORS.items() if c in truth_strength}
+    scored = np.ones(len(at), bool)
+    if covered is not None:  # the storm, in the truth then and now and in the forecast, well inside the truth
+        grid = covered, forecast["lat"].values, forecast["lon"].values
+        then = _clear(np.array([[origin["lat"], origin["lon"]]]), *grid)[0]
+        scored = then & _clear(true_now[["lat", "lon"]].to_numpy(), *grid) & _clear(guesses[MODEL][0], *grid)
     for name, (centres, strength) in guesses.items():
         method = scores["methods"][name]
-        method["track_km"] = _floats(
-            great_circle_km(centres[:, 0], centres[:, 1], true_now["lat"].to_numpy(), true_now["lon"].to_numpy())
-        )
+        km = great_circle_km(centres[:, 0], centres[:, 1], true_now["lat"].to_numpy(), true_now["lon"].to_numpy())
+        method["track_km"] = _floats(np.where(scored, km, np.nan))
         for column, error in measures.items():
-            method[error] = _floats(np.abs(strength[column].to_numpy() - true_strength[column].to_numpy()))
+            difference = np.abs(strength[column].to_numpy() - true_strength[column].to_numpy())
+            method[error] = _floats(np.where(scored, difference, np.nan))
     scores["units"].update(
         {
             "track_km": "km",
@@ -216,6 +368,19 @@ def verify(
             MODEL: _track_rows(model_track, model_strength, reference),
         },
     }
+    if not scored.all():
+        reason = (
+            f"the storm (truth or forecast) is outside the truth's coverage or within {INTENSITY_KM:g} km of its edge"
+        )
+        scores["storm"]["left_out"] = {
+            "lead_times": [scores["lead_times"][k] for k in np.flatnonzero(~scored)],
+            "reason": reason,
+        }
+        warnings.warn(
+            f"storm scores (track, minimum PSL, maximum wind) left out (NaN) at {(~scored).sum()} of {len(at)} "
+            f"lead time(s): {reason}",
+            stacklevel=2,
+        )
     return scores
 
 
