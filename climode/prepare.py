@@ -5,23 +5,26 @@
         [--tracks FILE] [--basins east-pacific-atlantic] [--resolution 1.0]
         [--vars U850=u,V850=v,PSL=p] [--time-in-hours --reference-time '1996-01-05']
         [--n-in 5] [--n-out 5] [--min-gap H] [--max-gap 48] [--lead-step H] [--between]
-        [--scheduler ADDRESS] [--workers 2]
+        [--split 80,10,10] [--scheduler ADDRESS] [--workers 2]
 
 Storm periods come from --tracks (IBTrACS CSV, TempestExtremes file, or climode's tracks CSV)
 or, without it, from climode's detector run on the fields. Samples are split by time blocks:
 the record's first 80 % trains, the next 10 % validates, the last 10 % tests, the first two
 ending in a buffer of one sample's longest span (--max-gap gaps and every target) that no sample
 uses; every sample lies inside one block (a storm's stay in a tile is cut at the block edges), so
-no held-out target is a frame (same tile and time) of a training sample. A short record may leave
-val or test empty (a warning). Normalisation statistics come from the training split only. The
-work runs on dask.distributed: a LocalCluster by default, the scheduler at --scheduler if given.
-The store is written to a temporary path and renamed into place when complete.
+no held-out target is a frame (same tile and time) of a training sample; --split chooses other
+shares. A short record may leave val or test empty (a warning); one with no training sample in
+its first 80 % gives up the test block, then validation (a warning) unless --split was given.
+Normalisation statistics come from the training split only. The work runs on dask.distributed: a
+LocalCluster by default, the scheduler at --scheduler if given. The store is written to a
+temporary path and renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -71,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         "--between", action="store_true", help="also a target at a random step inside each input gap (interpolation)"
     )
     p.add_argument(
+        "--split",
+        metavar="TRAIN,VAL,TEST",
+        help="percentages of the record in the train, val and test time blocks, in that order (default 80,10,10, "
+        "less on a record too short for it)",
+    )
+    p.add_argument(
         "--samples-per-storm",
         type=int,
         default=8,
@@ -82,6 +91,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p
+
+
+def _fractions(split: str) -> tuple[float, float, float]:
+    """``--split TRAIN,VAL,TEST`` (percentages) as fractions of the record."""
+    try:
+        shares = tuple(float(p) / 100 for p in split.split(","))
+    except ValueError:
+        shares = ()
+    if len(shares) != 3 or min(shares) < 0 or not shares[0] > 0 or not math.isclose(sum(shares), 1):
+        raise ClimodeError(f"--split takes three percentages adding up to 100, e.g. 80,10,10 or 100,0,0; got {split!r}")
+    return shares
 
 
 def _shut_down(client, cluster) -> None:
@@ -116,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ClimodeError(f"{out} exists; pass --overwrite to replace it")
+    fractions = _fractions(args.split) if args.split else None
     variables = [v.strip() for v in args.variables.split(",") if v.strip()]
     tiles = None if args.basins == "none" else parse_tiles(args.basins)
     started = time.perf_counter()
@@ -158,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             tracks=tracks,
             samples_per_storm=args.samples_per_storm,
             seed=args.seed,
+            fractions=fractions,
             resolution=args.resolution or None,
             normalisation=args.normalisation,
             provenance={"tracks_file": args.tracks or ("detected" if tracks is not None else "none")},

@@ -188,7 +188,7 @@ def test_bad_inputs_give_one_error_and_no_partial_store(corpus, tmp_path):
     first = sorted(corpus.glob("*.nc"))[0]
     copy = tmp_path / "copy.nc"
     copy.write_bytes(first.read_bytes())
-    assert_user_error(prepare("--input", first, copy, *common), "increasing")
+    assert_user_error(prepare("--input", first, copy, *common), "overlap in time")
     empty = tmp_path / "empty.nc"
     ds = xr.open_dataset(first, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
     ds["PSL"][:] = np.nan

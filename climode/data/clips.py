@@ -39,6 +39,9 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raise ClimodeError(
             f"{path}: 'times' must have shape ({t},) or ({n}, {t}) to match 'frames', found {times.shape}"
         )
+    bad = np.nonzero(~np.isfinite(times).all(1))[0]
+    if len(bad):
+        raise ClimodeError(f"{path}: times must be finite numbers; clip {bad[0]} has {times[bad[0]].tolist()}")
     bad = np.nonzero(~(np.diff(times, axis=1) > 0).all(1))[0]
     if len(bad):
         raise ClimodeError(f"{path}: times must be strictly increasing; clip {bad[0]} has {times[bad[0]].tolist()}")
@@ -75,6 +78,11 @@ class Clips(Dataset):
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def time_spans(self) -> np.ndarray:
+        """(N, 2): each clip's input span (first to last input time) and lead (last input to last target)."""
+        last = self.times[:, self.n_in - 1]
+        return np.stack((last - self.times[:, 0], self.times[:, self.n_in + self.n_out - 1] - last), 1)
 
     def __getitem__(self, index: int) -> dict:
         f, t, n = self.frames[index], self.times[index], self.n_in

@@ -15,11 +15,10 @@ from pathlib import Path
 from ..errors import ClimodeError
 from ..io.fields import open_fields, parse_variables
 from ..times import parse_span, to_hours
-from .prepare import FRACTIONS, SPLITS, prepare_shards, sampling_for, step_hours, time_blocks
+from .prepare import FRACTIONS, SHORT_SPLITS, SPLITS, prepare_shards, sampling_for, step_hours, time_blocks
 
 log = logging.getLogger(__name__)
 MAX_GAP_H, MAX_GAP_STEPS = 48.0, 16  # the default largest input gap: the shorter of the two
-SHORT_SPLITS = (FRACTIONS, (0.9, 0.1, 0.0), (1.0, 0.0, 0.0))  # tried in turn on a short record
 
 
 def _spans(ds, train_times: str | None, val_times: str | None) -> dict[str, tuple[float, float]] | None:
@@ -49,7 +48,7 @@ def fit_record(
                 return gap, fractions
     raise ClimodeError(
         f"the record has {n_steps} time steps; a sample of {n_in} inputs and {n_out} targets needs at least "
-        f"{n_in + n_out}"
+        f"{n_in + n_out}, even with nothing held out; give a longer record or a smaller data.n_in or data.n_out"
     )
 
 
@@ -100,7 +99,8 @@ def prepare(
         if (gap, split) != (wanted, FRACTIONS):
             blocks = ", ".join(f"{name} {100 * f:.0f} %" for name, f in zip(SPLITS, split) if f > 0)
             log.warning(
-                "a short record (%d steps of %g h): input gaps up to %d steps (%g h), time blocks %s",
+                "a short record (%d steps of %g h): input gaps up to %d steps (%g h), time blocks %s "
+                "(--train-times and --val-times choose them)",
                 ds.sizes["time"], step, gap, gap * step, blocks,
             )  # fmt: skip
         max_gap_h = gap * step if max_gap_h is None else max_gap_h

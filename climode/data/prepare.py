@@ -31,6 +31,7 @@ from .stats import compute_stats
 
 BATCH = 64  # time steps or samples computed per dask graph
 FRACTIONS = (0.8, 0.1, 0.1)  # train, val, test shares of the record, in time order
+SHORT_SPLITS = (FRACTIONS, (0.9, 0.1, 0.0), (1.0, 0.0, 0.0))  # tried in turn on a short record
 log = logging.getLogger(__name__)
 
 
@@ -114,6 +115,24 @@ def plan_samples(
     warning; no training sample at all is a ClimodeError. ``spans`` replaces the fractions with the
     times the user chose (``span_blocks``).
     """
+    plan, blocks, fractions = _plan(ds, tiles, tracks, sampling, per_period, seed, fractions, spans)
+    _report_empty(
+        plan, blocks, len(ds.time), sample_span(sampling), sampling, tracks is not None, fractions, bool(spans)
+    )
+    return plan
+
+
+def _plan(
+    ds: xr.Dataset,
+    tiles: list[Tile] | None,
+    tracks: pd.DataFrame | None,
+    sampling: SamplingConfig,
+    per_period: int,
+    seed: int,
+    fractions: tuple[float, float, float],
+    spans: dict[str, tuple[float, float]] | None,
+) -> tuple[pd.DataFrame, dict[str, range], tuple[float, float, float]]:
+    """``plan_samples``' plan, unreported, with its time blocks and their shares of the record."""
     calendar = ds.time.values[0].calendar
     ds_hours = to_hours(ds.time.values, calendar)
     n_steps, buffer = len(ds_hours), sample_span(sampling)
@@ -159,7 +178,34 @@ def plan_samples(
                     for inputs, observed, targets in drawn
                 ]
     plan = pd.DataFrame(rows, columns=["tile", "storm", "split", "inputs", "observed", "targets"])
-    _report_empty(plan, blocks, n_steps, buffer, sampling, tracks is not None, fractions, bool(spans))
+    return plan, blocks, fractions
+
+
+def plan_short(
+    ds: xr.Dataset,
+    tiles: list[Tile] | None,
+    tracks: pd.DataFrame | None,
+    sampling: SamplingConfig,
+    per_period: int,
+    seed: int,
+) -> pd.DataFrame:
+    """``plan_samples`` with the default split (``FRACTIONS``) where it gives training samples; on a record
+    too short for that, with the first of ``SHORT_SPLITS`` that gives samples in every block it keeps (the
+    test block given up, then validation), said in one warning line naming ``--split``, the option that
+    chooses the blocks. Where even the whole record gives no training sample, ``plan_samples``' error."""
+    for fractions in SHORT_SPLITS:
+        plan, blocks, _ = _plan(ds, tiles, tracks, sampling, per_period, seed, fractions, None)
+        needed = ["train"] if fractions == FRACTIONS else [name for name, f in zip(SPLITS, fractions) if f > 0]
+        if all((plan.split == name).any() for name in needed):
+            break
+    _report_empty(plan, blocks, len(ds.time), sample_span(sampling), sampling, tracks is not None, fractions)
+    if fractions != FRACTIONS:
+        say = lambda split: ", ".join(f"{name} {100 * f:g} %" for name, f in zip(SPLITS, split) if f > 0)
+        log.warning(
+            "a short record (%d steps of %g h): no training sample in time blocks %s, so held-out blocks are "
+            "given up: time blocks %s (--split chooses them)",
+            len(ds.time), sampling.step_h, say(FRACTIONS), say(fractions),
+        )  # fmt: skip
     return plan
 
 
@@ -191,10 +237,15 @@ def _report_empty(
             f"(steps {train.start}-{train.stop - 1} of {n_steps}); {why}"
         )
     if not (plan.split == "train").any():
+        share, more = "all of it, nothing held out", ""
+        if fractions[0] < 1:
+            share = f"{100 * fractions[0]:g} % of the record less a buffer of {buffer} steps, the longest span of a "
+            share += "sample, before the held-out blocks"
+            more = ", more of it for training (--split)"
         raise ClimodeError(
             f"no training samples: the record has {n_steps} steps of {sampling.step_h:g} h and the training block "
-            f"is its first {len(train)} steps ({100 * fractions[0]:g} % of the record less a buffer of {buffer} "
-            f"steps, the longest span of a sample, before the held-out blocks); {why}"
+            f"is its first {len(train)} steps ({share}); {why}; give a longer record{more} or shorter samples "
+            "(--n-in, --n-out, --min-gap)"
         )
     for name in ("val", "test"):
         if fractions[SPLITS.index(name)] > 0 and not (plan.split == name).any():
@@ -362,7 +413,7 @@ def prepare_shards(
     tracks: pd.DataFrame | None = None,
     samples_per_storm: int = 0,
     seed: int = 0,
-    fractions: tuple[float, float, float] = FRACTIONS,
+    fractions: tuple[float, float, float] | None = None,
     spans: dict[str, tuple[float, float]] | None = None,
     resolution: float | None = None,
     normalisation: str = "minmax",
@@ -371,8 +422,12 @@ def prepare_shards(
 ) -> pd.DataFrame:
     """The data path's one assembly, fields -> samples -> shards: plan the samples of ``ds``
     (``plan_samples``: storms' stays in ``tiles`` when ``tracks`` are given, else every window of
-    the grid) and write them to the store ``out`` (``write_shards``). Returns the plan."""
-    plan = plan_samples(ds, tiles, tracks, sampling, samples_per_storm, seed, fractions, spans)
+    the grid) and write them to the store ``out`` (``write_shards``). Returns the plan. ``fractions`` None:
+    80/10/10, or on a record too short for that the held-out blocks given up (``plan_short``)."""
+    if fractions is None and not spans:
+        plan = plan_short(ds, tiles, tracks, sampling, samples_per_storm, seed)
+    else:
+        plan = plan_samples(ds, tiles, tracks, sampling, samples_per_storm, seed, fractions or FRACTIONS, spans)
     source = {"source_files": ds.attrs.get("climode_sources", ""), **(provenance or {})}
     write_shards(
         out, ds, tiles, plan, variables, resolution, normalisation, tracks, sampling, source, overwrite=overwrite
@@ -382,8 +437,10 @@ def prepare_shards(
 
 __all__ = [
     "FRACTIONS",
+    "SHORT_SPLITS",
     "SPLITS",
     "plan_samples",
+    "plan_short",
     "prepare_shards",
     "sample_span",
     "sampling_for",

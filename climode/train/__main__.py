@@ -63,7 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, help="processes/GPUs for data-parallel training")
     p.add_argument("--accelerator", help="cpu, gpu or auto")
     p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N generator updates")
-    p.add_argument("--logger", help="csv (logs/metrics.csv, default) or tensorboard (also logs/tensorboard)")
+    p.add_argument(
+        "--logger",
+        help="csv (logs/metrics.csv, default) or tensorboard (also logs/tensorboard; needs the tensorboard extra: "
+        'pip install -e ".[tensorboard]")',
+    )
     return p
 
 

@@ -14,9 +14,11 @@ import signal
 import sys
 import warnings
 import zipfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
@@ -39,6 +41,7 @@ from .task import ForecastTask, steps_per_update
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.yaml"
+MAX_SOLVER_STEPS = 10_000  # ODE solver steps per sample: far above a sensible run's (tens to hundreds)
 DEFAULT_CONFIGS = {
     "cam5": "cam5-small",
     "gridded": "gridded-small",
@@ -139,6 +142,52 @@ def _check_frame_size(frame_shape: list[int], config: Config) -> None:
             f"{where}: frames are {frame_shape[0]} x {frame_shape[1]} cells; adversarial training needs at least "
             f"{need} x {need} (the discriminators halve them three times); give larger frames or set "
             "train.adversarial: false"
+        )
+
+
+def _time_spans(dataset) -> np.ndarray:
+    """(N, 2): each sample's input span (first to last input) and lead (last input to last target) in the
+    data's units; of every sample where the dataset keeps their times (clips), else of its first."""
+    if hasattr(dataset, "time_spans"):
+        return dataset.time_spans()
+    if not len(dataset):
+        return np.zeros((0, 2))
+    sample = dataset[0]
+    t_in, t_out = (np.asarray(sample[key], dtype=np.float64) for key in ("times_in", "times_out"))
+    last = np.nanmax(t_in)
+    return np.array([[last - np.nanmin(t_in), np.nanmax(t_out) - last]])
+
+
+def _check_solver_steps(datasets, config: Config) -> None:
+    """Refuse samples whose time spans would take the ODE solvers more than ``MAX_SOLVER_STEPS`` steps
+    each (times in other units than the model's, e.g. scaled by 1e12: one update would run for days),
+    naming the span, the steps and the ``model.time_scale`` that would fit (the sample's mean gap)."""
+    model = config.model
+    scale = model.time_scale or 1.0
+    step = lambda solver: solver.step_size if solver.method != "dopri5" else 1.0  # dopri5: nominally one unit
+    steps_in, steps_out = step(model.encoder_solver), step(model.decoder_solver)
+    for dataset in datasets:
+        spans = _time_spans(dataset)
+        steps = spans[:, 0] / (scale * steps_in) + spans[:, 1] / (scale * steps_out)
+        if not len(steps) or np.all(steps <= MAX_SOLVER_STEPS):
+            continue
+        worst = int(np.nanargmax(np.nan_to_num(steps, nan=np.inf)))
+        span_in, lead = spans[worst]
+        raise ClimodeError(
+            f"{config.data.path or config.data.name}: a sample spans {span_in:g} time units of inputs and {lead:g} "
+            f"of lead, {steps[worst]:.3g} ODE solver steps at model.time_scale {scale:g} with solver steps of "
+            f"{steps_in:g} (encoder) and {steps_out:g} (decoder) model units, over the {MAX_SOLVER_STEPS} a sample "
+            f"may take; rescale the times or set model.time_scale to their step (about "
+            f"{(span_in + lead) / (config.data.n_in + config.data.n_out - 1):.3g} in that sample)"
+        )
+
+
+def _check_logger(kind: str) -> None:
+    """Refuse, before any work, a logger whose package is not installed, with the command that installs it."""
+    if kind == "tensorboard" and not any(find_spec(name) for name in ("tensorboardX", "tensorboard")):
+        raise ClimodeError(
+            "--logger tensorboard needs tensorboardX (or tensorboard), which is not installed; install it from the "
+            'climode checkout with: .venv/bin/python -m pip install -c constraints.txt -e ".[tensorboard]"'
         )
 
 
@@ -262,22 +311,42 @@ def _holding_run_lock(train_fn):
 def _run_lock(out: Path):
     """Hold ``.<run>.lock`` beside the run directory for the whole run (an advisory ``flock``, released
     by the system when the process ends, however it ends): a second run on the same directory is
-    refused instead of interleaving checkpoints."""
-    lock = out.resolve().parent / f".{out.resolve().name}.lock"
+    refused instead of interleaving checkpoints. A refused run (ClimodeError) leaves nothing it
+    created: the run directory while it holds no checkpoint, the lock file and the folders made for
+    them (``--out deep/er/run``) are removed before the lock is released."""
+    run = out.resolve()
+    lock = run.parent / f".{run.name}.lock"
+    made = [p for p in (run.parent, *run.parent.parents) if not p.exists()]  # deepest first
+    existed = run.exists(), lock.exists()
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as handle:
+    while True:
+        handle = open(lock, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise ClimodeError(f"{out} is in use by another training run ({holder}); wait for it or stop it") from None
+        if lock.exists() and os.path.samestat(os.fstat(handle.fileno()), lock.stat()):
+            break
+        handle.close()  # a refused run removed the file this one opened: lock the one now there
+    with handle:
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()}")
         handle.flush()
         try:
             yield
+        except ClimodeError:
+            if not existed[0] and not any((run / "checkpoints").glob("*.ckpt")):
+                shutil.rmtree(run, ignore_errors=True)
+            if not existed[1]:
+                lock.unlink(missing_ok=True)
+            for folder in made:
+                with contextlib.suppress(OSError):  # only while empty
+                    folder.rmdir()
+            raise
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -357,6 +426,7 @@ def train(
         checkpoint_every=checkpoint_every,
         logger=logger,
     )
+    _check_logger(config.train.logger)
     chosen = {"architecture": model, **VARIANTS.get(model, {})} if model and not resume else {}
     if model and resume and model != config.model.architecture:
         raise ClimodeError(f"cannot resume {out} as --model {model}: that run trains {config.model.architecture}")
@@ -380,13 +450,7 @@ def train(
     if clear and launcher:
         shutil.rmtree(out)
     if gridded and launcher:
-        created = not out.exists()
-        try:
-            config = _prepare_gridded(config, out)
-        except ClimodeError:
-            if created:  # a refused input leaves nothing behind
-                shutil.rmtree(out, ignore_errors=True)
-            raise
+        config = _prepare_gridded(config, out)  # a refused input leaves nothing behind (``_run_lock``)
     elif gridded:
         config = replace(config, "data", path=str(out / "data.zarr"))
     if gridded:
@@ -404,6 +468,8 @@ def train(
     n_in = config.data.n_in if chosen.get("encoder", config.model.encoder) == "conv" else None
     config = replace(config, "model", channels=channels, n_in=n_in, frame_shape=frame_shape, **chosen)
     _check_frame_size(frame_shape, config)
+    if config.model.architecture in LEARNED:
+        _check_solver_steps((train_set, val_set), config)
     configure(config.model)  # a model that cannot be built here (e.g. pysteps missing) is refused before any file
     if launcher:
         out.mkdir(parents=True, exist_ok=True)
@@ -489,17 +555,13 @@ def train(
 
 
 def _loggers(kind: str, out: Path, version: str) -> list:
-    """CSV metrics always (logs/metrics.csv); with "tensorboard", TensorBoard event files in logs/tensorboard."""
+    """CSV metrics always (logs/metrics.csv); with "tensorboard", TensorBoard event files in logs/tensorboard
+    (its package checked by ``_check_logger``)."""
     loggers = [CSVLogger(out, name="", version=version)]
     if kind == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        try:
-            loggers.append(TensorBoardLogger(out / version, name="", version="tensorboard", default_hp_metric=False))
-        except ModuleNotFoundError:
-            raise ClimodeError(
-                "--logger tensorboard needs tensorboard or tensorboardX: pip install tensorboardX"
-            ) from None
+        loggers.append(TensorBoardLogger(out / version, name="", version="tensorboard", default_hp_metric=False))
     return loggers
 
 

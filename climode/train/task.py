@@ -3,6 +3,7 @@ LSGAN discriminators, their losses, the weights' moving average and the learning
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -10,6 +11,8 @@ import platform
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.optim.swa_utils import AveragedModel
 
 from ..checkpoint import Card
@@ -104,6 +107,7 @@ class ForecastTask(L.LightningModule):
                 for disc in (self.d_img, self.d_seq):
                     use_channels_last(disc)
         self.shared_times = not getattr(self.model, "per_sample_times", False)
+        self.first_update = True  # of this fit: its metrics are written at once (``_log_first_update``)
 
     @property
     def sequence_frames(self) -> int:
@@ -159,13 +163,46 @@ class ForecastTask(L.LightningModule):
         kind = torch.full(batch["times_out"].shape, -1, dtype=torch.long, device=frames.device)
         losses: dict[str, torch.Tensor] = {}
         for rows, columns, part in by_times(batch, self.shared_times):
-            out = model(part["frames_in"], part["times_in"], part["times_out"])
+            with self._stoppable():
+                out = model(part["frames_in"], part["times_in"], part["times_out"])
             frames[rows[:, None], columns[None]] = out["frames"].to(frames.dtype)
             if "kind" in out:
                 kind[rows[:, None], columns[None]] = out["kind"]
             for name, value in self.generator_losses(part, out).items():
                 losses[name] = losses.get(name, 0) + value * len(rows) / len(frames)
         return frames, losses, kind
+
+    @contextlib.contextmanager
+    def _stoppable(self):
+        """While a forecast runs, every module call (each ODE solver step among them) first checks the
+        flag Lightning's SIGTERM handler sets and raises SIGTERMException: a slow update (a long span,
+        many solver steps) stops at once instead of after it ends, before any weight or optimiser
+        state of that update has changed (the forecast comes first), so the last checkpoint is exact."""
+        trainer = getattr(self, "_trainer", None)  # None outside a fit
+        if trainer is None:
+            yield
+            return
+
+        def check(module: torch.nn.Module, args: tuple) -> None:
+            if trainer.received_sigterm:
+                raise SIGTERMException
+
+        handle = register_module_forward_pre_hook(check)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def _log_first_update(self, metrics: dict[str, torch.Tensor], update: int) -> None:
+        """Write the first update's metrics of this fit to the loggers at once: Lightning writes a row every
+        ``log_every_n_steps`` updates, the first after that many (a short or stopped run showed none)."""
+        first, self.first_update = self.first_update, False
+        if not first or (update + 1) % self.trainer.log_every_n_steps == 0:  # Lightning writes this one
+            return
+        row = {name: float(value) for name, value in metrics.items()} | {"epoch": self.current_epoch}
+        for logger in self.loggers:
+            logger.log_metrics(row, step=update)
+            logger.save()
 
     def _fake_sequence(self, batch: dict, generated: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
         """The generated frames where the sequence discriminator sees them (class docstring)."""
@@ -190,6 +227,7 @@ class ForecastTask(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:  # noqa: ARG002
         train = self.config.train
+        update = self.global_step // steps_per_update(train)  # Lightning's logging step
         self._reset_ode_evaluations()
         generated, losses, kind = self.forecast(batch)
         losses.update(self._ode_evaluations())
@@ -231,12 +269,9 @@ class ForecastTask(L.LightningModule):
             self.ema.update_parameters(self.model)
         losses["loss"] = g_loss.detach()
         losses["lr"] = opt_g.param_groups[0]["lr"]
-        self.log_dict(
-            {f"train/{k}": torch.as_tensor(v).detach().float() for k, v in losses.items()},
-            prog_bar=False,
-            on_step=True,
-            batch_size=len(batch["frames_in"]),
-        )
+        metrics = {f"train/{k}": torch.as_tensor(v).detach().float() for k, v in losses.items()}
+        self.log_dict(metrics, prog_bar=False, on_step=True, batch_size=len(batch["frames_in"]))
+        self._log_first_update(metrics, update)
         self.log("loss", losses["loss"], prog_bar=True, logger=False)
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
