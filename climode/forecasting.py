@@ -4,6 +4,7 @@ over it is ``python -m climode.forecast`` (``climode.forecast``, whose docstring
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -15,7 +16,7 @@ import xarray as xr
 
 from ._version import __version__
 from .checkpoint import Checkpoint, load_model
-from .conventions import cf_attrs
+from .conventions import bounds, cf_attrs
 from .errors import ClimodeError
 from .geo.grid import downsample, grid_step, upsample
 from .geo.tiles import blend_weights, model_grids, windows
@@ -24,7 +25,7 @@ from .io.coords import normalise_coords
 from .io.write import FLAG, FLAG_ATTRS
 from .model.compose import compose, fill_missing, shifted_fill
 from .normalise import Normalised
-from .times import as_hours, hours_between
+from .times import as_hours, at_hours, hours_between, resolution_us
 
 BUNDLED = "cam5-synthetic.safetensors"
 OVERLAP = 8  # windows of a large domain share at least 1/OVERLAP of the tile size
@@ -63,7 +64,7 @@ def _select_inputs(ds: xr.Dataset, input_times, calendar: str) -> xr.Dataset:
         return ds
     origin = ds.time.values[0]
     have = hours_between(ds.time.values, origin, calendar)
-    wanted = as_hours(input_times, origin, calendar, "--input-times")
+    wanted = as_hours(input_times, origin, calendar, "--input-times", lambda count, _: _check_frames(count, len(have)))
     picks = []
     for hours in wanted:
         nearest = int(np.argmin(np.abs(have - hours)))
@@ -79,16 +80,26 @@ def _select_inputs(ds: xr.Dataset, input_times, calendar: str) -> xr.Dataset:
     return ds.isel(time=sorted(picks))
 
 
-def _query_hours(times, origin, calendar: str, last_h: float) -> np.ndarray:
-    hours = np.unique(np.asarray(as_hours(times, origin, calendar, "--times"), dtype=np.float64))
-    if hours.size == 0:
-        raise ClimodeError("--times: no times given")
-    if hours[0] < 0:
+def _check_frames(count: int, frames: int) -> None:
+    """Refuse more --input-times than there are frames, before they are expanded or matched."""
+    if count > frames:
+        raise ClimodeError(f"--input-times gives {count:,} times; the input has {frames:,} frames, each usable once")
+
+
+def _query_times(
+    times, ds: xr.Dataset, calendar: str, last_h: float, check: Callable[[int, float], object]
+) -> np.ndarray:
+    """The query times (cftime, sorted, each once), ``check``ed (``times.as_hours``) before they are
+    expanded, rounded to the time resolution of ``ds``'s frames (``times.resolution_us``: whole seconds
+    at least), so that an asked 07:50 is 07:50:00 exactly."""
+    origin = ds.time.values[0]
+    hours = as_hours(times, origin, calendar, "--times", check)
+    if hours.min() < 0:
         raise ClimodeError(
-            f"--times: {hours[0]:g} h falls before the first input frame ({origin}); forecasts are "
+            f"--times: {hours.min():g} h falls before the first input frame ({origin}); forecasts are "
             f"made from the first input on (inside 0..{last_h:g} h interpolates, later extrapolates)"
         )
-    return hours
+    return np.unique(at_hours(origin, hours, resolution_us(ds.time.values)))
 
 
 def compose_native(
@@ -245,6 +256,26 @@ def _stamp(time) -> str:
 LONG_LEADS = 4  # leads up to this many times the longest trained one need no --allow-long-leads
 
 
+def _decoder_steps(config, lead: float) -> float:
+    """Decoder ODE steps to ``lead`` (time units after the last input) of a model's ``config``:
+    fixed-step solvers step ``step_size`` model time units, dopri5 is counted at one per unit."""
+    solver = config.decoder_solver
+    unit = (config.time_scale or 1.0) * (solver.step_size if solver.method != "dopri5" else 1.0)
+    return max(lead, 0.0) / unit
+
+
+def _check_cost(ckpt: Checkpoint, ds: xr.Dataset, count: int, lead: float, allowed: bool) -> None:
+    """Refuse, before ``ds`` is read, ``count`` query times reaching ``lead`` hours after its last frame:
+    a lead too long (``_check_leads``), or a forecast that would not fit in memory or not end
+    (``check_memory``)."""
+    _check_leads(ckpt, lead, allowed)
+    config = getattr(ckpt.model, "config", None)
+    grid = ckpt.card.grid or {}
+    tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
+    width, steps = (config.width, _decoder_steps(config, lead)) if config else (0, 0.0)
+    check_memory(ds, ckpt.variables, count, grid.get("resolution"), tile, width, steps)
+
+
 def _check_leads(ckpt: Checkpoint, lead: float, allowed: bool) -> None:
     """Refuse a lead (time units after the last input) beyond LONG_LEADS times the longest the model was
     trained on (``n_out`` steps of ``time_scale``) unless ``allowed``, naming the memory it would take."""
@@ -256,8 +287,7 @@ def _check_leads(ckpt: Checkpoint, lead: float, allowed: bool) -> None:
     trained = n_out * step
     if lead <= LONG_LEADS * trained:
         return
-    solver = config.decoder_solver
-    steps = lead / (step * (solver.step_size if solver.method != "dopri5" else 1.0))
+    steps = _decoder_steps(config, lead)
     H, W = (ckpt.card.grid or {}).get("tile_shape") or (64, 64)
     gib = steps * 4 * (4 * config.width) * (H // 4 + 1) * (W // 4 + 1) * 4 / 2**30  # one state per step
     units = ckpt.card.time_units
@@ -302,14 +332,18 @@ def forecast(
 
     The input is checked first (``climode.io.checks``): Inf values, values outside a known
     variable's plausible range and grids under 16 x 16 cells of the model's grid are refused; a
-    last input frame with missing regions is warned about; fields that will not fit in the free memory
-    are refused before they are read (only the chosen input frames are read, once).
+    last input frame with missing regions is warned about; a forecast whose estimated peak memory (the
+    whole path, ``climode.io.checks.forecast_cost``) will not fit in the free memory, or whose estimated
+    time is unbounded, is refused before anything is read, as soon as the number of times is known
+    (ranges are counted, not expanded); only the chosen input frames are read, once.
 
     Returns
     -------
     xarray.Dataset
-        on ``ds``'s grid, dims (time, lat, lon), float32 in physical units with CF attributes, the
-        input's calendar; coordinates ``lead_time`` (time; hours after the last input frame) and
+        on ``ds``'s grid, dims (time, lat, lon), float32 in physical units with CF attributes, inside the
+        variable's physical bounds (``conventions.bounds``: rain and humidity never below 0), the
+        input's calendar, times rounded to its time resolution (whole seconds at least: an asked 07:50 is
+        07:50:00 exactly); coordinates ``lead_time`` (time; float64 hours after the last input frame) and
         ``forecast_reference_time`` (the last usable input frame's time); the int8 status flag
         ``filled`` (time, lat, lon): 1 where any variable's forecast depends on filled input cells,
         drawn from them or moved by more than FILLED_TOLERANCE (1 %) of a shift of every filled cell
@@ -328,8 +362,9 @@ def forecast(
     ds = _select_inputs(ds[ckpt.variables], input_times, calendar)
     origin = ds.time.values[0]
     observed = hours_between(ds.time.values, origin, calendar)
-    query = _query_hours(times, origin, calendar, observed[-1])
-    check_memory(ds, ckpt.variables, len(query))
+    cost = lambda count, latest: _check_cost(ckpt, ds, count, latest - observed[-1], allow_long_leads)
+    valid = _query_times(times, ds, calendar, observed[-1], cost)
+    query = hours_between(valid, origin, calendar)
     # the chosen inputs only, read once (a new Dataset: the caller's stays as it was); frames with
     # almost no valid cell are missing observations, so the forecast starts from the last usable one
     ds, skipped = usable_frames(ds.compute(), ckpt.variables)
@@ -338,6 +373,7 @@ def forecast(
     if empty:
         raise ClimodeError(f"input variable(s) {', '.join(empty)} have no valid value in any input frame")
     check_values(ds, ckpt.variables, ckpt.card.normalisation)
+    # checked again once read (``_check_cost`` did before): a skipped last frame lengthens the leads
     _check_leads(ckpt, float(np.max(query)) - float(observed[-1]), allow_long_leads)
     grid = ckpt.card.grid or {}
     model_ds, native, to_input = model_grids(ds, grid.get("resolution"))
@@ -357,13 +393,12 @@ def forecast(
     variables = {v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)}
     variables[FLAG] = (("time", *space), filled.astype(np.int8), FLAG_ATTRS)
     out = to_input(xr.Dataset(variables, coords={d: native[d] for d in space if d in native.coords}))
-    valid = cftime.num2date(query, f"hours since {_stamp(origin)}", calendar=calendar, only_use_cftime_datetimes=True)
     reference = ds.time.values[-1]
     out = out.assign_coords(
-        time=("time", np.asarray(valid), {"standard_name": "time", "axis": "T"}),
+        time=("time", valid, {"standard_name": "time", "axis": "T"}),
         lead_time=(
             "time",
-            (query - observed[-1]).astype(np.float32),
+            hours_between(valid, reference, calendar),  # float64: exact to the microsecond
             {"standard_name": "forecast_period", "long_name": "hours after the last input frame", "units": "hours"},
         ),
         forecast_reference_time=(
@@ -372,8 +407,12 @@ def forecast(
             {"standard_name": "forecast_reference_time", "long_name": "time of the last input frame"},
         ),
     )
+    units = (ckpt.card.grid or {}).get("units") or {}
     for v in ckpt.variables:
-        out[v] = out[v].astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
+        low, high = bounds(v, {"units": units.get(v, ""), **ds[v].attrs})  # rain never below 0, whatever the model says
+        out[v] = (
+            out[v].clip(low, high).astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
+        )
     out[FLAG] = out[FLAG].astype(np.int8).assign_attrs(FLAG_ATTRS)
     out.attrs = {
         "Conventions": "CF-1.8",

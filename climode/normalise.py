@@ -6,7 +6,8 @@ A model works on scaled frames: ``(x - offset) / scale`` per variable, where min
 variable's physical units. The statistics are computed once when a store is written
 (``climode.data.prepare``), saved with the store and with every checkpoint trained on it, and read
 back here as a ``Stats``; their JSON form is ``{variable: {"method": "minmax", "min": .., "max": ..}}``
-or ``{variable: {"method": "zscore", "mean": .., "std": ..}}``. Samples from a store are scaled (the
+or ``{variable: {"method": "zscore", "mean": .., "std": ..}}``, each with the range training saw
+(``seen_min``, ``seen_max``) where it was kept. Samples from a store are scaled (the
 units the model trains and is scored in); ``Normalised`` takes and returns physical units.
 
 Only numpy and torch are needed here, so a bare model can be wrapped without the data stack.
@@ -27,11 +28,13 @@ TINY = 1e-12  # the smallest scale: a constant variable is shifted, not divided 
 @dataclass(frozen=True)
 class Scaling:
     """One variable's statistics in its physical units: ``method`` ("minmax" or "zscore") and its
-    two statistics ``first`` (min or mean) and ``second`` (max or std)."""
+    two statistics ``first`` (min or mean) and ``second`` (max or std); ``seen`` the least and
+    greatest value training saw (None in statistics written before it was kept)."""
 
     method: str
     first: float
     second: float
+    seen: tuple[float, float] | None = None
 
     @property
     def offset(self) -> float:
@@ -44,7 +47,8 @@ class Scaling:
 
     def to_dict(self) -> dict:
         low, high = METHODS[self.method]
-        return {"method": self.method, low: self.first, high: self.second}
+        seen = {"seen_min": self.seen[0], "seen_max": self.seen[1]} if self.seen else {}
+        return {"method": self.method, low: self.first, high: self.second, **seen}
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class Stats:
             if method not in METHODS:
                 raise ValueError(f"normalisation of {name!r}: method {method!r} is not one of {', '.join(METHODS)}")
             low, high = METHODS[method]
-            out[name] = Scaling(method, float(entry[low]), float(entry[high]))
+            seen = (float(entry["seen_min"]), float(entry["seen_max"])) if "seen_min" in entry else None
+            out[name] = Scaling(method, float(entry[low]), float(entry[high]), seen)
         return cls(out)
 
     def to_dict(self) -> dict:

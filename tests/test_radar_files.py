@@ -114,3 +114,23 @@ def test_training_on_a_folder_of_mixed_grids_is_one_error_and_writes_nothing(tmp
     )
     assert_user_error(run, "different grids")
     assert not (tmp_path / "run").exists()
+
+
+def test_rain_forecasts_stay_at_or_above_zero(tmp_path, monkeypatch):
+    """A model free to forecast any value (random output layers) forecasts negative rain; the forecast
+    clamps it to the physical bound, by the variable's name or units (``conventions.bounds``)."""
+    from conftest import state_dependent
+
+    from climode.checkpoint import Card, save_model
+    from climode.model import ModelConfig, build
+
+    times = pd.date_range("2024-06-01", periods=5, freq="10min")
+    ds = climode.open_fields(_frames(tmp_path / "radar", times) / "*.nc", ["rain"])
+    card = Card(
+        variables=("rain",), time_units="hours", normalisation={"rain": {"method": "minmax", "min": 0.0, "max": 10.0}}
+    )
+    path = save_model(tmp_path / "rain.safetensors", state_dependent(build(ModelConfig(channels=1, width=4))), card)
+    out = climode.forecast(ds, "1.0,2.0", checkpoint=path)["rain"]
+    assert float(out.min()) >= 0.0
+    monkeypatch.setattr("climode.forecasting.bounds", lambda name, attrs: (None, None))
+    assert float(climode.forecast(ds, "1.0,2.0", checkpoint=path)["rain"].min()) < 0.0  # what it would have been

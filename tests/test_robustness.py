@@ -6,6 +6,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -142,6 +143,26 @@ def test_an_unknown_variable_far_outside_its_training_range_is_warned_about(stor
     with pytest.warns(UserWarning, match="rain spans 100 to 100, beyond what the model was trained on"):
         check_values(ds, ["rain"], stats)
     check_values(ds.assign(rain=ds.rain / 10), ["rain"], stats)  # 10: inside, no warning
+
+
+def test_the_range_warning_compares_against_what_training_saw():
+    from climode.data.stats import compute_stats
+    from climode.io.checks import check_values
+
+    rng = np.random.default_rng(0)
+    rain = np.where(rng.random((50, 8, 8)) < 0.9, 0.0, rng.exponential(8.0, (50, 8, 8)))
+    rain[0, 0, 0] = 91.0  # a skewed field: mean +- 4 std ends far below its heaviest rain
+    store = xr.Dataset({"rain": (("time", "y", "x"), rain)}).chunk()
+    stats = compute_stats(store, ["rain"], "zscore")
+    assert stats.variables["rain"].seen == (0.0, 91.0)
+    assert stats.variables["rain"].first + 4 * stats.variables["rain"].second < 78.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_values(xr.Dataset({"rain": (("time", "y", "x"), np.full((1, 2, 2), 78.9))}), ["rain"], stats)
+    with pytest.warns(UserWarning, match=r"beyond what the model was trained on \(0 to 91\)"):
+        check_values(xr.Dataset({"rain": (("time", "y", "x"), np.full((1, 2, 2), 200.0))}), ["rain"], stats)
+    with pytest.raises(ClimodeError, match="variable rain is constant"):
+        compute_stats(store.assign(rain=store.rain * 0 + 1.0), ["rain"])
 
 
 # ------------------------------------------------------------------ unbounded requests

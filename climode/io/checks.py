@@ -16,10 +16,11 @@ import xarray as xr
 
 from ..conventions import VARIABLES
 from ..errors import ClimodeError
+from ..geo.grid import grid_step
 from ..normalise import Stats
 
 MIN_CELLS = 16  # per side on the model's grid: the encoder works at 1/4, so 4 x 4 latent cells
-MEMORY_SHARE = 0.8  # of the available memory, at most, for a forecast's fields
+MEMORY_SHARE = 0.8  # of the available memory, at most, for a forecast
 STATS_MARGIN = 0.5  # a variable may pass its training range by this share of the range before a warning
 USABLE = 0.1  # a frame with fewer valid cells than this share (all variables together) is a missing frame
 
@@ -32,8 +33,9 @@ def source(ds: xr.Dataset) -> str:
 
 def check_values(ds: xr.Dataset, variables, stats: Stats | None = None) -> None:
     """Refuse Inf values and values outside a known variable's plausible range (``conventions``);
-    warn when a variable without a known range leaves its training range (``stats``) by more than
-    STATS_MARGIN of that range. NaN is a missing cell, never refused here."""
+    warn when a variable without a known range leaves the range its training saw (``stats``; mean
+    +- 6 std for statistics without it) by more than STATS_MARGIN of that range. NaN is a missing
+    cell, never refused here."""
     where = source(ds)
     for name in variables:
         values = np.asarray(ds[name].values)
@@ -59,10 +61,12 @@ def check_values(ds: xr.Dataset, variables, stats: Stats | None = None) -> None:
                 )
         elif stats is not None and name in stats.variables:
             scaling = stats.variables[name]
-            if scaling.method == "minmax":
+            if scaling.seen is not None:
+                lo, hi = scaling.seen
+            elif scaling.method == "minmax":
                 lo, hi = scaling.first, scaling.second
-            else:
-                lo, hi = scaling.first - 4 * scaling.second, scaling.first + 4 * scaling.second
+            else:  # statistics written before the range seen was kept: a wide guess at it
+                lo, hi = scaling.first - 6 * scaling.second, scaling.first + 6 * scaling.second
             margin = STATS_MARGIN * (hi - lo)
             if low < lo - margin or high > hi + margin:
                 warnings.warn(
@@ -92,20 +96,89 @@ def _size(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
 
 
-def check_memory(ds: xr.Dataset, variables, n_queries: int) -> None:
-    """Refuse, before anything is read, a forecast whose fields will not fit in the memory available:
-    the inputs as stored plus, per query time, the forecast and its working copies (about 24 bytes per
-    cell and variable) on ``ds``'s grid, against MEMORY_SHARE of what the machine has free."""
+# A forecast's peak memory and one-core time, calibrated on the bundled model (width 16) by peak RSS and
+# wall time on 0.05- to 1-degree grids, 5 to 20 input frames, 3 to 48 query times, leads to 9000 h
+# (tests/test_bounds.py lists the runs; the estimate is 1.1 to 1.9 times their peaks). Per input cell
+# and variable: INPUT_BYTES per input frame besides the input as stored (its native copy, the box
+# mean's padded copies and counts on the way to the model's grid), QUERY_BYTES per query time (the
+# model's frames, flows and weights upsampled, the inputs warped along them, their detail, the outputs,
+# and the dependence probe's second forecast, counted always: whether the inputs have NaN is known only
+# once they are read). Per model cell of a batch of windows and unit of the model's width: LATENT_BYTES
+# per input frame, query time and decoder ODE step (its states).
+INPUT_BYTES, QUERY_BYTES = 36, 88
+LATENT_BYTES = (16, 64, 4)
+WINDOW_BATCH = 4  # windows the model forecasts at once (forecasting.predict)
+OVERHEAD_BYTES = 32 * 2**20  # torch's buffers of a first forecast
+# seconds per input cell and variable, for each input frame and twice each query time (the probe):
+# CELL_S, plus BOX_S per cell of the box averaged down to the model's grid (the box mean is numpy's, a
+# sum over a strided window); per model cell and unit of width: MODEL_S per query time and ODE step
+CELL_S, BOX_S = 2e-6, 5e-9
+MODEL_S = (6e-7, 6e-8)
+MAX_HOURS = 24.0  # a forecast estimated to run longer on one core is refused as unbounded
+
+
+def forecast_cost(
+    ds: xr.Dataset,
+    variables,
+    n_queries: int,
+    resolution: float | None = None,
+    tile_shape: tuple[int, int] | None = None,
+    width: int = 0,
+    steps: float = 0.0,
+) -> tuple[float, float]:
+    """(bytes, seconds): the peak memory and the one-core time of forecasting ``variables`` of ``ds``
+    (time, ..., H, W; not read) at ``n_queries`` times with a model of ``width`` channels (0: a baseline)
+    on a ``resolution``-degree lat/lon grid (None: ``ds``'s own) in windows of ``tile_shape`` cells,
+    its decoder taking ``steps`` ODE steps to the latest query: the whole path, from the inputs as
+    stored through the model's grid and back to the outputs on ``ds``'s grid."""
+    frames, channels = ds.sizes["time"], len(variables)
     cells = int(np.prod(ds[variables[0]].shape[-2:]))
+    ratio, box = 1.0, 1  # model cells per input cell, input cells averaged per model cell
+    if resolution is not None and {"lat", "lon"} <= set(ds.coords):
+        dy, dx = abs(grid_step(ds.lat.values)), grid_step(np.sort(ds.lon.values))
+        ratio = dy * dx / resolution**2
+        factor = resolution / dy
+        box = (int(np.ceil(factor)) // 2 * 2 + 1) ** 2 if factor > 1.5 else 1  # geo.grid.box_mean's width
+    model = cells * ratio
+    batch = min(model, WINDOW_BATCH * float(np.prod(tile_shape))) if tile_shape else model
     inputs = sum(ds[v].size * ds[v].dtype.itemsize for v in variables)
-    need = inputs + n_queries * len(variables) * cells * 24
+    need = (
+        inputs
+        + cells * channels * (frames * INPUT_BYTES + n_queries * QUERY_BYTES)
+        + batch * width * (frames * LATENT_BYTES[0] + n_queries * LATENT_BYTES[1] + steps * LATENT_BYTES[2])
+        + OVERHEAD_BYTES
+    )
+    seconds = cells * channels * (frames + 2 * n_queries) * (CELL_S + BOX_S * box) + model * width * (
+        n_queries * MODEL_S[0] + steps * MODEL_S[1]
+    )
+    return need, seconds
+
+
+def check_memory(
+    ds: xr.Dataset,
+    variables,
+    n_queries: int,
+    resolution: float | None = None,
+    tile_shape: tuple[int, int] | None = None,
+    width: int = 0,
+    steps: float = 0.0,
+) -> None:
+    """Refuse, before anything is read, a forecast (``forecast_cost``'s arguments) that will not fit in
+    MEMORY_SHARE of the memory this machine has free, or that would run for more than MAX_HOURS."""
+    need, seconds = forecast_cost(ds, variables, n_queries, resolution, tile_shape, width, steps)
+    shape = " x ".join(map(str, ds[variables[0]].shape[-2:]))
+    what = f"{source(ds)}: forecasting {ds.sizes['time']} input frames at {n_queries:,} time(s) on its {shape} grid"
+    way_out = "forecast a region (subset lat/lon), a coarser grid, or fewer times per call"
     free = available_memory()
     if free is not None and need > MEMORY_SHARE * free:
-        shape = " x ".join(map(str, ds[variables[0]].shape[-2:]))
         raise ClimodeError(
-            f"{source(ds)}: forecasting {ds.sizes['time']} input frames at {n_queries} time(s) on its {shape} grid "
-            f"takes about {_size(need)}, more than the {_size(MEMORY_SHARE * free)} this "
-            "machine can spare: forecast a region (subset lat/lon), a coarser grid, or fewer times per call"
+            f"{what} takes about {_size(need)}, more than the {_size(MEMORY_SHARE * free)} this machine can "
+            f"spare: {way_out}"
+        )
+    if seconds > MAX_HOURS * 3600:
+        raise ClimodeError(
+            f"{what} would run for about {seconds / 3600:,.0f} hours on one core (climode refuses more than "
+            f"{MAX_HOURS:g} as unbounded): {way_out}"
         )
 
 
