@@ -81,19 +81,22 @@ def _attached(argv: list[str]) -> list[str]:
 
 
 def _outputs(args) -> dict[str, Path]:
-    """Every output path, checked before any work so that a bad one leaves nothing behind."""
-    from ..io.write import check_writable, sweep
+    """Every output path, checked before any work so that a bad one leaves nothing behind: none may
+    replace an input, and what killed runs left in the outputs' folders is cleared first."""
+    from ..io.write import check_not_inputs, check_writable, sweep_folder
 
-    first = (sorted(glob.glob(args.input[0])) or [args.input[0]])[0]
-    stem = Path(first).name.split(".")[0] or "forecast"
+    given = [str(Path(text).expanduser()) for text in args.input]
+    inputs = [Path(path) for text in given for path in sorted(glob.glob(text)) or [text]]  # as io.fields reads them
+    stem = inputs[0].name.split(".")[0] or "forecast"
     paths = {"netcdf": Path(args.output or f"{stem}_forecast.nc")}
     for key in ("zarr", "plot", "animate"):
         if getattr(args, key):
             paths[key] = Path(getattr(args, key))
     if len(set(map(Path.resolve, paths.values()))) != len(paths):
         raise ClimodeError("two outputs name the same path")
-    for path in paths.values():
-        sweep(path)  # what a killed run left: its temporaries cleared, a set it was swapping in put back
+    check_not_inputs(paths.values(), inputs)
+    for folder in sorted({path.parent.resolve() for path in paths.values()}):
+        sweep_folder(folder)  # what killed runs left: their temporaries cleared, a set being swapped in put back
     for key, path in paths.items():
         zarr = key == "zarr"
         check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "", store=zarr)
@@ -148,8 +151,9 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     """Every output is first written beside its path (``staging_path``), then all are swapped in as
     one set (``commit``): a failure or a kill leaves every output as it was or every one new (what a
     killed run left is cleared by the next, whose ``_outputs`` sweeps them), and a zarr append is part
-    of the set."""
-    from ..io.write import commit, lead_layout, stage_zarr, staging_path, write_netcdf
+    of the set. The outputs' locks (``locked``) are held from checking them through the swap: another
+    forecast writing any of them waits, then finds them as this one left them (a store appended)."""
+    from ..io.write import commit, lead_layout, locked, stage_zarr, staging_path, write_netcdf
 
     calendar = out.time.values[0].calendar
     stored = lead_layout(out) if args.layout == "lead" else out
@@ -160,16 +164,20 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
         "animate": lambda p, s: _maps().animate_forecast(_maps().region(out, args.map_region), s),
     }
     staged: dict[str, Path] = {}
+    writing: Path | None = None  # the output being staged, named if that fails
     try:
-        for key in ("zarr", "netcdf", "plot", "animate"):
-            if key in paths:
-                staged[key] = staging_path(paths[key])
-                writers[key](paths[key], staged[key])
-        commit({paths[key]: stage for key, stage in staged.items()})
+        with locked(paths.values(), waiting=lambda line: print(line, flush=True)):
+            _outputs(args)  # checked again now that no other forecast can change them
+            for key in ("zarr", "netcdf", "plot", "animate"):
+                if key in paths:
+                    writing, staged[key] = paths[key], staging_path(paths[key])
+                    writers[key](paths[key], staged[key])
+            writing = None
+            commit({paths[key]: stage for key, stage in staged.items()})
         for key in staged:
             print(f"wrote {paths[key]}", flush=True)
     except OSError as exc:  # e.g. a full disk, or a file system that refuses despite its permissions
-        raise ClimodeError(f"cannot write {exc.filename or 'an output'}: {exc.strerror or exc}") from None
+        raise ClimodeError(f"cannot write {writing or exc.filename or 'the outputs'}: {exc.strerror or exc}") from None
     finally:
         for stage in staged.values():
             if stage.exists():

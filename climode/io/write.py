@@ -3,19 +3,21 @@
 NetCDF files and new zarr stores are written to a temporary path and renamed into place.
 Appending to an existing zarr store works on a copy that replaces the original only when the
 append is complete, so an interrupted or failed append leaves the store as it was. Several
-outputs are swapped in as one set (``commit``), which a kill leaves as it was or all new.
+outputs are swapped in as one set (``commit``), which a kill leaves as it was or all new. Writers of
+one output take turns (``locked``), so that none loses what another wrote.
 """
 
 from __future__ import annotations
 
-import glob
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import xarray as xr
@@ -126,8 +128,23 @@ def check_writable(path: Path, overwrite: bool, hint: str = "", store: bool = Fa
         raise ClimodeError(f"cannot write {path}: {parent} does not exist or is not writable")
 
 
+def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Refuse (ClimodeError) an output that would replace an input: one that is an input file (the same
+    path once symlinks are resolved, or the same file under another name: a hard link), lies inside an
+    input zarr store, or is a store that holds an input."""
+    for output in outputs:
+        for given in inputs:
+            out, src = output.resolve(), given.resolve()
+            if out == src or (out.exists() and src.exists() and os.path.samefile(out, src)):
+                raise ClimodeError(f"output {output} is the input {given}; choose another output")
+            if src in out.parents or out in src.parents:
+                where = "lies inside the input store" if src in out.parents else "holds the input"
+                raise ClimodeError(f"output {output} {where} {given}; choose another output")
+
+
 def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, overwrite: bool = False) -> Path:
-    """Write ``ds`` as compressed float32 CF NetCDF, atomically (a temporary file, then renamed).
+    """Write ``ds`` as compressed float32 CF NetCDF, atomically (a temporary file, then renamed),
+    holding the file's lock (``locked``) from the check that it may be written.
 
     Parameters
     ----------
@@ -143,9 +160,10 @@ def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, 
         ``path``.
     """
     path = Path(path)
-    check_writable(path, overwrite)
-    with replacing(path) as tmp:
-        with_cf(ds).to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds, calendar, netcdf=True))
+    with locked([path]):
+        check_writable(path, overwrite)
+        with replacing(path) as tmp:
+            with_cf(ds).to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds, calendar, netcdf=True))
     return path
 
 
@@ -181,14 +199,16 @@ def write_zarr(
     (along init_time in the lead layout).
 
     A new store is written beside ``path`` and renamed into place. An append is made on a copy
-    of the store that replaces it only once complete.
+    of the store that replaces it only once complete. Either holds the store's lock (``locked``)
+    throughout. Stores carry consolidated metadata (``.zmetadata``).
     """
     path = Path(path)
-    sweep(path)
     stage = staging_path(path)
     try:
-        stage_zarr(ds, path, stage, calendar, append, overwrite)
-        commit({path: stage})
+        with locked([path]):
+            sweep(path)
+            stage_zarr(ds, path, stage, calendar, append, overwrite)
+            commit({path: stage})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return path
@@ -198,7 +218,8 @@ def stage_zarr(
     ds: xr.Dataset, path: Path, stage: Path, calendar: str | None = None, append: bool = False, overwrite: bool = False
 ) -> Path:
     """Write at ``stage`` the store that ``write_zarr(ds, path, ...)`` leaves at ``path``: a copy of the
-    existing store with ``ds`` appended, or a new one. ``path`` itself is not touched."""
+    existing store with ``ds`` appended, or a new one. ``path`` itself is not touched; a caller that
+    then swaps ``stage`` in holds the store's lock (``locked``) from this call through the swap."""
     along = _along(ds)
     data = with_cf(ds).chunk({along: 1, **{d: -1 for d in ds.dims if d != along}})
     shutil.rmtree(stage, ignore_errors=True)
@@ -210,12 +231,24 @@ def stage_zarr(
             decode_timedelta=True,
         )
         _check_appendable(store, ds, path)
-        shutil.copytree(path, stage)
-        data.to_zarr(stage, append_dim=along, consolidated=False)
+        _copy_tree(path, stage)
+        data.to_zarr(stage, append_dim=along, consolidated=True)
     else:
         check_writable(path, overwrite, store=True)
-        data.to_zarr(stage, mode="w", consolidated=False, zarr_format=2, encoding=_encoding(ds, calendar, netcdf=False))
+        data.to_zarr(stage, mode="w", consolidated=True, zarr_format=2, encoding=_encoding(ds, calendar, netcdf=False))
     return stage
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """``shutil.copytree``, failing as the OSError of the first file it could not copy (e.g. ``[Errno 28]
+    No space left on device``, naming that copy) rather than as ``shutil.Error``, whose message is its
+    list of (source, destination, reason) for every such file."""
+    try:
+        shutil.copytree(source, target)
+    except shutil.Error as exc:
+        _, where, why = exc.args[0][0]
+        code = re.match(r"\[Errno (\d+)\]", why)
+        raise OSError(int(code[1]), os.strerror(int(code[1])), where) if code else OSError(None, why, where) from None
 
 
 # ---------------------------------------------------------------- atomic files
@@ -239,31 +272,59 @@ def _alive(pid: int) -> bool:
 
 def sweep(path: str | Path) -> list[Path]:
     """Clear what killed processes left beside ``path``: a set of outputs a run was swapping in when
-    it died is put back as it was (``commit``), staging copies and temporary files are removed, and
-    an old version set aside for a replacement that never arrived is put back. Entries of processes
+    it died is put back as it was (``commit``), staging copies, temporary files and locks are removed,
+    and an old version set aside for a replacement that never arrived is put back. Entries of processes
     still running are left alone. Returns the paths removed or restored."""
     path = Path(path)
-    name, stem, suffix = re.escape(path.name), re.escape(path.stem), re.escape(path.suffix)
-    own = re.compile(rf"\.{name}\.(tmp|old|journal|journaling)-(\d+)")
-    # a staging copy, or the temporary of a writer that was writing the staging copy (``replacing``)
-    staged = re.compile(rf"\.{stem}\.staging-(\d+){suffix}|\.\.{stem}\.staging-(\d+){suffix}\.tmp-\d+")
-    cleared, found = [], []
-    for pattern in (f".{glob.escape(path.stem)}*", f"..{glob.escape(path.stem)}.staging-*"):
-        for entry in sorted(path.parent.glob(pattern)) if path.parent.is_dir() else []:
-            if match := own.fullmatch(entry.name):
-                found.append((entry, match.group(1), int(match.group(2))))
-            elif match := staged.fullmatch(entry.name):
-                found.append((entry, "staging", int(match.group(1) or match.group(2))))
-    dead = [(entry, kind, pid) for entry, kind, pid in found if pid != os.getpid() and not _alive(pid)]
-    for entry, kind, pid in dead:  # a set killed while it was being swapped in is put back first
+    return _clear(path.parent, path.name)
+
+
+def sweep_folder(folder: str | Path) -> list[Path]:
+    """``sweep`` every output in ``folder``: what killed processes left there, whichever output it was for."""
+    return _clear(Path(folder))
+
+
+_WORKING = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old|journal|journaling)-(?P<pid>\d+)")
+_STAGED = re.compile(r"\.(?P<stem>.+)\.staging-(?P<pid>\d+)(?P<suffix>(\.[^.]*)?)")
+_LOCK = re.compile(r"\.(?P<name>.+)\.lock")
+
+
+def _leftover(entry: Path) -> tuple[str, int, str] | None:
+    """(kind, PID, the output's name) of what a writer keeps beside an output while at work: a temporary
+    file, a set-aside previous version, a journal, a staging copy (or the temporary of a writer of the
+    staging copy, ``replacing``) or a lock (its holder's PID inside); None for anything else."""
+    if match := _WORKING.fullmatch(entry.name):
+        if match["kind"] == "tmp" and (staged := _STAGED.fullmatch(match["name"])):
+            return "staging", int(match["pid"]), staged["stem"] + staged["suffix"]
+        return match["kind"], int(match["pid"]), match["name"]
+    if match := _STAGED.fullmatch(entry.name):
+        return "staging", int(match["pid"]), match["stem"] + match["suffix"]
+    if (match := _LOCK.fullmatch(entry.name)) and entry.is_file():
+        try:
+            holder = re.fullmatch(r"process (\d+)", entry.read_text())
+        except (OSError, UnicodeDecodeError):
+            holder = None
+        return ("lock", int(holder[1]), match["name"]) if holder else None
+    return None
+
+
+def _clear(folder: Path, only: str | None = None) -> list[Path]:
+    """``sweep`` the outputs in ``folder``: the one named ``only``, or all."""
+    dead = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        kind, pid, name = (_leftover(entry) if entry.name.startswith(".") else None) or ("", 0, "")
+        if kind and only in (None, name) and pid != os.getpid() and not _alive(pid):
+            dead.append((entry, kind, pid, name))
+    cleared = []
+    for entry, kind, pid, _ in dead:  # a set killed while it was being swapped in is put back first
         if kind == "journal" and entry.exists():
             cleared += _roll_back(entry, pid)
-    for entry, kind, _ in dead:
-        if not (entry.exists() or entry.is_symlink()):
+    for entry, kind, _, name in dead:
+        if not (entry.exists() or entry.is_symlink()) or (kind == "lock" and not _unlink_if_free(entry)):
             continue
-        if kind == "old" and not path.exists():
-            os.replace(entry, path)  # killed between setting the old version aside and the new one's rename
-        else:
+        if kind == "old" and not (folder / name).exists():
+            os.replace(entry, folder / name)  # killed between setting the old version aside and the new one's rename
+        elif kind != "lock":
             _remove(entry)
         cleared.append(entry)
     return cleared
@@ -354,3 +415,72 @@ def _roll_back(journal: Path, pid: int) -> list[Path]:
         if os.path.lexists(stage):
             _remove(stage)
     return [path for _, path, _ in pairs]
+
+
+# ---------------------------------------------------------------- locks
+
+
+@contextmanager
+def locked(paths: Iterable[str | Path], waiting: Callable[[str], object] | None = None) -> Iterator[None]:
+    """Hold the lock of every output in ``paths`` (``.NAME.lock`` beside it: an exclusive advisory
+    ``flock``, released by the system when the process ends, however it ends), first waiting for any
+    writer that holds one (``waiting`` is told which, in a line): writers of one output take turns,
+    each reading its state and swapping its new version in before the next reads it. The locks are
+    taken in one order, so two writers never wait on each other; each file goes as its lock is let go."""
+    with ExitStack() as stack:
+        for lock, path in sorted({_lock_path(Path(p)): Path(p) for p in paths}.items()):
+            stack.enter_context(_holding(lock, path, waiting))
+        yield
+
+
+def _lock_path(path: Path) -> Path:
+    real = path.resolve()
+    return real.with_name(f".{real.name}.lock")
+
+
+@contextmanager
+def _holding(lock: Path, path: Path, waiting: Callable[[str], object] | None) -> Iterator[None]:
+    """Hold ``lock``, the lock of ``path`` (``locked``)."""
+    if not os.access(lock.parent, os.W_OK):  # as check_writable says it
+        raise ClimodeError(f"cannot write {path}: {lock.parent} does not exist or is not writable")
+    while True:
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting:
+                    handle.seek(0)
+                    waiting(f"waiting for {path}: in use by {handle.read().strip() or 'another process'}")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            if not _is_current(handle, lock):
+                continue  # its holder removed it as it let go: lock the file now there
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                lock.unlink(missing_ok=True)  # before closing the handle lets go of the lock
+            return
+
+
+def _is_current(handle: IO, lock: Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``lock`` (one removed as its holder let go is not)."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(lock))
+    except FileNotFoundError:
+        return False
+
+
+def _unlink_if_free(lock: Path) -> bool:
+    """Remove ``lock`` if no process holds it. Returns whether it was removed."""
+    try:
+        with open(lock) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _is_current(handle, lock):
+                lock.unlink()
+                return True
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    return False
