@@ -246,11 +246,6 @@ def test_the_resolution_is_whole_seconds_or_the_inputs_finer_one():
     assert hours_between([origin + timedelta(minutes=50)], origin, "noleap")[0] == 50 / 60  # its microseconds kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="climode.io.write encodes time as float64 hours since 0001-01-01, which holds 07:50 only to "
-    "a few microseconds: the file reads back 07:49:59.999996 (an encoding in the input's units would be exact)",
-)
 def test_times_read_back_from_the_netcdf_are_exact(tmp_path):
     from climode.io.write import write_netcdf
 

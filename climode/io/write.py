@@ -22,7 +22,7 @@ from typing import IO
 import numpy as np
 import xarray as xr
 
-from ..conventions import COORD_ATTRS, HOURS_SINCE, VARIABLES, cf_attrs
+from ..conventions import COORD_ATTRS, TIME_ORIGIN, VARIABLES, cf_attrs
 from ..errors import ClimodeError
 
 FILL = np.float32(1.0e20)
@@ -101,8 +101,10 @@ def _encoding(ds: xr.Dataset, calendar: str | None, netcdf: bool) -> dict:
             enc[str(name)].update(zlib=True, complevel=4)
     enc.update({name: {"_FillValue": None} for name in ds.coords})  # CF: coordinates have no fill value
     for name in ("time", "init_time", "valid_time", "forecast_reference_time"):
-        if name in ds.coords and calendar:
-            enc[name].update(units=HOURS_SINCE, calendar=calendar, dtype="float64")
+        if name in ds.coords and calendar:  # integers, so that a time reads back exactly as it was asked for
+            whole = all(getattr(t, "microsecond", 0) == 0 for t in np.ravel(ds[name].values))
+            unit = "seconds" if whole else "microseconds"
+            enc[name].update(units=f"{unit} since {TIME_ORIGIN}", calendar=calendar, dtype="int64")
     if "lead_time" in ds.coords and ds["lead_time"].dtype.kind == "m":
         enc["lead_time"].update(units="hours", dtype="float64")
     return enc
@@ -151,7 +153,7 @@ def write_netcdf(ds: xr.Dataset, path: str | Path, calendar: str | None = None, 
     ds : a forecast (``climode.forecast``; dims (time, lat, lon), or the lead layout's (init_time,
         lead_time, lat, lon)) or any fields in the toolkit's convention, physical units.
     path : the file; an existing one is refused unless ``overwrite``.
-    calendar : the calendar every time-like coordinate is written on (hours since 0001-01-01);
+    calendar : the calendar every time-like coordinate is written on (whole seconds since 0001-01-01);
         default as xarray encodes them.
 
     Returns
