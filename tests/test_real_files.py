@@ -357,3 +357,45 @@ def test_an_accumulation_is_said_to_be_one_and_read_as_a_rate_when_asked(tmp_pat
             {"rain": (("time", "y", "x"), np.zeros((2, 20, 20)), {"units": "mm h-1"})}, coords={"time": times[:2]}
         ).to_netcdf(tmp_path / "rate.nc")
         open_fields(tmp_path / "rate.nc", ["rain"], "rain=rain:rate")
+
+
+@pytest.mark.parametrize(
+    "case, vars_, fragment",
+    [
+        ("levels", "U850=u@700,V850=v,PSL=msl", "no level 700 on pressure_level"),
+        ("levels", "U850=u,V850=u,PSL=msl", "u would be read as both U850 and V850"),
+        ("levels", "precip", "names precip, which is not among"),
+        ("kelvin", None, "measure another quantity than m s-1"),
+        ("nan-time", None, "time variable 'time' has 1 missing value"),
+        ("nan-lat", None, "coordinate lat of U850 has 1 missing value"),
+        ("groups", None, "NetCDF4 group(s) /atmosphere"),
+        ("grib", None, "is GRIB, which needs cfgrib"),
+    ],
+)
+def test_each_refusal_is_one_line_exit_2_and_leaves_nothing(flat, tmp_path, capsys, case, vars_, fragment):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    if case == "levels":
+        era5(flat, inputs)
+    elif case == "kelvin":
+        flat.assign(U850=flat.U850.assign_attrs(units="K")).to_netcdf(inputs / "f.nc")
+    elif case == "nan-time":
+        flat.assign_coords(
+            time=("time", np.r_[flat.time.values[:2], np.nan, flat.time.values[3:]], flat.time.attrs)
+        ).to_netcdf(inputs / "f.nc")
+    elif case == "nan-lat":
+        flat.assign_coords(lat=("lat", np.r_[np.nan, flat.lat.values[1:]], flat.lat.attrs)).to_netcdf(inputs / "f.nc")
+    elif case == "groups":
+        with netCDF4.Dataset(inputs / "f.nc", "w") as nc:
+            nc.createGroup("atmosphere").createDimension("x", 2)
+    else:
+        (inputs / "f.grib").write_bytes(b"GRIB" + bytes(100))
+    before = sorted(p.name for p in inputs.iterdir())
+    out = tmp_path / "out" / "f.nc"
+    out.parent.mkdir()
+    argv = ["--input", str(inputs / "*"), "--times", "60", "--output", str(out), *(["--vars", vars_] if vars_ else [])]
+    assert forecast_main(argv) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in err, err
+    assert sorted(p.name for p in inputs.iterdir()) == before and not any(out.parent.iterdir())
