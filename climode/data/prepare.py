@@ -373,6 +373,7 @@ def write_shards(
         written = xr.open_zarr(store, consolidated=False)["frames"].isel(sample=np.nonzero(split == "train")[0])
         stats = compute_stats(written.to_dataset("variable"), variables, normalisation)
         zarr.open_group(str(store), mode="r+").attrs["normalisation"] = json.dumps(stats.to_dict())
+        zarr.consolidate_metadata(str(store))  # its last metadata change: xr.open_zarr reads it without a warning
         for name in grids:
             shutil.rmtree(stage / f"tile-{name}.zarr")
         return store
