@@ -410,9 +410,8 @@ def forecast(
     units = (ckpt.card.grid or {}).get("units") or {}
     for v in ckpt.variables:
         low, high = bounds(v, {"units": units.get(v, ""), **ds[v].attrs})  # rain never below 0, whatever the model says
-        out[v] = (
-            out[v].clip(low, high).astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
-        )
+        bounded = out[v] if low is None and high is None else out[v].clip(low, high)  # numpy < 2 needs one
+        out[v] = bounded.astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
     out[FLAG] = out[FLAG].astype(np.int8).assign_attrs(FLAG_ATTRS)
     out.attrs = {
         "Conventions": "CF-1.8",
