@@ -399,3 +399,25 @@ def test_each_refusal_is_one_line_exit_2_and_leaves_nothing(flat, tmp_path, caps
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in err, err
     assert sorted(p.name for p in inputs.iterdir()) == before and not any(out.parent.iterdir())
+
+
+def test_prepare_reads_era5_as_it_reads_the_flat_file(storm, tmp_path):
+    """The gridded path of ``prepare`` and ``train --dataset gridded`` (``data.gridded.prepare``) on ERA5's
+    layout writes the same samples as on the same fields written flat."""
+    from climode.data.gridded import prepare
+
+    truth = xr.open_dataset(storm / "storm_truth.nc", decode_times=False)[list(VARS)].load()  # 25 frames, 3-hourly
+    truth.to_netcdf(tmp_path / "flat.nc")
+    era5(truth, tmp_path / "era5")
+    stores = {}
+    for name, source, mapping in (
+        ("flat", tmp_path / "flat.nc", "U850,V850,PSL"),
+        ("era5", tmp_path / "era5" / "era5_*.nc", "U850=u@850,V850=v@850,PSL=msl"),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the short record's split, said as a warning
+            stores[name] = xr.open_zarr(prepare(str(source), tmp_path / f"{name}.zarr", mapping, 2, 1)).load()
+    assert stores["flat"].sizes["sample"] > 0
+    np.testing.assert_allclose(stores["era5"].frames.values, stores["flat"].frames.values, atol=1e-3)
+    hours = {name: store.hours.values - store.hours.values.min() for name, store in stores.items()}  # own calendars
+    np.testing.assert_array_equal(hours["era5"], hours["flat"])
