@@ -273,7 +273,9 @@ def _check_cost(ckpt: Checkpoint, ds: xr.Dataset, count: int, lead: float, allow
     grid = ckpt.card.grid or {}
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
     width, steps = (config.width, _decoder_steps(config, lead)) if config else (0, 0.0)
-    check_memory(ds, ckpt.variables, count, grid.get("resolution"), tile, width, steps)
+    check_memory(
+        ds, ckpt.variables, count, resolution=grid.get("resolution"), tile_shape=tile, width=width, steps=steps
+    )
 
 
 def _check_leads(ckpt: Checkpoint, lead: float, allowed: bool) -> None:

@@ -154,18 +154,11 @@ def forecast_cost(
     return need, seconds
 
 
-def check_memory(
-    ds: xr.Dataset,
-    variables,
-    n_queries: int,
-    resolution: float | None = None,
-    tile_shape: tuple[int, int] | None = None,
-    width: int = 0,
-    steps: float = 0.0,
-) -> None:
-    """Refuse, before anything is read, a forecast (``forecast_cost``'s arguments) that will not fit in
-    MEMORY_SHARE of the memory this machine has free, or that would run for more than MAX_HOURS."""
-    need, seconds = forecast_cost(ds, variables, n_queries, resolution, tile_shape, width, steps)
+def check_memory(ds: xr.Dataset, variables, n_queries: int, **model) -> None:
+    """Refuse, before anything is read, a forecast (``forecast_cost``'s arguments; ``model`` its
+    resolution, tile_shape, width and steps) that will not fit in MEMORY_SHARE of the memory this
+    machine has free, or that would run for more than MAX_HOURS."""
+    need, seconds = forecast_cost(ds, variables, n_queries, **model)
     shape = " x ".join(map(str, ds[variables[0]].shape[-2:]))
     what = f"{source(ds)}: forecasting {ds.sizes['time']} input frames at {n_queries:,} time(s) on its {shape} grid"
     way_out = "forecast a region (subset lat/lon), a coarser grid, or fewer times per call"
