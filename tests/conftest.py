@@ -40,6 +40,19 @@ def state_dependent(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+class Persist(torch.nn.Module):
+    """A stand-in model that repeats the last observed frame: forecasts are then known exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, frames, times, query):
+        from climode.model.base import last_observed
+
+        return {"frames": last_observed(frames)[:, None].expand(-1, len(query), -1, -1, -1)}
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

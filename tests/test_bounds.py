@@ -9,9 +9,8 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-import torch
 import xarray as xr
-from conftest import assert_user_error, run_module
+from conftest import Persist, assert_user_error, run_module
 
 from climode.checkpoint import Card, Checkpoint
 from climode.data.cases import first_case, write_case
@@ -21,7 +20,6 @@ from climode.forecast.__main__ import main as forecast_main
 from climode.forecasting import _checkpoint, forecast
 from climode.io import checks
 from climode.io.write import lead_layout
-from climode.model.base import last_observed
 from climode.times import as_hours, hours_between, resolution_us
 
 VARIABLES = ["U850", "V850", "PSL"]
@@ -180,17 +178,6 @@ def test_a_range_of_billions_of_times_is_one_error_line(storm, tmp_path):
 
 
 # ------------------------------------------------------------------ 3. exact times
-
-
-class Persist(torch.nn.Module):
-    """A stand-in model that repeats the last observed frame."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, frames, times, query):
-        return {"frames": last_observed(frames)[:, None].expand(-1, len(query), -1, -1, -1)}
 
 
 def persist(tmp_path) -> Checkpoint:

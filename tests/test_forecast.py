@@ -6,9 +6,8 @@ from pathlib import Path
 import cftime
 import numpy as np
 import pytest
-import torch
 import xarray as xr
-from conftest import ROOT, assert_user_error, run_module
+from conftest import ROOT, Persist, assert_user_error, run_module
 from torch import nn
 
 import climode
@@ -19,7 +18,6 @@ from climode.errors import ClimodeError
 from climode.forecasting import bundled_checkpoint, compose_native, predict
 from climode.geo.tiles import blend_weights, windows
 from climode.model import ModelConfig, VidODE
-from climode.model.base import last_observed
 from climode.normalise import Normalised
 from climode.times import parse_times
 
@@ -31,17 +29,6 @@ STATS = {
     "PSL": {"method": "minmax", "min": 93000.0, "max": 103000.0},
 }
 ORIGIN = cftime.DatetimeNoLeap(2000, 8, 1)
-
-
-class Persist(torch.nn.Module):
-    """A stand-in model that repeats the last observed frame: forecasts are then known exactly."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, frames, times, query):
-        return {"frames": last_observed(frames)[:, None].expand(-1, len(query), -1, -1, -1)}
 
 
 def persist_checkpoint(tmp_path, resolution=1.0, tile=(60, 160)) -> Checkpoint:

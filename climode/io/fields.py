@@ -384,8 +384,8 @@ def _variable(
     sub = sub.chunk({k: v for k, v in _chunks(sub, chunks).items() if k in sub.dims})
     da = select_level(sub[name], name, var, level, str(path))
     for coord in ("lat", "lon"):
-        if coord in da.coords and not np.isfinite(np.asarray(da[coord].values, dtype=float)).all():
-            bad = int((~np.isfinite(np.asarray(da[coord].values, dtype=float))).sum())
+        bad = int((~np.isfinite(np.asarray(da[coord].values, dtype=float))).sum()) if coord in da.coords else 0
+        if bad:
             raise ClimodeError(
                 f"{path}: coordinate {coord} of {var} has {bad} missing value(s) (NaN); every cell needs one"
             )

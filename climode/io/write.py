@@ -454,12 +454,9 @@ def _holding(lock: Path, path: Path, waiting: Callable[[str], object] | None) ->
                     handle.seek(0)
                     waiting(f"waiting for {path}: in use by {handle.read().strip() or 'another process'}")
                 fcntl.flock(handle, fcntl.LOCK_EX)
-            if not _is_current(handle, lock):
+            if not is_current(handle, lock):
                 continue  # its holder removed it as it let go: lock the file now there
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"process {os.getpid()}")
-            handle.flush()
+            sign(handle)
             try:
                 yield
             finally:
@@ -467,7 +464,15 @@ def _holding(lock: Path, path: Path, waiting: Callable[[str], object] | None) ->
             return
 
 
-def _is_current(handle: IO, lock: Path) -> bool:
+def sign(handle: IO) -> None:
+    """Write this process into the lock file ``handle`` holds, for whoever finds it held."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}")
+    handle.flush()
+
+
+def is_current(handle: IO, lock: Path) -> bool:
     """Whether the open ``handle`` is still the file at ``lock`` (one removed as its holder let go is not)."""
     try:
         return os.path.samestat(os.fstat(handle.fileno()), os.stat(lock))
@@ -480,7 +485,7 @@ def _unlink_if_free(lock: Path) -> bool:
     try:
         with open(lock) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _is_current(handle, lock):
+            if is_current(handle, lock):
                 lock.unlink()
                 return True
     except (BlockingIOError, FileNotFoundError):

@@ -33,7 +33,7 @@ from ..data.gridded import is_shard_store
 from ..data.gridded import prepare as prepare_gridded
 from ..errors import ClimodeError
 from ..io.fields import parse_variables
-from ..io.write import replacing
+from ..io.write import is_current, replacing, sign
 from ..model import LEARNED, VARIANTS, configure
 from ..model.discriminator import PatchDiscriminator
 from ..video.layouts import LAYOUTS
@@ -328,14 +328,11 @@ def _run_lock(out: Path):
             holder = handle.read().strip() or "another process"
             handle.close()
             raise ClimodeError(f"{out} is in use by another training run ({holder}); wait for it or stop it") from None
-        if lock.exists() and os.path.samestat(os.fstat(handle.fileno()), lock.stat()):
+        if is_current(handle, lock):
             break
         handle.close()  # a refused run removed the file this one opened: lock the one now there
     with handle:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}")
-        handle.flush()
+        sign(handle)
         try:
             yield
         except ClimodeError:
