@@ -31,6 +31,11 @@ COORD_ATTRS = {
         "axis": "Z",
     },
 }
+# ensembles (climode.ensemble): the events whose probability is written by default, in m s-1 of the
+# 850 hPa wind (NHC's 34 and 64 kt are 10 m winds, about 0.8 of those at 850 hPa over the ocean), and
+# the strike radius, km (ECMWF's)
+DEFAULT_EVENTS = "wind>=17,wind>=33"
+STRIKE_KM = 120.0
 LAYOUTS = ("valid", "lead")  # forecasts on a valid-time axis, or init_time x lead_time (WeatherBench 2)
 REFTIME_NAMES = ("reftime", "reference_time", "ref_time")  # a file's origin of a bare-hours time axis
 

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 import xarray as xr
 
+from . import ensemble
 from ._version import __version__
 from .checkpoint import Checkpoint, load_model
 from .conventions import bounds, cf_attrs
 from .errors import ClimodeError
 from .geo.grid import downsample, grid_step, upsample
+from .geo.storms import storm_centre
 from .geo.tiles import blend_weights, model_grids, windows
 from .io.checks import check_grid, check_memory, check_values, source, usable_frames, warn_missing_last
 from .io.coords import normalise_coords
@@ -264,7 +266,7 @@ def _decoder_steps(config, lead: float) -> float:
     return max(lead, 0.0) / unit
 
 
-def _check_cost(ckpt: Checkpoint, ds: xr.Dataset, count: int, lead: float, allowed: bool) -> None:
+def _check_cost(ckpt: Checkpoint, ds: xr.Dataset, count: int, lead: float, allowed: bool, members: int = 1) -> None:
     """Refuse, before ``ds`` is read, ``count`` query times reaching ``lead`` hours after its last frame:
     a lead too long (``_check_leads``), or a forecast that would not fit in memory or not end
     (``check_memory``)."""
@@ -274,7 +276,14 @@ def _check_cost(ckpt: Checkpoint, ds: xr.Dataset, count: int, lead: float, allow
     tile = tuple(grid["tile_shape"]) if grid.get("tile_shape") else None
     width, steps = (config.width, _decoder_steps(config, lead)) if config else (0, 0.0)
     check_memory(
-        ds, ckpt.variables, count, resolution=grid.get("resolution"), tile_shape=tile, width=width, steps=steps
+        ds,
+        ckpt.variables,
+        count,
+        resolution=grid.get("resolution"),
+        tile_shape=tile,
+        width=width,
+        steps=steps,
+        members=members,
     )
 
 
@@ -309,8 +318,11 @@ def forecast(
     device: str = "cpu",
     mask_filled: bool = False,
     allow_long_leads: bool = False,
+    members: int | None = None,
+    seed: int = 0,
 ) -> xr.Dataset:
-    """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations.
+    """Forecast ``ds``'s variables at ``times`` from its frames as irregular observations; with
+    ``members``, an ensemble.
 
     Parameters
     ----------
@@ -331,6 +343,11 @@ def forecast(
         last valid value, else from the valid cells around it).
     allow_long_leads : forecast leads beyond LONG_LEADS times the longest the model was trained for
         (refused otherwise, with the memory such a lead takes).
+    members : an ensemble of this many members (``climode.ensemble``: the forecast moved and rescaled
+        by each member's perturbation, the one the checkpoint's card records); None: one deterministic
+        forecast. Member m is the same for the same ``seed`` whatever the other times or the number of
+        members asked.
+    seed : the ensemble's seed.
 
     The input is checked first (``climode.io.checks``): Inf values, values outside a known
     variable's plausible range and grids under 16 x 16 cells of the model's grid are refused; a
@@ -350,8 +367,14 @@ def forecast(
         ``filled`` (time, lat, lon): 1 where any variable's forecast depends on filled input cells,
         drawn from them or moved by more than FILLED_TOLERANCE (1 %) of a shift of every filled cell
         (``_depends_on_filled``), wherever it lies; and provenance attributes, among them what the
-        model was trained on. A query's forecast does not depend on the other queries.
+        model was trained on. A query's forecast does not depend on the other queries. With
+        ``members``, the variables are (realization, time, lat, lon), ``realization`` a CF coordinate
+        0..members-1, and the attributes say the perturbation, the seed and, where PSL is forecast, the
+        storm centre at the last input (``climode_storm_start``: lat, lon) that member tracks start from
+        (``climode.ensemble.products``).
     """
+    if members is not None and (isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1):
+        raise ClimodeError(f"--members must be a whole number of at least 1, got {members!r}")
     ckpt = _checkpoint(checkpoint, device)
     ds = normalise_coords(ds)
     missing = [v for v in ckpt.variables if v not in ds.data_vars]
@@ -364,7 +387,7 @@ def forecast(
     ds = _select_inputs(ds[ckpt.variables], input_times, calendar)
     origin = ds.time.values[0]
     observed = hours_between(ds.time.values, origin, calendar)
-    cost = lambda count, latest: _check_cost(ckpt, ds, count, latest - observed[-1], allow_long_leads)
+    cost = lambda count, latest: _check_cost(ckpt, ds, count, latest - observed[-1], allow_long_leads, members or 1)
     valid = _query_times(times, ds, calendar, observed[-1], cost)
     query = hours_between(valid, origin, calendar)
     # the chosen inputs only, read once (a new Dataset: the caller's stays as it was); frames with
@@ -389,12 +412,24 @@ def forecast(
     pred, share = run()
     filled = _depends_on_filled(predictor, run, pred, share, any(np.isnan(x).any() for x in inputs))
     filled = filled.any(1)  # (K, H, W): a cell is flagged, and masked, when any variable depends on filled cells
-    if mask_filled:
-        pred = np.where(filled[:, None], np.nan, pred)
     space = native[ckpt.variables[0]].dims[1:]
-    variables = {v: (("time", *space), pred[:, c]) for c, v in enumerate(ckpt.variables)}
+    dims: tuple[str, ...] = ("time", *space)
+    spread = {}
+    if members is not None:
+        if tuple(space) != ("lat", "lon"):
+            raise ClimodeError(f"ensembles need a lat/lon grid; the input's is ({', '.join(space)})")
+        perturbation = ensemble.Perturbation.of(ckpt.card)
+        age = ensemble.ages(query, observed)
+        pred = ensemble.perturb(pred, age, native.lat.values, native.lon.values, perturbation, members, seed)
+        dims = ("realization", *dims)
+        spread = _ensemble_attrs(perturbation, members, seed, native, ckpt.variables)
+    if mask_filled:
+        pred = np.where(filled[..., :, None, :, :], np.nan, pred)
+    variables = {v: (dims, pred[..., c, :, :]) for c, v in enumerate(ckpt.variables)}
     variables[FLAG] = (("time", *space), filled.astype(np.int8), FLAG_ATTRS)
     out = to_input(xr.Dataset(variables, coords={d: native[d] for d in space if d in native.coords}))
+    if members is not None:
+        out = out.assign_coords(realization=("realization", np.arange(members, dtype=np.int32), ensemble.REALIZATION))
     reference = ds.time.values[-1]
     out = out.assign_coords(
         time=("time", valid, {"standard_name": "time", "axis": "T"}),
@@ -427,5 +462,25 @@ def forecast(
         "climode_input_times": ", ".join(_stamp(t) for t in ds.time.values),
         **({"climode_skipped_input_times": ", ".join(_stamp(t) for t in skipped)} if skipped else {}),
         "date_created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **spread,
     }
     return out
+
+
+def _ensemble_attrs(perturbation, members: int, seed: int, native: xr.Dataset, variables) -> dict:
+    """The attributes of an ensemble forecast: how its members were made, and where PSL is forecast
+    the storm centre (the deepest low) of the last input frame, where member tracks start."""
+    attrs = {
+        "climode_members": members,
+        "climode_seed": seed,
+        "climode_ensemble_method": (
+            f"displacement and intensity perturbation of the forecast (climode.ensemble): steering "
+            f"{perturbation.speed_kmh:g} km h-1, intensity growth {perturbation.growth_per_h:g} h-1, "
+            f"correlation length {perturbation.length_km:g} km; {perturbation.calibrated_on}"
+        ),
+    }
+    if "PSL" in variables:
+        lat, lon, _ = storm_centre(native["PSL"].values[-1], native.lat.values, native.lon.values)
+        if np.isfinite(lat):
+            attrs["climode_storm_start"] = np.array([lat, lon])
+    return attrs

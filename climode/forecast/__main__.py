@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..conventions import LAYOUTS
+from ..conventions import DEFAULT_EVENTS, LAYOUTS, STRIKE_KM
 from ..errors import ClimodeError, cli
 from . import __doc__ as DOC
 
@@ -60,6 +60,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="NaN wherever the forecast derives from missing input cells (always flagged in 'filled')",
     )
+    p.add_argument(
+        "--members",
+        type=int,
+        help="an ensemble of this many members (a realization dim); adds the exceedance probabilities of "
+        "--probability and, where PSL is forecast, the strike probability",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the ensemble's seed (default 0): same seed, same members")
+    p.add_argument(
+        "--probability",
+        help="events whose probability is written with --members, e.g. 'wind>=17,wind>=33,PSL<=980hPa' "
+        f"(wind: the 850 hPa speed; units optional; default '{DEFAULT_EVENTS}' where U850 and V850 are)",
+    )
+    p.add_argument(
+        "--strike-radius",
+        type=float,
+        default=STRIKE_KM,
+        help=f"km: the strike probability is the chance that the storm centre passes within it (default {STRIKE_KM:g})",
+    )
+    p.add_argument("--ensemble-stats", action="store_true", help="also write each variable's ensemble mean and spread")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument(
         "--allow-long-leads",
@@ -112,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.layout not in LAYOUTS:
         raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(LAYOUTS)}")
+    _check_ensemble(args)
     paths = _outputs(args)
     if "plot" in paths or "animate" in paths:
         _maps().parse_region(args.map_region)  # a bad region is refused before any work
@@ -120,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time, args.calendar)
     except ClimodeError as exc:
         raise ClimodeError(f"{exc} (checkpoint {ckpt.path.name} forecasts {', '.join(ckpt.variables)})") from None
+    events = _events(args, ckpt)
     print(
         f"input: {len(ds.time)} frames of {', '.join(ckpt.variables)} on a {ds.sizes.get('lat', ds.sizes.get('y'))} x "
         f"{ds.sizes.get('lon', ds.sizes.get('x'))} grid; model {ckpt.path}",
@@ -133,12 +154,55 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         mask_filled=args.mask_filled,
         allow_long_leads=args.allow_long_leads,
+        members=args.members,
+        seed=args.seed,
     )
+    if args.members is not None:
+        out = _ensemble_products(out, events, args)
     out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
     for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
         filled = f"  ({flag.mean():.0%} of cells from filled missing input)" if flag.any() else ""
         print(f"  {_stamp(t)}  lead {lead:+g} h{filled}", flush=True)
     _write_all(out, paths, args)
+
+
+def _check_ensemble(args) -> None:
+    """Refuse ensemble options that cannot work, before anything is read."""
+    if args.members is not None and args.members < 1:
+        raise ClimodeError(f"--members must be at least 1, got {args.members}")
+    if args.members is None:
+        given = [
+            name for name, on in (("--probability", args.probability), ("--ensemble-stats", args.ensemble_stats)) if on
+        ]
+        if given:
+            raise ClimodeError(f"{' and '.join(given)} need an ensemble: add --members N")
+    if not args.strike_radius > 0:
+        raise ClimodeError(f"--strike-radius must be a positive number of km, got {args.strike_radius:g}")
+
+
+def _events(args, ckpt) -> list:
+    """The --probability events, read against the model's variables (refused in one line if unknown)."""
+    if args.members is None:
+        return []
+    from ..ensemble import parse_events
+
+    variables = list(ckpt.variables)
+    spec = args.probability or (DEFAULT_EVENTS if {"U850", "V850"} <= set(variables) else "")
+    units = (ckpt.card.grid or {}).get("units") or {}
+    return parse_events(spec, variables, units) if spec else []
+
+
+def _ensemble_products(out: xr.Dataset, events: list, args) -> xr.Dataset:
+    """``out`` with the probabilities (and with --ensemble-stats the mean and spread), each printed."""
+    from ..ensemble import products, summary
+
+    extra = products(out, events, args.strike_radius)
+    print(f"{args.members} members (seed {args.seed}); {out.attrs['climode_ensemble_method']}", flush=True)
+    for da in extra.data_vars.values():
+        peak = ", ".join(f"{v:.0%}" for v in da.max(("lat", "lon")).values)
+        print(f"  {da.attrs['long_name']}: highest {peak} at the forecast times", flush=True)
+    out = out.merge(extra, combine_attrs="override")
+    return out.merge(summary(out), combine_attrs="override") if args.ensemble_stats else out
 
 
 def _maps():

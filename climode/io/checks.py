@@ -114,6 +114,9 @@ OVERHEAD_BYTES = 32 * 2**20  # torch's buffers of a first forecast
 # sum over a strided window); per model cell and unit of width: MODEL_S per query time and ODE step
 CELL_S, BOX_S = 2e-6, 5e-9
 MODEL_S = (6e-7, 6e-8)
+# per cell, variable, query time and member beyond the first (climode.ensemble.perturb): the member's
+# float32 frames, its scaled copy and warp's grid and output (MEMBER_BYTES), and their time (MEMBER_S)
+MEMBER_BYTES, MEMBER_S = 24, 1e-7
 MAX_HOURS = 24.0  # a forecast estimated to run longer on one core is refused as unbounded
 
 
@@ -125,12 +128,14 @@ def forecast_cost(
     tile_shape: tuple[int, int] | None = None,
     width: int = 0,
     steps: float = 0.0,
+    members: int = 1,
 ) -> tuple[float, float]:
     """(bytes, seconds): the peak memory and the one-core time of forecasting ``variables`` of ``ds``
     (time, ..., H, W; not read) at ``n_queries`` times with a model of ``width`` channels (0: a baseline)
     on a ``resolution``-degree lat/lon grid (None: ``ds``'s own) in windows of ``tile_shape`` cells,
     its decoder taking ``steps`` ODE steps to the latest query: the whole path, from the inputs as
-    stored through the model's grid and back to the outputs on ``ds``'s grid."""
+    stored through the model's grid and back to the outputs on ``ds``'s grid, ``members`` of them
+    (``climode.ensemble``: each a copy of the outputs, perturbed)."""
     frames, channels = ds.sizes["time"], len(variables)
     cells = int(np.prod(ds[variables[0]].shape[-2:]))
     ratio, box = 1.0, 1  # model cells per input cell, input cells averaged per model cell
@@ -146,10 +151,13 @@ def forecast_cost(
         inputs
         + cells * channels * (frames * INPUT_BYTES + n_queries * QUERY_BYTES)
         + batch * width * (frames * LATENT_BYTES[0] + n_queries * LATENT_BYTES[1] + steps * LATENT_BYTES[2])
+        + cells * channels * n_queries * max(members - 1, 0) * MEMBER_BYTES
         + OVERHEAD_BYTES
     )
-    seconds = cells * channels * (frames + 2 * n_queries) * (CELL_S + BOX_S * box) + model * width * (
-        n_queries * MODEL_S[0] + steps * MODEL_S[1]
+    seconds = (
+        cells * channels * (frames + 2 * n_queries) * (CELL_S + BOX_S * box)
+        + model * width * (n_queries * MODEL_S[0] + steps * MODEL_S[1])
+        + cells * channels * n_queries * max(members - 1, 0) * MEMBER_S
     )
     return need, seconds
 
@@ -160,8 +168,12 @@ def check_memory(ds: xr.Dataset, variables, n_queries: int, **model) -> None:
     machine has free, or that would run for more than MAX_HOURS."""
     need, seconds = forecast_cost(ds, variables, n_queries, **model)
     shape = " x ".join(map(str, ds[variables[0]].shape[-2:]))
+    members = model.get("members", 1)
     what = f"{source(ds)}: forecasting {ds.sizes['time']} input frames at {n_queries:,} time(s) on its {shape} grid"
-    way_out = "forecast a region (subset lat/lon), a coarser grid, or fewer times per call"
+    what += f" with {members:,} members" if members > 1 else ""
+    way_out = "forecast a region (subset lat/lon), a coarser grid, or fewer times per call" + (
+        " or fewer members" if members > 1 else ""
+    )
     free = available_memory()
     if free is not None and need > MEMORY_SHARE * free:
         raise ClimodeError(
