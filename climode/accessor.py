@@ -77,6 +77,10 @@ class ClimodeAccessor:
     def verify(self, truth: xr.Dataset, start: tuple[float, float] | None = None) -> dict:
         """Score this forecast (``forecast`` output) and persistence against ``truth``.
 
+        An ensemble forecast (dims (realization, time, lat, lon)) is scored by its ensemble mean, and
+        its members by CRPS, spread, skill, spread-skill ratio and Brier scores of wind events
+        (``climode.verify.ensemble.ensemble_scores``).
+
         Parameters
         ----------
         truth : the true fields, dims (time, lat, lon), holding every forecast variable and the
@@ -88,7 +92,8 @@ class ClimodeAccessor:
         -------
         dict
             per lead time (hours): RMSE per variable (physical units), track error (km) and
-            intensity errors (hPa, m s-1); see ``climode.verify``.
+            intensity errors (hPa, m s-1), and for an ensemble ``"ensemble"``: {"members": m,
+            metric: {variable: [per lead]}}; see ``climode.verify``.
         """
         from .verify.truth import verify
 

@@ -5,7 +5,9 @@ on a dataset; ``python -m climode.evaluate --protocol NAME --preset cpu-small|pa
 of the paper's protocols end to end (see ``climode.protocols``);
 ``python -m climode.evaluate --forecast F.nc --truth T.nc [--json FILE] [--storm LAT,LON]`` verifies
 a forecast (what ``python -m climode.forecast`` writes) against the truth, each a NetCDF file or a
-zarr store: RMSE per variable, storm track and intensity errors (see ``climode.verify``)."""
+zarr store: RMSE per variable, storm track and intensity errors (see ``climode.verify``); for an
+ensemble forecast (a ``realization`` dim) those of the ensemble mean, and CRPS, spread-skill ratio and
+Brier scores of wind events per lead time (``climode.verify.ensemble``)."""
 
 from __future__ import annotations
 
@@ -119,7 +121,8 @@ def _storm(text: str) -> tuple[float, float]:
 
 
 def _open_forecast(path: str) -> xr.Dataset:
-    """The forecast, a NetCDF file or a zarr store, loaded: its (time, lat, lon) variables and coordinates."""
+    """The forecast, a NetCDF file or a zarr store, loaded: its (time, lat, lon) variables -- (realization,
+    time, lat, lon) in an ensemble -- and coordinates."""
     import xarray as xr
 
     from .io.write import fields, is_zarr_store
@@ -142,7 +145,7 @@ def _open_forecast(path: str) -> xr.Dataset:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open forecast {path}: {exc}") from None
-    names = [name for name in fields(ds) if set(ds[name].dims) == {"time", "lat", "lon"}]
+    names = [name for name in fields(ds) if set(ds[name].dims) - {"realization"} == {"time", "lat", "lon"}]
     if not names:
         lead = "init_time" in ds.dims
         layout = " in the lead layout (init_time, lead_time); give one in the valid-time layout" if lead else ""
@@ -207,9 +210,10 @@ def _verify_files(args: argparse.Namespace) -> None:
         else f"storm followed from {storm['start'][0]:.2f}N {storm['start'][1]:.2f}E"
         + (" (--storm)" if start else " (deepest PSL minimum of the truth at the reference time)")
     )
+    members = f"; an ensemble of {scores['ensemble']['members']} members" if "ensemble" in scores else ""
     print(
         f"forecast {args.forecast} vs truth {args.truth}: reference time {scores['reference_time']}, "
-        f"{len(scores['lead_times'])} lead time(s); {where}"
+        f"{len(scores['lead_times'])} lead time(s); {where}{members}"
     )
     print(format_verification(scores))
     if args.json:

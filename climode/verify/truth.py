@@ -4,6 +4,8 @@ Fields follow the toolkit convention (``climode.io.fields``): dims (time, lat, l
 ascending (degrees_north), lon in 0..360 (degrees_east), U850/V850 in m s-1, PSL in Pa, NaN
 where missing. A forecast also carries the scalar coordinate ``forecast_reference_time`` (the
 time of its last input frame), which persistence -- the truth then, held constant -- starts from.
+An ensemble forecast has dims (realization, time, lat, lon): its mean is scored as a forecast, and
+its members by ``climode.verify.ensemble``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ PERSISTENCE = "persistence"
 ERRORS = {"psl_min_hpa": "psl_min_abs_hpa", "wind_max_ms": "wind_max_abs_ms"}  # intensity -> its error score
 GREGORIAN = {"standard", "gregorian", "proleptic_gregorian"}  # one calendar for the dates verified (after 1582)
 TOLERANCE = 1e-6  # degrees: coordinates this close are the same
+MEMBER = "realization"  # an ensemble forecast's member dim
 
 
 # ------------------------------------------------------------------------------------ verify
@@ -221,6 +224,18 @@ def _track_rows(track: pd.DataFrame, strength: pd.DataFrame, reference) -> list[
     ]
 
 
+def _ensemble(members: xr.Dataset, truth: xr.Dataset) -> dict:
+    """``ensemble_scores`` of the members against the truth at the same times and cells, JSON-ready:
+    {"members": m, metric: {variable: [per lead]}}."""
+    from .ensemble import ensemble_scores  # scores (and scipy.stats) load only for an ensemble
+
+    table = ensemble_scores(members, truth)
+    out: dict = {"members": int(members.sizes[MEMBER])}
+    for (metric, variable), rows in table.groupby(["metric", "variable"], sort=False):
+        out.setdefault(metric, {})[variable] = _floats(rows["value"])
+    return out
+
+
 def verify(
     forecast: xr.Dataset, truth: xr.Dataset, start: tuple[float, float] | None = None, radius_km: float = FOLLOW_KM
 ) -> dict:
@@ -229,7 +244,9 @@ def verify(
     Parameters
     ----------
     forecast : ``climode.forecast``'s output: dims (time, lat, lon), physical units, with the scalar
-        coordinate ``forecast_reference_time``.
+        coordinate ``forecast_reference_time``; or an ensemble of them, dims (realization, time, lat,
+        lon), whose mean (where every member is finite) is scored as the forecast, and whose members
+        get the ensemble scores too.
     truth : the true fields, dims (time, lat, lon), times increasing, holding every forecast
         variable and the reference time. Forecast times are matched to truth times by their date
         stamps (year to second); a truth in another calendar (360_day against noleap) is compared
@@ -258,6 +275,13 @@ def verify(
     reference time) -- the forecast from the truth's centre at the reference time -- and
     measured by ``intensity``; persistence keeps the reference time's centre and intensity.
 
+    For an ensemble the scores above ("vid-ode") are of the ensemble mean, and the scores hold
+    ``"ensemble": {"members": m, "crps": {variable: [per lead]}, "spread": {...}, "skill": {...},
+    "ratio": {...}, "brier": {"wind_speed>=17": [per lead], "wind_speed>=33": [...]}}`` (Brier
+    scores with U850 and V850) from ``climode.verify.ensemble.ensemble_scores`` over the same cells
+    as RMSE (cos(lat) weighted); units under "units" ("crps", "spread", "skill" per variable; "ratio"
+    and "brier" "1").
+
     A truth that covers only part of the forecast domain is scored where it is, with a warning giving
     the share it covers (cos-latitude weighted): RMSE over the covered cells only. One that covers none
     is refused. A storm-centred score needs every cell that ``intensity`` searches, so with a partial
@@ -273,13 +297,18 @@ def verify(
     missing = [name for name in variables if name not in truth.data_vars]
     if missing:
         raise ClimodeError(f"the truth lacks {', '.join(missing)} (it holds {', '.join(map(str, truth.data_vars))})")
+    members = forecast if MEMBER in forecast.dims else None
     for name, ds in (("forecast", forecast), ("truth", truth)):
-        wrong = [v for v in variables if set(ds[v].dims) != {"time", "lat", "lon"}]
+        allowed = {MEMBER} if name == "forecast" else set()
+        wrong = [v for v in variables if set(ds[v].dims) - allowed != {"time", "lat", "lon"}]
         if wrong:
             raise ClimodeError(
                 f"the {name}'s {wrong[0]} has dims ({', '.join(map(str, ds[wrong[0]].dims))}); "
                 "verification takes (time, lat, lon) on a lat/lon grid"
+                + (", and (realization, time, lat, lon) for an ensemble forecast" if name == "forecast" else "")
             )
+    if members is not None:  # the deterministic scores are of the ensemble mean
+        forecast = forecast.mean(MEMBER, skipna=False, keep_attrs=True)
     reference = _reference_time(forecast)
     truth, calendar = _in_calendar(truth, reference)
     kept, matched, ref_index = _matching(forecast, truth, reference, calendar)
@@ -290,6 +319,8 @@ def verify(
             stacklevel=2,
         )
     forecast = forecast.isel(time=kept)
+    if members is not None:
+        members = members.isel(time=kept)
     window = truth[variables].isel(time=slice(ref_index, max(matched) + 1)).compute()
     window, covered = _on_grid(window, forecast)
     at = [i - ref_index for i in matched]  # the verified times within the window
@@ -308,6 +339,10 @@ def verify(
             for name, fc in ((MODEL, forecast), (PERSISTENCE, persisted))
         },
     }
+    if members is not None:
+        leads = ("time", np.array(scores["lead_times"]), {"units": "hours"})
+        scores["ensemble"] = _ensemble(members[variables].assign_coords(lead_time=leads), truth_now)
+        scores["units"].update({"crps": units, "spread": units, "skill": units, "ratio": "1", "brier": "1"})
     if covered is not None:
         weights = np.cos(np.radians(forecast["lat"].values))[:, None]
         share = float((covered * weights).sum() / (weights.sum() * covered.shape[1]))
@@ -387,9 +422,55 @@ def verify(
 # ------------------------------------------------------------------------------------ table
 
 
+def _aligned(header: list[list[str]], leads: list[float], data: list[list[float]], digits: list[int]) -> list[str]:
+    """Right-aligned text lines: the two ``header`` lines (one pair per column, the leads' first), a row per
+    lead time and a mean row of the columns ``data``, each number with its column's ``digits``."""
+
+    def cell(x: float, places: int) -> str:
+        return f"{x:.{places}f}" if np.isfinite(x) else "-"
+
+    rows = [list(line) for line in zip(*header)]
+    rows += [[f"{lead:g}"] + [cell(col[i], d) for col, d in zip(data, digits)] for i, lead in enumerate(leads)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no mean
+        rows.append(["mean"] + [cell(np.nanmean(col), d) for col, d in zip(data, digits)])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    return ["  ".join(text.rjust(w) for text, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _ensemble_table(scores: dict) -> str:
+    """The ensemble scores of ``verify`` (``scores["ensemble"]``) as text: per lead time CRPS and spread-skill
+    ratio of each variable, Brier score of each wind event; PSL CRPS in hPa."""
+    ensemble, units = scores["ensemble"], scores["units"]["crps"]
+    shown = {v: ("hPa", 0.01) if v == "PSL" and u == "Pa" else (u, 1.0) for v, u in units.items()}
+    columns = [("CRPS", "crps", v, v, shown[v][1], 2) for v in ensemble.get("crps", {})]
+    columns += [("ratio", "ratio", v, v, 1.0, 2) for v in ensemble.get("ratio", {})]
+    columns += [("Brier", "brier", e, e.removeprefix("wind_speed"), 1.0, 3) for e in ensemble.get("brier", {})]
+    header = [["", "lead (h)"]]
+    header += [
+        [group if k == 0 or columns[k - 1][0] != group else "", label]
+        for k, (group, _, _, label, _, _) in enumerate(columns)
+    ]
+    data = [[np.nan if x is None else x * scale for x in ensemble[m][v]] for _, m, v, _, scale, _ in columns]
+    legend = (
+        f"ensemble of {ensemble['members']} members (the scores above are of its mean); CRPS: "
+        + ", ".join(f"{v} {u}" for v, (u, _) in shown.items())
+        + "; ratio = spread-skill ratio (1: calibrated, < 1: under-, > 1: over-dispersive)"
+    )
+    if ensemble.get("brier"):
+        legend += (
+            "; Brier score of 850 hPa wind speed "
+            + ", ".join(e.removeprefix("wind_speed") for e in ensemble["brier"])
+            + " m s-1"
+        )
+    lines = _aligned(header, scores["lead_times"], data, [c[5] for c in columns])
+    return legend + "\n" + "\n".join(lines)
+
+
 def format_table(scores: dict) -> str:
     """``verify``'s scores as a text table: one row per lead time and a mean row, each score for
-    the model next to persistence; PSL RMSE in hPa."""
+    the model next to persistence; PSL RMSE in hPa. For an ensemble, a second table follows: CRPS and
+    spread-skill ratio per variable and Brier score per wind event (``scores["ensemble"]``)."""
     methods = list(scores["methods"])
     first = scores["methods"][methods[0]]
     rmse_units = {v: "hPa" if v == "PSL" and u == "Pa" else u for v, u in scores["units"]["rmse"].items()}
@@ -408,22 +489,14 @@ def format_table(scores: dict) -> str:
             values = values[part]
         return [np.nan if x is None else x * scale for x in values]
 
-    def cell(x: float) -> str:
-        return f"{x:.2f}" if np.isfinite(x) else "-"
-
     data = [series(m, path, scale) for _, path, scale in columns for m in methods]
     header = [["", "lead (h)"]] + [
         [label if k == 0 else "", m] for label, _, _ in columns for k, m in enumerate(methods)
     ]
-    rows = [list(line) for line in zip(*header)]
-    rows += [[f"{lead:g}"] + [cell(col[i]) for col in data] for i, lead in enumerate(scores["lead_times"])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no mean
-        rows.append(["mean"] + [cell(np.nanmean(col)) for col in data])
-    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
     legend = "RMSE: " + ", ".join(f"{v} {u}" for v, u in rmse_units.items())
     if "track_km" in first:
         legend += "; track error km; dPSLmin = |error of minimum PSL| hPa"
     if "wind_max_abs_ms" in first:
         legend += "; dVmax = |error of maximum 850 hPa wind| m s-1"
-    return legend + "\n" + "\n".join("  ".join(text.rjust(w) for text, w in zip(r, widths)).rstrip() for r in rows)
+    table = legend + "\n" + "\n".join(_aligned(header, scores["lead_times"], data, [2] * len(data)))
+    return (table + "\n" + _ensemble_table(scores)) if "ensemble" in scores else table
