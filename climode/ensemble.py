@@ -292,20 +292,32 @@ def strike_probability(
     )
 
 
+def storm_tracks(ens: xr.Dataset) -> pd.DataFrame | None:
+    """``member_tracks`` from the storm centre the forecast recorded at its last input
+    (``climode_storm_start``), or None where it has none (no PSL)."""
+    start = ens.attrs.get("climode_storm_start")
+    if "PSL" not in ens or start is None:
+        return None
+    return member_tracks(ens, (float(start[0]), float(start[1])))
+
+
 def products(
-    ens: xr.Dataset, events: Sequence[Event] | str = DEFAULT_EVENTS, strike_km: float | None = STRIKE_KM
+    ens: xr.Dataset,
+    events: Sequence[Event] | str = DEFAULT_EVENTS,
+    strike_km: float | None = STRIKE_KM,
+    tracks: pd.DataFrame | None = None,
 ) -> xr.Dataset:
     """The probabilities of an ensemble forecast (``climode.forecast(..., members=N)``): one
     (time, lat, lon) field per event (``parse_events``' specification or its events) and, where PSL is
     forecast and the forecast says where the storm was at the last input (``climode_storm_start``),
-    the strike probability within ``strike_km`` (None: none), from the members' tracks."""
+    the strike probability within ``strike_km`` (None: none), from the members' ``tracks`` (default
+    ``storm_tracks``)."""
     if isinstance(events, str):
         units = {k: v.attrs.get("units", "") for k, v in ens.data_vars.items()}
         events = parse_events(events, [str(v) for v in ens.data_vars if "realization" in ens[v].dims], units)
     out = {event.name: probability(ens, event) for event in events}
-    start = ens.attrs.get("climode_storm_start")
-    if strike_km is not None and "PSL" in ens and start is not None:
-        tracks = member_tracks(ens, (float(start[0]), float(start[1])))
+    tracks = storm_tracks(ens) if tracks is None and strike_km is not None else tracks
+    if strike_km is not None and tracks is not None:
         out["strike_probability"] = strike_probability(
             tracks, ens["PSL"].isel(realization=0), ens.sizes["realization"], strike_km
         )

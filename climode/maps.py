@@ -341,6 +341,7 @@ def region(
         if pressure not in ds:
             return ds
         field = ds[pressure].isel(time=0)
+        field = field.mean("realization") if "realization" in field.dims else field  # an ensemble's mean
         if np.isnan(field.values).all():
             return ds
         i, j = np.unravel_index(np.nanargmin(field.values), field.shape)

@@ -157,13 +157,14 @@ def main(argv: list[str] | None = None) -> None:
         members=args.members,
         seed=args.seed,
     )
+    tracks = None
     if args.members is not None:
-        out = _ensemble_products(out, events, args)
+        out, tracks = _ensemble_products(out, events, args)
     out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
     for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
         filled = f"  ({flag.mean():.0%} of cells from filled missing input)" if flag.any() else ""
         print(f"  {_stamp(t)}  lead {lead:+g} h{filled}", flush=True)
-    _write_all(out, paths, args)
+    _write_all(out, paths, args, tracks)
 
 
 def _check_ensemble(args) -> None:
@@ -192,17 +193,26 @@ def _events(args, ckpt) -> list:
     return parse_events(spec, variables, units) if spec else []
 
 
-def _ensemble_products(out: xr.Dataset, events: list, args) -> xr.Dataset:
-    """``out`` with the probabilities (and with --ensemble-stats the mean and spread), each printed."""
-    from ..ensemble import products, summary
+def _ensemble_products(out: xr.Dataset, events: list, args):
+    """``out`` with the probabilities (and with --ensemble-stats the mean and spread), each printed, and
+    the members' storm tracks (None without PSL)."""
+    from ..ensemble import products, storm_tracks, summary
 
-    extra = products(out, events, args.strike_radius)
+    tracks = storm_tracks(out)
+    extra = products(out, events, args.strike_radius, tracks)
     print(f"{args.members} members (seed {args.seed}); {out.attrs['climode_ensemble_method']}", flush=True)
     for da in extra.data_vars.values():
         peak = ", ".join(f"{v:.0%}" for v in da.max(("lat", "lon")).values)
         print(f"  {da.attrs['long_name']}: highest {peak} at the forecast times", flush=True)
     out = out.merge(extra, combine_attrs="override")
-    return out.merge(summary(out), combine_attrs="override") if args.ensemble_stats else out
+    return (out.merge(summary(out), combine_attrs="override") if args.ensemble_stats else out), tracks
+
+
+def _animated(out: xr.Dataset) -> xr.Dataset:
+    """What --animate shows: the forecast, or an ensemble's mean (its members are in the files)."""
+    if "realization" not in out.dims:
+        return out
+    return out.mean("realization", keep_attrs=True).assign_attrs(title="climode ensemble mean")
 
 
 def _maps():
@@ -211,7 +221,23 @@ def _maps():
     return maps
 
 
-def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
+def _plot(out: xr.Dataset, path: Path, args, tracks) -> None:
+    """The map: one panel per time, or for an ensemble its track plume, PSL spaghetti and probability maps."""
+    maps = _maps()
+    shown = maps.region(out, args.map_region)
+    if "realization" not in out.dims:
+        maps.plot_forecast(shown, path)
+        return
+    probabilities = {
+        da.attrs["long_name"]: da
+        for name, da in shown.data_vars.items()
+        if name.startswith(("probability_", "strike_"))
+    }
+    members = [name for name in shown.data_vars if "realization" in shown[name].dims]
+    maps.plot_ensemble(shown[members], path, tracks=tracks, probabilities=probabilities)
+
+
+def _write_all(out: xr.Dataset, paths: dict[str, Path], args, tracks=None) -> None:
     """Every output is first written beside its path (``staging_path``), then all are swapped in as
     one set (``commit``): a failure or a kill leaves every output as it was or every one new (what a
     killed run left is cleared by the next, whose ``_outputs`` sweeps them), and a zarr append is part
@@ -224,8 +250,8 @@ def _write_all(out: xr.Dataset, paths: dict[str, Path], args) -> None:
     writers = {
         "zarr": lambda p, s: stage_zarr(stored, p, s, calendar, append=args.append, overwrite=args.overwrite),
         "netcdf": lambda p, s: write_netcdf(stored, s, calendar, overwrite=True),
-        "plot": lambda p, s: _maps().plot_forecast(_maps().region(out, args.map_region), s),
-        "animate": lambda p, s: _maps().animate_forecast(_maps().region(out, args.map_region), s),
+        "plot": lambda p, s: _plot(out, s, args, tracks),
+        "animate": lambda p, s: _maps().animate_forecast(_maps().region(_animated(out), args.map_region), s),
     }
     staged: dict[str, Path] = {}
     writing: Path | None = None  # the output being staged, named if that fails
