@@ -32,27 +32,37 @@ class ClimodeAccessor:
         input_times=None,
         device: str = "cpu",
         mask_filled: bool = False,
+        members: int | None = None,
+        seed: int = 0,
     ) -> xr.Dataset:
-        """Forecast this Dataset's variables at ``times`` from its frames.
+        """Forecast this Dataset's variables at ``times`` from its frames (with ``members``, an ensemble).
 
         Parameters
         ----------
         times : hours after the first frame (numbers), cftime dates, or text such as "60,63,66",
             "60:72:3" or "2000-08-03 12:00" (the Dataset's calendar).
         model : a checkpoint path or a loaded ``climode.Checkpoint`` (default: the bundled model).
-        input_times, device, mask_filled : as ``climode.forecast``.
+        input_times, device, mask_filled, members, seed : as ``climode.forecast``.
 
         Returns
         -------
         xarray.Dataset
             dims (time, lat, lon) on this grid: the forecast variables (float32, physical units),
             ``filled`` (int8 status flag), coordinates ``lead_time`` (hours after the last input)
-            and ``forecast_reference_time``; see ``climode.forecast``.
+            and ``forecast_reference_time``; with ``members`` the variables are (realization, time,
+            lat, lon); see ``climode.forecast``.
         """
         from .forecasting import forecast
 
         return forecast(
-            self._ds, times, checkpoint=model, input_times=input_times, device=device, mask_filled=mask_filled
+            self._ds,
+            times,
+            checkpoint=model,
+            input_times=input_times,
+            device=device,
+            mask_filled=mask_filled,
+            members=members,
+            seed=seed,
         )
 
     def tiles(self, tiles: str = "east-pacific-atlantic", resolution: float | None = None) -> dict[str, xr.Dataset]:

@@ -56,6 +56,8 @@ class Card:
     training : what the weights were trained on, said in every forecast they make: ``data`` (the
         dataset and where it came from), ``updates``, ``hardware``, and for the bundled model the
         world it was trained in, its resolution and its budget.
+    ensemble : how its ensemble members are made (``climode.ensemble.Perturbation``'s fields, among
+        them ``calibrated_on``: where they were fitted); None: climode's uncalibrated defaults.
     """
 
     variables: tuple[str, ...] = ()
@@ -67,6 +69,7 @@ class Card:
     val_mse: float | None = None
     epoch: int | None = None
     training: dict | None = None
+    ensemble: dict | None = None
 
     def __post_init__(self):
         if isinstance(self.normalisation, dict):
