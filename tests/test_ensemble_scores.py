@@ -75,6 +75,15 @@ def test_fair_crps_by_hand():
     assert list(both.data_vars) == ["U850"] and both["U850"].values == pytest.approx((1 / 3 + 0.5) / 1.5)
 
 
+def test_fair_crps_is_the_scores_packages(synthetic):
+    """climode computes the fair CRPS from sorted members; the scores package's pairwise form agrees."""
+    import scores.probability
+
+    forecast, truth = synthetic["calibrated"], synthetic["truth"]
+    theirs = scores.probability.crps_for_ensemble(forecast, truth, "realization", method="fair", preserve_dims="all")
+    np.testing.assert_allclose(crps(forecast, truth, dims=()).values, theirs.transpose(*truth.dims).values, rtol=1e-10)
+
+
 def test_one_member_crps_is_the_mean_absolute_error():
     rng = np.random.default_rng(1)
     truth, forecast = grid(rng.normal(size=(3, 6, 7))), grid(rng.normal(size=(3, 6, 7)))

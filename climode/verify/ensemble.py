@@ -12,9 +12,12 @@ other dims (time). Counts (``rank_histogram``, ``reliability``) are unweighted.
 
 Scores, and what the ``scores`` package (Bureau of Meteorology) computes:
 
-- ``crps``: the fair CRPS of each cell is ``scores.probability.crps_for_ensemble(method="fair")``
-  (Ferro 2014: unbiased for the CRPS of the distribution the members are drawn from); a one-member
-  forecast takes ``method="ecdf"``, the absolute error (the fair estimate divides by m - 1).
+- ``crps``: the fair CRPS of each cell (Ferro 2014: unbiased for the CRPS of the distribution the
+  members are drawn from), mean |x_i - y| - sum_ij |x_i - x_j| / (2 m (m - 1)), computed here from the
+  sorted members (sum_ij |x_i - x_j| = 2 sum_i (2 i - m + 1) x_(i)): the same numbers as
+  ``scores.probability.crps_for_ensemble(method="fair")`` (a test holds them equal) in a tenth of the
+  time, which the calibration of members (``climode.ensemble.calibrate``, hundreds of ensembles) needs;
+  a one-member forecast scores its absolute error (the fair estimate would divide by m - 1 = 0).
 - ``brier``: the Brier score of each cell is ``scores.probability.brier_score`` (with its checks of
   the probabilities and events).
 - The means over cells are computed here, not by ``scores``: its ``weights`` changed meaning between
@@ -77,6 +80,16 @@ def _mean(values: XArray, valid: XArray, dims: Sequence[str]) -> XArray:
     return (values.where(valid, 0.0) * weight).sum(list(dims)) / total.where(total > 0)
 
 
+def _fair_crps(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Fair CRPS per cell of ``members`` (..., m) against ``truth`` (...); the absolute error when m is 1."""
+    m = members.shape[-1]
+    error = np.abs(members - truth[..., None]).mean(-1)
+    if m == 1:
+        return error
+    rank = 2.0 * np.arange(m) - m + 1
+    return error - (np.sort(members, -1) * rank).sum(-1) / (m * (m - 1))
+
+
 def crps(forecast: XArray, truth: XArray, dims: Sequence[str] = FIELD_DIMS) -> XArray:
     """Fair continuous ranked probability score, mean over the cells of ``dims``.
 
@@ -93,11 +106,14 @@ def crps(forecast: XArray, truth: XArray, dims: Sequence[str] = FIELD_DIMS) -> X
     perfect); NaN where no cell counts.
     """
     forecast, truth, valid = _paired(forecast, truth)
-    method = "fair" if forecast.sizes[MEMBER] > 1 else "ecdf"  # one member: the absolute error
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cell = scores.probability.crps_for_ensemble(
-            forecast.where(valid), truth.where(valid), MEMBER, method=method, preserve_dims="all"
-        )
+    cell = xr.apply_ufunc(
+        _fair_crps,
+        forecast.where(valid),
+        truth.where(valid),
+        input_core_dims=[[MEMBER], []],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+    )
     score = _mean(cell, valid, dims)
     return score.rename("crps") if isinstance(score, xr.DataArray) else score
 
