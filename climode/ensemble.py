@@ -107,11 +107,11 @@ def perturb(
     members: int | Sequence[int],
     seed: int = 0,
 ) -> np.ndarray:
-    """Members of a forecast (module docstring).
+    """Members of a forecast on a (lat, lon) grid (module docstring).
 
     Parameters
     ----------
-    frames : (K, C, H, W) the forecast on a (lat, lon) grid, any units, NaN missing.
+    frames : (K, C, H, W) the forecast, any units, NaN missing.
     age_h : (K,) hours from what was observed (``ages``).
     lat, lon : (H,), (W,) degrees, increasing or decreasing.
     perturbation : how members differ.
@@ -123,27 +123,44 @@ def perturb(
     numpy.ndarray
         (M, K, C, H, W) float32.
     """
-    index = range(members) if isinstance(members, int) else members
-    K, C, H, W = frames.shape
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
     dy = grid_step(lat) * KM_PER_DEGREE if lat.size > 1 else KM_PER_DEGREE
-    dx_deg = grid_step(lon) if lon.size > 1 else 1.0
-    dx = dx_deg * KM_PER_DEGREE * np.maximum(np.cos(np.radians(lat)), 0.05)[:, None]  # (H, 1) km per column
-    cells = perturbation.length_km / min(dy, dx_deg * KM_PER_DEGREE)
-    sigma = (perturbation.length_km / dy, perturbation.length_km / (dx_deg * KM_PER_DEGREE))
+    dx = (grid_step(lon) if lon.size > 1 else 1.0) * KM_PER_DEGREE * np.maximum(np.cos(np.radians(lat)), 0.05)[:, None]
+    return perturb_cells(frames, age_h, dy, dx, perturbation, members, seed, wrap=periodic(lon))
+
+
+def perturb_cells(
+    frames: np.ndarray,
+    age: np.ndarray,
+    dy: float,
+    dx: float | np.ndarray,
+    perturbation: Perturbation,
+    members: int | Sequence[int],
+    seed: int = 0,
+    wrap: bool = False,
+) -> np.ndarray:
+    """``perturb`` on any grid: rows ``dy`` and columns ``dx`` (a number, or (H, 1) per row) apart,
+    both in the units of ``perturbation.length_km`` (km on the Earth; pixels for video, where
+    ``speed_kmh`` is then pixels per time unit of ``age``). Rows and columns increase northward and
+    eastward for a positive ``dy`` / ``dx``; negative spacings flip them. ``wrap``: the columns are
+    periodic (a global longitude)."""
+    index = range(members) if isinstance(members, int) else members
+    K, C, H, W = frames.shape
+    dx = np.broadcast_to(np.asarray(dx, float), (H, 1)) if np.ndim(dx) else np.full((H, 1), float(dx))
+    step_y, step_x = abs(float(dy)), float(np.abs(dx).max())  # the nominal spacing (a latitude grid's equatorward)
+    cells = perturbation.length_km / min(step_y, step_x)
+    sigma = (perturbation.length_km / step_y, perturbation.length_km / step_x)
     x = np.nan_to_num(np.asarray(frames, np.float32))
-    edges = ("nearest", "nearest", "nearest", "wrap" if periodic(lon) else "nearest")
+    edges = ("nearest", "nearest", "nearest", "wrap" if wrap else "nearest")
     anomaly = x - gaussian_filter(x, (0, 0, *sigma), mode=edges)
-    age = (HORIZON_H * (np.asarray(age_h, float) / HORIZON_H) ** perturbation.power).astype(np.float32)
+    age = (HORIZON_H * (np.asarray(age, float) / HORIZON_H) ** perturbation.power).astype(np.float32)
     age = age.reshape(K, 1, 1, 1)
-    row_sign = np.sign(lat[-1] - lat[0]) if lat.size > 1 else 1.0
-    col_sign = np.sign(lon[-1] - lon[0]) if lon.size > 1 else 1.0
     out = np.empty((len(index), K, C, H, W), np.float32)
     for n, m in enumerate(index):
         velocity, xi = _draws(seed, m, (H, W), cells)
         scaled = x + age * perturbation.growth_per_h * xi * anomaly
-        km = age[:, :, 0, 0, None, None] * perturbation.speed_kmh * velocity[None]  # (K, 2, H, W): east, north
-        flow = np.stack([-km[:, 0] / dx * col_sign, -km[:, 1] / dy * row_sign], 1)  # cells, backward warp
+        moved = age[:, :, 0, 0, None, None] * perturbation.speed_kmh * velocity[None]  # (K, 2, H, W): east, north
+        flow = np.stack([-moved[:, 0] / dx, -moved[:, 1] / dy], 1)  # cells, backward warp
         out[n] = warp(torch.from_numpy(scaled), torch.from_numpy(flow.astype(np.float32))).numpy()
     return np.where(np.isnan(np.asarray(frames))[None], np.nan, out)
 
