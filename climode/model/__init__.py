@@ -17,12 +17,14 @@ from .discriminator import PatchDiscriminator
 from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
 from .recurrent import MODELS as RECURRENT
+from .stochastic import MODELS as STOCHASTIC
+from .stochastic import SRVP, SVGFP, SVGLP
 from .vidode import VidODE
 from .warp import warp
 
 MODELS: Registry[type[nn.Module]] = Registry(
     "model",
-    {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT,
+    {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT, **STOCHASTIC,
      **{name: Baseline for name in BASELINES}},
     unavailable=BASELINES.unavailable,
 )  # fmt: skip
@@ -74,6 +76,9 @@ __all__ = [
     "VARIANTS",
     "ModelConfig",
     "PatchDiscriminator",
+    "SRVP",
+    "SVGFP",
+    "SVGLP",
     "SolverConfig",
     "VidODE",
     "build",
