@@ -346,6 +346,7 @@ def products(
 SPEEDS_KMH = (0.0, 3.0, 6.0, 10.0, 15.0)
 GROWTHS_PER_H = (0.0, 0.01, 0.02, 0.04, 0.07)
 POWERS = (0.5, 1.0)
+EXTEND = 4  # times the grid is extended past its edge
 
 
 def calibrate(
@@ -361,7 +362,8 @@ def calibrate(
     powers: Sequence[float] = POWERS,
 ) -> tuple[Perturbation, pd.DataFrame]:
     """The perturbation of least fair CRPS on ``cases``: a grid search over ``speeds`` (km h-1),
-    ``growths`` (h-1) and ``powers``.
+    ``growths`` (h-1) and ``powers``, extended outward (up to EXTEND times) while the best lies on the
+    grid's largest speed or growth.
 
     Parameters
     ----------
@@ -380,20 +382,33 @@ def calibrate(
     """
     from .verify.ensemble import crps
 
-    rows = []
     dims = ("lat", "lon")
-    for speed in speeds:
-        for growth in growths:
-            for power in powers if speed or growth else powers[-1:]:
-                p = Perturbation(speed, growth, power, length_km)
-                total, error = 0.0, 0.0
-                for n, (forecast, truth, age) in enumerate(cases):
-                    ens = perturb(forecast, age, lat, lon, p, members, seed + n)
-                    as_da = lambda x, *lead: xr.DataArray(x, dims=(*lead, "time", "var", *dims))
-                    total = total + np.nansum(crps(as_da(ens, "realization"), as_da(truth), dims).values, 0)
-                    error = error + np.nansum(np.nanmean(np.abs(forecast - truth), axis=(-2, -1)), 0)
-                ratio = float(np.mean(total / np.maximum(error, 1e-12)))
-                rows.append({"speed_kmh": speed, "growth_per_h": growth, "power": power, "crps_over_mae": ratio})
+    as_da = lambda x, *lead: xr.DataArray(x, dims=(*lead, "time", "var", *dims))
+    error = sum(np.nansum(np.nanmean(np.abs(f - t), axis=(-2, -1)), 0) for f, t, _ in cases)
+
+    def score(p: Perturbation) -> float:
+        total = 0.0
+        for n, (forecast, truth, age) in enumerate(cases):
+            ens = perturb(forecast, age, lat, lon, p, members, seed + n)
+            total = total + np.nansum(crps(as_da(ens, "realization"), as_da(truth), dims).values, 0)
+        return float(np.mean(total / np.maximum(error, 1e-12)))
+
+    rows: dict[tuple, float] = {}
+    speeds, growths = list(speeds), list(growths)
+    for _ in range(EXTEND):
+        for speed in speeds:
+            for growth in growths:
+                for power in powers if speed or growth else powers[-1:]:
+                    if (speed, growth, power) not in rows:
+                        rows[speed, growth, power] = score(Perturbation(speed, growth, power, length_km))
+        speed, growth, _ = min(rows, key=rows.get)
+        out_speed, out_growth = 0 < speed == speeds[-1], 0 < growth == growths[-1]
+        if not (out_speed or out_growth):
+            break
+        # the best lies on the grid's edge: search further out, where it may be better still
+        speeds += [speeds[-1] * 1.5, speeds[-1] * 2] if out_speed else []
+        growths += [growths[-1] * 1.5, growths[-1] * 2] if out_growth else []
+    rows = [{"speed_kmh": k[0], "growth_per_h": k[1], "power": k[2], "crps_over_mae": v} for k, v in rows.items()]
     table = pd.DataFrame(rows).sort_values("crps_over_mae", ignore_index=True)
     best = table.iloc[0]
     chosen = Perturbation(

@@ -201,3 +201,8 @@ def test_calibration_finds_the_known_steering_spread():
     assert chosen.speed_kmh == 8.0 and chosen.growth_per_h == 0.0, table
     assert "a world of known spread" in chosen.calibrated_on
     assert table.crps_over_mae.iloc[0] < 1.0  # the calibrated ensemble beats its own central forecast
+    # a grid that stops short of the spread is searched further out
+    far, table = ensemble.calibrate(
+        cases, lat, lon, "", members=10, length_km=20000.0, speeds=(1.0, 2.0), growths=(0.0,), powers=(1.0,)
+    )
+    assert far.speed_kmh > 2.0 and {3.0, 4.0} <= set(table.speed_kmh), table
