@@ -4,12 +4,13 @@ forecaster issues (exceedance and strike).
 A member is the deterministic forecast ``f(s)`` displaced and rescaled by a perturbation of its own,
 fixed for the whole trajectory (docs/design.md, "Ensembles", has the measurement that chose it):
 
-    x_m(s) = W(a(s) u_m, f(s) + a(s) g xi_m (f(s) - S f(s)))
+    x_m(s) = W(a(s) u_m, S f(s) + exp(a(s) g xi_m) (f(s) - S f(s)))
 
 ``u_m`` is a smooth random steering velocity (2, H, W; km h-1, standard deviation ``speed_kmh``,
 correlation length ``length_km``), ``xi_m`` a standard normal intensity factor, ``g`` the intensity
-growth per hour, ``S`` a Gaussian smoothing of ``length_km`` (so ``f - S f`` is the storm-scale anomaly)
-and ``W(d, x)`` moves ``x`` by ``d`` km. ``a(s)`` is how far ``s`` lies from what was observed: the lead
+growth per hour, ``S`` a Gaussian smoothing of ``length_km`` (so ``f - S f`` is the storm-scale anomaly,
+scaled by a log-normal factor: a member's storm deepens or fills, never turns into a high) and
+``W(d, x)`` moves ``x`` by ``d`` km. ``a(s)`` is how far ``s`` lies from what was observed: the lead
 after the last input, ``(s - t_i)(t_j - s) / (t_j - t_i)`` between inputs ``t_i < s < t_j`` and 0 at
 an input (``ages``). So each member is one continuous trajectory that passes through the inputs, its
 spread grows with lead, it is as sharp as the forecast it moves (a displaced core stays a core), and
@@ -43,8 +44,8 @@ REALIZATION = {"standard_name": "realization", "long_name": "ensemble member", "
 @dataclass(frozen=True)
 class Perturbation:
     """How members differ (module docstring): steering ``speed_kmh`` (km h-1, standard deviation of
-    each velocity component), intensity ``growth_per_h`` (h-1, standard deviation of the anomaly's
-    relative change per hour of age), both smooth over ``length_km``; both grow with the age ``a``
+    each velocity component), intensity ``growth_per_h`` (h-1, standard deviation of the log of the
+    anomaly's scale per hour of age), both smooth over ``length_km``; both grow with the age ``a``
     as ``24 h (a / 24 h) ** power`` (1: linearly, as a steering error displaces a storm; 0.5: as a
     random walk); ``calibrated_on`` says where they were fitted (``calibrate``)."""
 
@@ -158,7 +159,7 @@ def perturb_cells(
     out = np.empty((len(index), K, C, H, W), np.float32)
     for n, m in enumerate(index):
         velocity, xi = _draws(seed, m, (H, W), cells)
-        scaled = x + age * perturbation.growth_per_h * xi * anomaly
+        scaled = x + np.expm1(age * perturbation.growth_per_h * xi) * anomaly
         moved = age[:, :, 0, 0, None, None] * perturbation.speed_kmh * velocity[None]  # (K, 2, H, W): east, north
         flow = np.stack([-moved[:, 0] / dx, -moved[:, 1] / dy], 1)  # cells, backward warp
         out[n] = warp(torch.from_numpy(scaled), torch.from_numpy(flow.astype(np.float32))).numpy()

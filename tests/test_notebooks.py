@@ -37,7 +37,7 @@ def _private(module: str, name: str | None = None) -> str | None:
 
 def test_every_notebook_is_listed_in_the_readme_and_stored_without_outputs():
     readme = (ROOT / "README.md").read_text()
-    assert [n[:2] for n in NAMES] == ["01", "02", "03", "04"]
+    assert [n[:2] for n in NAMES] == ["01", "02", "03", "04", "05"]
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme, path.name
         nb = nbformat.read(path, as_version=4)
