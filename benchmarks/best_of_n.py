@@ -20,9 +20,9 @@ together); per seed in the JSON. Persistence (one member) is scored for referenc
 Vid-ODE is deterministic: its single forecast is scored as its own best-of-1 row. It is trained per
 seed with ``climode.train`` (its own losses, no adversarial terms, the same updates, batch, width and
 data; about twice the others' time per update on one CPU thread), or, with ``--checkpoint``, a run
-trained on these balls (1 channel) is scored instead; ``--no-vidode`` leaves it out. ``--vidode-members
-N`` is the hook for Vid-ODE members (``vidode_members``, to be filled from
-``climode.ensemble.perturb_frames``); until then it is refused.
+trained on these balls (1 channel) is scored instead; ``--no-vidode`` leaves it out. With ``--vidode-members
+N`` its members are its forecast moved by ``climode.ensemble.perturb_cells`` (``vidode_members``; a
+fixed 0.5 pixel per frame steering spread, correlated over 6 pixels, not calibrated).
 
     .venv/bin/python benchmarks/best_of_n.py --out runs/best-of-n [--steps 300] [--seeds 0,1,2]
         [--members 10] [--checkpoint runs/vidode/model.safetensors | --no-vidode]
@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 import yaml
 
-from climode import load_model
+from climode import ensemble, load_model
 from climode.config import DataConfig
 from climode.data import collate, open_dataset
 from climode.model import ModelConfig, build
@@ -54,7 +54,6 @@ from climode.verify.intervals import bootstrap
 
 STOCHASTIC = ("svg-fp", "svg-lp", "srvp")
 N_IN, N_OUT, FRAME, DATA_SEED = 10, 10, 32, 0
-VIDODE_MEMBERS_READY = False  # set True once ``vidode_members`` is filled in
 
 
 def vidode_members(
@@ -64,12 +63,22 @@ def vidode_members(
     query: torch.Tensor,
     members: int,
     generator: torch.Generator,
+    speed: float = 0.5,
+    length: float = 6.0,
 ) -> torch.Tensor:
-    """HOOK for the lead engineer: ``members`` Vid-ODE members (members, B, K, C, H, W) of the forecast
-    of ``frames`` (B, L, C, H, W) at ``query`` (K,), e.g. by ``climode.ensemble.perturb_frames``, drawn
-    with ``generator``. Until it is filled in (and ``VIDODE_MEMBERS_READY`` set), vid-ode is scored as its
-    single deterministic forecast (best-of-1)."""
-    raise NotImplementedError("Vid-ODE members wait for climode.ensemble.perturb_frames")
+    """``members`` Vid-ODE members (members, B, K, C, H, W): the forecast of ``frames`` (B, L, C, H, W)
+    at ``query`` (K,) moved per member by ``climode.ensemble.perturb_cells`` on the pixel grid (steering
+    ``speed`` pixels per frame, correlation ``length`` pixels, no intensity change: balls keep their
+    brightness), each sequence's seed drawn from ``generator``."""
+    det = model(frames, times, query)["frames"].numpy()  # (B, K, C, H, W)
+    ages = ensemble.ages(query.numpy(), times.numpy())
+    p = ensemble.Perturbation(speed_kmh=speed, growth_per_h=0.0, power=1.0, length_km=length, calibrated_on="fixed")
+    out = []
+    for b in range(det.shape[0]):
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        # rows run downward in an image: a negative row spacing keeps "north" up
+        out.append(ensemble.perturb_cells(det[b], ages, -1.0, 1.0, p, members, seed))
+    return torch.from_numpy(np.stack(out, 1))
 
 
 def data_config(train_size: int, test_size: int) -> DataConfig:
@@ -187,7 +196,7 @@ def forecast_members(name: str, model, test: dict, members: int, seed: int, chun
                 drawn = model.sample(frames, test["times_in"], test["times_out"], members, generator)
             elif name == "persistence":
                 drawn = persistence(frames, test["times_in"], test["times_out"])[None]
-            elif members > 1:  # vid-ode with the hook filled in
+            elif members > 1:  # vid-ode's members
                 drawn = vidode_members(model, frames, test["times_in"], test["times_out"], members, generator)
             else:
                 drawn = model(frames, test["times_in"], test["times_out"])["frames"][None]
@@ -258,12 +267,15 @@ def main() -> None:
     p.add_argument("--models", default=",".join(STOCHASTIC))
     p.add_argument("--checkpoint", type=Path, help="a Vid-ODE model.safetensors trained on these balls to score")
     p.add_argument("--no-vidode", action="store_true", help="leave Vid-ODE out (default: train it per seed)")
-    p.add_argument("--vidode-members", type=int, default=0, help="N Vid-ODE members (hook, not wired yet)")
+    p.add_argument(
+        "--vidode-members",
+        type=int,
+        default=0,
+        help="N Vid-ODE members (climode.ensemble.perturb_cells on its forecast); default its one forecast",
+    )
     args = p.parse_args()
     # small convolutions: on a busy 2-core machine two threads ran 3-5x slower than one
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    if args.vidode_members and not VIDODE_MEMBERS_READY:
-        p.error("--vidode-members waits for climode.ensemble.perturb_frames (vidode_members in this script)")
     if args.checkpoint and args.no_vidode:
         p.error("give --checkpoint or --no-vidode, not both")
     train_vidode_too = not (args.checkpoint or args.no_vidode)

@@ -15,8 +15,12 @@ its own observed frames only:
 - ``advection-multi``: the same with the motion of the last ``MULTI_FRAMES`` observed frames: the
   velocity of each consecutive pair (its displacement over its own time gap), averaged with weights
   rising with recency (pySTEPS's Lucas-Kanade pools the vectors of all pairs alike);
-- ``pysteps`` (only where ``import pysteps`` works; else in ``BASELINES.unavailable``): pySTEPS's
-  Lucas-Kanade motion of the same pairs, combined the same way, and its semi-Lagrangian extrapolation.
+- ``pysteps`` (only where pySTEPS and OpenCV, which its Lucas-Kanade needs, both import; else in
+  ``BASELINES.unavailable`` with the reason): pySTEPS's Lucas-Kanade motion of the same pairs,
+  combined the same way, and its semi-Lagrangian extrapolation;
+- ``steps`` (where ``pysteps`` is): pySTEPS's STEPS ensemble (``Steps``); called as the others, its
+  deterministic control (``pysteps`` after the last input, ``blend`` at and before it), and its
+  ``sample(frames, times, query_times, members, generator)`` gives the members.
 
 ``linear``, ``advection`` and ``advection-multi`` are extrapolators: they fit a constant rate or
 velocity to the last observed frames and evaluate it at every query, so a query before the last
@@ -28,7 +32,10 @@ frame to a query at or before it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,12 +46,24 @@ from .base import last_observed
 from .motion import motion
 from .warp import warp
 
+_PYSTEPS_MISSING = None  # why the pySTEPS baselines cannot run here, or None
 try:
-    import pysteps.extrapolation
-    import pysteps.motion
-except Exception as exc:  # not installed, or broken: the baseline is left out, with the reason
+    with contextlib.redirect_stdout(io.StringIO()):  # pySTEPS prints where its configuration file is
+        import pysteps.extrapolation
+        import pysteps.motion
+        import pysteps.nowcasts
+        import pysteps.utils.transformation
+except Exception as exc:  # not installed, or broken: the baselines are left out, with the reason
     pysteps = None
-    _PYSTEPS_MISSING = f"{type(exc).__name__}: {exc}"
+    _PYSTEPS_MISSING = f"the pysteps package cannot be imported here ({type(exc).__name__}: {exc})"
+else:
+    try:  # pySTEPS does not require OpenCV, but its Lucas-Kanade raises without it, at call time
+        import cv2  # noqa: F401
+    except Exception as exc:
+        _PYSTEPS_MISSING = (
+            f"OpenCV, which pySTEPS's Lucas-Kanade needs, cannot be imported here (import cv2: "
+            f"{type(exc).__name__}: {exc})"
+        )
 
 MULTI_FRAMES = 3  # observed frames whose motion advection-multi and pysteps combine
 Forecast = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -166,15 +185,22 @@ def _pysteps_motion(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
 
 
 def pysteps_advection(
-    frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor, n: int = MULTI_FRAMES
+    frames: torch.Tensor,
+    times: torch.Tensor,
+    query_times: torch.Tensor,
+    n: int = MULTI_FRAMES,
+    velocity: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The last observed frame extrapolated by pySTEPS's semi-Lagrangian scheme along the recency-weighted
-    mean of pySTEPS's Lucas-Kanade velocities of the last ``n`` observed frames' pairs, each channel on
-    its own; the last frame at leads <= 0 and where the motion draws from outside the grid."""
+    mean of pySTEPS's Lucas-Kanade velocities of the last ``n`` observed frames' pairs (or ``velocity``,
+    (B, 2, H, W) pixels per time unit, where given), each channel on its own; the last frame at leads
+    <= 0 and where the motion draws from outside the grid."""
     extrapolate = pysteps.extrapolation.get_method("semilagrangian")
     x, t, _ = _recent(frames, times, 1)
     last = x[:, 0]
-    velocity = _combined_velocity(frames, times, n, _pysteps_motion).double().cpu().numpy()
+    if velocity is None:
+        velocity = _combined_velocity(frames, times, n, _pysteps_motion)
+    velocity = velocity.double().cpu().numpy()
     leads = _leads(t[:, 0], query_times)
     out = last.unsqueeze(1).repeat(1, leads.shape[1], 1, 1, 1)
     for b in range(len(last)):
@@ -189,18 +215,160 @@ def pysteps_advection(
     return out
 
 
+STEPS_INPUTS = 3  # inputs STEPS takes: its AR(2) model's three
+
+
+@dataclass(frozen=True)
+class Steps:
+    """pySTEPS's STEPS ensemble nowcast (Bowler, Seed & Nelson 2006; ``pysteps.nowcasts.get_method("steps")``
+    with pySTEPS's defaults: 6 cascade levels, AR(2), nonparametric noise, BPS velocity perturbations,
+    incremental mask, CDF probability matching), for rain-like fields.
+
+    ``Steps()(frames, times, query_times)`` is the deterministic control, (B, K, C, H, W): the ``pysteps``
+    baseline after each sample's last observed input (the same Lucas-Kanade motion as the members),
+    ``blend`` at and before it (the observed frame at an input, their linear blend between inputs).
+    ``sample(frames, times, query_times, members, generator)`` gives (members, B, K, C, H, W): after the
+    last input STEPS's members; at and before it every member is the control (STEPS only extrapolates:
+    an interpolation query gets the observed or interpolated frame, with no spread).
+
+    Inputs. Rain-like: non-negative (ValueError otherwise), in units where ``threshold`` is the
+    smallest rain that counts (0.1: mm h-1, pySTEPS's usual); a missing cell (NaN) counts as no rain.
+    Each channel is its own STEPS run (own noise, seed, AR fit) under the one motion field of all
+    channels (as ``pysteps``). Rain is transformed as pySTEPS expects: ``dB_transform`` with
+    ``threshold`` (rain below it -> ``zerovalue_db``, -15 dB; STEPS's ``precip_thr`` is 10 log10
+    threshold = -10 dB) and back (10^(x / 10), below ``threshold`` -> 0), so members are non-negative
+    and light rain under ``threshold`` is zero.
+
+    Times. STEPS takes the last three observed inputs (AR(2); two when a sample has only two, AR(1);
+    ValueError with fewer) and assumes them evenly spaced with a motion field per input step. The step
+    here is the mean gap of the inputs taken ((t_last - t_first) / (n - 1)); irregular inputs are taken
+    as if evenly spaced at that step (STEPS's AR fit and its alignment of the older inputs along the
+    motion assume it), while the motion is the ``pysteps`` baseline's (each pair over its own gap) times
+    the step. Leads are (query - t_last) / step in those steps, as pySTEPS's list of float timesteps
+    (it interpolates between whole steps). ``minutes_per_unit`` converts the data's time unit (default
+    hours, climode's) to the minutes and ``km_per_pixel`` gives the grid (default 1 km, a radar
+    composite's) that STEPS's velocity perturbations and incremental mask are scaled by.
+
+    Randomness and fallbacks. Each (sample, channel) run's seed is drawn from ``generator`` (the global
+    torch generator for None), so a fixed seed gives the same members; numpy's global random state,
+    which STEPS reseeds, is restored after. Where the AR(2) fit is singular (lag correlations of 1: a
+    field that only moves), the run is AR(1) on the last two inputs. Where the motion draws from outside
+    the grid (pySTEPS's NaN) a member has the control's value; a run whose last input has no rain
+    (nothing >= ``threshold``) has every member equal to the control.
+    """
+
+    km_per_pixel: float = 1.0
+    minutes_per_unit: float = 60.0
+    threshold: float = 0.1
+    zerovalue_db: float = -15.0
+    n_cascade_levels: int = 6
+
+    def __call__(
+        self,
+        frames: torch.Tensor,
+        times: torch.Tensor,
+        query_times: torch.Tensor,
+        velocity: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The control (class docstring); ``velocity`` (B, 2, H, W) pixels per time unit, if known."""
+        out = pysteps_advection(frames, times, query_times, velocity=velocity)
+        _, t, _ = _recent(frames, times, 1)
+        behind = _leads(t[:, 0], query_times) < 0
+        if behind.any():
+            out = torch.where(behind[:, :, None, None, None], blend(frames, times, query_times), out)
+        return out
+
+    def sample(
+        self,
+        frames: torch.Tensor,
+        times: torch.Tensor,
+        query_times: torch.Tensor,
+        members: int,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``members`` STEPS members, (members, B, K, C, H, W) (class docstring)."""
+        if members < 1:
+            raise ValueError(f"members must be at least 1, got {members}")
+        if (frames < 0).any():
+            raise ValueError(
+                f"STEPS forecasts rain-like fields, which are non-negative; these frames reach "
+                f"{float(torch.nan_to_num(frames).min()):g}"
+            )
+        B, C = frames.shape[0], frames.shape[2]
+        device = generator.device if generator is not None else "cpu"
+        seeds = torch.randint(0, 2**31 - 1, (B, C), generator=generator, device=device).tolist()
+        velocity = _combined_velocity(frames, times, MULTI_FRAMES, _pysteps_motion)
+        control = self(frames, times, query_times, velocity)
+        out = control.unsqueeze(0).repeat(members, *[1] * control.ndim)
+        x, t, present = _recent(frames, times, STEPS_INPUTS)
+        leads = _leads(t[:, 0], query_times)
+        for b in range(B):
+            ahead = torch.nonzero(leads[b] > 0).flatten()
+            n_in = int(present[b].sum())
+            if not len(ahead):
+                continue
+            step = float(t[b, 0] - t[b, n_in - 1]) / max(n_in - 1, 1)
+            if n_in < 2 or not step > 0:
+                raise ValueError(f"STEPS needs at least two observed inputs at distinct times; sample {b} has {n_in}")
+            unique, back = np.unique((leads[b, ahead] / step).double().cpu().numpy(), return_inverse=True)
+            v = velocity[b].double().cpu().numpy() * step
+            for c in range(C):
+                inputs = x[b, :n_in, c].flip(0).double().cpu().numpy()  # oldest first
+                drawn = self._nowcast(inputs, v, unique.tolist(), members, seeds[b][c], step)
+                if drawn is None:
+                    continue
+                drawn = torch.from_numpy(drawn[:, back.reshape(-1)]).to(out)
+                out[:, b, ahead, c] = torch.where(torch.isfinite(drawn), drawn, control[b, ahead, c])
+        return out
+
+    def _nowcast(
+        self, inputs: np.ndarray, velocity: np.ndarray, timesteps: list[float], members: int, seed: int, step: float
+    ) -> np.ndarray | None:
+        """STEPS members (members, len(timesteps), H, W) of rain ``inputs`` (n, H, W; oldest first) in the
+        data's units; None where the last input has no rain."""
+        rain = np.nan_to_num(inputs, nan=0.0)
+        if not (rain[-1] >= self.threshold).any():
+            return None
+        transform = pysteps.utils.transformation.dB_transform
+        db, meta = transform(rain, threshold=self.threshold, zerovalue=self.zerovalue_db)
+        nowcast = pysteps.nowcasts.get_method("steps")
+        options = dict(
+            n_ens_members=members,
+            n_cascade_levels=self.n_cascade_levels,
+            precip_thr=meta["threshold"],
+            kmperpixel=self.km_per_pixel,
+            timestep=step * self.minutes_per_unit,
+            seed=seed,
+        )
+        state = np.random.get_state()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pySTEPS prints its settings and progress
+                for order in range(len(db) - 1, 0, -1):
+                    try:
+                        out = nowcast(db[-order - 1 :], velocity, timesteps, ar_order=order, **options)
+                        break
+                    except np.linalg.LinAlgError:  # singular AR(2) fit: AR(1)
+                        if order == 1:
+                            raise
+        finally:
+            np.random.set_state(state)
+        return transform(np.asarray(out), threshold=meta["threshold"], inverse=True)[0]
+
+
 BASELINES: Registry[Forecast] = Registry(
     "baseline",
     {"persistence": persistence, "blend": blend, "linear": linear, "advection": advection,
      "advection-multi": advection_multi},
 )  # fmt: skip
-if pysteps is None:  # named, with the reason, so that asking for it says why it cannot be had
-    BASELINES.unavailable["pysteps"] = (
-        f"the pysteps baseline needs the pysteps package, which cannot be imported here "
-        f"({_PYSTEPS_MISSING}); install it (pip install pysteps) or choose another model"
-    )
+if _PYSTEPS_MISSING:  # named, with the reason, so that asking for them says why they cannot be had
+    for _name in ("pysteps", "steps"):
+        BASELINES.unavailable[_name] = (
+            f"the {_name} baseline needs the pysteps package and OpenCV: {_PYSTEPS_MISSING}; install them "
+            f"(pip install 'climode[steps]', i.e. pysteps and opencv-python-headless) or choose another model"
+        )
 else:
     BASELINES["pysteps"] = pysteps_advection
+    BASELINES["steps"] = Steps()
 
 
 class Baseline(nn.Module):
@@ -211,6 +379,8 @@ class Baseline(nn.Module):
         super().__init__()
         self.config = config
         self.forecast = BASELINES.get_method(config.architecture)
+        if hasattr(self.forecast, "sample"):  # an ensemble baseline (steps): its members, as a stochastic model's
+            self.sample = self.forecast.sample
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"frames": self.forecast(frames, times, query_times)}
