@@ -157,7 +157,7 @@ def _world(cases: int, sigma_kmh: float, seed: int):
 
 def test_an_ensemble_with_the_known_steering_spread_is_calibrated():
     sigma = 8.0
-    cases, lat, lon = _world(120, sigma, seed=0)
+    cases, lat, lon = _world(80, sigma, seed=0)
     p = ensemble.Perturbation(speed_kmh=sigma, growth_per_h=0.0, power=1.0, length_km=20000.0)
     spread2, error2, inside = np.zeros(5), np.zeros(5), []
     for n, (fc, truth, leads) in enumerate(cases):
@@ -186,7 +186,7 @@ def test_an_ensemble_with_the_known_steering_spread_is_calibrated():
 
 
 def test_calibration_finds_the_known_steering_spread():
-    cases, lat, lon = _world(30, 8.0, seed=1)
+    cases, lat, lon = _world(16, 8.0, seed=1)
     chosen, table = ensemble.calibrate(
         cases,
         lat,
