@@ -121,8 +121,9 @@ def _storm(text: str) -> tuple[float, float]:
 
 
 def _open_forecast(path: str) -> xr.Dataset:
-    """The forecast, a NetCDF file or a zarr store, loaded: its (time, lat, lon) variables -- (realization,
-    time, lat, lon) in an ensemble -- and coordinates."""
+    """The forecast, a NetCDF file or a zarr store, loaded: its (time, lat, lon) variables -- in an
+    ensemble its (realization, time, lat, lon) members, not the probabilities, mean and spread written
+    beside them -- and coordinates."""
     import xarray as xr
 
     from .io.write import fields, is_zarr_store
@@ -146,6 +147,8 @@ def _open_forecast(path: str) -> xr.Dataset:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ClimodeError(f"cannot open forecast {path}: {exc}") from None
     names = [name for name in fields(ds) if set(ds[name].dims) - {"realization"} == {"time", "lat", "lon"}]
+    if any("realization" in ds[name].dims for name in names):  # an ensemble: its members, not its products
+        names = [name for name in names if "realization" in ds[name].dims]  # (probabilities, mean, spread)
     if not names:
         lead = "init_time" in ds.dims
         layout = " in the lead layout (init_time, lead_time); give one in the valid-time layout" if lead else ""

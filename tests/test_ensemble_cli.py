@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from climode.data.synthetic import make_corpus
+from climode.evaluate import main as evaluate_main
 from climode.forecast.__main__ import main as forecast_main
 
 torch = pytest.importorskip("torch")
@@ -23,6 +24,8 @@ def storm_file(tmp_path_factory):
     picks = [int(np.flatnonzero(hours == h)[0]) for h in (24, 33, 45, 66, 81)]
     path = tmp_path_factory.mktemp("storm") / "storm.nc"
     ds[["U850", "V850", "PSL"]].isel(time=picks).to_netcdf(path)
+    truth = [int(np.flatnonzero(hours == h)[0]) for h in (81, 84, 87, 90)]  # 57 (the last input) to 66 h
+    ds[["U850", "V850", "PSL"]].isel(time=truth).to_netcdf(path.with_name("truth.nc"))
     return path
 
 
@@ -45,6 +48,10 @@ def test_members_reach_netcdf_and_both_zarr_layouts(tmp_path, storm_file, capsys
         assert ds[name].dims == ("time", "lat", "lon") and 0 <= float(ds[name].min()) <= float(ds[name].max()) <= 1
     np.testing.assert_allclose(ds.PSL_mean.values, ds.PSL.mean("realization").values, rtol=1e-6)
     np.testing.assert_allclose(ds.probability_PSL_le_1000hPa.values, (ds.PSL <= 1e5).mean("realization").values)
+    # evaluate scores the members (not the probabilities, mean and spread beside them)
+    assert evaluate_main(["--forecast", str(out), "--truth", str(storm_file.with_name("truth.nc"))]) == 0
+    printed = capsys.readouterr().out
+    assert "an ensemble of 4 members" in printed and "CRPS" in printed
     # the same seed gives the same members, appended along time in the store
     again = tmp_path / "again.nc"
     assert _run(tmp_path, storm_file, "--times", "66", *common, "--output", again, "--zarr", store, "--append") == 0
