@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from ensemble_skill import _markdown
 
 from climode import ensemble
 from climode.model.baselines import BASELINES
@@ -165,16 +166,6 @@ def _scores(method: str, case: int, forecast: np.ndarray, truth: np.ndarray) -> 
         for metric, v in values.items()
         for k, lead in enumerate(LEADS_MIN)
     ]
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = [
-        "| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([head, rule, *body])
 
 
 def main() -> None:

@@ -2,22 +2,19 @@
 
 import math
 import re
-import socket
-import warnings
 
-import cartopy
 import cftime
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from cartopy.io import DownloadWarning
 from cartopy.mpl.feature_artist import FeatureArtist
 from cartopy.mpl.geoaxes import GeoAxes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from PIL import Image
+from test_maps import offline  # noqa: F401  (the fixture: no network, no cartopy downloads)
 
 from climode.maps import draw_plume, draw_probability, draw_spaghetti, ensemble_mean_track, plot_ensemble
 
@@ -119,23 +116,8 @@ def data():
     return ensemble()
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No network and no Natural Earth data on disk; a cartopy download would be an error."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setitem(cartopy.config, "data_dir", tmp_path / "no-cartopy-data")
-    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", tmp_path / "no-cartopy-data")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DownloadWarning)
-        yield
-
-
-def test_the_page_is_one_non_blank_png_written_offline_with_every_panel(data, tmp_path, offline):
+@pytest.mark.usefixtures("offline")
+def test_the_page_is_one_non_blank_png_written_offline_with_every_panel(data, tmp_path):
     ens, tracks = data
     out = tmp_path / "out"
     out.mkdir()
