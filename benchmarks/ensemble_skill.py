@@ -36,7 +36,7 @@ from climode.data.synthetic import make_corpus
 from climode.forecasting import bundled_checkpoint, forecast
 from climode.geo.storms import FOLLOW_KM, follow_storm, great_circle_km
 from climode.verify import skill
-from climode.verify.ensemble import brier, crps, spread_skill
+from climode.verify.ensemble import crps, spread_skill
 from climode.verify.intervals import bootstrap
 from climode.verify.metrics import sharpness, wind_speed
 
