@@ -115,8 +115,7 @@ def _rows(case, i, method, values: dict[str, np.ndarray]) -> list[dict]:
     ]
 
 
-def _score(case, i, truth, fc, ens, track, members) -> list[dict]:
-    rows = []
+def _score(case, i, truth, fc, ens, track) -> list[dict]:
     dims = ("lat", "lon")
     det, scores = f"{ens.attrs['method']}-deterministic", {}
     ens_scores: dict[str, np.ndarray] = {}
@@ -137,9 +136,7 @@ def _score(case, i, truth, fc, ens, track, members) -> list[dict]:
     )
     if track is not None:
         ens_scores["track_inside90"] = _inside(ens, truth, case, track)
-    rows += _rows(case, i, det, scores)
-    rows += _rows(case, i, ens.attrs["method"], ens_scores)
-    return rows
+    return _rows(case, i, det, scores) + _rows(case, i, ens.attrs["method"], ens_scores)
 
 
 def _calibrate(args, models) -> dict[str, ensemble.Perturbation]:
@@ -186,7 +183,7 @@ def main() -> None:
     for i, (case, truth, fcs) in enumerate(_deterministic(ds, cases, models)):
         for m in METHODS:
             ens = _members(fcs[m], case, perturbations[m], args.members, args.seed).assign_attrs(method=f"{m}-ensemble")
-            rows += _score(case, i, truth, fcs[m], ens, by_storm.get(case.storm), args.members)
+            rows += _score(case, i, truth, fcs[m], ens, by_storm.get(case.storm))
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "cases.csv", index=False)
     summary = bootstrap(table.dropna(subset=["value"]), "value", ["metric", "lead", "method"], n=args.bootstrap)

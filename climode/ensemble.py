@@ -20,6 +20,7 @@ asked alone or with other times, and the first members of 20 are those of 10.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -61,7 +62,7 @@ class Perturbation:
     @classmethod
     def of(cls, card) -> Perturbation:
         """The perturbation a checkpoint's card records (``Card.ensemble``), else the defaults."""
-        return cls(**(getattr(card, "ensemble", None) or {}))
+        return cls(**(card.ensemble or {}))
 
 
 def ages(query: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -198,19 +199,16 @@ class Event:
     def name(self) -> str:
         """A variable name for its probability, from the event as written: ``wind>=30kt`` ->
         ``probability_wind_ge_30kt``."""
-        ops = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
         value = self.text.split(self.op, 1)[1].replace(".", "p").replace("-", "m")
-        return f"probability_{self.variable}_{ops[self.op]}_{re.sub(r'[^0-9A-Za-z]', '', value)}"
+        return f"probability_{self.variable}_{_OPS[self.op][1]}_{re.sub(r'[^0-9A-Za-z]', '', value)}"
 
     def occurs(self, fields: xr.Dataset) -> xr.DataArray:
         """0/1 where the event holds in ``fields`` (members or the truth), NaN where undefined."""
         value = _quantity(fields, self.variable)
-        holds = {">=": value >= self.threshold, ">": value > self.threshold, "<=": value <= self.threshold}.get(
-            self.op, value < self.threshold
-        )
-        return holds.astype(np.float32).where(value.notnull())
+        return _OPS[self.op][0](value, self.threshold).astype(np.float32).where(value.notnull())
 
 
+_OPS = {">=": (operator.ge, "ge"), ">": (operator.gt, "gt"), "<=": (operator.le, "le"), "<": (operator.lt, "lt")}
 _EVENT = re.compile(r"^\s*([A-Za-z_][\w@.]*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 
 
@@ -220,7 +218,7 @@ def _quantity(fields: xr.Dataset, variable: str) -> xr.DataArray:
     return fields[variable]
 
 
-def _units(variable: str, variables: Sequence[str], units: dict[str, str]) -> str:
+def _units(variable: str, units: dict[str, str]) -> str:
     if variable == "wind":
         return "m s-1"
     return units.get(variable) or (VARIABLES[variable].units if variable in VARIABLES else "")
@@ -247,7 +245,7 @@ def parse_events(spec: str, variables: Sequence[str], units: dict[str, str] | No
                 f"--probability: unknown variable {variable!r} in {text.strip()!r}; the forecast has {', '.join(known)}"
             )
         threshold = float(value)
-        own = _units(variable, variables, units)
+        own = _units(variable, units)
         if given:
             factor = conversion(given, own) if own else None
             if factor is None:
@@ -263,7 +261,7 @@ def parse_events(spec: str, variables: Sequence[str], units: dict[str, str] | No
 def probability(ens: xr.Dataset, event: Event) -> xr.DataArray:
     """(time, lat, lon) the share of members in which ``event`` holds (units 1)."""
     share = event.occurs(ens).mean("realization")
-    units = _units(event.variable, list(ens.data_vars), {k: v.attrs.get("units", "") for k, v in ens.data_vars.items()})
+    units = _units(event.variable, {k: v.attrs.get("units", "") for k, v in ens.data_vars.items()})
     what = "850 hPa wind speed" if event.variable == "wind" else event.variable
     return share.rename(event.name).assign_attrs(
         long_name=f"probability of {what} {event.op} {event.threshold:g} {units}".strip(),

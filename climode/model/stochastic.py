@@ -196,8 +196,12 @@ class _Stochastic(nn.Module):
     reconstructs_first = False  # whether ``inputs`` at the first observed step is the model's own
 
     def __init__(self, config: ModelConfig):
+        """The parts every one of them has: the frame encoder (frames and validity, 2C channels) to
+        vectors of ``dim`` = 4w, and ``hidden`` = 8w, the width of their recurrent parts."""
         super().__init__()
         self.config = config
+        self.dim, self.hidden = 4 * config.width, 8 * config.width
+        self.encoder = FrameEncoder(2 * config.channels, config.width, self.dim)
 
     @property
     def substeps(self) -> int:
@@ -338,9 +342,7 @@ class SVG(_Stochastic):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        c, w = config.channels, config.width
-        self.dim, hidden = 4 * w, 8 * w
-        self.encoder = FrameEncoder(2 * c, w, self.dim)
+        c, w, hidden = config.channels, config.width, self.hidden
         self.decoder = FrameDecoder(self.dim, w, c)
         self.predictor = StackedLSTM(self.dim + Z_DIM, hidden, self.dim, layers=2)
         self.posterior = StackedLSTM(self.dim, hidden, 2 * Z_DIM, layers=1)
@@ -415,9 +417,7 @@ class SRVP(_Stochastic):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        c, w = config.channels, config.width
-        self.dim, hidden = 4 * w, 8 * w
-        self.encoder = FrameEncoder(2 * c, w, self.dim)
+        c, w, hidden = config.channels, config.width, self.hidden
         self.decoder = FrameDecoder(hidden + SRVP_DIM, w, c)
         self.content_proj = nn.Sequential(nn.Linear(self.dim, hidden), nn.ReLU(inplace=True))
         self.content = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
