@@ -23,6 +23,7 @@ temporary path and renamed into place when complete.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import sys
@@ -104,10 +105,21 @@ def _fractions(split: str) -> tuple[float, float, float]:
     return shares
 
 
+def _stop_heartbeat(dask_worker) -> None:
+    """Run on each worker of our own cluster once the work is done (``Client.run``)."""
+    dask_worker.periodic_callbacks["heartbeat"].stop()
+
+
 def _shut_down(client, cluster) -> None:
-    """Close the client, then the workers and scheduler it started: the workers' last heartbeats
-    to a scheduler already gone are logged as CommClosedError tracebacks, which say nothing about
-    the work (done by then), so dask's and tornado's loggers are raised to CRITICAL meanwhile."""
+    """Close the client, then the workers and scheduler it started.
+
+    A worker's heartbeat that races the scheduler's closing is logged by the worker's own process
+    as a CommClosedError traceback, which says nothing about the work (done by then): so our own
+    workers stop their heartbeats first, and dask's and tornado's loggers here are raised to
+    CRITICAL meanwhile. Workers of a cluster given with --scheduler are left as they are."""
+    if cluster is not None:
+        with contextlib.suppress(Exception):  # a worker already gone has no heartbeat to stop
+            client.run(_stop_heartbeat)
     loggers = [logging.getLogger(name) for name in ("distributed", "tornado")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
