@@ -14,7 +14,7 @@ and per lead (frames after the last input) it reports
 - mean-member MSE: the members' MSE at each lead, averaged over members;
 
 each the mean over sequences (and seeds) x1e-3 with a 95 % bootstrap interval over sequences
-(``climode.verify.intervals.bootstrap``: sequences resampled, the seeds' rows of a sequence kept
+(``climode.verification.intervals.bootstrap``: sequences resampled, the seeds' rows of a sequence kept
 together); per seed in the JSON. Persistence (one member) is scored for reference.
 
 Vid-ODE is deterministic: its single forecast is scored as its own best-of-1 row. It is trained per
@@ -49,8 +49,8 @@ from climode.config import DataConfig
 from climode.data import collate, open_dataset
 from climode.model import ModelConfig, build
 from climode.model.baselines import persistence
-from climode.train import train as train_model
-from climode.verify.intervals import bootstrap
+from climode.training import train as train_model
+from climode.verification.intervals import bootstrap
 
 STOCHASTIC = ("svg-fp", "svg-lp", "srvp")
 N_IN, N_OUT, FRAME, DATA_SEED = 10, 10, 32, 0

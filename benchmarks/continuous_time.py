@@ -49,7 +49,7 @@ from climode.io.tracks import read_tracks
 from climode.model.baselines import advection, persistence
 from climode.model.motion import motion
 from climode.model.warp import warp
-from climode.train import train as train_model
+from climode.training import train as train_model
 
 VARIABLES = ["U850", "V850", "PSL"]
 TAUS = np.arange(1, 8) / 8

@@ -30,9 +30,9 @@ from ensemble_skill import VARIABLES, _ages, _array, _corpus
 import climode
 from climode import ensemble
 from climode.forecasting import bundled_checkpoint, forecast
-from climode.verify import skill
-from climode.verify.ensemble import crps
-from climode.verify.metrics import sharpness
+from climode.verification import skill
+from climode.verification.ensemble import crps
+from climode.verification.metrics import sharpness
 
 
 def _latent(model, sigma: float, member: int):

@@ -35,10 +35,10 @@ from climode import ensemble
 from climode.data.synthetic import make_corpus
 from climode.forecasting import bundled_checkpoint, forecast
 from climode.geo.storms import FOLLOW_KM, follow_storm, great_circle_km
-from climode.verify import skill
-from climode.verify.ensemble import crps, spread_skill
-from climode.verify.intervals import bootstrap
-from climode.verify.metrics import sharpness, wind_speed
+from climode.verification import skill
+from climode.verification.ensemble import crps, spread_skill
+from climode.verification.intervals import bootstrap
+from climode.verification.metrics import sharpness, wind_speed
 
 METHODS = ("vid-ode", "persistence", "advection")
 VARIABLES = ("U850", "V850", "PSL")

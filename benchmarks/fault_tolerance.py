@@ -70,13 +70,13 @@ def _hidden(folder: Path) -> list[str]:
 # the training command, with each finished batch reported on stdout (the library has no such hook)
 TRAIN_REPORTING = """
 import sys
-from climode.train import task
+from climode.training import task
 
 def report(self, outputs, batch, index):
     print("BATCHES", self.global_step // (2 if self.config.train.adversarial else 1), flush=True)
 
 task.ForecastTask.on_train_batch_end = report
-from climode.train.__main__ import main
+from climode.training.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
 

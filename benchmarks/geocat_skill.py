@@ -2,7 +2,7 @@
 frames of U, V, T over 20-60 N, 140-52.5 W, a fifth of the cells missing). Vid-ODE is trained on the
 first 80 % of the record (one run per seed) and forecasts the rest from irregular inputs, against
 persistence, the linear blend, linear extrapolation and two- and multi-frame advection
-(``climode.verify.skill``); intervals resample forecast start times (the record holds one storm, so cases
+(``climode.verification.skill``); intervals resample forecast start times (the record holds one storm, so cases
 are not independent storms, and neighbouring start times share targets: the intervals are optimistic).
 
     .venv/bin/python benchmarks/geocat_skill.py --out runs/geocat-skill [--seeds 0,1,2] [--steps 400]
@@ -26,7 +26,7 @@ import yaml
 import climode
 from climode.data.gridded import prepare
 from climode.io.fields import open_fields
-from climode.verify import skill
+from climode.verification import skill
 
 GEOCAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "geocat_storm_500hPa"
 VARS = {"U500": "u", "V500": "v", "T500": "t"}

@@ -69,7 +69,7 @@ def gan_step(size: int, device: str, steps: int, settings: str, flops: bool) -> 
     from climode.checkpoint import Card
     from climode.config import Config, DataConfig, TrainConfig
     from climode.data import collate
-    from climode.train.task import ForecastTask
+    from climode.training.task import ForecastTask
 
     class Random(Dataset):
         def __len__(self):

@@ -21,8 +21,8 @@ by
 
 Scores per case and lead over the whole grid (mm h-1): the fair CRPS (a deterministic forecast's is
 its MAE), means over ``--cases`` independent scenes with 95 % bootstrap intervals over cases
-(``climode.verify.intervals.bootstrap``), the paired difference of the two ensembles, and the
-spread-skill ratio (``climode.verify.ensemble.spread_skill``'s, pooled over cases).
+(``climode.verification.intervals.bootstrap``), the paired difference of the two ensembles, and the
+spread-skill ratio (``climode.verification.ensemble.spread_skill``'s, pooled over cases).
 
     .venv/bin/python benchmarks/steps_ensemble.py --out runs/steps-ensemble [--cases 20] [--members 20]
 
@@ -46,8 +46,8 @@ from ensemble_skill import _markdown
 
 from climode import ensemble
 from climode.model.baselines import BASELINES
-from climode.verify.ensemble import crps, spread_skill
-from climode.verify.intervals import bootstrap
+from climode.verification.ensemble import crps, spread_skill
+from climode.verification.intervals import bootstrap
 
 KM = 1.0  # km per grid cell
 STEP_MIN = 5.0  # minutes between inputs

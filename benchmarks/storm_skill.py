@@ -1,5 +1,5 @@
 """Skill on held-out synthetic storms: a model against every baseline, per task and lead, with 95 %
-intervals over storms (``climode.verify.skill``).
+intervals over storms (``climode.verification.skill``).
 
 A fresh corpus (a seed no model trained on) is written every half hour on the model's 1-degree grid,
 so the truth exists at every query; each storm gives ``--cases`` cases of 5 inputs with whole-hour
@@ -30,8 +30,8 @@ import climode
 from climode.data.synthetic import make_corpus
 from climode.forecasting import bundled_checkpoint
 from climode.io.tracks import read_tracks
-from climode.verify import skill
-from climode.verify.cliper import Cliper
+from climode.verification import skill
+from climode.verification.cliper import Cliper
 
 
 def _dated(tracks: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ and on a Dataset: ``ds.climode.forecast(times)``, ``ds.climode.tiles(...)``,
 
 ``forecast``, ``train`` and ``verify`` are functions here; the subpackages of the same names
 (the forecast command, the trainer, verification) are reached with import statements
-(``from climode.verify import metrics``). Names are imported on first use, so that
+(``from climode.verification import metrics``). Names are imported on first use, so that
 ``import climode.model`` (the network alone) works without the data stack (xarray, dask, zarr,
 cftime) and never loads the maps (cartopy).
 """
@@ -34,8 +34,8 @@ from .errors import ClimodeError
 VERBS = {
     "open_fields": ".io.fields",
     "forecast": ".forecasting",
-    "verify": ".verify.truth",
-    "train": ".train.run",
+    "verify": ".verification.truth",
+    "train": ".training.run",
     "load_model": ".checkpoint",
     "get_model": ".model",
 }

@@ -22,7 +22,7 @@ from ._version import __version__
 
 COMMANDS = {  # name -> the module whose main(argv) runs it
     "forecast": "climode.forecast.__main__",
-    "train": "climode.train.__main__",
+    "train": "climode.training.__main__",
     "evaluate": "climode.evaluate",
     "prepare": "climode.prepare",
     "video": "climode.video.__main__",

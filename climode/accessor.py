@@ -89,7 +89,7 @@ class ClimodeAccessor:
 
         An ensemble forecast (dims (realization, time, lat, lon)) is scored by its ensemble mean, and
         its members by CRPS, spread, skill, spread-skill ratio and Brier scores of wind events
-        (``climode.verify.ensemble.ensemble_scores``).
+        (``climode.verification.ensemble.ensemble_scores``).
 
         Parameters
         ----------
@@ -105,6 +105,6 @@ class ClimodeAccessor:
             intensity errors (hPa, m s-1), and for an ensemble ``"ensemble"``: {"members": m,
             metric: {variable: [per lead]}}; see ``climode.verify``.
         """
-        from .verify.truth import verify
+        from .verification.truth import verify
 
         return verify(self._ds, truth, start)

@@ -92,7 +92,7 @@ class TrainConfig:
     ``log_every``: generator updates between rows of logs/metrics.csv.
     ``lambda_kl`` weighs the KL term of the variational models (latent-ode, ode2vae). ``lambda_core``
     weighs a second L1 whose cells count by how far the target lies from its frame's mean
-    (``climode.train.losses.anomaly_l1``): what pays for a storm's core (0: none). ``logger``:
+    (``climode.training.losses.anomaly_l1``): what pays for a storm's core (0: none). ``logger``:
     "csv" (logs/metrics.csv) or "tensorboard" (also event files in logs/tensorboard, for ``tensorboard --logdir``;
     needs tensorboard or tensorboardX)."""
 

@@ -379,7 +379,7 @@ def calibrate(
         its own central forecast). A ratio of sums, not a mean of ratios, which would favour too little
         spread by weighting the cases with small errors most.
     """
-    from .verify.ensemble import crps
+    from .verification.ensemble import crps
 
     dims = ("lat", "lon")
     as_da = lambda x, *lead: xr.DataArray(x, dims=(*lead, "time", "var", *dims))

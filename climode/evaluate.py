@@ -7,7 +7,7 @@ of the paper's protocols end to end (see ``climode.protocols``);
 a forecast (what ``python -m climode.forecast`` writes) against the truth, each a NetCDF file or a
 zarr store: RMSE per variable, storm track and intensity errors (see ``climode.verify``); for an
 ensemble forecast (a ``realization`` dim) those of the ensemble mean, and CRPS, spread-skill ratio and
-Brier scores of wind events per lead time (``climode.verify.ensemble``)."""
+Brier scores of wind events per lead time (``climode.verification.ensemble``)."""
 
 from __future__ import annotations
 
@@ -184,8 +184,8 @@ def _write_json(path: str, scores: dict) -> None:
 def _verify_files(args: argparse.Namespace) -> None:
     """The --forecast mode: score the forecast file against the truth file, print a table, write --json."""
     from .io.fields import open_fields
-    from .verify.truth import format_table as format_verification
-    from .verify.truth import verify
+    from .verification.truth import format_table as format_verification
+    from .verification.truth import verify
 
     start = _storm(args.storm) if args.storm else None
     with warnings.catch_warnings():  # a store without consolidated metadata (climode.forecast --zarr) reads fine
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     from .checkpoint import load_model
     from .config import config_from_dict, replace
     from .data import open_dataset
-    from .verify import scoring
+    from .verification import scoring
 
     ckpt = load_model(args.checkpoint)
     config = config_from_dict(ckpt.card.config or {}, f"{args.checkpoint} config")

@@ -27,7 +27,7 @@ from .io.coords import normalise_coords
 from .io.write import FLAG, FLAG_ATTRS
 from .model.compose import compose, fill_missing, shifted_fill
 from .normalise import Normalised
-from .times import as_hours, at_hours, hours_between, resolution_us
+from .times import as_hours, at_hours, hours_between, resolution_us, stamp
 
 BUNDLED = "cam5-synthetic.safetensors"
 OVERLAP = 8  # windows of a large domain share at least 1/OVERLAP of the tile size
@@ -42,7 +42,9 @@ def bundled_checkpoint() -> Path:
     return Path(str(resources.files("climode.weights") / BUNDLED))
 
 
-def _checkpoint(checkpoint: str | Path | Checkpoint | None, device: str) -> Checkpoint:
+def forecast_model(checkpoint: str | Path | Checkpoint | None, device: str = "cpu") -> Checkpoint:
+    """The model ``forecast`` runs: ``checkpoint`` loaded (the bundled model when None), refused
+    unless it was trained on times in hours."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_model(checkpoint or bundled_checkpoint(), device)
     if ckpt.card.time_units != "hours":
         raise ClimodeError(
@@ -251,10 +253,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stamp(time) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")
-
-
 LONG_LEADS = 4  # leads up to this many times the longest trained one need no --allow-long-leads
 
 
@@ -375,7 +373,7 @@ def forecast(
     """
     if members is not None and (isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1):
         raise ClimodeError(f"--members must be a whole number of at least 1, got {members!r}")
-    ckpt = _checkpoint(checkpoint, device)
+    ckpt = forecast_model(checkpoint, device)
     ds = normalise_coords(ds)
     missing = [v for v in ckpt.variables if v not in ds.data_vars]
     if missing:
@@ -459,8 +457,8 @@ def forecast(
         "climode_checkpoint_sha256": _sha256(ckpt.path),
         "climode_model_training": ckpt.card.provenance(),
         "climode_input": ds.attrs.get("climode_sources", ""),
-        "climode_input_times": ", ".join(_stamp(t) for t in ds.time.values),
-        **({"climode_skipped_input_times": ", ".join(_stamp(t) for t in skipped)} if skipped else {}),
+        "climode_input_times": ", ".join(stamp(t) for t in ds.time.values),
+        **({"climode_skipped_input_times": ", ".join(stamp(t) for t in skipped)} if skipped else {}),
         "date_created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **spread,
     }

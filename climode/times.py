@@ -32,6 +32,11 @@ _STAMP = re.compile(
 _DATE = re.compile(r"\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
 
 
+def stamp(time) -> str:
+    """A date as ``YYYY-MM-DD HH:MM:SS``, in its own calendar."""
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def to_hours(times: Sequence, calendar: str) -> np.ndarray:
     """cftime datetimes on ``calendar`` -> float64 hours since ``conventions.TIME_ORIGIN``."""
     return np.asarray(cftime.date2num(list(times), HOURS_SINCE, calendar=calendar), dtype=np.float64)

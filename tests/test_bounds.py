@@ -17,7 +17,7 @@ from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.forecast.__main__ import main as forecast_main
-from climode.forecasting import _checkpoint, forecast
+from climode.forecasting import forecast, forecast_model
 from climode.io import checks
 from climode.io.write import lead_layout
 from climode.times import as_hours, hours_between, resolution_us
@@ -28,7 +28,7 @@ GIB = 2**30
 
 @pytest.fixture(scope="module")
 def bundled():
-    return _checkpoint(None, "cpu")
+    return forecast_model(None, "cpu")
 
 
 @pytest.fixture(scope="module")

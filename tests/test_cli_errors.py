@@ -8,7 +8,7 @@ from climode import save_model
 from climode.checkpoint import Card
 from climode.evaluate import main as evaluate_main
 from climode.model import ModelConfig, VidODE
-from climode.train.__main__ import main as train_main
+from climode.training.__main__ import main as train_main
 
 
 def _one_error_line(capsys, *fragments):

@@ -1,4 +1,4 @@
-"""The CLIPER-style track baseline of climode.verify.cliper: exact cases, the regression, fallbacks, files."""
+"""The CLIPER-style track baseline of climode.verification.cliper: exact cases, the regression, fallbacks, files."""
 
 import cftime
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.geo.storms import great_circle_km
-from climode.verify.cliper import PREDICTORS, Cliper, track_hours
+from climode.verification.cliper import PREDICTORS, Cliper, track_hours
 
 
 def _straight(storm: str, lat0: float, lon0: float, dlat: float, dlon: float, hours: np.ndarray) -> pd.DataFrame:

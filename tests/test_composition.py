@@ -8,7 +8,7 @@ from climode.checkpoint import Card
 from climode.config import Config, TrainConfig
 from climode.model import ModelConfig, SolverConfig, VidODE
 from climode.model.compose import compose, fill_missing, shifted_fill
-from climode.train.task import ForecastTask
+from climode.training.task import ForecastTask
 
 EULER = SolverConfig("euler", 1.0)
 

@@ -12,7 +12,7 @@ from climode import ensemble
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.geo.storms import great_circle_km, storm_centre
-from climode.verify.metrics import sharpness
+from climode.verification.metrics import sharpness
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""Ensemble verification (``climode.verify.ensemble``): fair CRPS and Brier scores against hand-computed
+"""Ensemble verification (``climode.verification.ensemble``): fair CRPS and Brier scores against hand-computed
 values, spread-skill ratio and rank histogram of calibrated and under-dispersive synthetic ensembles,
 reliability, missing cells, and the ensemble scores of ``climode.verify`` and ``climode evaluate``."""
 
@@ -14,9 +14,9 @@ from scipy.stats import chisquare
 import climode  # noqa: F401 (the ds.climode accessor)
 from climode.evaluate import main as evaluate_main
 from climode.io.write import FLAG_ATTRS, write_netcdf
-from climode.verify.ensemble import brier, crps, ensemble_scores, rank_histogram, reliability, spread_skill
-from climode.verify.metrics import rmse
-from climode.verify.truth import format_table, verify
+from climode.verification.ensemble import brier, crps, ensemble_scores, rank_histogram, reliability, spread_skill
+from climode.verification.metrics import rmse
+from climode.verification.truth import format_table, verify
 
 MEMBERS = 20
 

@@ -143,9 +143,9 @@ def test_the_verbs_stay_functions_after_their_subpackages_are_imported():
     the subpackages of those names (the trainer, the forecast command, verification) are imported."""
     code = textwrap.dedent("""
         import inspect
-        import climode.forecast.__main__, climode.train.run, climode.verify.metrics
+        import climode.forecast.__main__, climode.training.run, climode.verification.metrics
         import climode
-        from climode.verify import metrics
+        from climode.verification import metrics
         names = ("open_fields", "forecast", "verify", "train", "load_model", "get_model")
         print([n for n in names if not inspect.isfunction(getattr(climode, n))], callable(metrics.ssim))
         net = climode.get_model("vid-ode", channels=2, width=4)

@@ -10,8 +10,8 @@ from climode.errors import ClimodeError
 from climode.model import LEARNED, MODELS, ModelConfig, baselines, build
 from climode.model.baselines import BASELINES, advection, advection_multi, blend, linear, motion, persistence
 from climode.model.warp import warp
-from climode.train.losses import diff_targets, masked_l1, masked_mse, sequence
-from climode.verify.metrics import mse, psnr, ssim
+from climode.training.losses import diff_targets, masked_l1, masked_mse, sequence
+from climode.verification.metrics import mse, psnr, ssim
 
 
 def test_masked_losses_ignore_nan_cells():
@@ -246,7 +246,7 @@ def test_ssim_of_many_frames_equals_frame_by_frame():
 def test_each_sample_is_forecast_on_its_own_times():
     """A forecaster that takes only shared times sees each group of samples with the same times, never its
     batch mates' input or query times; one that takes each sample's own times sees the batch once."""
-    from climode.verify.scoring import on_own_times
+    from climode.verification.scoring import on_own_times
 
     seen = []
 

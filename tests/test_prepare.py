@@ -294,7 +294,7 @@ def test_init_from_the_bundled_model_starts_at_its_loss(prepared, tmp_path):
     from climode.config import Config, TrainConfig
     from climode.data import collate
     from climode.forecasting import bundled_checkpoint
-    from climode.train.task import ForecastTask
+    from climode.training.task import ForecastTask
 
     store, _ = prepared
     config = tmp_path / "tune.yaml"

@@ -13,8 +13,8 @@ from climode import load_model
 from climode.errors import ClimodeError
 from climode.model import LEARNED, MODELS
 from climode.protocols import report, run, spec
-from climode.train.__main__ import main as train_main
-from climode.verify.scoring import storm_scores
+from climode.training.__main__ import main as train_main
+from climode.verification.scoring import storm_scores
 
 # 40 storms: the record's last 10 % (the test block, a sample's span after the training block) holds storms
 TINY = spec.Preset(

@@ -11,7 +11,7 @@ from climode.model import MODELS, ModelConfig, build
 from climode.model.baselines import BASELINES
 from climode.protocols.spec import PRESETS, PROTOCOLS
 from climode.registry import Registry
-from climode.verify.metrics import METRICS
+from climode.verification.metrics import METRICS
 
 REGISTRIES = {"model": MODELS, "baseline": BASELINES, "metric": METRICS, "dataset": DATASETS, "protocol": PROTOCOLS,
               "preset": PRESETS}  # fmt: skip

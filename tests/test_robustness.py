@@ -24,7 +24,7 @@ from climode.errors import ClimodeError
 from climode.forecast.__main__ import main as forecast_main
 from climode.model import ModelConfig, build
 from climode.model.compute import check_device
-from climode.train.__main__ import main as train_main
+from climode.training.__main__ import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -428,7 +428,7 @@ def test_a_forecast_killed_between_its_outputs_swaps_is_put_back_and_the_rerun_a
 def test_a_truncated_checkpoint_is_refused_before_resuming(tmp_path):
     import zipfile
 
-    from climode.train.run import _resume_path
+    from climode.training.run import _resume_path
 
     (tmp_path / "checkpoints").mkdir()
     with zipfile.ZipFile(tmp_path / "checkpoints" / "step=1.ckpt", "w") as whole:
@@ -452,7 +452,7 @@ def test_run_yaml_keeps_the_data_path_relative_to_the_run_so_resume_works_from_a
     import yaml
 
     from climode.config import Config, replace
-    from climode.train.run import RUN_FILE, _prepare_run_dir, _run_relative
+    from climode.training.run import RUN_FILE, _prepare_run_dir, _run_relative
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "r").mkdir(parents=True)
@@ -491,7 +491,7 @@ def test_help_loads_no_stack():
 
 def test_unknown_model_or_dataset_names_the_choices(tmp_path, capsys):
     from climode.data import DATASETS
-    from climode.train.__main__ import _parser
+    from climode.training.__main__ import _parser
 
     _user_error(capsys, train_main, ["--model", "vidode", "--out", tmp_path / "r"], "'vidode'", "vid-ode", "convgru")
     _user_error(capsys, train_main, ["--dataset", "cam6", "--out", tmp_path / "r"], "dataset 'cam6'", *DATASETS)

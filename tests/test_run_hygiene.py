@@ -24,9 +24,9 @@ from climode.config import config_from_dict
 from climode.data.prepare import plan_short
 from climode.data.sampling import SamplingConfig
 from climode.errors import ClimodeError
-from climode.train import train
-from climode.train.__main__ import main as train_main
-from climode.train.task import ForecastTask
+from climode.training import train
+from climode.training.__main__ import main as train_main
+from climode.training.task import ForecastTask
 
 SMALL = {  # frames too small for the discriminators: no adversarial terms
     "model": {"width": 4, **{k: TINY["model"][k] for k in ("encoder_solver", "decoder_solver")}},
@@ -90,7 +90,7 @@ def test_a_refused_training_command_leaves_the_parent_folder_as_it_was(tmp_path,
             assert_user_error(subprocess.CompletedProcess(args, 2, "", err), *fragments)
             assert _tree(parent) == before, (out, args)
     # a folder that holds no run, and a logger whose package is missing, refused the same way
-    monkeypatch.setattr(importlib.import_module("climode.train.run"), "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.import_module("climode.training.run"), "find_spec", lambda name: None)
     install = '.venv/bin/python -m pip install -c constraints.txt -e ".[tensorboard]"'
     for args, fragments in (
         (["--out", parent / "kept", "--resume"], ["cannot resume", "kept"]),

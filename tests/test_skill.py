@@ -1,4 +1,4 @@
-"""climode.verify.skill: cases drawn as designed, every score exact for a perfect forecast, tables that bold
+"""climode.verification.skill: cases drawn as designed, every score exact for a perfect forecast, tables that bold
 only a separated winner."""
 
 import cftime
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from climode.data.synthetic import make_corpus
-from climode.verify import skill
+from climode.verification import skill
 
 DESIGN = skill.Design(leads=(3.0, 6.0, 12.0), off_grid=(), fractions=(0.5,), gaps_h=(3.0, 12.0), step_h=3.0)
 

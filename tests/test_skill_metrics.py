@@ -1,4 +1,4 @@
-"""Field and storm metrics of climode.verify.metrics, each against values computed by hand on tiny arrays."""
+"""Field and storm metrics of climode.verification.metrics, each against values computed by hand on tiny arrays."""
 
 import time
 
@@ -9,9 +9,18 @@ import xarray as xr
 
 from climode.geo import storms
 from climode.geo.storms import KM_PER_DEG, great_circle_km
-from climode.verify import truth as verify_truth
-from climode.verify.intervals import bootstrap, separated
-from climode.verify.metrics import csi, fss, intensity_errors, psl_deficit, rmse, sharpness, track_errors, wind_speed
+from climode.verification import truth as verify_truth
+from climode.verification.intervals import bootstrap, separated
+from climode.verification.metrics import (
+    csi,
+    fss,
+    intensity_errors,
+    psl_deficit,
+    rmse,
+    sharpness,
+    track_errors,
+    wind_speed,
+)
 
 NAN = np.nan
 

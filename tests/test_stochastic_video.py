@@ -13,7 +13,7 @@ from climode.model import MODELS, ModelConfig, build
 from climode.model.baselines import persistence
 from climode.model.odefunc import SolverConfig
 from climode.model.stochastic import SRVP, SVGFP, SVGLP, gaussian_kl
-from climode.train import train
+from climode.training import train
 
 NAMES = ("svg-fp", "svg-lp", "srvp")
 ALL = pytest.mark.parametrize("name", NAMES)

@@ -14,10 +14,10 @@ from conftest import HANG, ROOT, TINY, run_module, write_config
 from climode import ClimodeError, load_model
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
-from climode.train import train
-from climode.train.__main__ import main as train_main
-from climode.train.task import Schedule
-from climode.verify.scoring import score_checkpoint
+from climode.training import train
+from climode.training.__main__ import main as train_main
+from climode.training.task import Schedule
+from climode.verification.scoring import score_checkpoint
 
 
 def _optimizer_steps(ckpt_path):
@@ -239,7 +239,7 @@ def test_tensorboard_logger_writes_event_files_beside_the_csv(tmp_path):
 def test_the_anomaly_l1_pays_for_the_extremes_a_plain_l1_lets_go():
     """A forecast that misses a compact core (a few cells far from the frame's mean) costs little in L1
     and much in the anomaly-weighted L1; one that errs by as much everywhere costs the same in both."""
-    from climode.train.losses import anomaly_l1, masked_l1
+    from climode.training.losses import anomaly_l1, masked_l1
 
     target = torch.zeros(1, 1, 1, 32, 32)
     target[..., 14:18, 14:18] = -10.0  # a core of 16 cells in 1024
@@ -257,7 +257,7 @@ def test_the_anomaly_l1_pays_for_the_extremes_a_plain_l1_lets_go():
 def test_lambda_core_adds_the_anomaly_l1_to_the_generators_loss():
     from climode.checkpoint import Card
     from climode.config import config_from_dict
-    from climode.train.task import ForecastTask
+    from climode.training.task import ForecastTask
 
     values = {k: dict(v) for k, v in TINY.items()}
     values["model"].update(channels=1, n_in=None)

@@ -15,7 +15,7 @@ from climode.errors import ClimodeError
 from climode.evaluate import main as evaluate_main
 from climode.geo.storms import follow_storm, great_circle_km, intensity, storm_centre
 from climode.io.write import write_netcdf
-from climode.verify.truth import format_table, lat_weighted_rmse, verify
+from climode.verification.truth import format_table, lat_weighted_rmse, verify
 
 REF = 8  # index of the forecast reference time in the synthetic corpus (the storm exists from index 4)
 LEADS = 8  # forecast times REF + 1 ... REF + LEADS, every 3 hours

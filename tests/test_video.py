@@ -15,7 +15,7 @@ import climode
 from climode.errors import ClimodeError
 from climode.model import ModelConfig, build
 from climode.model.baselines import blend
-from climode.verify.metrics import psnr
+from climode.verification.metrics import psnr
 from climode.video import readers
 from climode.video.clips import VideoClips
 from climode.video.layouts import LAYOUTS

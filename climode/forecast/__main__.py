@@ -125,9 +125,10 @@ def _outputs(args) -> dict[str, Path]:
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(_attached(sys.argv[1:] if argv is None else argv))
-    from ..forecasting import _checkpoint, _stamp, forecast  # the stack loads after the options are read
+    from ..forecasting import forecast, forecast_model
     from ..io.fields import open_fields
     from ..io.write import FLAG
+    from ..times import stamp  # the stack loads after the options are read
 
     if args.layout not in LAYOUTS:
         raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(LAYOUTS)}")
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     paths = _outputs(args)
     if "plot" in paths or "animate" in paths:
         _maps().parse_region(args.map_region)  # a bad region is refused before any work
-    ckpt = _checkpoint(args.checkpoint, args.device)
+    ckpt = forecast_model(args.checkpoint, args.device)
     try:
         ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time, args.calendar)
     except ClimodeError as exc:
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     out.attrs["history"] = f"{out.attrs['date_created']}: python -m climode.forecast {shlex.join(argv or sys.argv[1:])}"
     for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
         filled = f"  ({flag.mean():.0%} of cells from filled missing input)" if flag.any() else ""
-        print(f"  {_stamp(t)}  lead {lead:+g} h{filled}", flush=True)
+        print(f"  {stamp(t)}  lead {lead:+g} h{filled}", flush=True)
     _write_all(out, paths, args, tracks)
 
 

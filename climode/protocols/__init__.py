@@ -1,5 +1,5 @@
 """The paper's evaluation protocols, run end to end: build the data, train every entry with
-``climode.train``, score it with ``climode.verify.scoring``, write tables and plots.
+``climode.train``, score it with ``climode.verification.scoring``, write tables and plots.
 
 ``python -m climode.evaluate --protocol NAME --preset cpu-small|paper --out DIR [--seeds 0,1,2]``.
 Every learned entry is trained once per training seed (the preset's, three by default) on the
@@ -27,8 +27,8 @@ from ..data.shards import Shards
 from ..errors import ClimodeError
 from ..io.write import replacing
 from ..model import LEARNED
-from ..train import train
-from ..verify.scoring import ModelForecaster, score
+from ..training import train
+from ..verification.scoring import ModelForecaster, score
 from . import report
 from .data import storm_shards
 from .spec import PRESETS, PROTOCOLS, VIDEO_ENTRIES, Entry, Preset, Protocol

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..io.write import replacing
-from ..verify.intervals import bootstrap
+from ..verification.intervals import bootstrap
 
 # score -> (column title, scale applied to the stored value, format)
 COLUMNS = {
@@ -46,7 +46,7 @@ IMAGE_LEAD_SCORES = ("mse", "psnr")  # the same for data without storms
 
 
 def long_table(results: list[dict]) -> pd.DataFrame:
-    """Rows of ``{"setting", "model", "seed", "scores"}`` (scores as ``climode.verify.scoring.score``
+    """Rows of ``{"setting", "model", "seed", "scores"}`` (scores as ``climode.verification.scoring.score``
     returns; seed None for a parameter-free model) -> a DataFrame with columns setting, model,
     seed, lead, samples, score, value (the mean over the run's samples)."""
     rows = []

@@ -14,7 +14,7 @@ forecast and truth must share their coordinates exactly (ValueError otherwise), 
 (lat, lon) and keep other dims. Events for CSI and FSS are ``wind_speed`` >= ``WIND_THRESHOLDS_MS``
 or ``psl_deficit`` >= ``DEFICIT_THRESHOLDS_HPA``. Storm metrics: ``intensity_errors`` (of the
 tables of ``climode.geo.storms.intensity``) and ``track_errors`` (great-circle, along- and cross-track).
-Intervals over storms are ``climode.verify.intervals``.
+Intervals over storms are ``climode.verification.intervals``.
 
 Everywhere, a cell counts only where both forecast and target (truth) are finite.
 """

@@ -7,7 +7,7 @@ coordinates (ValueError otherwise). Fields follow the toolkit convention (U850/V
 NaN where missing); a status flag (``filled``, or any variable the truth lacks) is not scored.
 
 A cell counts only where the truth and every member are finite. Means over cells are weighted by
-cos(lat), as ``climode.verify.metrics.rmse``, and reduce ``dims`` (default (lat, lon)), keeping the
+cos(lat), as ``climode.verification.metrics.rmse``, and reduce ``dims`` (default (lat, lon)), keeping the
 other dims (time). Counts (``rank_histogram``, ``reliability``) are unweighted.
 
 Scores, and what the ``scores`` package (Bureau of Meteorology) computes:

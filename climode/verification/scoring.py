@@ -5,7 +5,7 @@ frames are scored. Scores, each the mean over samples at one lead time (NaN left
 
 - ``mse`` (normalised units; x1e3 in the protocols' tables: the paper's MSE x1e-3 on fields
   min-max scaled to [0, 1]), ``psnr`` (dB, mean of per-frame PSNR, data range 1) and ``ssim``
-  (Gaussian 11 px, data range 1), from ``climode.verify.metrics``;
+  (Gaussian 11 px, data range 1), from ``climode.verification.metrics``;
 - ``lpips``: always NaN (reported as n/a): its backbone weights cannot be had here, and no
   stand-in number is made up;
 - with ``storms`` (storm tiles of a shard store, U850/V850/PSL): ``rmse_<VAR>`` in the variable's

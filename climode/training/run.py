@@ -1,4 +1,4 @@
-"""The training run behind ``python -m climode.train`` and ``climode.train.train``: the run directory,
+"""The training run behind ``python -m climode.train`` and ``climode.training.train``: the run directory,
 the data, the model (new, resumed or started from saved weights), Lightning, the saved models."""
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ query time, from one call (a forecast does not depend on the other times asked):
 
 Every forecaster goes through ``climode.forecast`` with the same checkpoint metadata (grid,
 tiles, normalisation), so the baselines see exactly the inputs the model sees. The scores are
-``climode.verify.metrics``'s: RMSE in physical units, CSI and FSS at wind 17/33 m/s and PSL deficits of
+``climode.verification.metrics``'s: RMSE in physical units, CSI and FSS at wind 17/33 m/s and PSL deficits of
 10/30 hPa, sharpness, minimum-PSL and maximum-wind bias and error around the storm's centre, and
-track error with along/cross-track parts and hit rate. CLIPER (``climode.verify.cliper``) adds a track
+track error with along/cross-track parts and hit rate. CLIPER (``climode.verification.cliper``) adds a track
 forecast from the storm's past positions. ``summarise`` gives means with bootstrap intervals that
 resample storms, not cases.
 """
@@ -258,7 +258,7 @@ def score_case(
 
 
 def cliper_rows(case: Case, track: pd.DataFrame, predict: Callable, index: int) -> list[dict]:
-    """Track rows of a CLIPER forecast (``predict(history, leads_h)``, ``climode.verify.cliper.Cliper.predict``)
+    """Track rows of a CLIPER forecast (``predict(history, leads_h)``, ``climode.verification.cliper.Cliper.predict``)
     made at the last input from the storm's true positions 0, 12 and 24 h before it."""
     end = case.inputs[-1]
     ahead = [k for k, task in enumerate(case.tasks) if task != "interpolation"]

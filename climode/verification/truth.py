@@ -5,7 +5,7 @@ ascending (degrees_north), lon in 0..360 (degrees_east), U850/V850 in m s-1, PSL
 where missing. A forecast also carries the scalar coordinate ``forecast_reference_time`` (the
 time of its last input frame), which persistence -- the truth then, held constant -- starts from.
 An ensemble forecast has dims (realization, time, lat, lon): its mean is scored as a forecast, and
-its members by ``climode.verify.ensemble``.
+its members by ``climode.verification.ensemble``.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def verify(
     For an ensemble the scores above ("vid-ode") are of the ensemble mean, and the scores hold
     ``"ensemble": {"members": m, "crps": {variable: [per lead]}, "spread": {...}, "skill": {...},
     "ratio": {...}, "brier": {"wind_speed>=17": [per lead], "wind_speed>=33": [...]}}`` (Brier
-    scores with U850 and V850) from ``climode.verify.ensemble.ensemble_scores`` over the same cells
+    scores with U850 and V850) from ``climode.verification.ensemble.ensemble_scores`` over the same cells
     as RMSE (cos(lat) weighted); units under "units" ("crps", "spread", "skill" per variable; "ratio"
     and "brier" "1").
 

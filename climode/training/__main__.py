@@ -1,4 +1,4 @@
-"""``python -m climode.train``: the command over ``climode.train.train`` (see ``climode.train``)."""
+"""``python -m climode.train``: the command over ``climode.training.train`` (see ``climode.train``)."""
 
 from __future__ import annotations
 
