@@ -40,7 +40,8 @@ import yaml
 from climode import load_model
 from climode.config import DataConfig
 from climode.data import open_dataset
-from climode.data.prepare import plan_samples, write_shards
+from climode.data.plan import plan_samples
+from climode.data.prepare import write_shards
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.synthetic import make_corpus, write_corpus
 from climode.geo.tiles import extract, parse_tiles
@@ -49,6 +50,7 @@ from climode.io.tracks import read_tracks
 from climode.model.baselines import advection, persistence
 from climode.model.motion import motion
 from climode.model.warp import warp
+from climode.times import stamp
 from climode.training import train as train_model
 
 VARIABLES = ["U850", "V850", "PSL"]
@@ -139,7 +141,7 @@ def storm_cases(resolution: float = RESOLUTION, n_storms: int = 12, per_storm: i
     fields = extract(ds[VARIABLES], TILE, resolution).to_array("variable").transpose("time", "variable", ...)
     values = fields.values.astype(np.float32)
     hours = np.arange(len(values)) * 0.25
-    stamps = [t.strftime("%Y-%m-%d %H:%M:%S") for t in ds.time.values]
+    stamps = [stamp(t) for t in ds.time.values]
     rng = np.random.default_rng(seed)
     sampling = SamplingConfig(n_in=5, n_out=60, step_h=0.25, min_gap_h=3.0, max_gap_h=48.0, lead_step_h=0.25)
     for _, track in tracks.groupby("storm", sort=True):

@@ -6,7 +6,7 @@
   checkpoint the resume starts from, the batches lost, and that the final model loads.
 - forecast writes: ``--writes N`` forecasts writing NetCDF + zarr over an earlier forecast, each killed
   a random 0 to ``--kill-ms`` ms after its first staged output appears; reports what the final paths
-  hold at the kill and once swept (what the next climode run does first, ``climode.io.write.sweep``):
+  hold at the kill and once swept (what the next climode run does first, ``climode.io.atomic.sweep``):
   the earlier forecast (byte-equal NetCDF, same zarr values), a complete new one, or a mix; and that
   rerunning the command succeeds and leaves no temporary file.
 - kills among the swaps: ``--swaps N`` of the same forecasts, each rename made 50 ms slower (the swaps
@@ -39,7 +39,7 @@ import torch
 import xarray as xr
 import yaml
 
-from climode.io.write import sweep
+from climode.io.atomic import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -60,7 +60,7 @@ def _command(*args) -> list[str]:
 
 
 def _hidden(folder: Path) -> list[str]:
-    """Temporary, staging or set-aside entries a killed writer may have left (``climode.io.write``)."""
+    """Temporary, staging or set-aside entries a killed writer may have left (``climode.io.atomic``)."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and re.search(r"-\d+", p.name))
 
 
@@ -76,7 +76,7 @@ def report(self, outputs, batch, index):
     print("BATCHES", self.global_step // (2 if self.config.train.adversarial else 1), flush=True)
 
 task.ForecastTask.on_train_batch_end = report
-from climode.training.__main__ import main
+from climode.cli.train import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -138,7 +138,7 @@ def slow(src, dst):
     time.sleep(0.05)
     rename(src, dst)
 os.replace = slow
-from climode.forecast.__main__ import main
+from climode.cli.forecast import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -21,7 +21,8 @@ import torch
 import climode
 from climode.data.cases import first_case
 from climode.data.synthetic import make_corpus
-from climode.forecasting import bundled_checkpoint, predict
+from climode.forecasting import bundled_checkpoint
+from climode.prediction import predict
 
 INPUTS = (0, 9, 21, 42, 57)
 QUERIES = [60.0, 63.0, 66.0]

@@ -123,7 +123,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         ckpt = climode.load_model(train(ds, cut, args.out, seed, args.steps))
         models = skill.forecasters(ckpt) if not tables else {"vid-ode": ckpt}
-        table = skill.evaluate(ds, cases, models)
+        table = skill.score_cases(ds, cases, models)
         table.loc[table.method == "vid-ode", "method"] = f"vid-ode seed {seed}"
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)

@@ -86,7 +86,7 @@ def main() -> None:
     for item in args.also:
         label, _, path = item.partition("=")
         models[label] = climode.load_model(path)
-    table = skill.evaluate(ds, cases, models, tracks, cliper)
+    table = skill.score_cases(ds, cases, models, tracks, cliper)
     if args.with_cases:
         earlier = pd.read_csv(args.with_cases)
         keys = ["case", "storm", "task", "lead"]

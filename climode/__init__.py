@@ -6,17 +6,18 @@ The user's verbs::
     out = climode.forecast(ds, "60,63,66")                    # any times, bundled model by default
     scores = climode.verify(out, climode.open_fields("truth.nc"))
     run = climode.train(config, "runs/mine")                  # -> the run's model file
+    climode.prepare("cam5/*.nc", "tiles.zarr")                # fields -> tiles -> samples -> shards
     ckpt = climode.load_model(run)                            # weights and card, no code executed
     net = climode.get_model("vid-ode", channels=3)            # an untrained network by name
 
 and on a Dataset: ``ds.climode.forecast(times)``, ``ds.climode.tiles(...)``,
 ``forecast.climode.verify(truth)`` (``climode.accessor``).
 
-``forecast``, ``train`` and ``verify`` are functions here; the subpackages of the same names
-(the forecast command, the trainer, verification) are reached with import statements
-(``from climode.verification import metrics``). Names are imported on first use, so that
-``import climode.model`` (the network alone) works without the data stack (xarray, dask, zarr,
-cftime) and never loads the maps (cartopy).
+The verbs are functions; the code behind them lives in subpackages of other names
+(``climode.forecasting``, ``climode.training``, ``climode.verification``, ``climode.pipeline``) and
+the commands in ``climode.cli``. Names are imported on first use, so that ``import climode.model``
+(the network alone) works without the data stack (xarray, dask, zarr, cftime) and never loads the
+maps (cartopy).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ VERBS = {
     "forecast": ".forecasting",
     "verify": ".verification.truth",
     "train": ".training.run",
+    "prepare": ".pipeline",
     "load_model": ".checkpoint",
     "get_model": ".model",
 }
@@ -45,6 +47,7 @@ _HOMES = {
     "Checkpoint": ".checkpoint",
     "save_model": ".checkpoint",
     "ModelConfig": ".model",
+    "write": ".outputs",
     "write_netcdf": ".io.write",
     "write_zarr": ".io.write",
 }
@@ -55,19 +58,6 @@ __getattr__ = lazy_getattr(globals(), _HOMES)
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOMES})
-
-
-class _Package(types.ModuleType):
-    """Importing the subpackage ``climode.train`` binds ``train`` on this package, over the verb of
-    that name; the verbs keep their names (the subpackages stay in ``sys.modules``)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in VERBS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 class _AccessorWithXarray(importlib.abc.MetaPathFinder):

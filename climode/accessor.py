@@ -9,6 +9,7 @@ where xarray is installed).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import xarray as xr
@@ -27,22 +28,26 @@ class ClimodeAccessor:
     def forecast(
         self,
         times,
-        model: str | Path | object | None = None,
+        checkpoint: str | Path | object | None = None,
         *,
         input_times=None,
         device: str = "cpu",
         mask_filled: bool = False,
+        allow_long_leads: bool = False,
         members: int | None = None,
         seed: int = 0,
+        model: str | Path | object | None = None,
     ) -> xr.Dataset:
-        """Forecast this Dataset's variables at ``times`` from its frames (with ``members``, an ensemble).
+        """Forecast this Dataset's variables at ``times`` from its frames (with ``members``, an ensemble):
+        ``climode.forecast(ds, times, ...)``, with the same parameters.
 
         Parameters
         ----------
         times : hours after the first frame (numbers), cftime dates, or text such as "60,63,66",
             "60:72:3" or "2000-08-03 12:00" (the Dataset's calendar).
-        model : a checkpoint path or a loaded ``climode.Checkpoint`` (default: the bundled model).
-        input_times, device, mask_filled, members, seed : as ``climode.forecast``.
+        checkpoint : a checkpoint path or a loaded ``climode.Checkpoint`` (default: the bundled model).
+        input_times, device, mask_filled, allow_long_leads, members, seed : as ``climode.forecast``.
+        model : deprecated name of ``checkpoint`` (a FutureWarning says so).
 
         Returns
         -------
@@ -54,13 +59,23 @@ class ClimodeAccessor:
         """
         from .forecasting import forecast
 
+        if model is not None:
+            if checkpoint is not None:
+                raise TypeError("ds.climode.forecast takes checkpoint= or its old name model=, not both")
+            warnings.warn(
+                "ds.climode.forecast(model=...) is deprecated; pass checkpoint=... (as climode.forecast takes it)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            checkpoint = model
         return forecast(
             self._ds,
             times,
-            checkpoint=model,
+            checkpoint=checkpoint,
             input_times=input_times,
             device=device,
             mask_filled=mask_filled,
+            allow_long_leads=allow_long_leads,
             members=members,
             seed=seed,
         )
@@ -84,7 +99,9 @@ class ClimodeAccessor:
 
         return {tile.name: extract(self._ds, tile, resolution) for tile in parse_tiles(tiles)}
 
-    def verify(self, truth: xr.Dataset, start: tuple[float, float] | None = None) -> dict:
+    def verify(
+        self, truth: xr.Dataset, start: tuple[float, float] | None = None, radius_km: float | None = None
+    ) -> dict:
         """Score this forecast (``forecast`` output) and persistence against ``truth``.
 
         An ensemble forecast (dims (realization, time, lat, lon)) is scored by its ensemble mean, and
@@ -97,6 +114,8 @@ class ClimodeAccessor:
             forecast's reference time.
         start : (lat, lon) in degrees near the storm at the reference time (default: the deepest
             PSL minimum of the truth then).
+        radius_km : how far a followed storm centre may move between frames (default:
+            ``climode.geo.storms.FOLLOW_KM``, as ``climode.verify``).
 
         Returns
         -------
@@ -107,4 +126,4 @@ class ClimodeAccessor:
         """
         from .verification.truth import verify
 
-        return verify(self._ds, truth, start)
+        return verify(self._ds, truth, start, **({} if radius_km is None else {"radius_km": radius_km}))

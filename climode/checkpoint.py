@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ClimodeError
-from .io.write import replacing
+from .io.atomic import replacing
 from .model import ModelConfig, build
 from .model.compute import check_device
 from .normalise import METHODS, Normalised, Stats

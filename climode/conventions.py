@@ -36,7 +36,7 @@ COORD_ATTRS = {
 # the strike radius, km (ECMWF's)
 DEFAULT_EVENTS = "wind>=17,wind>=33"
 STRIKE_KM = 120.0
-LAYOUTS = ("valid", "lead")  # forecasts on a valid-time axis, or init_time x lead_time (WeatherBench 2)
+OUTPUT_LAYOUTS = ("valid", "lead")  # forecasts on a valid-time axis, or init_time x lead_time (WeatherBench 2)
 REFTIME_NAMES = ("reftime", "reference_time", "ref_time")  # a file's origin of a bare-hours time axis
 
 # hours: every time climode computes with is a float number of hours since this origin, on the data's calendar

@@ -69,7 +69,7 @@ def cli(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | Non
         show_logs()
         shown, warnings.formatwarning = warnings.formatwarning, _one_line
         try:
-            if not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):  # help runs no torch
+            if not {"-h", "--help"} & set(argv or ()):  # help runs no torch (climode.cli.run passes argv)
                 set_threads()
             main(argv)
         except ClimodeError as exc:

@@ -6,6 +6,10 @@ A time list is comma-separated; each item is a number of hours since the first i
 72; STEP defaults to 3), or a timestamp ``YYYY-MM-DD[ HH:MM[:SS]]`` (also ``T`` between date and
 time) read in the input file's own calendar. Ranges are counted before they are expanded (``as_hours``'s
 ``check``), so that a refusal of too many times costs nothing.
+
+Also here: the frames and query times a forecast uses (``select_frames``, ``query_times``), a file's
+numeric time axis read as hours (``hours_axis``), and times compared across calendars by their date
+stamps (``date_key``, ``relabel_times``).
 """
 
 from __future__ import annotations
@@ -14,17 +18,23 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cftime
 import numpy as np
 import pandas as pd
 
-from .conventions import HOURS_SINCE
+from .conventions import HOUR_UNITS, HOURS_SINCE, REFTIME_NAMES, TIME_ORIGIN
 from .errors import ClimodeError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 DEFAULT_STEP_H = 3.0
 HOUR_US = 3_600_000_000  # microseconds in an hour
 SECOND_US = 1_000_000
+MATCH_H = 0.02  # hours: an --input-times entry matches a frame this close
+GREGORIAN = {"standard", "gregorian", "proleptic_gregorian"}  # one calendar for dates after 1582
 Run = tuple[float, float, int]  # (first hour, step, count): one item of a time list, a range unexpanded
 _STAMP = re.compile(
     r"^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\s*$"
@@ -33,8 +43,40 @@ _DATE = re.compile(r"\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?
 
 
 def stamp(time) -> str:
-    """A date as ``YYYY-MM-DD HH:MM:SS``, in its own calendar."""
+    """A date (cftime, or numpy datetime64) as ``YYYY-MM-DD HH:MM:SS``, in its own calendar."""
+    if isinstance(time, np.datetime64):
+        time = pd.Timestamp(time)
     return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def describe_times(times: Sequence) -> str:
+    """``times`` in words for a message: "FIRST to LAST (N times)", or "no times"."""
+    return f"{stamp(times[0])} to {stamp(times[-1])} ({len(times)} times)" if len(times) else "no times"
+
+
+def date_key(time) -> tuple[int, ...]:
+    """A calendar-free label (year, month, day, hour, minute, second) of a time (cftime or numpy
+    datetime64), to match times across files and calendars by their date stamps."""
+    t = pd.Timestamp(time) if isinstance(time, np.datetime64) else time
+    return t.year, t.month, t.day, t.hour, t.minute, t.second
+
+
+def calendar_of(time) -> str:
+    """The calendar of a time: a cftime date's own; numpy datetime64 is proleptic Gregorian."""
+    return getattr(time, "calendar", None) or "proleptic_gregorian"
+
+
+def axis_calendar(ds: xr.Dataset) -> str:
+    """The calendar of ``ds``'s time axis, refused unless it is decoded to cftime dates."""
+    first = ds.time.values[0]
+    if not isinstance(first, cftime.datetime):
+        raise ClimodeError("input time axis is not decoded to dates; open it with climode.io.fields.open_fields")
+    return first.calendar
+
+
+def hours_after(time, origin) -> float:
+    """Hours from ``origin`` to ``time`` (both cftime dates of one calendar, or both datetime64)."""
+    return pd.Timedelta(time - origin).total_seconds() / 3600.0
 
 
 def to_hours(times: Sequence, calendar: str) -> np.ndarray:
@@ -206,3 +248,119 @@ def parse_span(text: str, calendar: str, what: str) -> tuple[float, float]:
     if not hours[1] > hours[0]:
         raise ClimodeError(f"{what} {text!r}: the end must follow the start")
     return float(hours[0]), float(hours[1])
+
+
+def relabel_times(ds: xr.Dataset, like) -> tuple[xr.Dataset, str | None]:
+    """``ds`` with its times relabelled into the calendar (and type) of the time ``like`` by their date
+    stamps (``date_key``), when they differ; times whose stamp is no date of that calendar (30 February
+    in noleap) are left out. Also ``ds``'s calendar when it is another than ``like``'s (Gregorian ones
+    count as one)."""
+    times = ds["time"].values
+    if not len(times) or (
+        isinstance(times[0], np.datetime64) == isinstance(like, np.datetime64)
+        and calendar_of(times[0]) == calendar_of(like)
+    ):
+        return ds, None
+
+    def relabel(time):
+        try:
+            if isinstance(like, np.datetime64):
+                return np.datetime64(pd.Timestamp(*date_key(time)), "ns")
+            return cftime.datetime(*date_key(time), calendar=like.calendar, has_year_zero=like.has_year_zero)
+        except ValueError:
+            return None
+
+    labels = [relabel(t) for t in times]
+    kept = [k for k, label in enumerate(labels) if label is not None]
+    ds = ds.isel(time=kept).assign_coords(time=("time", np.array([labels[k] for k in kept]), ds["time"].attrs))
+    calendar = calendar_of(times[0])
+    return ds, None if {calendar, calendar_of(like)} <= GREGORIAN else calendar
+
+
+# ---------------------------------------------------------------- a forecast's frames and query times
+
+
+def select_frames(ds: xr.Dataset, input_times, calendar: str) -> xr.Dataset:
+    """The frames of ``ds`` at ``input_times`` (hours since its first frame, dates or a time list; each
+    within MATCH_H of a frame, none twice); all of them when None."""
+    if input_times is None:
+        return ds
+    origin = ds.time.values[0]
+    have = hours_between(ds.time.values, origin, calendar)
+    wanted = as_hours(input_times, origin, calendar, "--input-times", lambda count, _: _check_frames(count, len(have)))
+    picks = []
+    for hours in wanted:
+        nearest = int(np.argmin(np.abs(have - hours)))
+        if abs(have[nearest] - hours) > MATCH_H:
+            listed = ", ".join(f"{h:g}" for h in have[:12]) + (", ..." if len(have) > 12 else "")
+            raise ClimodeError(
+                f"--input-times: {hours:g} h after the first frame ({origin}) is not a frame of the "
+                f"input; its frames are at {listed} h"
+            )
+        picks.append(nearest)
+    if len(set(picks)) != len(picks):
+        raise ClimodeError("--input-times names the same frame twice")
+    return ds.isel(time=sorted(picks))
+
+
+def _check_frames(count: int, frames: int) -> None:
+    """Refuse more --input-times than there are frames, before they are expanded or matched."""
+    if count > frames:
+        raise ClimodeError(f"--input-times gives {count:,} times; the input has {frames:,} frames, each usable once")
+
+
+def query_times(
+    times, ds: xr.Dataset, calendar: str, last_h: float, check: Callable[[int, float], object]
+) -> np.ndarray:
+    """The times to forecast (cftime, sorted, each once), ``check``ed (``as_hours``) before they are
+    expanded, rounded to the time resolution of ``ds``'s frames (``resolution_us``: whole seconds at
+    least), so that an asked 07:50 is 07:50:00 exactly; none before the first frame (``last_h``: hours
+    from it to the last, named in the refusal)."""
+    origin = ds.time.values[0]
+    hours = as_hours(times, origin, calendar, "--times", check)
+    if hours.min() < 0:
+        raise ClimodeError(
+            f"--times: {hours.min():g} h falls before the first input frame ({origin}); forecasts are "
+            f"made from the first input on (inside 0..{last_h:g} h interpolates, later extrapolates)"
+        )
+    return np.unique(at_hours(origin, hours, resolution_us(ds.time.values)))
+
+
+# ---------------------------------------------------------------- a file's numeric time axis
+
+
+def _file_reftime(ds: xr.Dataset, path: Path) -> str | None:
+    """The reference date a file gives as text (e.g. the geocat ``reftime`` "1996 01 05 00:00")."""
+    name = next((n for n in REFTIME_NAMES if n in ds.variables and ds[n].dtype.kind in "SUO"), None)
+    if name is None:
+        return None
+    value = ds[name].values.item()
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return parse_date(text, f"{path}: reference time variable {name!r}")
+
+
+def hours_axis(
+    ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time: str | None, calendar: str
+) -> xr.Dataset:
+    """Turn a numeric time axis without CF units into cftime objects (hours since a reference)."""
+    if "time" not in ds.coords or ds["time"].dtype.kind not in "iuf":
+        return ds
+    time = ds["time"]
+    units = time.attrs.get("units")
+    if units is not None and str(units).strip().lower() not in HOUR_UNITS:
+        raise ClimodeError(f"{path}: time axis has units {units!r}, not CF 'UNITS since YYYY-MM-DD'")
+    if not time_in_hours:
+        raise ClimodeError(
+            f"{path}: the time axis has numbers and no units; if they are hours, pass "
+            f"--time-in-hours (time_in_hours=True) with a reference time (default {TIME_ORIGIN})"
+        )
+    if reference_time is not None:
+        ref = parse_date(reference_time, "reference_time")
+    else:
+        ref = _file_reftime(ds, path) or TIME_ORIGIN
+    try:
+        dates = cftime.num2date(time.values, f"hours since {ref}", calendar=calendar, only_use_cftime_datetimes=True)
+    except ValueError as exc:
+        raise ClimodeError(f"{path}: cannot read time as hours since {ref} ({calendar} calendar): {exc}") from None
+    attrs = {k: v for k, v in time.attrs.items() if k != "units"}
+    return ds.assign_coords(time=("time", np.asarray(dates), attrs))

@@ -16,7 +16,7 @@ import numpy as np
 
 from climode.data.bouncing_ball import BouncingBall
 from climode.errors import ClimodeError, cli
-from climode.io.write import replacing
+from climode.io.atomic import replacing
 
 
 @cli
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     frames = np.stack([np.concatenate((s["frames_in"], s["frames_out"])) for s in samples])
     with replacing(out) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
         np.savez_compressed(
-            f, frames=frames, times=np.arange(args.frames, dtype=float), variables=np.array(balls.variables)
+            f, frames=frames, times=np.arange(args.frames, dtype=float), variables=np.array(balls.info.variables)
         )
     print(out)
 

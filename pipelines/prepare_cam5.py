@@ -1,9 +1,9 @@
 """``pipelines/prepare_cam5.py``: kept for the commands written before ``climode prepare``
-(``climode.prepare``), which it runs."""
+(``climode.cli.prepare``), which it runs."""
 
 import sys
 
-from climode.prepare import main
+from climode.cli.prepare import main
 
 if __name__ == "__main__":
     sys.exit(main())

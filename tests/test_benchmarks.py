@@ -16,6 +16,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", _load("run").SETTINGS)
 def test_every_benchmark_setting_builds_and_forecasts(settings):
     config = _load("run")._model_config(settings)

@@ -13,10 +13,10 @@ import xarray as xr
 from conftest import Persist, assert_user_error, run_module
 
 from climode.checkpoint import Card, Checkpoint
+from climode.cli.forecast import main as forecast_main
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.forecast.__main__ import main as forecast_main
 from climode.forecasting import forecast, forecast_model
 from climode.io import checks
 from climode.io.write import lead_layout
@@ -143,6 +143,7 @@ def test_every_form_of_times_is_counted_before_it_is_expanded(given, count, late
     assert seen == [(count, latest)]
 
 
+@pytest.mark.slow
 def test_a_list_of_times_is_refused_as_its_range_and_dates_are(storm, tmp_path, capsys, monkeypatch):
     """12,000 explicit times grew past 4 GB; given as a list, a range or dates they are one estimate."""
     monkeypatch.setattr(checks, "available_memory", lambda: 4 * GIB)
@@ -163,6 +164,7 @@ def test_a_list_of_times_is_refused_as_its_range_and_dates_are(storm, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_input_times_are_counted_against_the_frames(storm, tmp_path):
     result = run_module(
         "climode.forecast", "--input", storm / "storm.nc", "--times", "60", "--input-times", "0:1e12:1", cwd=tmp_path
@@ -171,6 +173,7 @@ def test_input_times_are_counted_against_the_frames(storm, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_range_of_billions_of_times_is_one_error_line(storm, tmp_path):
     result = run_module("climode.forecast", "--input", storm / "storm.nc", "--times", "60:300:1e-7", cwd=tmp_path)
     assert_user_error(result, "2,400,000,00", "time(s)", "fewer times per call")  # not 19 GB of hours first

@@ -6,9 +6,9 @@ from conftest import assert_user_error, run_module
 
 from climode import save_model
 from climode.checkpoint import Card
-from climode.evaluate import main as evaluate_main
+from climode.cli.evaluate import main as evaluate_main
+from climode.cli.train import main as train_main
 from climode.model import ModelConfig, VidODE
-from climode.training.__main__ import main as train_main
 
 
 def _one_error_line(capsys, *fragments):

@@ -137,6 +137,7 @@ def _errors_km(model: Cliper, tracks: pd.DataFrame, leads: list[float]) -> dict[
     return {name: np.mean(values, 0) for name, values in errors.items()}
 
 
+@pytest.mark.slow
 def test_beats_position_persistence_on_held_out_synthetic_storms():
     tracks = make_corpus(8, seed=0, small=True)[1]
     storms = sorted(tracks["storm"].unique())

@@ -54,6 +54,7 @@ def _gradient(grads: dict[str, torch.Tensor]) -> torch.Tensor:
         ({"checkpointing": True, "channels_last": True}, 1e-4, 1e-4),
     ],
 )
+@pytest.mark.slow
 def test_layout_and_checkpointing_match_the_plain_path(fast, atol, grad_rtol):
     """Frames within ``atol`` (inputs in [0, 1]) and the whole gradient within ``grad_rtol`` of its norm."""
     plain, fast_model = _pair(**fast)
@@ -67,6 +68,7 @@ def test_layout_and_checkpointing_match_the_plain_path(fast, atol, grad_rtol):
     assert (fast_gradient - gradient).norm() <= grad_rtol * gradient.norm()
 
 
+@pytest.mark.slow
 def test_bfloat16_matches_float32_within_its_rounding():
     """bfloat16 keeps 8 bits of mantissa (relative rounding 0.4 %), compounded through some forty
     layers: frames in [0, 1] within 0.01 on average and 0.1 everywhere, float32 outputs, and the

@@ -1,4 +1,5 @@
-"""The one console command: ``climode COMMAND ...`` runs the same code as ``python -m climode.<module>``."""
+"""The one console command: ``climode COMMAND ...`` runs the same code as ``python -m climode.<module>``
+(both ``climode.cli``)."""
 
 import argparse
 import shutil
@@ -12,18 +13,21 @@ import xarray as xr
 from conftest import run_module
 
 import climode
-from climode.__main__ import COMMANDS, main
+from climode.cli import COMMANDS, main
 
 
 def test_every_command_has_a_main_and_help(capsys):
     import importlib
 
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
     for name, module in COMMANDS.items():
-        assert callable(importlib.import_module(module).main), name
+        assert f"climode {name} " in listed, name  # ``climode --help`` lists every command
+        assert callable(importlib.import_module(f"climode.cli.{module}").main), name
         with pytest.raises(SystemExit) as exit_:
             main([name, "--help"])
         assert exit_.value.code == 0, name
-    assert "usage" in capsys.readouterr().out
+        assert "usage" in capsys.readouterr().out, name
 
 
 def test_version_unknown_command_and_no_command(capsys):

@@ -33,6 +33,7 @@ def test_ages_are_leads_after_the_inputs_a_bridge_between_them_and_zero_at_them(
     np.testing.assert_allclose(got, [0, 3 * 6 / 9, 0, 6 * 6 / 12, 0, 3, 12])
 
 
+@pytest.mark.slow
 def test_members_are_query_invariant_reproducible_and_nested(storm):
     alone = climode.forecast(storm, [60.5], members=3, seed=7)
     many = climode.forecast(storm, [40.0, 60.5, 64.5, 70.0], members=5, seed=7)
@@ -46,6 +47,7 @@ def test_members_are_query_invariant_reproducible_and_nested(storm):
     assert np.abs(other.PSL.values - alone.PSL.values).max() > 10.0  # Pa: another seed, other members
 
 
+@pytest.mark.slow
 def test_members_pass_through_the_inputs_and_spread_with_lead(storm):
     det = climode.forecast(storm, [42.0, 60.0, 63.0, 75.0])  # inputs at 0, 9, 21, 42 and 57 h
     ens = climode.forecast(storm, [42.0, 60.0, 63.0, 75.0], members=6, seed=1)
@@ -55,6 +57,7 @@ def test_members_pass_through_the_inputs_and_spread_with_lead(storm):
     assert spread[0] < 1.0 and 0 < spread[1] < spread[2] < spread[3]
 
 
+@pytest.mark.slow
 def test_members_are_as_sharp_as_the_forecast_they_move(storm):
     det = climode.forecast(storm, [66.0, 72.0, 81.0 + 12])
     ens = climode.forecast(storm, [66.0, 72.0, 81.0 + 12], members=6, seed=2)
@@ -86,6 +89,7 @@ def test_thresholds_are_read_with_units():
     assert events[0].name == "probability_wind_ge_34kt"
 
 
+@pytest.mark.slow
 def test_probabilities_count_members(storm):
     ens = climode.forecast(storm, [66.0, 75.0], members=8, seed=3)
     out = ensemble.products(ens, "wind>=17,PSL<=1000hPa")
@@ -155,6 +159,7 @@ def _world(cases: int, sigma_kmh: float, seed: int):
     return out, lat, lon
 
 
+@pytest.mark.slow
 def test_an_ensemble_with_the_known_steering_spread_is_calibrated():
     sigma = 8.0
     cases, lat, lon = _world(80, sigma, seed=0)
@@ -185,6 +190,7 @@ def test_an_ensemble_with_the_known_steering_spread_is_calibrated():
     assert np.sqrt(under) < 0.5 * np.sqrt(spread2[-1] / len(cases))
 
 
+@pytest.mark.slow
 def test_calibration_finds_the_known_steering_spread():
     cases, lat, lon = _world(16, 8.0, seed=1)
     chosen, table = ensemble.calibrate(

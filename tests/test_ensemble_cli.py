@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from climode.cli.evaluate import main as evaluate_main
+from climode.cli.forecast import main as forecast_main
 from climode.data.synthetic import make_corpus
-from climode.evaluate import main as evaluate_main
-from climode.forecast.__main__ import main as forecast_main
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

@@ -116,6 +116,7 @@ def data():
     return ensemble()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("offline")
 def test_the_page_is_one_non_blank_png_written_offline_with_every_panel(data, tmp_path):
     ens, tracks = data

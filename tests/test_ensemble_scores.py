@@ -12,11 +12,12 @@ import xarray as xr
 from scipy.stats import chisquare
 
 import climode  # noqa: F401 (the ds.climode accessor)
-from climode.evaluate import main as evaluate_main
+from climode.cli.evaluate import main as evaluate_main
 from climode.io.write import FLAG_ATTRS, write_netcdf
 from climode.verification.ensemble import brier, crps, ensemble_scores, rank_histogram, reliability, spread_skill
 from climode.verification.metrics import rmse
-from climode.verification.truth import format_table, verify
+from climode.verification.tables import format_table
+from climode.verification.truth import verify
 
 MEMBERS = 20
 
@@ -268,6 +269,7 @@ def storm(members: int = 0) -> xr.Dataset:
     return ensemble.assign(filled=flags).assign_coords(lead_time=lead, forecast_reference_time=times[0])
 
 
+@pytest.mark.slow
 def test_verify_an_ensemble():
     """The deterministic scores are the ensemble mean's; the ensemble scores are ``ensemble_scores``'."""
     truth, ensemble = storm(), storm(members=5)

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 from conftest import assert_user_error, run_module
 
-from climode.evaluate import main as evaluate_main
+from climode.cli.evaluate import main as evaluate_main
 from climode.geo.storms import INTENSITY_KM, KM_PER_DEG
 from climode.io.write import lead_layout, write_netcdf
 

@@ -1,4 +1,4 @@
-"""climode.io.fields: lazy opening, variable lookup, coordinate/time/unit normalisation."""
+"""climode.io.fields and climode.io.variables: lazy opening, variable lookup, coordinate/time/unit normalisation."""
 
 import datetime
 import warnings
@@ -13,7 +13,8 @@ import xarray as xr
 
 from climode.errors import ClimodeError
 from climode.io.coords import normalise_coords
-from climode.io.fields import open_fields, parse_mapping, parse_variables
+from climode.io.fields import open_fields
+from climode.io.variables import parse_mapping, parse_variables
 
 GEOCAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "geocat_storm_500hPa"
 LAT = np.array([-10.0, 0.0, 10.0])
@@ -226,6 +227,7 @@ def test_normalise_coords_alone():
     assert out.z.sel(lat=5.0, lon=270.0).item() == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GEOCAT.is_dir(), reason=f"real sample files not found at {GEOCAT}")
 def test_real_geocat_storm_files():
     files = [GEOCAT / name for name in ("U500storm.cdf", "V500storm.cdf", "Tstorm.cdf")]

@@ -15,10 +15,11 @@ from climode.checkpoint import Card, Checkpoint, save_model
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.forecasting import bundled_checkpoint, compose_native, predict
+from climode.forecasting import bundled_checkpoint
 from climode.geo.tiles import blend_weights, windows
 from climode.model import ModelConfig, VidODE
 from climode.normalise import Normalised
+from climode.prediction import compose_native, predict
 from climode.times import parse_times
 
 GEOCAT = ROOT.parent / "shared" / "data" / "geocat_storm_500hPa"
@@ -136,6 +137,7 @@ def test_forecast_regrids_to_the_model_grid_and_back(case, tmp_path):
     assert out.PSL.attrs["units"] == "Pa" and out.attrs["climode_input_times"].startswith("2000-")
 
 
+@pytest.mark.slow
 def test_forecast_is_tiled_when_the_domain_is_larger_than_a_tile(case, tmp_path):
     ds = climode.open_fields(case / "storm.nc").load()
     small_tiles = climode.forecast(ds, [60], checkpoint=persist_checkpoint(tmp_path, tile=(24, 40)))
@@ -152,6 +154,36 @@ def test_forecast_refuses_times_before_the_first_input_and_missing_variables(cas
         climode.forecast(ds.drop_vars("PSL"), "60", checkpoint=ckpt)
     with pytest.raises(ClimodeError, match="not a frame of the input"):
         climode.forecast(ds, "60", checkpoint=ckpt, input_times="0,10")
+
+
+def test_the_accessor_takes_what_forecast_takes(monkeypatch):
+    """ds.climode.forecast has climode.forecast's parameters, names and defaults (checkpoint=,
+    allow_long_leads=, ...) and passes them on; the old model= still works, with a FutureWarning
+    naming checkpoint=."""
+    import inspect
+    import warnings
+
+    from climode.accessor import ClimodeAccessor
+
+    api = inspect.signature(climode.forecast).parameters
+    method = inspect.signature(ClimodeAccessor.forecast).parameters
+    assert [(n, p.default) for n, p in api.items() if n != "ds"] == [
+        (n, p.default) for n, p in method.items() if n not in ("self", "model")
+    ]
+    calls = []
+    monkeypatch.setattr("climode.forecasting.forecast", lambda ds, times, **kw: calls.append((ds, times, kw)))
+    ds = xr.Dataset({"PSL": ("time", [1.0])})
+    given = dict(input_times="0", device="cpu", mask_filled=True, allow_long_leads=True, members=3, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.climode.forecast("60", checkpoint="a.safetensors", **given)
+        ds.climode.forecast("60", "a.safetensors", **given)  # positional, as model was
+    with pytest.warns(FutureWarning, match="checkpoint="):
+        ds.climode.forecast("60", model="a.safetensors", **given)
+    assert all(c[0] is ds and c[1] == "60" and c[2] == {"checkpoint": "a.safetensors", **given} for c in calls)
+    assert len(calls) == 3
+    with pytest.raises(TypeError, match="not both"):
+        ds.climode.forecast("60", checkpoint="a.safetensors", model="b.safetensors")
 
 
 # ------------------------------------------------------------------ the command, with the bundled model
@@ -228,6 +260,7 @@ def test_bad_input_gives_one_clear_error_and_no_output(case, tmp_path):
     assert not list(tmp_path.glob("*forecast*")) and not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_trained_on_other_variables_is_refused(case, tmp_path):
     model = VidODE(ModelConfig(channels=2, width=4))
     other = save_model(
@@ -307,6 +340,7 @@ def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_is_flagged_and_mas
             assert np.isnan(out.PSL.values[out.filled.values == 1]).all()
 
 
+@pytest.mark.slow
 def test_a_file_with_a_fifth_of_its_cells_missing_in_a_corner_forecasts_in_range(case, tmp_path):
     """Every forecast value within the training range when a fifth of the input is missing."""
     path, _ = _corner_file(case, tmp_path)
@@ -365,8 +399,9 @@ def test_real_geocat_files_are_forecast_with_the_mapping_and_time_flags(tmp_path
     assert 200 < float(out.T500.mean()) < 300  # K, back in physical units
 
 
+@pytest.mark.slow
 def test_a_write_that_fails_midway_removes_what_this_run_wrote(case, tmp_path, monkeypatch, capsys):
-    command = importlib.import_module("climode.forecast.__main__")  # climode.forecast is the function
+    command = importlib.import_module("climode.cli.forecast")
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "f.nc"))

@@ -15,7 +15,7 @@ import xarray as xr
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from climode.forecast.__main__ import main as forecast_main
+from climode.cli.forecast import main as forecast_main
 
 CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "noleap", "365_day", "all_leap", "360_day", "julian")
 

@@ -1,7 +1,10 @@
 """The package's layering: the network imports alone, lower layers never import higher ones, no
-module-level import cycle (checked on the source, so a new import that breaks it fails here)."""
+module-level import cycle, the commands only in ``climode.cli`` (checked on the source, so a new import
+that breaks it fails here)."""
 
 import ast
+import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -14,14 +17,29 @@ ROOT = Path(__file__).resolve().parents[1] / "climode"
 # lower layers (the network, the data path) and what they may not import: the layers built on them
 LOWER = ("climode.model", "climode.data", "climode.io", "climode.geo", "climode.video")
 HIGHER = (
-    "climode.forecast",
+    "climode.cli",
     "climode.forecasting",
-    "climode.train",
-    "climode.verify",
+    "climode.training",
+    "climode.verification",
     "climode.protocols",
-    "climode.evaluate",
     "climode.maps",
+    "climode.pipeline",
+    "climode.outputs",
 )
+# the modules kept so that ``python -m climode.X`` runs a command: they call ``climode.cli.forward`` only
+FORWARDERS = {
+    "climode.__main__": "climode/__main__.py",
+    "climode.train": "climode/train.py",
+    "climode.evaluate": "climode/evaluate.py",
+    "climode.prepare": "climode/prepare.py",
+    "climode.forecast": "climode/forecast.py",
+    "climode.video.__main__": "climode/video/__main__.py",
+    "climode.data.synthetic.__main__": "climode/data/synthetic/__main__.py",
+    "climode.data.cases": "climode/data/cases.py",
+    "climode.video.synthetic": "climode/video/synthetic.py",
+}
+# the file-format layers: not even a function of theirs imports these
+FORMATS = ("climode.io", "climode.geo")
 DATA_STACK = ("xarray", "dask", "zarr", "cftime", "cartopy", "pandas", "netCDF4", "matplotlib", "lightning")
 
 
@@ -97,17 +115,117 @@ def test_no_module_level_import_cycle():
     assert _cycles(_graph()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lower", LOWER)
 def test_lower_layers_import_nothing_from_higher_ones(lower):
     graph = _graph()
     bad = {
-        m: sorted(d for d in deps if d.startswith(HIGHER))
+        m: sorted(d for d in deps if d.startswith(HIGHER) and not (m in FORWARDERS and d == "climode.cli"))
         for m, deps in graph.items()
         if m == lower or m.startswith(lower + ".")
     }
     assert {m: d for m, d in bad.items() if d} == {}
 
 
+def _all_imports(module: str, path: Path) -> set[str]:
+    """Every module ``module`` names in an import statement, at module level or in a function."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            names |= {target} | {f"{target}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_file_formats_import_no_higher_layer_even_inside_functions():
+    bad = {
+        m: sorted(n for n in _all_imports(m, p) if _under(n, HIGHER))
+        for m, p in _modules().items()
+        if _under(m, FORMATS)
+    }
+    assert {m: n for m, n in bad.items() if n} == {}
+
+
+@pytest.mark.slow
+def test_only_the_commands_and_their_forwarders_import_the_cli():
+    bad = {
+        m: sorted(n for n in _all_imports(m, p) if _under(n, ("climode.cli",)))
+        for m, p in _modules().items()
+        if not _under(m, ("climode.cli",)) and m not in FORWARDERS
+    }
+    assert {m: n for m, n in bad.items() if n} == {}
+
+
+def _uses_the_command_line(tree: ast.AST) -> list[str]:
+    """``argparse`` imports and ``sys.argv`` uses in ``tree``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            named = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"line {node.lineno}: import argparse" for n in named if n and n.split(".")[0] == "argparse"]
+        elif isinstance(node, ast.Attribute) and node.attr == "argv":
+            found.append(f"line {node.lineno}: .argv")
+    return found
+
+
+def test_only_the_commands_read_the_command_line():
+    """Options are parsed in ``climode.cli`` only: no other module imports argparse or reads
+    ``sys.argv``."""
+    bad = {
+        m: found
+        for m, p in _modules().items()
+        if not _under(m, ("climode.cli",))
+        if (found := _uses_the_command_line(ast.parse(p.read_text())))
+    }
+    assert bad == {}
+
+
+def _forwarded(path: Path) -> list[str]:
+    """The commands a forwarding module's ``forward(__name__, COMMAND)`` calls run."""
+    return [
+        node.args[1].value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "forward"
+    ]
+
+
+def test_the_forwarders_only_forward():
+    """Each module kept for ``python -m climode.X`` hands its arguments to ``climode.cli.forward``
+    (``climode.__main__`` to ``climode.cli.main``), and, imported rather than run, refuses."""
+    from climode.cli import COMMANDS
+
+    root = ROOT.parent
+    for module, file in FORWARDERS.items():
+        if module == "climode.__main__":
+            continue
+        assert [c for c in _forwarded(root / file) if c in COMMANDS] != [], module
+        if module in ("climode.data.cases", "climode.video.synthetic"):  # library modules: forward under a guard
+            continue
+        sys.modules.pop(module, None)
+        with pytest.raises(ImportError, match="python -m"):
+            importlib.import_module(module)
+
+
+def test_the_verbs_are_functions():
+    """``climode.train``, ``climode.forecast``, ``climode.prepare`` ... are the user's functions, also
+    once the modules behind them are imported; the forwarding modules of those names refuse to load."""
+    import climode
+    import climode.forecasting
+    import climode.training.run
+    import climode.verification.metrics  # noqa: F401
+
+    assert [n for n in climode.VERBS if not inspect.isfunction(getattr(climode, n))] == []
+
+
+@pytest.mark.slow
 def test_the_network_imports_and_runs_without_the_data_stack():
     """``import climode.model`` on a machine without xarray, dask, zarr, cftime, cartopy (or pandas,
     matplotlib, lightning): every model of the registry builds and forecasts."""
@@ -136,26 +254,6 @@ def test_the_network_imports_and_runs_without_the_data_stack():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
-
-
-def test_the_verbs_stay_functions_after_their_subpackages_are_imported():
-    """``climode.train``, ``climode.forecast`` and ``climode.verify`` are the user's functions even once
-    the subpackages of those names (the trainer, the forecast command, verification) are imported."""
-    code = textwrap.dedent("""
-        import inspect
-        import climode.forecast.__main__, climode.training.run, climode.verification.metrics
-        import climode
-        from climode.verification import metrics
-        names = ("open_fields", "forecast", "verify", "train", "load_model", "get_model")
-        print([n for n in names if not inspect.isfunction(getattr(climode, n))], callable(metrics.ssim))
-        net = climode.get_model("vid-ode", channels=2, width=4)
-        print(type(net).__name__, net.config.channels)
-    """)
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT.parent, env={"OMP_NUM_THREADS": "1"}
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["[] True", "VidODE 2"]
 
 
 def test_the_library_never_touches_the_pyplot_state_machine():

@@ -78,6 +78,7 @@ def offline(monkeypatch, tmp_path):
         yield
 
 
+@pytest.mark.slow
 def test_png_is_written_offline_at_figure_size_with_no_temporary_left(tmp_path, offline):
     ds = forecast()
     out = plot_forecast(ds, tmp_path / "map.png", title="test")
@@ -104,6 +105,7 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["map.png"]
 
 
+@pytest.mark.slow
 def test_one_map_per_time_with_titles_levels_wind_coastline_and_centre(offline):
     fig = draw_forecast(forecast())
     FigureCanvasAgg(fig).draw()
@@ -137,6 +139,7 @@ def test_given_centres_are_marked_and_nan_centres_skipped():
         draw_forecast(forecast(), centres=[(10.0, 210.0)] * 2)
 
 
+@pytest.mark.slow
 def test_domain_across_the_meridian_draws_contiguously(tmp_path, offline):
     lows = [(30.0, 370.0), (31.0, 372.0), (32.0, 374.0)]
     ds = forecast(lon=np.arange(300.0, 421.0), lows=lows, leads=(-3.0, 0.0, 3.0))
@@ -149,6 +152,7 @@ def test_domain_across_the_meridian_draws_contiguously(tmp_path, offline):
     assert plot_forecast(ds, tmp_path / "meridian.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_gif_has_one_frame_per_time(tmp_path, offline):
     out = animate_forecast(forecast(), tmp_path / "storm.gif", fps=4)
     with Image.open(out) as gif:
@@ -199,6 +203,7 @@ def test_region_centres_the_map_on_the_storm_or_takes_a_box():
         region(ds, "0:10,100:110")  # off the grid
 
 
+@pytest.mark.slow
 def test_titles_carry_model_initial_valid_time_and_lead_and_a_wide_region_gets_an_inset(offline):
     ds = forecast().assign_coords(forecast_reference_time=cftime.DatetimeNoLeap(2000, 8, 2, 21))
     ds.attrs["climode_checkpoint"] = "/models/cam5-synthetic.safetensors"
@@ -221,6 +226,7 @@ def test_titles_carry_model_initial_valid_time_and_lead_and_a_wide_region_gets_a
     assert not [c for ax in panels(narrow) for c in ax.child_axes if c.get_gid() == "inset"]
 
 
+@pytest.mark.slow
 def test_an_mp4_animation_has_one_frame_per_time(tmp_path, offline):
     import imageio.v3 as iio
 

@@ -70,8 +70,8 @@ def test_code_cells_import_only_public_names(path):
 def test_the_public_api_check_catches_private_names():
     assert _private("climode.maps", "_coastline") == "climode.maps._coastline is private"
     assert _private("climode.data._private") == "climode.data._private is a private module"
-    assert _private("climode.verify", "skill") is None  # a submodule
-    assert _private("climode.verify", "verify") is None
+    assert _private("climode.verification", "skill") is None  # a submodule
+    assert _private("climode.verification", "verify") is None
     assert _private("climode.data", "prepare_inputs") == "climode.data.prepare_inputs is not in climode.data.__all__"
 
 

@@ -61,6 +61,7 @@ def test_zarr_appends_along_time(tmp_path):
         (lambda: forecast(90, calendar="360_day"), "calendar"),
     ],
 )
+@pytest.mark.slow
 def test_bad_append_leaves_the_store_as_it_was(tmp_path, bad, message):
     path = write_zarr(forecast(60), tmp_path / "f.zarr", calendar="noleap")
     before = xr.open_zarr(path, consolidated=False, decode_times=DECODE).load()

@@ -12,7 +12,7 @@ import xarray as xr
 from conftest import HANG, ROOT, assert_user_error, run_module
 
 from climode.checkpoint import Card, save_model
-from climode.data.prepare import plan_samples, sample_span
+from climode.data.plan import plan_samples, sample_span
 from climode.data.sampling import SamplingConfig
 from climode.data.shards import Shards, leakage, shared_frames
 from climode.data.shards import read_tracks as stored_tracks
@@ -42,12 +42,31 @@ def corpus(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_detector_finds_the_synthetic_storms(corpus):
     fields = open_fields(sorted(corpus.glob("*.nc")))
     truth = read_tracks(corpus / "tracks.csv", calendar="noleap")
     scores = match(truth, detect(fields))
     assert scores["hit_rate"] >= 0.9, scores
     assert scores["mean_error_km"] < 100, scores
+
+
+@pytest.mark.slow
+def test_the_verb_prepares_in_this_process_and_returns_the_plan(corpus, tmp_path):
+    """``climode.prepare`` is the command as a function: the same options as keywords, the plan back;
+    ``workers=0`` runs on dask's threads here. Names that ``mapping`` adds are kept with ``variables``."""
+    import climode
+
+    out = tmp_path / "tiles.zarr"
+    tracks = corpus / "tracks.csv"
+    kw = dict(variables="U850,V850", mapping="PSL=PSL", tracks=tracks, max_gap=12, samples_per_storm=1, workers=0)
+    plan = climode.prepare(f"{corpus}/*.nc", out, fractions=(1.0, 0.0, 0.0), **kw)
+    store = xr.open_zarr(out)
+    assert len(plan) == store.sizes["sample"] > 0 and set(plan.split) == {"train"}
+    assert list(store.variable.values) == ["U850", "V850", "PSL"] and store.attrs["tracks_file"] == str(tracks)
+    assert (plan.storm.to_numpy() == store.storm.values).all()
+    with pytest.raises(climode.ClimodeError, match="exists; pass --overwrite"):
+        climode.prepare(f"{corpus}/*.nc", out, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 from conftest import assert_user_error, run_module, write_config
 
 from climode import load_model
+from climode.cli.train import main as train_main
 from climode.errors import ClimodeError
 from climode.model import LEARNED, MODELS
 from climode.protocols import report, run, spec
-from climode.training.__main__ import main as train_main
 from climode.verification.scoring import storm_scores
 
 # 40 storms: the record's last 10 % (the test block, a sample's span after the training block) holds storms

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from climode.cli.forecast import main as forecast_main
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.forecast.__main__ import main as forecast_main
 from climode.io.fields import open_fields
 
 VARS = ("U850", "V850", "PSL")
@@ -214,6 +214,7 @@ def test_wrf_output_is_regridded_and_forecast(flat, reference, tmp_path, capsys)
     _same_forecast(got, reference)
 
 
+@pytest.mark.slow
 def test_curvilinear_grids_are_regridded_with_the_method_stated(flat, tmp_path):
     lon2, lat2 = np.meshgrid(flat.lon.values, flat.lat.values)
     tilt = 4.0 * (lat2 - lat2.mean()) / np.ptp(lat2)  # a sheared grid: 2-D lat/lon that no 1-D axis holds
@@ -401,6 +402,7 @@ def test_each_refusal_is_one_line_exit_2_and_leaves_nothing(flat, tmp_path, caps
     assert sorted(p.name for p in inputs.iterdir()) == before and not any(out.parent.iterdir())
 
 
+@pytest.mark.slow
 def test_prepare_reads_era5_as_it_reads_the_flat_file(storm, tmp_path):
     """The gridded path of ``prepare`` and ``train --dataset gridded`` (``data.gridded.prepare``) on ERA5's
     layout writes the same samples as on the same fields written flat."""

@@ -17,14 +17,14 @@ from safetensors.torch import save_file
 
 import climode
 from climode.checkpoint import Card, save_model
+from climode.cli.forecast import main as forecast_main
+from climode.cli.train import main as train_main
 from climode.config import config_from_dict
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.forecast.__main__ import main as forecast_main
 from climode.model import ModelConfig, build
 from climode.model.compute import check_device
-from climode.training.__main__ import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ def test_a_device_this_machine_cannot_give_is_one_line(monkeypatch, storm, tmp_p
     ],
     ids=["inf", "minus-inf", "psl-zero", "wind-1e4", "hpa-as-pa"],
 )
+@pytest.mark.slow
 def test_physically_implausible_fields_are_refused_naming_the_variable(storm, tmp_path, capsys, change, fragments):
     given = _variant(storm, tmp_path, change)
     _forecast(capsys, storm, tmp_path, given, *fragments)
@@ -120,6 +121,7 @@ def test_a_grid_smaller_than_the_model_needs_is_refused(storm, tmp_path, capsys,
     _forecast(capsys, storm, tmp_path, tmp_path / "tiny.nc", f"{cells} x {cells} cells", "at least 16 x 16")
 
 
+@pytest.mark.slow
 def test_a_region_missing_from_the_last_input_is_warned_about_and_forecast(storm, tmp_path, capsys):
     def hole(ds):
         for name in ("U850", "V850", "PSL"):
@@ -232,7 +234,7 @@ def _dead_pid() -> int:
 
 
 def test_a_sweep_clears_what_dead_processes_left_and_restores_a_set_aside_file(tmp_path):
-    from climode.io.write import sweep
+    from climode.io.atomic import sweep
 
     dead, alive = _dead_pid(), os.getppid()
     (tmp_path / f".f.nc.tmp-{dead}").write_text("half")
@@ -253,6 +255,7 @@ def _outputs_argv(storm, tmp_path, times="60", *extra) -> list[str]:
     return [str(a) for a in ["--input", storm / "storm.nc", "--times", times, *paths, *extra]]
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_killed_forecast_succeeds_and_leaves_no_temporary(storm, tmp_path, capsys):
     """A run killed (-9) while appending left staging copies of its outputs and a temporary file; the
     same command again clears them, appends once and leaves nothing else."""
@@ -267,6 +270,7 @@ def test_a_rerun_after_a_killed_forecast_succeeds_and_leaves_no_temporary(storm,
     assert xr.open_zarr(tmp_path / "f.zarr", consolidated=False).sizes["time"] == before + 1
 
 
+@pytest.mark.slow
 def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, capsys, monkeypatch):
     argv = [
         "--input",
@@ -307,7 +311,7 @@ def _previous_set(where) -> None:
 
 def _stage_new_set(where) -> dict:
     """This process's staged copies of the three outputs, as ``commit`` takes them."""
-    from climode.io.write import staging_path
+    from climode.io.atomic import staging_path
 
     staged = {where / name: staging_path(where / name) for name in NEW}
     staged[where / "f.nc"].write_text(NEW["f.nc"])
@@ -324,7 +328,7 @@ def test_a_set_of_outputs_killed_while_swapping_in_is_left_all_previous_or_all_n
     as it was (before the commit point) or leaves it all new (after), and sweeps leave nothing else."""
     import multiprocessing
 
-    from climode.io import write
+    from climode.io import atomic
 
     _previous_set(tmp_path)
 
@@ -338,8 +342,8 @@ def test_a_set_of_outputs_killed_while_swapping_in_is_left_all_previous_or_all_n
             real(a, b)
 
         os.replace = replace
-        write._remove = lambda path: os._exit(9)  # the first removal of a previous version
-        write.commit(staged)
+        atomic._remove = lambda path: os._exit(9)  # the first removal of a previous version
+        atomic.commit(staged)
 
     died = multiprocessing.get_context("fork").Process(target=child)
     died.start()
@@ -347,10 +351,10 @@ def test_a_set_of_outputs_killed_while_swapping_in_is_left_all_previous_or_all_n
     assert died.exitcode == 9
     if kill in range(5, 9):  # killed among the swaps: on disk, a mix of the two runs
         assert _outputs_set(tmp_path) not in (PREVIOUS, NEW)
-    write.sweep(tmp_path / "f.zarr")  # any one output's sweep mends the set
+    atomic.sweep(tmp_path / "f.zarr")  # any one output's sweep mends the set
     assert _outputs_set(tmp_path) == (NEW if kill == "after" else PREVIOUS)
     for name in NEW:
-        write.sweep(tmp_path / name)
+        atomic.sweep(tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, v in _outputs_set(tmp_path).items() if v)
 
 
@@ -358,7 +362,7 @@ def test_a_set_of_outputs_killed_while_swapping_in_is_left_all_previous_or_all_n
 def test_a_commit_that_fails_midway_puts_every_output_back(tmp_path, monkeypatch, failing):
     """Any of the 8 renames fails (e.g. a file system's refusal): every output as it was, the staged
     copies intact under their staging names (the caller removes them), no journal left."""
-    from climode.io import write
+    from climode.io import atomic
 
     _previous_set(tmp_path)
     staged, real, renames = _stage_new_set(tmp_path), os.replace, [0]
@@ -371,7 +375,7 @@ def test_a_commit_that_fails_midway_puts_every_output_back(tmp_path, monkeypatch
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError):
-        write.commit(staged)
+        atomic.commit(staged)
     assert _outputs_set(tmp_path) == PREVIOUS
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.nc", "f.zarr", *(s.name for s in staged.values())])
     assert (staged[tmp_path / "f.nc"]).read_text() == NEW["f.nc"]
@@ -382,7 +386,7 @@ def test_a_dead_runs_journal_never_moves_outputs_it_did_not_put_there(tmp_path):
     or the user's) is only removed: the outputs stay."""
     import json
 
-    from climode.io.write import sweep
+    from climode.io.atomic import sweep
 
     _previous_set(tmp_path)
     dead = _dead_pid()
@@ -409,7 +413,7 @@ def test_a_forecast_killed_between_its_outputs_swaps_is_put_back_and_the_rerun_a
         "            os._exit(9)\n"
         "    real(a, b)\n"
         "os.replace = replace\n"
-        "from climode.forecast.__main__ import main\n"
+        "from climode.cli.forecast import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     died = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=HANG)
@@ -428,15 +432,15 @@ def test_a_forecast_killed_between_its_outputs_swaps_is_put_back_and_the_rerun_a
 def test_a_truncated_checkpoint_is_refused_before_resuming(tmp_path):
     import zipfile
 
-    from climode.training.run import _resume_path
+    from climode.training.rundir import resume_path
 
     (tmp_path / "checkpoints").mkdir()
     with zipfile.ZipFile(tmp_path / "checkpoints" / "step=1.ckpt", "w") as whole:
         whole.writestr("data.pkl", b"x" * 1000)
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes((tmp_path / "checkpoints" / "step=1.ckpt").read_bytes()[:500])
     with pytest.raises(ClimodeError, match=r"last.ckpt is truncated or corrupt .*resume from another: step=1.ckpt"):
-        _resume_path(tmp_path, "last")
-    assert _resume_path(tmp_path, str(tmp_path / "checkpoints" / "step=1.ckpt")).endswith("step=1.ckpt")
+        resume_path(tmp_path, "last")
+    assert resume_path(tmp_path, str(tmp_path / "checkpoints" / "step=1.ckpt")).endswith("step=1.ckpt")
 
 
 def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path, capsys):
@@ -452,16 +456,16 @@ def test_run_yaml_keeps_the_data_path_relative_to_the_run_so_resume_works_from_a
     import yaml
 
     from climode.config import Config, replace
-    from climode.training.run import RUN_FILE, _prepare_run_dir, _run_relative
+    from climode.training.rundir import RUN_FILE, run_config, run_relative
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "r").mkdir(parents=True)
     config = replace(Config(), "data", path="data/tiles.zarr")  # relative to where the run began
-    saved = _run_relative(config, tmp_path / "runs" / "r")
+    saved = run_relative(config, tmp_path / "runs" / "r")
     assert saved.data.path == "../../data/tiles.zarr"
     (tmp_path / "runs" / "r" / RUN_FILE).write_text(yaml.safe_dump(saved.to_dict()))
     monkeypatch.chdir(tmp_path / "runs")  # resumed from elsewhere
-    resumed, _ = _prepare_run_dir(tmp_path / "runs" / "r", None, None, "last", False, True)
+    resumed, _ = run_config(tmp_path / "runs" / "r", None, None, "last", False, True)
     assert resumed.data.path == str(tmp_path / "data" / "tiles.zarr")
 
 
@@ -469,29 +473,29 @@ def test_run_yaml_keeps_the_data_path_relative_to_the_run_so_resume_works_from_a
 def test_help_loads_no_stack():
     """``--help`` of every command answers without torch, xarray or dask (under a second, where the
     stack takes 5-12 s to import on 2 cores): the commands import what they use after the options."""
-    from climode.__main__ import COMMANDS
+    from climode.cli import COMMANDS
 
     code = (
-        "import runpy, sys\n"
-        "for module in sys.argv[1:]:\n"
-        "    sys.argv = [module, '--help']\n"
+        "import sys\n"
+        "from climode.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "for command in sys.argv[1:]:\n"
         "    try:\n"
-        "        runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+        "        main([command, '--help'])\n"
         "    except SystemExit as exc:\n"
-        "        assert exc.code == 0, (module, exc.code)\n"
+        "        assert exc.code == 0, (command, exc.code)\n"
         "print('LOADED', sorted(m for m in ('torch', 'xarray', 'numpy', 'pandas', 'dask', 'lightning') "
         "if m in sys.modules))\n"
     )
-    modules = ["climode", *COMMANDS.values()]
-    result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=HANG)
+    result = subprocess.run([sys.executable, "-c", code, *COMMANDS], capture_output=True, text=True, timeout=HANG)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("usage:") == len(COMMANDS), result.stdout[-2000:]
     assert "LOADED []" in result.stdout, result.stdout.splitlines()[-1]
 
 
 def test_unknown_model_or_dataset_names_the_choices(tmp_path, capsys):
+    from climode.cli.train import _parser
     from climode.data import DATASETS
-    from climode.training.__main__ import _parser
 
     _user_error(capsys, train_main, ["--model", "vidode", "--out", tmp_path / "r"], "'vidode'", "vid-ode", "convgru")
     _user_error(capsys, train_main, ["--dataset", "cam6", "--out", tmp_path / "r"], "dataset 'cam6'", *DATASETS)

@@ -20,12 +20,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from climode import load_model
 from climode.checkpoint import Card
+from climode.cli.train import main as train_main
 from climode.config import config_from_dict
-from climode.data.prepare import plan_short
+from climode.data.plan import plan_short
 from climode.data.sampling import SamplingConfig
 from climode.errors import ClimodeError
 from climode.training import train
-from climode.training.__main__ import main as train_main
 from climode.training.task import ForecastTask
 
 SMALL = {  # frames too small for the discriminators: no adversarial terms
@@ -90,7 +90,7 @@ def test_a_refused_training_command_leaves_the_parent_folder_as_it_was(tmp_path,
             assert_user_error(subprocess.CompletedProcess(args, 2, "", err), *fragments)
             assert _tree(parent) == before, (out, args)
     # a folder that holds no run, and a logger whose package is missing, refused the same way
-    monkeypatch.setattr(importlib.import_module("climode.training.run"), "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.import_module("climode.training.checks"), "find_spec", lambda name: None)
     install = '.venv/bin/python -m pip install -c constraints.txt -e ".[tensorboard]"'
     for args, fragments in (
         (["--out", parent / "kept", "--resume"], ["cannot resume", "kept"]),
@@ -184,7 +184,7 @@ def test_a_short_record_gives_up_its_held_out_blocks_in_one_warning(caplog):
     training sample, 90 % no validation sample; the whole record trains. Too short even for that: refused,
     naming the options."""
     sampling = SamplingConfig(n_in=2, n_out=2, step_h=1.0, min_gap_h=1.0, max_gap_h=3.0, lead_step_h=1.0)
-    with caplog.at_level(logging.WARNING, logger="climode.data.prepare"):
+    with caplog.at_level(logging.WARNING, logger="climode.data.plan"):
         plan = plan_short(_record(10), None, None, sampling, 0, 0)
     assert set(plan.split) == {"train"}
     assert [r.getMessage() for r in caplog.records] == [
@@ -192,7 +192,7 @@ def test_a_short_record_gives_up_its_held_out_blocks_in_one_warning(caplog):
         "held-out blocks are given up: time blocks train 100 % (--split chooses them)"
     ]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="climode.data.prepare"):
+    with caplog.at_level(logging.WARNING, logger="climode.data.plan"):
         assert set(plan_short(_record(100), None, None, sampling, 0, 0).split) == {"train", "val", "test"}
     assert not caplog.records  # a long enough record: 80/10/10, nothing said
     with pytest.raises(ClimodeError, match=r"first 3 steps \(all of it, nothing held out\).*--n-in, --n-out"):

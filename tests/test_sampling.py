@@ -93,6 +93,7 @@ def test_short_periods_still_give_irregular_samples_within_bounds():
     assert draw(9, cfg, rng) is None  # 4 gaps of 3 h and 5 targets need 10 steps
 
 
+@pytest.mark.slow
 def test_query_sampler_draws_random_query_sets_and_hides_in_between_inputs():
     from climode.data import BouncingBall, QuerySampler
 

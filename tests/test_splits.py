@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 from conftest import assert_user_error, run_module
 
-from climode.data.prepare import plan_samples, sample_span, time_blocks, write_shards
+from climode.data.plan import plan_samples, sample_span, time_blocks
+from climode.data.prepare import write_shards
 from climode.data.sampling import SamplingConfig, draw
 from climode.data.shards import Shards, leakage, open_store, shared_frames
 from climode.errors import ClimodeError
@@ -102,7 +103,7 @@ def test_coexisting_storms_in_two_tiles_share_no_frame_across_splits():
 
 def test_empty_held_out_split_is_a_warning_and_no_training_an_error(caplog):
     wide = SamplingConfig(n_in=2, n_out=2, step_h=1.0, min_gap_h=1.0, max_gap_h=20.0, lead_step_h=1.0)
-    with caplog.at_level(logging.WARNING, logger="climode.data.prepare"):
+    with caplog.at_level(logging.WARNING, logger="climode.data.plan"):
         plan = plan_samples(_fields(100), None, None, wide, 0, 0)
     assert set(plan.split) == {"train", "test"}
     assert "no val samples: the val block is empty: 10 % of 100 steps less a buffer of 22 steps" in caplog.text

@@ -62,6 +62,7 @@ def test_steps_is_registered_where_pysteps_and_opencv_import_else_named_with_the
             build(ModelConfig(architecture=name, channels=1))
 
 
+@pytest.mark.slow
 def test_members_are_reproducible_differ_stay_rain_and_follow_the_contract(steps):
     frames, times = _inputs()
     query = torch.tensor([2.5, 10.0, 15.0, 20.0, 40.0])  # between inputs, at the last, 1, 2 and 6 steps on

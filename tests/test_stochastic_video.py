@@ -1,5 +1,5 @@
 """The paper's stochastic video baselines (SVG-FP, SVG-LP, SRVP): the model contract, the step grid,
-the latent draws and training (``climode.model.stochastic``)."""
+the latent draws and training (``climode.model.stochastic``, ``svg``, ``srvp``)."""
 
 import csv
 
@@ -12,7 +12,9 @@ from climode.data import BouncingBall, collate
 from climode.model import MODELS, ModelConfig, build
 from climode.model.baselines import persistence
 from climode.model.odefunc import SolverConfig
-from climode.model.stochastic import SRVP, SVGFP, SVGLP, gaussian_kl
+from climode.model.srvp import SRVP
+from climode.model.stochastic import gaussian_kl
+from climode.model.svg import SVGFP, SVGLP
 from climode.training import train
 
 NAMES = ("svg-fp", "svg-lp", "srvp")

@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 from conftest import assert_user_error, run_module
 
+from climode.cli.synthetic import main
 from climode.data.synthetic import (
     PREFIX,
     SMALL,
@@ -25,7 +26,6 @@ from climode.data.synthetic import (
     world,
     write_corpus,
 )
-from climode.data.synthetic.__main__ import main
 from climode.errors import ClimodeError
 
 CFT = xr.coders.CFDatetimeCoder(use_cftime=True)
@@ -144,6 +144,7 @@ def test_tracks_are_plausible(corpus):
         assert g.psl_min.iloc[0] > g.psl_min.iloc[peak] < g.psl_min.iloc[-1], name
 
 
+@pytest.mark.slow
 def test_reproducible_by_seed(corpus):
     ds, tracks = corpus
     again, tracks_again = make_corpus(STORMS, SEED, small=True)
@@ -155,6 +156,7 @@ def test_reproducible_by_seed(corpus):
     assert not tracks_other[["lat", "lon"]].equals(tracks[["lat", "lon"]])
 
 
+@pytest.mark.slow
 def test_domain_parameter():
     ds, tracks = make_corpus(1, 0, domain=Domain(0.0, 30.0, 290.0, 340.0, 2.0))
     assert ds.sizes["lat"] == 16 and ds.sizes["lon"] == 26
@@ -197,6 +199,7 @@ def test_cli_refuses_existing_corpus(tmp_path, capsys):
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.slow
 def test_frames_between_the_steps_continue_the_same_storms(corpus):
     """Written every hour, the world is the same at the 3-hour steps, byte for byte, and moves smoothly
     between them (a storm is not switched on or off between steps)."""
@@ -224,6 +227,7 @@ def _hours(st):
     return (st.first * SUB + np.arange(len(st.lat))) * world.DT
 
 
+@pytest.mark.slow
 def test_storms_move_with_the_environments_steering_plus_beta_drift(plan):
     """Over each 3-hour step a centre moves as the environment's wind (no vortex) averaged over the
     300-700 km annulus, evaluated here on a fine polar grid of its own, plus the storm's beta drift; the
@@ -272,6 +276,7 @@ def test_storms_recurve_in_the_westerlies(plan):
     assert len(recurving) >= 3, recurving
 
 
+@pytest.mark.slow
 def test_intensity_relaxes_to_the_sst_potential_and_decays_over_land(plan):
     """Hour by hour: far below the potential intensity of the SST under it (as TS shows it), over open water
     and south of the westerlies' shear, a storm deepens; above it, it fills; over land (LANDFRAC 1) dp

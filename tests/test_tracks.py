@@ -192,6 +192,7 @@ def storm_fields(lat, lon, times, storms, seed=0, noise_pa=20.0) -> tuple[xr.Dat
     return ds, pd.DataFrame(truth)
 
 
+@pytest.mark.slow
 def test_detect_follows_storms_on_global_noleap_dask_grid():
     times = xr.date_range("2000-02-27", periods=13, freq="6h", calendar="noleap", use_cftime=True).values
     everywhere = range(13)

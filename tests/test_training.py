@@ -12,10 +12,10 @@ import torch
 from conftest import HANG, ROOT, TINY, run_module, write_config
 
 from climode import ClimodeError, load_model
+from climode.cli.train import main as train_main
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
 from climode.training import train
-from climode.training.__main__ import main as train_main
 from climode.training.task import Schedule
 from climode.verification.scoring import score_checkpoint
 
@@ -41,6 +41,7 @@ def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
     assert model < 0.6 * base, (model, base)
 
 
+@pytest.mark.slow
 def test_train_is_a_python_function(tmp_path, caplog):
     """What the command does, from Python: a config dict in, the model's path out, messages logged."""
     config = {k: dict(v) for k, v in TINY.items()}

@@ -10,12 +10,13 @@ import pytest
 import xarray as xr
 from conftest import assert_user_error, run_module
 
+from climode.cli.evaluate import main as evaluate_main
 from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
-from climode.evaluate import main as evaluate_main
 from climode.geo.storms import follow_storm, great_circle_km, intensity, storm_centre
 from climode.io.write import write_netcdf
-from climode.verification.truth import format_table, lat_weighted_rmse, verify
+from climode.verification.tables import format_table
+from climode.verification.truth import lat_weighted_rmse, verify
 
 REF = 8  # index of the forecast reference time in the synthetic corpus (the storm exists from index 4)
 LEADS = 8  # forecast times REF + 1 ... REF + LEADS, every 3 hours

@@ -59,6 +59,7 @@ def test_a_second_read_comes_from_the_cache_without_decoding(datasets, tmp_path,
         readers.read_video(source, 40, None, tmp_path)  # other settings: another entry, decoded
 
 
+@pytest.mark.slow
 def test_samples_for_both_tasks_with_augmentation_and_dropped_inputs(datasets, tmp_path):
     sources = LAYOUTS.get_method("folder")(datasets / "folder")["train"]
     inter = VideoClips(sources, "interpolation", 5, 4, size=32, cache=tmp_path, drop=0.9, augment=True, seed=3)
@@ -71,6 +72,7 @@ def test_samples_for_both_tasks_with_augmentation_and_dropped_inputs(datasets, t
     assert np.array_equal(plain[0]["frames_out"], plain[0]["frames_out"])
 
 
+@pytest.mark.slow
 def test_motion_compensated_vid_ode_beats_frame_blending_at_the_middle_frames(datasets, tmp_path):
     """An untrained Vid-ODE interpolates along the estimated motion between its inputs (docs/design.md);
     on held-out clips of moving shapes that already beats blending the frames at the middle positions."""

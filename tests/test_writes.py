@@ -19,11 +19,12 @@ import pytest
 import xarray as xr
 from conftest import HANG, ROOT, assert_user_error, run_module
 
+from climode.cli.forecast import _outputs, _parser
+from climode.cli.forecast import main as forecast_main
 from climode.data.cases import first_case, write_case
 from climode.data.synthetic import make_corpus
-from climode.forecast.__main__ import _outputs, _parser
-from climode.forecast.__main__ import main as forecast_main
-from climode.io.write import locked, sweep_folder, write_zarr
+from climode.io.atomic import locked, sweep_folder
+from climode.io.write import write_zarr
 
 DECODE = xr.coders.CFDatetimeCoder(use_cftime=True)
 
@@ -124,6 +125,7 @@ def test_two_forecasts_appending_to_one_store_at_once_lose_nothing(storm, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no lock or staging left
 
 
+@pytest.mark.slow
 def test_a_second_writer_waits_for_the_lock_and_is_told_who_holds_it(tmp_path):
     store, order, told = tmp_path / "s.zarr", [], []
     held = threading.Event()
@@ -183,6 +185,7 @@ SAME, INSIDE = "is the input", "lies inside the input store"
         ("in.zarr", ["--output", "f.nc", "--zarr", "in.zarr/U850"], ("in.zarr/U850", INSIDE, "in.zarr")),
     ],
 )
+@pytest.mark.slow
 def test_no_output_may_replace_an_input(storm, tmp_path, capsys, given, outputs, refused):
     """Named as it is, through a symlink or a hard link, a glob, or inside an input store: refused in
     one line naming the output and the input, before anything is written."""
@@ -223,6 +226,7 @@ def test_stores_have_consolidated_metadata_after_an_append_too(tmp_path):
     assert (path / ".zmetadata").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]
 
 
+@pytest.mark.slow
 def test_a_forecast_store_opens_without_warnings_and_appends(storm, tmp_path, capsys):
     argv = ["--input", storm, "--times", "60", "--output", tmp_path / "f.nc", "--zarr", tmp_path / "f.zarr"]
     assert forecast_main([str(a) for a in argv]) == 0
@@ -308,6 +312,7 @@ def test_a_full_disk_during_an_append_is_an_oserror_naming_the_file(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_forecasts_append_is_one_clean_line(storm, tmp_path, capsys, monkeypatch):
     argv = ["--input", storm, "--times", "60", "--output", tmp_path / "f.nc", "--zarr", tmp_path / "f.zarr"]
     assert forecast_main([str(a) for a in argv]) == 0

@@ -11,6 +11,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import check_choice
+from .contract import DatasetInfo, Sample
 from .samples import drop_frames
 
 SPLIT_SEEDS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
@@ -89,9 +90,6 @@ class BouncingBall(Dataset):
     ``--between``), sorted.
     """
 
-    variables = ("intensity",)
-    time_units = "frames"
-
     def __init__(
         self,
         split: str = "train",
@@ -109,6 +107,7 @@ class BouncingBall(Dataset):
         self.drop, self.frame_size, self.balls = drop, frame_size, balls
         self.seed = seed + SPLIT_SEEDS[split]
         self.continuous = continuous
+        self.info = DatasetInfo(("intensity",), "frames", n_in, n_out)
 
     def __len__(self) -> int:
         return self.size
@@ -119,7 +118,7 @@ class BouncingBall(Dataset):
         centres = simulate(rng, self.n_in + self.n_out, self.frame_size, self.balls, times=times)
         return render(centres, self.frame_size)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> Sample:
         rng = np.random.default_rng((self.seed, index))
         n = self.n_in + self.n_out
         frames = render(simulate(rng, n, self.frame_size, self.balls), self.frame_size)

@@ -8,15 +8,13 @@ true track over that window), all CAM5-like (see ``climode.data.synthetic``).
 
 from __future__ import annotations
 
-import argparse
 import bisect
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ClimodeError, cli
+from ..errors import ClimodeError
 
 if TYPE_CHECKING:  # the data stack loads on first use, so that the command's --help stays light
     import pandas as pd
@@ -41,16 +39,13 @@ class Case:
     track: pd.DataFrame
 
 
-def _stamps(times) -> list[str]:
-    return [t.strftime("%Y-%m-%d %H:%M:%S") for t in times]
-
-
 def cut_case(
     ds: xr.Dataset, tracks: pd.DataFrame, storm: str, first: int, input_hours: Sequence[float], until_h: float
 ) -> Case:
     """The case of ``storm`` whose first input is step ``first`` of ``ds``: inputs at
     ``input_hours`` after it, truth every step (of the corpus's own spacing) from it to ``until_h`` hours."""
-    from .prepare import step_hours
+    from ..times import stamp
+    from .plan import step_hours
 
     step = step_hours(ds)
     steps = [first + round(h / step) for h in input_hours]
@@ -60,15 +55,16 @@ def cut_case(
     if last >= ds.sizes["time"]:
         raise ClimodeError(f"the corpus ends before {until_h:g} h after step {first}")
     truth = ds.isel(time=slice(first, last + 1))
-    track = tracks[(tracks.storm == storm) & tracks.time.isin(_stamps(truth.time.values))]
+    track = tracks[(tracks.storm == storm) & tracks.time.isin([stamp(t) for t in truth.time.values])]
     return Case(storm, ds.isel(time=steps), truth, track.reset_index(drop=True))
 
 
 def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float], until_h: float) -> Case:
     """The case of the first storm tracked through the whole window, starting at its first track point."""
-    from .prepare import step_hours
+    from ..times import stamp
+    from .plan import step_hours
 
-    stamps = _stamps(ds.time.values)
+    stamps = [stamp(t) for t in ds.time.values]
     span = round(until_h / step_hours(ds))
     track_step = _track_step_h()
     for storm, rows in tracks.groupby("storm", sort=False):
@@ -80,7 +76,7 @@ def first_case(ds: xr.Dataset, tracks: pd.DataFrame, input_hours: Sequence[float
 
 
 def _write(ds: xr.Dataset, path: Path) -> None:
-    from ..io.write import replacing
+    from ..io.atomic import replacing
     from .synthetic import encode
 
     data, encoding = encode(ds)
@@ -90,7 +86,7 @@ def _write(ds: xr.Dataset, path: Path) -> None:
 
 def write_case(out_dir: str | Path, case: Case, overwrite: bool = False) -> list[Path]:
     """Write ``storm.nc``, ``storm_truth.nc`` and ``storm_track.csv`` into ``out_dir``."""
-    from ..io.write import replacing
+    from ..io.atomic import replacing
 
     out = Path(out_dir)
     paths = [out / "storm.nc", out / "storm_truth.nc", out / "storm_track.csv"]
@@ -105,39 +101,7 @@ def write_case(out_dir: str | Path, case: Case, overwrite: bool = False) -> list
     return paths
 
 
-def _hours(text: str) -> list[float]:
-    try:
-        hours = [float(h) for h in text.split(",")]
-    except ValueError:
-        raise ClimodeError(f"--inputs {text!r} is not a comma-separated list of hours") from None
-    step = _track_step_h()
-    if any(h % step for h in hours) or hours != sorted(set(hours)) or hours[0] != 0:
-        raise ClimodeError(f"--inputs {text!r}: hours must start at 0, increase, and be multiples of {step:g}")
-    return hours
-
-
-@cli
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m climode.data.cases", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--inputs", default="0,9,21,42,57", help="input hours after the first (default 0,9,21,42,57)")
-    p.add_argument("--until", type=float, default=72.0, help="last truth hour (default 72)")
-    p.add_argument("--seed", type=int, default=3, help="corpus seed (default 3)")
-    p.add_argument("--small", action="store_true", help="1-degree grid instead of 0.25 degree")
-    p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args(argv)
-    hours = _hours(args.inputs)
-    if args.until <= hours[-1]:
-        raise ClimodeError(f"--until {args.until:g} must come after the last input ({hours[-1]:g} h)")
-    from .synthetic import make_corpus
-
-    ds, tracks = make_corpus(1, args.seed, args.small)
-    case = first_case(ds, tracks, hours, args.until)
-    for path in write_case(args.out, case, args.overwrite):
-        print(f"wrote {path}")
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..cli import forward
+
+    forward(__name__, "case")

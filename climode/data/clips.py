@@ -14,6 +14,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
+from .contract import DatasetInfo, Sample
 
 SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
 
@@ -57,11 +58,9 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 class Clips(Dataset):
     """Clips of a .npz file (see the module docstring); times in the file's units."""
 
-    time_units = "file units"
-
     def __init__(self, path: str | Path, split: str = "train", n_in: int = 10, n_out: int = 10):
         path = Path(path)
-        frames, times, self.variables = _load(path)
+        frames, times, variables = _load(path)
         if n_in + n_out > frames.shape[1]:
             raise ClimodeError(f"{path}: clips have {frames.shape[1]} frames, fewer than n_in + n_out = {n_in + n_out}")
         lo, hi = SPLITS[split]
@@ -74,21 +73,13 @@ class Clips(Dataset):
         empty = np.nonzero(~np.isfinite(inputs).reshape(len(inputs), -1).any(1))[0]
         if len(empty):
             raise ClimodeError(f"{path}: the {n_in} input frames of {split} clip {empty[0]} are all NaN")
-        self.n_in, self.n_out = n_in, n_out
+        last = self.times[:, n_in - 1]
+        spans = np.stack((last - self.times[:, 0], self.times[:, n_in + n_out - 1] - last), 1)
+        self.info = DatasetInfo(variables, "file units", n_in, n_out, time_spans=spans)
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def time_spans(self) -> np.ndarray:
-        """(N, 2): each clip's input span (first to last input time) and lead (last input to last target)."""
-        last = self.times[:, self.n_in - 1]
-        return np.stack((last - self.times[:, 0], self.times[:, self.n_in + self.n_out - 1] - last), 1)
-
-    def __getitem__(self, index: int) -> dict:
-        f, t, n = self.frames[index], self.times[index], self.n_in
-        return {
-            "frames_in": f[:n],
-            "times_in": t[:n],
-            "frames_out": f[n : n + self.n_out],
-            "times_out": t[n : n + self.n_out],
-        }
+    def __getitem__(self, index: int) -> Sample:
+        f, t, n, k = self.frames[index], self.times[index], self.info.n_in, self.info.n_out
+        return {"frames_in": f[:n], "times_in": t[:n], "frames_out": f[n : n + k], "times_out": t[n : n + k]}

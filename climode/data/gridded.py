@@ -3,7 +3,7 @@
 ``prepare(...)`` runs the pipeline's own steps (reading, irregular sampling, normalisation,
 shards) on the whole grid with no storm selection: the record is cut into train/val/test time
 blocks (80/10/10, a buffer of one sample's longest span at the end of the first two; see
-``climode.data.prepare.plan_samples``) and every window of each block is a sample. Lat/lon and
+``climode.data.plan.plan_samples``) and every window of each block is a sample. Lat/lon and
 projected (y, x) grids alike; nothing here needs a coordinate system.
 """
 
@@ -13,9 +13,12 @@ import logging
 from pathlib import Path
 
 from ..errors import ClimodeError
-from ..io.fields import open_fields, parse_variables
+from ..io.fields import open_fields
+from ..io.variables import parse_variables
 from ..times import parse_span, to_hours
-from .prepare import FRACTIONS, SHORT_SPLITS, SPLITS, prepare_shards, sampling_for, step_hours, time_blocks
+from .plan import FRACTIONS, SHORT_SPLITS, step_hours, time_blocks
+from .prepare import build_store
+from .shards import SPLITS
 
 log = logging.getLogger(__name__)
 MAX_GAP_H, MAX_GAP_STEPS = 48.0, 16  # the default largest input gap: the shorter of the two
@@ -105,12 +108,13 @@ def prepare(
             )  # fmt: skip
         max_gap_h = gap * step if max_gap_h is None else max_gap_h
         fractions = split if fractions is None else fractions
-    sampling = sampling_for(ds, n_in, n_out, max_gap_h=max(max_gap_h, step))
-    prepare_shards(
-        store,
+    build_store(
         ds,
+        store,
         names,
-        sampling,
+        n_in=n_in,
+        n_out=n_out,
+        max_gap_h=max(max_gap_h, step),
         seed=seed,
         fractions=fractions or FRACTIONS,
         spans=spans,

@@ -2,7 +2,17 @@
 
 Everything here builds dask graphs; nothing is computed until the store is written (or the
 statistics are computed), so with dask.distributed the work is spread over workers and
-memory stays bounded by the chunk size, not by the number of input files.
+memory stays bounded by the chunk size, not by the number of input files. The samples are chosen
+by ``climode.data.plan``; the store's layout is told in ``climode.data.shards``.
+
+``build_store`` is the pipeline assembled once, from files to the store: the ``climode prepare``
+command (``climode.pipeline.prepare``), gridded training data (``climode.data.gridded.prepare``)
+and the protocols' storms (``climode.protocols.data.storm_shards``) all run it. Its steps: open the
+fields (``climode.open_fields``), refuse a tile off their grid, the irregular sampling
+(``climode.data.plan.sampling_for``), read the tracks, start dask (``climode.data.cluster``), detect
+storms on the fields when asked and no tracks were given, then plan the samples and write the
+shards (``prepare_shards``). The store is written to a temporary path and renamed into place when
+complete.
 """
 
 from __future__ import annotations
@@ -10,7 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import dask
 import dask.array as da
@@ -20,243 +32,21 @@ import xarray as xr
 import zarr
 
 from .._version import __version__
-from ..conventions import HOURS_SINCE
+from ..conventions import HOURS_SINCE, STORM_VARIABLES
 from ..errors import ClimodeError
-from ..geo.storms import storm_periods
+from ..geo.detect import detect
 from ..geo.tiles import Tile, extract
-from ..times import DEFAULT_STEP_H, to_hours
-from .sampling import SamplingConfig, draw_many, every_window
-from .shards import SPLITS, check_no_leak, shared_frames, staged, tracks_table
+from ..io.fields import PathLike, open_fields
+from ..io.tracks import read_tracks
+from ..times import to_hours
+from .cluster import dask_client
+from .plan import FRACTIONS, plan_samples, plan_short, sampling_for
+from .sampling import SamplingConfig
+from .shards import check_no_leak, shared_frames, staged, tracks_table
 from .stats import compute_stats
 
 BATCH = 64  # time steps or samples computed per dask graph
-FRACTIONS = (0.8, 0.1, 0.1)  # train, val, test shares of the record, in time order
-SHORT_SPLITS = (FRACTIONS, (0.9, 0.1, 0.0), (1.0, 0.0, 0.0))  # tried in turn on a short record
 log = logging.getLogger(__name__)
-
-
-def step_hours(ds: xr.Dataset) -> float:
-    """The typical spacing of ``ds.time`` in hours (the median; storage is assumed regular)."""
-    hours = to_hours(ds.time.values, ds.time.values[0].calendar)
-    return float(np.median(np.diff(hours))) if len(hours) > 1 else DEFAULT_STEP_H
-
-
-def _step_index(ds_hours: np.ndarray, hours: float) -> int:
-    return int(np.argmin(np.abs(ds_hours - hours)))
-
-
-def sample_span(sampling: SamplingConfig) -> int:
-    """The most steps (of ``sampling.step_h`` hours) from a sample's first frame to its last: the inputs at
-    their widest gaps (or the rate-mode window) and every target after the last input."""
-    span_in = (
-        sampling.steps(sampling.max_gap_h) * (sampling.n_in - 1)
-        if sampling.rate is None
-        else sampling.steps(sampling.window_h)
-    )
-    return span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out
-
-
-def time_blocks(n_steps: int, buffer: int, fractions: tuple[float, float, float] = FRACTIONS) -> dict[str, range]:
-    """The steps of the train, val and test blocks of a record of ``n_steps`` steps: it is cut at the
-    cumulative ``fractions`` and each block followed by steps of a later one gives up its final ``buffer``
-    steps (all of them, when it is shorter), so that at least ``buffer`` unused steps separate any two
-    blocks; with fractions (1, 0, 0) the whole record is the training block."""
-    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1):
-        raise ValueError(f"split fractions must be three numbers >= 0 adding up to 1, got {fractions}")
-    edges = np.round(np.cumsum((0.0, *fractions)) * n_steps).astype(int)
-    stops = np.append([b - buffer if b < n_steps else b for b in edges[1:-1]], n_steps)  # no buffer before nothing
-    return {name: range(int(a), max(int(a), int(b))) for name, a, b in zip(SPLITS, edges[:-1], stops, strict=True)}
-
-
-def span_blocks(hours: np.ndarray, spans: dict[str, tuple[float, float]], buffer: int) -> dict[str, range]:
-    """Blocks of the times the user chose: ``spans`` {"train": (start, end)[, "val": (start, end)]} in
-    hours since the origin (both ends included) -> the steps of ``hours`` inside each, and as the test
-    block the steps after the later span's end beyond a buffer of ``buffer`` steps. Overlapping spans,
-    or a span holding no step of the record, are refused."""
-    (train_lo, train_hi), val = spans["train"], spans.get("val")
-    if val is not None and val[0] <= train_hi and train_lo <= val[1]:
-        raise ClimodeError("--train-times and --val-times overlap; give disjoint spans")
-    tolerance = 1e-6
-    out: dict[str, range] = {}
-    for name in SPLITS[:2]:
-        if name not in spans:
-            out[name] = range(0)
-            continue
-        lo, hi = spans[name]
-        inside = np.nonzero((hours >= lo - tolerance) & (hours <= hi + tolerance))[0]
-        if not len(inside):
-            raise ClimodeError(f"--{name}-times holds no time of the record ({len(hours)} steps)")
-        out[name] = range(int(inside[0]), int(inside[-1]) + 1)
-    later = max(block.stop for block in out.values())
-    out["test"] = range(min(later + buffer, len(hours)), len(hours))
-    return out
-
-
-def plan_samples(
-    ds: xr.Dataset,
-    tiles: list[Tile] | None,
-    tracks: pd.DataFrame | None,
-    sampling: SamplingConfig,
-    per_period: int,
-    seed: int,
-    fractions: tuple[float, float, float] = FRACTIONS,
-    spans: dict[str, tuple[float, float]] | None = None,
-) -> pd.DataFrame:
-    """One row per sample: tile, storm, split and the step indices (into ``ds.time``) of its
-    inputs, their observed flags and its targets.
-
-    The record is cut into train/val/test time blocks (``time_blocks``: ``fractions`` of it, in that
-    order) separated by a buffer of ``sample_span`` steps, and every sample lies inside one block: no
-    held-out frame (tile and time) is a frame of a training sample. With tracks, each storm's stay in
-    a tile is clipped to each block and ``per_period`` samples are drawn from each clipped stay (a
-    storm may give training samples early in its life and held-out ones later). Without tracks every
-    window of each block is a sample, its storm named after its split. ``tiles`` None takes the whole
-    grid (any grid, e.g. projected y/x) as one tile, "grid". An empty held-out split is logged as a
-    warning; no training sample at all is a ClimodeError. ``spans`` replaces the fractions with the
-    times the user chose (``span_blocks``).
-    """
-    plan, blocks, fractions = _plan(ds, tiles, tracks, sampling, per_period, seed, fractions, spans)
-    _report_empty(
-        plan, blocks, len(ds.time), sample_span(sampling), sampling, tracks is not None, fractions, bool(spans)
-    )
-    return plan
-
-
-def _plan(
-    ds: xr.Dataset,
-    tiles: list[Tile] | None,
-    tracks: pd.DataFrame | None,
-    sampling: SamplingConfig,
-    per_period: int,
-    seed: int,
-    fractions: tuple[float, float, float],
-    spans: dict[str, tuple[float, float]] | None,
-) -> tuple[pd.DataFrame, dict[str, range], tuple[float, float, float]]:
-    """``plan_samples``' plan, unreported, with its time blocks and their shares of the record."""
-    calendar = ds.time.values[0].calendar
-    ds_hours = to_hours(ds.time.values, calendar)
-    n_steps, buffer = len(ds_hours), sample_span(sampling)
-    if spans:
-        blocks = span_blocks(ds_hours, spans, buffer)
-        fractions = tuple(len(blocks[name]) / n_steps for name in SPLITS)
-    else:
-        blocks = time_blocks(n_steps, buffer, fractions)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for tile in tiles or [None]:
-        if tracks is None:
-            stays = [(None, 0, n_steps - 1)]
-        else:
-            periods = storm_periods(tracks, tile.lat_range, tile.lon_range)
-            stays = [
-                (
-                    str(p.storm),
-                    _step_index(ds_hours, to_hours([p.start], calendar)[0]),
-                    _step_index(ds_hours, to_hours([p.end], calendar)[0]),
-                )
-                for p in periods.itertuples()
-            ]
-        for storm, first, last in stays:
-            for split, block in blocks.items():
-                start, stop = max(first, block.start), min(last + 1, block.stop)
-                if stop <= start:
-                    continue
-                drawn = (
-                    every_window(stop - start, sampling, rng)
-                    if tracks is None
-                    else draw_many(stop - start, sampling, per_period, rng)
-                )
-                rows += [
-                    {
-                        "tile": tile.name if tile else "grid",
-                        "storm": storm or split,
-                        "split": split,
-                        "inputs": start + inputs,
-                        "observed": observed,
-                        "targets": start + targets,
-                    }
-                    for inputs, observed, targets in drawn
-                ]
-    plan = pd.DataFrame(rows, columns=["tile", "storm", "split", "inputs", "observed", "targets"])
-    return plan, blocks, fractions
-
-
-def plan_short(
-    ds: xr.Dataset,
-    tiles: list[Tile] | None,
-    tracks: pd.DataFrame | None,
-    sampling: SamplingConfig,
-    per_period: int,
-    seed: int,
-) -> pd.DataFrame:
-    """``plan_samples`` with the default split (``FRACTIONS``) where it gives training samples; on a record
-    too short for that, with the first of ``SHORT_SPLITS`` that gives samples in every block it keeps (the
-    test block given up, then validation), said in one warning line naming ``--split``, the option that
-    chooses the blocks. Where even the whole record gives no training sample, ``plan_samples``' error."""
-    for fractions in SHORT_SPLITS:
-        plan, blocks, _ = _plan(ds, tiles, tracks, sampling, per_period, seed, fractions, None)
-        needed = ["train"] if fractions == FRACTIONS else [name for name, f in zip(SPLITS, fractions) if f > 0]
-        if all((plan.split == name).any() for name in needed):
-            break
-    _report_empty(plan, blocks, len(ds.time), sample_span(sampling), sampling, tracks is not None, fractions)
-    if fractions != FRACTIONS:
-        say = lambda split: ", ".join(f"{name} {100 * f:g} %" for name, f in zip(SPLITS, split) if f > 0)
-        log.warning(
-            "a short record (%d steps of %g h): no training sample in time blocks %s, so held-out blocks are "
-            "given up: time blocks %s (--split chooses them)",
-            len(ds.time), sampling.step_h, say(FRACTIONS), say(fractions),
-        )  # fmt: skip
-    return plan
-
-
-def _report_empty(
-    plan: pd.DataFrame,
-    blocks: dict[str, range],
-    n_steps: int,
-    buffer: int,
-    sampling: SamplingConfig,
-    storms: bool,
-    fractions: tuple[float, float, float],
-    spans: bool = False,
-) -> None:
-    """Raise ClimodeError when the plan has no training sample; log a warning for each held-out split asked
-    for (a fraction above 0) that is empty."""
-    span_in = (
-        sampling.steps(sampling.min_gap_h) * (sampling.n_in - 1)
-        if sampling.rate is None
-        else sampling.steps(sampling.window_h)
-    )
-    need = span_in + sampling.steps(sampling.lead_step_h) * sampling.n_out + 1  # the shortest sample, in steps
-    why = ("no storm stays inside the tiles long enough there" if storms else "it is too short") + (
-        f" for {sampling.n_in} inputs and {sampling.n_out} targets (at least {need} steps)"
-    )
-    train = blocks["train"]
-    if not (plan.split == "train").any() and spans:
-        raise ClimodeError(
-            f"no training samples: --train-times holds {len(train)} steps of {sampling.step_h:g} h "
-            f"(steps {train.start}-{train.stop - 1} of {n_steps}); {why}"
-        )
-    if not (plan.split == "train").any():
-        share, more = "all of it, nothing held out", ""
-        if fractions[0] < 1:
-            share = f"{100 * fractions[0]:g} % of the record less a buffer of {buffer} steps, the longest span of a "
-            share += "sample, before the held-out blocks"
-            more = ", more of it for training (--split)"
-        raise ClimodeError(
-            f"no training samples: the record has {n_steps} steps of {sampling.step_h:g} h and the training block "
-            f"is its first {len(train)} steps ({share}); {why}; give a longer record{more} or shorter samples "
-            "(--n-in, --n-out, --min-gap)"
-        )
-    for name in ("val", "test"):
-        if fractions[SPLITS.index(name)] > 0 and not (plan.split == name).any():
-            block = blocks[name]
-            where = (
-                f"steps {block.start}-{block.stop - 1} of {n_steps}"
-                if len(block)
-                else f"empty: {100 * fractions[SPLITS.index(name)]:g} % of {n_steps} steps less a buffer of "
-                f"{buffer} steps"
-            )
-            log.warning(f"no {name} samples: the {name} block is {where}" + (f"; {why}" if len(block) else ""))
 
 
 def _tile_field(
@@ -294,10 +84,84 @@ def _read_sample(store: str, positions: np.ndarray, keep: np.ndarray) -> np.ndar
     return frames
 
 
+def _stage_tiles(
+    stage: Path,
+    ds: xr.Dataset,
+    tiles: list[Tile] | None,
+    plan: pd.DataFrame,
+    steps_of: dict[int, np.ndarray],
+    variables: list[str],
+    resolution: float | None,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], da.Array, tuple[str, str]]:
+    """Each tile of the plan regridded once over the steps its samples use, written to
+    ``stage/tile-NAME.zarr``; returns the tiles' (y, x) grids, the samples' frames (sample, step,
+    variable, y, x) as one lazy array of one task per sample, and the grid's dim names."""
+    grids, parts = {}, []
+    for name, rows in plan.groupby("tile").groups.items():
+        tile = next((t for t in tiles or [] if t.name == name), None)
+        steps = np.unique(np.concatenate([steps_of[i] for i in rows]))
+        field = _tile_field(ds, tile, steps, variables, resolution)
+        _write_in_batches(field, stage / f"tile-{name}.zarr", "time")
+        grids[name] = tuple(field[d].values for d in field.field.dims[-2:])
+        for i in rows:
+            keep = np.concatenate((plan.observed[i], np.ones(len(plan.targets[i]), dtype=bool)))
+            lazy = dask.delayed(_read_sample)(
+                str(stage / f"tile-{name}.zarr"), np.searchsorted(steps, steps_of[i]), keep
+            )
+            parts.append((i, da.from_delayed(lazy, (len(keep), len(variables), *field.field.shape[2:]), np.float32)))
+    frames = da.stack([p for _, p in sorted(parts, key=lambda x: x[0])])
+    return grids, frames, field.field.dims[-2:]
+
+
+def _shard_dataset(
+    ds: xr.Dataset,
+    tiles: list[Tile] | None,
+    plan: pd.DataFrame,
+    steps_of: dict[int, np.ndarray],
+    staged_tiles: tuple[dict, da.Array, tuple[str, str]],
+    variables: list[str],
+    resolution: float | None,
+    tracks: pd.DataFrame | None,
+    sampling: SamplingConfig,
+    provenance: dict,
+) -> xr.Dataset:
+    """The shard store's variables and attributes (layout: ``climode.data.shards``), frames lazy."""
+    grids, frames, dims = staged_tiles
+    calendar = ds.time.values[0].calendar
+    ds_hours = to_hours(ds.time.values, calendar)
+    coord_names = ("lat", "lon") if dims == ("lat", "lon") else tuple(f"{d}_coord" for d in dims)
+    return xr.Dataset(
+        {
+            "frames": (("sample", "step", "variable", "y", "x"), frames),
+            "hours": (("sample", "step"), np.stack([ds_hours[steps_of[i]] for i in plan.index])),
+            coord_names[0]: (("sample", "y"), np.stack([grids[t][0] for t in plan.tile])),
+            coord_names[1]: (("sample", "x"), np.stack([grids[t][1] for t in plan.tile])),
+            "storm": ("sample", plan.storm.to_numpy().astype(str)),
+            "tile": ("sample", plan.tile.to_numpy().astype(str)),
+            "split": ("sample", plan.split.to_numpy().astype(str)),
+            **tracks_table(tracks, lambda t: to_hours(t, calendar)),
+        },
+        coords={"variable": variables},
+        attrs={
+            "variables": json.dumps(variables),
+            "n_in": sampling.input_frames,
+            "n_out": sampling.targets,
+            "calendar": calendar,
+            "time_reference": HOURS_SINCE,
+            "sampling": json.dumps(asdict(sampling)),
+            "tiles": json.dumps([asdict(t) for t in tiles or [] if t.name in grids]),
+            "resolution": resolution or "native",
+            "climode_version": __version__,
+            "units": json.dumps({v: str(ds[v].attrs.get("units", "")) for v in variables}),
+            **{k: str(v) for k, v in provenance.items()},
+        },
+    )
+
+
 def write_shards(
     out,
     ds: xr.Dataset,
-    tiles: list[Tile],
+    tiles: list[Tile] | None,
     plan: pd.DataFrame,
     variables: list[str],
     resolution: float | None,
@@ -306,15 +170,13 @@ def write_shards(
     sampling: SamplingConfig,
     provenance: dict,
     overwrite: bool = False,
-):
+) -> Path:
     """Write the shard store (see ``climode.data.shards``) in three dask passes inside a staging
     directory: each tile regridded once over the steps its samples use; one task per sample
     gathering its frames; statistics of the training split read back. The staging directory
     is renamed to ``out`` only when all of it is written. A plan with no training sample, or whose
     held-out targets are frames (same tile and time) of training samples, is refused (ClimodeError)
-    before anything is written."""
-    calendar = ds.time.values[0].calendar
-    ds_hours = to_hours(ds.time.values, calendar)
+    before anything is written. Returns ``out``'s path."""
     split = plan.split.to_numpy()
     if not (split == "train").any():
         raise ClimodeError(f"the plan for {out} has no training samples; give a longer record or more storms")
@@ -324,49 +186,9 @@ def write_shards(
     )
     check_no_leak(shares, f"the plan for {out}", "plan it with plan_samples (time-block splits)")
     with staged(out, overwrite) as stage:
-        grids, parts = {}, []
-        for name, rows in plan.groupby("tile").groups.items():
-            tile = next((t for t in tiles or [] if t.name == name), None)
-            steps = np.unique(np.concatenate([steps_of[i] for i in rows]))
-            field = _tile_field(ds, tile, steps, variables, resolution)
-            _write_in_batches(field, stage / f"tile-{name}.zarr", "time")
-            grids[name] = tuple(field[d].values for d in field.field.dims[-2:])
-            for i in rows:
-                keep = np.concatenate((plan.observed[i], np.ones(len(plan.targets[i]), dtype=bool)))
-                lazy = dask.delayed(_read_sample)(
-                    str(stage / f"tile-{name}.zarr"), np.searchsorted(steps, steps_of[i]), keep
-                )
-                parts.append(
-                    (i, da.from_delayed(lazy, (len(keep), len(variables), *field.field.shape[2:]), np.float32))
-                )
-        frames = da.stack([p for _, p in sorted(parts, key=lambda x: x[0])])
-        dims = field.field.dims[-2:]
-        coord_names = ("lat", "lon") if dims == ("lat", "lon") else tuple(f"{d}_coord" for d in dims)
-        shards = xr.Dataset(
-            {
-                "frames": (("sample", "step", "variable", "y", "x"), frames),
-                "hours": (("sample", "step"), np.stack([ds_hours[steps_of[i]] for i in plan.index])),
-                coord_names[0]: (("sample", "y"), np.stack([grids[t][0] for t in plan.tile])),
-                coord_names[1]: (("sample", "x"), np.stack([grids[t][1] for t in plan.tile])),
-                "storm": ("sample", plan.storm.to_numpy().astype(str)),
-                "tile": ("sample", plan.tile.to_numpy().astype(str)),
-                "split": ("sample", split.astype(str)),
-                **tracks_table(tracks, lambda t: to_hours(t, calendar)),
-            },
-            coords={"variable": variables},
-            attrs={
-                "variables": json.dumps(variables),
-                "n_in": sampling.input_frames,
-                "n_out": sampling.targets,
-                "calendar": calendar,
-                "time_reference": HOURS_SINCE,
-                "sampling": json.dumps(asdict(sampling)),
-                "tiles": json.dumps([asdict(t) for t in tiles or [] if t.name in grids]),
-                "resolution": resolution or "native",
-                "climode_version": __version__,
-                "units": json.dumps({v: str(ds[v].attrs.get("units", "")) for v in variables}),
-                **{k: str(v) for k, v in provenance.items()},
-            },
+        staged_tiles = _stage_tiles(stage, ds, tiles, plan, steps_of, variables, resolution)
+        shards = _shard_dataset(
+            ds, tiles, plan, steps_of, staged_tiles, variables, resolution, tracks, sampling, provenance
         )
         store = stage / "shards.zarr"
         _write_in_batches(shards, store, "sample")
@@ -374,34 +196,9 @@ def write_shards(
         stats = compute_stats(written.to_dataset("variable"), variables, normalisation)
         zarr.open_group(str(store), mode="r+").attrs["normalisation"] = json.dumps(stats.to_dict())
         zarr.consolidate_metadata(str(store))  # its last metadata change: xr.open_zarr reads it without a warning
-        for name in grids:
+        for name in staged_tiles[0]:
             shutil.rmtree(stage / f"tile-{name}.zarr")
-        return store
-
-
-def sampling_for(
-    ds: xr.Dataset,
-    n_in: int,
-    n_out: int,
-    max_gap_h: float = 48.0,
-    min_gap_h: float | None = None,
-    lead_step_h: float | None = None,
-    rate: float | None = None,
-    between: bool = False,
-) -> SamplingConfig:
-    """The irregular sampling of ``ds`` (``climode.data.sampling``): the smallest input gap and the
-    step between targets default to the data's storage step; all in hours."""
-    step = step_hours(ds)
-    return SamplingConfig(
-        n_in=n_in,
-        n_out=n_out,
-        step_h=step,
-        min_gap_h=min_gap_h or step,
-        max_gap_h=max_gap_h,
-        lead_step_h=lead_step_h or step,
-        rate=rate,
-        between=between,
-    )
+    return Path(out)
 
 
 def prepare_shards(
@@ -421,10 +218,11 @@ def prepare_shards(
     provenance: dict | None = None,
     overwrite: bool = False,
 ) -> pd.DataFrame:
-    """The data path's one assembly, fields -> samples -> shards: plan the samples of ``ds``
-    (``plan_samples``: storms' stays in ``tiles`` when ``tracks`` are given, else every window of
-    the grid) and write them to the store ``out`` (``write_shards``). Returns the plan. ``fractions`` None:
-    80/10/10, or on a record too short for that the held-out blocks given up (``plan_short``)."""
+    """Fields -> samples -> shards: plan the samples of ``ds`` (``climode.data.plan.plan_samples``:
+    storms' stays in ``tiles`` when ``tracks`` are given, else every window of the grid) and write
+    them to the store ``out`` (``write_shards``). Returns the plan. ``fractions`` None: 80/10/10, or
+    on a record too short for that the held-out blocks given up (``plan_short``). The whole pipeline,
+    from files, is ``build_store``."""
     if fractions is None and not spans:
         plan = plan_short(ds, tiles, tracks, sampling, samples_per_storm, seed)
     else:
@@ -436,17 +234,80 @@ def prepare_shards(
     return plan
 
 
-__all__ = [
-    "FRACTIONS",
-    "SHORT_SPLITS",
-    "SPLITS",
-    "plan_samples",
-    "plan_short",
-    "prepare_shards",
-    "sample_span",
-    "sampling_for",
-    "span_blocks",
-    "step_hours",
-    "time_blocks",
-    "write_shards",
-]
+def build_store(
+    fields: xr.Dataset | PathLike | Sequence[PathLike],
+    out: PathLike,
+    variables: Sequence[str],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    time_in_hours: bool = False,
+    reference_time: str | None = None,
+    calendar: str | None = None,
+    tiles: list[Tile] | None = None,
+    resolution: float | None = None,
+    n_in: int = 5,
+    n_out: int = 5,
+    max_gap_h: float = 48.0,
+    min_gap_h: float | None = None,
+    lead_step_h: float | None = None,
+    rate: float | None = None,
+    between: bool = False,
+    tracks: PathLike | pd.DataFrame | None = None,
+    detect_storms: bool = False,
+    samples_per_storm: int = 0,
+    seed: int = 0,
+    fractions: tuple[float, float, float] | None = None,
+    spans: dict[str, tuple[float, float]] | None = None,
+    normalisation: str = "minmax",
+    provenance: dict | None = None,
+    overwrite: bool = False,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Fields -> sampling -> tracks -> tiles -> the shard store ``out``; returns the sample plan.
+
+    ``fields``: files, globs or a zarr store, opened with ``variables`` and the reading options
+    (``climode.open_fields``), or a Dataset already opened (the reading options then unused).
+    ``tiles`` None keeps the whole grid as one tile; a tile off the grid is refused before any work.
+    Gaps and steps are in hours (``sampling_for``). ``tracks``: a track file (``climode.io.tracks``)
+    or table; without them, ``detect_storms`` runs climode's detector on the fields when they hold
+    U850, V850 and PSL, and otherwise every window is a sample. ``fractions``, ``spans``: the time
+    blocks (``prepare_shards``). ``provenance``: attributes of the store, to which the tracks' file
+    (or "detected") is added. ``scheduler``, ``workers``: ``climode.data.cluster.dask_client``.
+    """
+    ds = fields
+    if not isinstance(ds, xr.Dataset):  # positional: mapping, time_in_hours, reference_time, calendar
+        ds = open_fields(fields, variables, mapping or None, time_in_hours, reference_time, calendar)
+    for tile in tiles or []:  # a tile off the grid is refused before any work
+        extract(ds.isel(time=[0]), tile)
+    sampling = sampling_for(
+        ds, n_in, n_out, max_gap_h=max_gap_h, min_gap_h=min_gap_h, lead_step_h=lead_step_h, rate=rate, between=between
+    )
+    provenance = dict(provenance or {})
+    if tracks is not None and not isinstance(tracks, pd.DataFrame):
+        provenance["tracks_file"] = str(tracks)
+        tracks = read_tracks(tracks, calendar=ds.time.values[0].calendar)
+    with dask_client(scheduler, workers):
+        if tracks is None and detect_storms and set(STORM_VARIABLES) <= set(variables):
+            log.info("detecting storms on the fields ...")
+            tracks = detect(ds)
+            provenance["tracks_file"] = "detected"
+        return prepare_shards(
+            out,
+            ds,
+            list(variables),
+            sampling,
+            tiles=tiles,
+            tracks=tracks,
+            samples_per_storm=samples_per_storm,
+            seed=seed,
+            fractions=fractions,
+            spans=spans,
+            resolution=resolution,
+            normalisation=normalisation,
+            provenance=provenance,
+            overwrite=overwrite,
+        )
+
+
+__all__ = ["build_store", "prepare_shards", "write_shards"]

@@ -1,12 +1,6 @@
-"""Samples: the unit every dataset yields and the model trains on.
+"""Samples: the unit every dataset yields and the model trains on (``climode.data.contract.Sample``:
+``frames_in`` (L, C, H, W), ``times_in`` (L,), ``frames_out`` (K, C, H, W), ``times_out`` (K,)).
 
-A sample is a dict of
-  ``frames_in``  (L, C, H, W) float32, NaN where a cell is missing (an all-NaN frame is a
-                 missing observation),
-  ``times_in``   (L,) float, strictly increasing, real units (frames or hours),
-  ``frames_out`` (K, C, H, W) float32 targets, NaN where unknown,
-  ``times_out``  (K,) float, strictly increasing; targets may lie between the inputs
-                 (interpolation) or after them (extrapolation).
 A batch (``collate``) keeps each sample's own times: ``times_in`` (B, L) and ``times_out``
 (B, K), K the most targets of any sample, shorter ones padded with NaN times and frames.
 Models that take only times shared by the batch are run on ``by_times`` groups.
@@ -19,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .contract import DatasetInfo, Sample
+
 
 def _padded(arrays: list[torch.Tensor], length: int) -> torch.Tensor:
     out = torch.full((len(arrays), length, *arrays[0].shape[1:]), float("nan"), dtype=arrays[0].dtype)
@@ -27,7 +23,7 @@ def _padded(arrays: list[torch.Tensor], length: int) -> torch.Tensor:
     return out
 
 
-def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
+def collate(samples: list[Sample]) -> dict[str, torch.Tensor]:
     """Stack samples into a batch, each on its own times; targets padded with NaN to the longest."""
     get = lambda key, dtype=None: [torch.as_tensor(s[key], dtype=dtype) for s in samples]
     lengths = {len(s["times_in"]) for s in samples}
@@ -102,14 +98,12 @@ class QuerySampler(Dataset):
     def __init__(self, dataset: Dataset, hide: float = 0.5, seed: int = 0, missing: float = 0.0):
         self.dataset, self.hide, self.seed, self.missing = dataset, hide, seed, missing
         self.draws = np.zeros(len(dataset), dtype=np.int64)
-        for name in ("variables", "time_units", "normalisation", "grid", "n_in", "n_out"):
-            if hasattr(dataset, name):
-                setattr(self, name, getattr(dataset, name))
+        self.info: DatasetInfo = dataset.info
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> Sample:
         sample = self.dataset[index]
         rng = np.random.default_rng((self.seed, index, int(self.draws[index])))
         self.draws[index] += 1

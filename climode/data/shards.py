@@ -7,7 +7,7 @@ Layout (one zarr group, dims ``sample``, ``step``, ``variable``, ``y``, ``x``):
          on ``attrs["calendar"]``;
   lat (sample, y), lon (sample, x): cell centres of the sample's tile (lon may pass 360);
   storm, tile, split (sample,) strings; the splits are time blocks of the record (see
-         ``climode.data.prepare.plan_samples``), so no held-out target is a frame (same tile and
+         ``climode.data.plan.plan_samples``), so no held-out target is a frame (same tile and
          time) of a training sample: ``open_store`` refuses a store where one is;
   track_storm, track_hours, track_lat, track_lon, track_psl_min, track_vmax (point,): the
          storm tracks, for storm-centred verification;
@@ -30,8 +30,9 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from ..errors import ClimodeError
-from ..io.write import commit, staging_path, sweep
+from ..io.atomic import commit, staging_path, sweep
 from ..normalise import Stats
+from .contract import DatasetInfo, Sample
 
 SPLITS = ("train", "val", "test")
 
@@ -140,32 +141,35 @@ def check_no_leak(shares: dict[str, float], where: str, remedy: str) -> None:
 class Shards(Dataset):
     """Samples of one split of a shard store, read one chunk at a time and normalised with the
     store's statistics; times are hours relative to the sample's first input frame. Only the
-    validation split may be empty (a short record); train and test may not. ``grid`` records
+    validation split may be empty (a short record); train and test may not. ``info.grid`` records
     what a forecast needs to put new fields on the model's grid: ``resolution`` (degrees, None
     for the native grid), ``tile_shape`` [y, x] in cells, ``calendar`` and physical ``units``.
     ``normalisation`` replaces the store's statistics (e.g. a model's, to score it on another store)."""
 
-    time_units = "hours"
-
     def __init__(self, path: str | Path, split: str = "train", normalisation: Stats | None = None):
         store = open_store(path)
         self.path = Path(path)
-        self.variables = list(json.loads(store.attrs["variables"]))
-        self.normalisation = normalisation or Stats.from_dict(json.loads(store.attrs["normalisation"]))
-        self.n_in, self.n_out = int(store.attrs["n_in"]), int(store.attrs["n_out"])
         resolution = store.attrs.get("resolution", "native")
-        self.grid = {
-            "resolution": None if resolution == "native" else float(resolution),
-            "tile_shape": [int(store.sizes["y"]), int(store.sizes["x"])],
-            "calendar": store.attrs.get("calendar"),
-            "units": json.loads(store.attrs.get("units", "{}")),
-        }
+        self.info = DatasetInfo(
+            variables=tuple(json.loads(store.attrs["variables"])),
+            time_units="hours",
+            n_in=int(store.attrs["n_in"]),
+            n_out=int(store.attrs["n_out"]),
+            time_step=float(json.loads(store.attrs.get("sampling", "{}")).get("step_h") or 1.0),
+            normalisation=normalisation or Stats.from_dict(json.loads(store.attrs["normalisation"])),
+            grid={
+                "resolution": None if resolution == "native" else float(resolution),
+                "tile_shape": [int(store.sizes["y"]), int(store.sizes["x"])],
+                "calendar": store.attrs.get("calendar"),
+                "units": json.loads(store.attrs.get("units", "{}")),
+            },
+            places=True,
+        )
         self.index = np.nonzero(store["split"].values == split)[0]
         if not len(self.index) and split != "val":
             raise ClimodeError(f"shards {path} hold no {split} samples")
         self.frames, self.hours = store["frames"], store["hours"].values
         self.store = store
-        self.step_hours = float(json.loads(store.attrs.get("sampling", "{}")).get("step_h") or 1.0)
 
     @cached_property
     def _places(self) -> dict:
@@ -185,7 +189,7 @@ class Shards(Dataset):
         coords = {name: table[name][j] if table[name] is not None else None for name in ("lat", "lon")}
         storm = str(table["storm"][j]) if table["storm"] is not None else None
         track = table["tracks"][table["tracks"]["storm"] == storm]
-        last = self.hours[j, self.n_in - 1]
+        last = self.hours[j, self.info.n_in - 1]
         centre = None
         if len(track) and track["hours"].min() <= last <= track["hours"].max():
             order = np.argsort(track["hours"].to_numpy())
@@ -196,9 +200,10 @@ class Shards(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> Sample:
         j = int(self.index[i])
-        frames = self.normalisation.normalise(np.asarray(self.frames[j].values, dtype=np.float32), self.variables)
+        info = self.info
+        frames = info.normalisation.normalise(np.asarray(self.frames[j].values, dtype=np.float32), info.variables)
         hours = self.hours[j] - self.hours[j, 0]
-        n = self.n_in
+        n = info.n_in
         return {"frames_in": frames[:n], "times_in": hours[:n], "frames_out": frames[n:], "times_out": hours[n:]}

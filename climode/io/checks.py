@@ -107,7 +107,7 @@ def _size(n: float) -> str:
 # per input frame, query time and decoder ODE step (its states).
 INPUT_BYTES, QUERY_BYTES = 36, 88
 LATENT_BYTES = (16, 64, 4)
-WINDOW_BATCH = 4  # windows the model forecasts at once (forecasting.predict)
+WINDOW_BATCH = 4  # windows the model forecasts at once (prediction.predict)
 OVERHEAD_BYTES = 32 * 2**20  # torch's buffers of a first forecast
 # seconds per input cell and variable, for each input frame and twice each query time (the probe):
 # CELL_S, plus BOX_S per cell of the box averaged down to the model's grid (the box mean is numpy's, a

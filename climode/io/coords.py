@@ -1,12 +1,11 @@
 """Opened files brought to the toolkit's convention (``climode.io.fields``): coordinate names,
-longitudes in [0, 360), latitudes ascending, dims ordered; a numeric time axis without CF units
-read as hours since a reference; U850/V850/PSL converted to m s-1 and Pa."""
+longitudes in [0, 360), latitudes ascending, dims ordered; U850/V850/PSL converted to m s-1 and Pa
+(a numeric time axis without CF units is read as hours by ``climode.times.hours_axis``)."""
 
 from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import cftime
 import numpy as np
@@ -15,9 +14,6 @@ import xarray as xr
 from ..conventions import (
     COORD_ATTRS,
     COORD_NAMES,
-    HOUR_UNITS,
-    REFTIME_NAMES,
-    TIME_ORIGIN,
     VARIABLES,
     Variable,
     bounds,
@@ -26,7 +22,7 @@ from ..conventions import (
 )
 from ..errors import ClimodeError
 from ..geo.grid import apply_triangulated, regular_axes, triangulated
-from ..times import parse_date, to_hours
+from ..times import to_hours
 
 # ---------------------------------------------------------------- coordinates
 
@@ -104,46 +100,6 @@ def normalise_coords(ds: xr.Dataset) -> xr.Dataset:
     """Coordinates to the toolkit convention: dims (time, ..., lat, lon) with lat ascending and
     lon in [0, 360) ascending; projected grids keep (time, ..., y, x). Lazy: no data is read."""
     return _order_dims(_ascending_lat(_wrap_lon(rename_coords(ds))))
-
-
-# ---------------------------------------------------------------- time
-
-
-def _file_reftime(ds: xr.Dataset, path: Path) -> str | None:
-    """The reference date a file gives as text (e.g. the geocat ``reftime`` "1996 01 05 00:00")."""
-    name = next((n for n in REFTIME_NAMES if n in ds.variables and ds[n].dtype.kind in "SUO"), None)
-    if name is None:
-        return None
-    value = ds[name].values.item()
-    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-    return parse_date(text, f"{path}: reference time variable {name!r}")
-
-
-def hours_axis(
-    ds: xr.Dataset, path: Path, time_in_hours: bool, reference_time: str | None, calendar: str
-) -> xr.Dataset:
-    """Turn a numeric time axis without CF units into cftime objects (hours since a reference)."""
-    if "time" not in ds.coords or ds["time"].dtype.kind not in "iuf":
-        return ds
-    time = ds["time"]
-    units = time.attrs.get("units")
-    if units is not None and str(units).strip().lower() not in HOUR_UNITS:
-        raise ClimodeError(f"{path}: time axis has units {units!r}, not CF 'UNITS since YYYY-MM-DD'")
-    if not time_in_hours:
-        raise ClimodeError(
-            f"{path}: the time axis has numbers and no units; if they are hours, pass "
-            f"--time-in-hours (time_in_hours=True) with a reference time (default {TIME_ORIGIN})"
-        )
-    if reference_time is not None:
-        ref = parse_date(reference_time, "reference_time")
-    else:
-        ref = _file_reftime(ds, path) or TIME_ORIGIN
-    try:
-        dates = cftime.num2date(time.values, f"hours since {ref}", calendar=calendar, only_use_cftime_datetimes=True)
-    except ValueError as exc:
-        raise ClimodeError(f"{path}: cannot read time as hours since {ref} ({calendar} calendar): {exc}") from None
-    attrs = {k: v for k, v in time.attrs.items() if k != "units"}
-    return ds.assign_coords(time=("time", np.asarray(dates), attrs))
 
 
 # ---------------------------------------------------------------- units

@@ -24,41 +24,14 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from ..conventions import VARIABLES
 from ..errors import ClimodeError
 from ..geo.grid import grid_step, onto
-from .coords import accumulation, fix_units, hours_axis, normalise_coords, regular, rename_coords, select_level
+from ..times import hours_axis
+from .coords import accumulation, fix_units, rename_coords
+from .variables import RATE, as_requested, find_variables, lookup, read_mapping
 from .write import is_zarr_store
 
 PathLike = str | os.PathLike
-RATE = ":rate"  # --vars NAME=VAR:rate reads an accumulation as a rate
-DEFAULT_CHUNKS = {"time": 1}
-
-
-def parse_variables(text: str, mapped: bool = False) -> tuple[list[str], dict[str, str]]:
-    """The one reading of ``--vars``-style text: ``"U850=u,V850=v,precip"`` -> (["U850", "V850",
-    "precip"], {"U850": "u", "V850": "v"}) (requested names in order; requested name -> name in the
-    file). With ``mapped`` every item must be ``NAME=FILE_NAME``. Empty text gives nothing."""
-    names: list[str] = []
-    mapping: dict[str, str] = {}
-    form = "NAME=FILE_NAME" if mapped else "NAME or NAME=FILE_NAME"
-    for item in text.split(",") if text.strip() else []:
-        key, sep, value = (part.strip() for part in item.partition("="))
-        if not key or (sep and not value) or "=" in value or (mapped and not sep):
-            raise ClimodeError(
-                f"malformed variable list {text!r}: expected {form}[,{form}...], got item {item.strip()!r}"
-            )
-        if key in names:
-            raise ClimodeError(f"malformed variable list {text!r}: {key!r} is named twice")
-        names.append(key)
-        if sep:
-            mapping[key] = value
-    return names, mapping
-
-
-def parse_mapping(text: str) -> dict[str, str]:
-    """``"U850=u,V850=v,PSL=p"`` -> ``{"U850": "u", ...}`` (requested name -> name in file)."""
-    return parse_variables(text, mapped=True)[1]
 
 
 # ---------------------------------------------------------------- files
@@ -163,36 +136,11 @@ def _describe(paths: Sequence[Path]) -> str:
     return ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:4])} and {len(names) - 4} more"
 
 
-# ---------------------------------------------------------------- variables
-
-
-def _lookup(name: str, mapping: Mapping[str, str]) -> tuple[tuple[str, ...], str | None, float | None]:
-    """Names to try for ``name``, the CF standard_name to fall back on and the level asked for
-    (``VAR@LEVEL``); a mapping entry is exclusive."""
-    if name in mapping:
-        source, sep, level = mapping[name].removesuffix(RATE).partition("@")
-        if not sep:
-            return (source,), None, None
-        try:
-            return (source,), None, float(level.strip().lower().removesuffix("hpa"))
-        except ValueError:
-            raise ClimodeError(
-                f"malformed level in {name}={mapping[name]}: expected VAR@LEVEL with a number (hPa for "
-                "pressure levels, e.g. u@850)"
-            ) from None
-    known = VARIABLES.get(name)
-    return ((name, *known.aliases), known.standard_name, None) if known else ((name,), None, None)
-
-
-def _find(ds: xr.Dataset, names: tuple[str, ...], standard_name: str | None) -> str | None:
-    found = next((n for n in names if n in ds.data_vars), None)
-    if found is None and standard_name is not None:
-        found = next((n for n, v in ds.data_vars.items() if v.attrs.get("standard_name") == standard_name), None)
-    return found
+# ---------------------------------------------------------------- joining in time and across variables
 
 
 def _missing(name: str, mapping: Mapping[str, str], paths: Sequence[Path], present: set[str]) -> ClimodeError:
-    names, standard_name, _ = _lookup(name, mapping)
+    names, standard_name, _ = lookup(name, mapping)
     looked = ", ".join(names) + (f" or standard_name {standard_name}" if standard_name else "")
     return ClimodeError(
         f"variable {name!r} not found (looked for {looked}) in {_describe(paths)}; "
@@ -346,63 +294,35 @@ def _check_not_empty(name: str, da: xr.DataArray, sample: np.ndarray, sources: s
 # ---------------------------------------------------------------- entry point
 
 
-def _mapping(mapping: Mapping[str, str] | str | None, names: tuple[str, ...]) -> dict[str, str]:
-    """``--vars`` text (``parse_variables``: a bare name means itself) or a dict, for ``names`` only."""
-    if isinstance(mapping, str):
-        listed, pairs = parse_variables(mapping)
-        mapping = {**{n: n for n in listed}, **pairs}
-    mapping = dict(mapping or {})
-    unknown = [n for n in mapping if n not in names]
-    if unknown:
-        raise ClimodeError(
-            f"the variable list names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not among "
-            f"the variables asked for ({', '.join(names)})"
-        )
-    return mapping
-
-
-def _check_sources(found: Mapping[str, tuple[str, float | None]], path: Path) -> None:
-    """Refuse one variable of a file (at one level) read as two of the requested ones."""
-    seen: dict[tuple[str, float | None], str] = {}
-    for name, source in found.items():
-        if source in seen:
-            var = source[0] + ("" if source[1] is None else f"@{source[1]:g}")
-            raise ClimodeError(
-                f"{path}: {var} would be read as both {seen[source]} and {name}; each variable needs its own "
-                f"source (e.g. --vars U850=u,V850=v)"
-            )
-        seen[source] = name
-
-
-def _variable(
-    ds: xr.Dataset, var: str, name: str, level: float | None, path: Path, chunks: Mapping[str, int] | None
-) -> tuple[xr.DataArray, str]:
-    """File variable ``var`` of ``ds`` as ``name`` in the toolkit's convention: its own coordinates
-    (a grid of its own, CF-named), one level, a regular grid, chunked, NaN for netCDF's default fill;
-    and what was done to its grid, if anything, in a sentence."""
-    sub = rename_coords(ds[[var]].rename({var: name}) if var != name else ds[[var]])
-    sub = sub.chunk({k: v for k, v in _chunks(sub, chunks).items() if k in sub.dims})
-    da = select_level(sub[name], name, var, level, str(path))
-    for coord in ("lat", "lon"):
-        bad = int((~np.isfinite(np.asarray(da[coord].values, dtype=float))).sum()) if coord in da.coords else 0
-        if bad:
-            raise ClimodeError(
-                f"{path}: coordinate {coord} of {var} has {bad} missing value(s) (NaN); every cell needs one"
-            )
-    note = ""
-    if "lat" in da.coords and da["lat"].ndim >= 2:
-        da, note = regular(da, str(path))
-    da = normalise_coords(da.to_dataset(name=name))[name]
-    return (da if _is_zarr(path) else _default_fill_missing(da)), note
-
-
-def _chunks(sub: xr.Dataset, chunks: Mapping[str, int] | None) -> Mapping[str, int]:
-    return DEFAULT_CHUNKS if chunks is None and not _has_dask(sub) else (chunks or {})
-
-
-def _has_dask(ds: xr.Dataset) -> bool:
-    """Whether ``ds`` already holds dask arrays (a zarr store opened with its own chunks)."""
-    return any(v.chunks is not None for v in ds.data_vars.values())
+def _pieces(
+    files: Sequence[Path],
+    names: tuple[str, ...],
+    mapping: Mapping[str, str],
+    hours: tuple[bool, str | None, str],
+    chunks: Mapping[str, int] | None,
+) -> tuple[dict[str, list[tuple[Path, xr.DataArray]]], set[str]]:
+    """Each requested variable's pieces (file, array) in the order of ``files``, and every data
+    variable the files hold; a file with none of them is skipped.
+    ``hours``: ``hours_axis``'s (time_in_hours, reference_time, calendar)."""
+    pieces: dict[str, list[tuple[Path, xr.DataArray]]] = {name: [] for name in names}
+    present: set[str] = set()
+    for path in files:
+        ds = rename_coords(_open_one(path))
+        present.update(map(str, ds.data_vars))
+        found = find_variables(ds, names, mapping, path)
+        if not found:
+            continue
+        if "time" in ds.coords and ds["time"].ndim == 0:  # one frame per file (radar archives): a time axis of one
+            ds = ds.expand_dims("time")
+        ds = hours_axis(ds, path, *hours)
+        notes = {}
+        for name, (var, level) in found.items():
+            da, note = as_requested(ds, var, name, level, path, chunks)
+            pieces[name].append((path, da if _is_zarr(path) else _default_fill_missing(da)))
+            notes[note] = None
+        for note in filter(None, notes):
+            warnings.warn(note, stacklevel=3)
+    return pieces, present
 
 
 def open_fields(
@@ -449,37 +369,13 @@ def open_fields(
     names = tuple(dict.fromkeys((variables,) if isinstance(variables, str) else variables))
     if not names:
         raise ClimodeError("no variables requested")
-    mapping = _mapping(mapping, names)
+    mapping = read_mapping(mapping, names)
     files = _expand(paths)
-    pieces: dict[str, list[tuple[Path, xr.DataArray]]] = {name: [] for name in names}
-    present: set[str] = set()
-    for path in files:
-        ds = rename_coords(_open_one(path))
-        present.update(map(str, ds.data_vars))
-        found = {}
-        for name in names:
-            candidates, standard_name, level = _lookup(name, mapping)
-            var = _find(ds, candidates, standard_name)
-            if var is not None:
-                found[name] = (var, level)
-        if not found:
-            continue
-        _check_sources(found, path)
-        if "time" in ds.coords and ds["time"].ndim == 0:  # one frame per file (radar archives): a time axis of one
-            ds = ds.expand_dims("time")
-        ds = hours_axis(ds, path, time_in_hours, reference_time, calendar or "standard")
-        notes = {}
-        for name, (var, level) in found.items():
-            da, note = _variable(ds, var, name, level, path, chunks)
-            pieces[name].append((path, da))
-            notes[note] = None
-        for note in filter(None, notes):
-            warnings.warn(note, stacklevel=2)
+    pieces, present = _pieces(files, names, mapping, (time_in_hours, reference_time, calendar or "standard"), chunks)
     for name in names:
         if not pieces[name]:
             raise _missing(name, mapping, files, present)
-    used = list(dict.fromkeys(p for name in names for p, _ in pieces[name]))
-    sources = ", ".join(map(str, used))
+    sources = ", ".join(map(str, dict.fromkeys(p for name in names for p, _ in pieces[name])))
     arrays = {}
     for name in names:
         da = _concat_time(name, pieces[name])
@@ -494,4 +390,4 @@ def open_fields(
     return ds
 
 
-__all__ = ["open_fields", "parse_mapping", "parse_variables"]
+__all__ = ["open_fields"]

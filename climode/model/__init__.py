@@ -17,14 +17,16 @@ from .discriminator import PatchDiscriminator
 from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
 from .recurrent import MODELS as RECURRENT
-from .stochastic import MODELS as STOCHASTIC
-from .stochastic import SRVP, SVGFP, SVGLP
+from .srvp import MODELS as SRVP_MODELS
+from .srvp import SRVP
+from .svg import MODELS as SVG_MODELS
+from .svg import SVGFP, SVGLP
 from .vidode import VidODE
 from .warp import warp
 
 MODELS: Registry[type[nn.Module]] = Registry(
     "model",
-    {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT, **STOCHASTIC,
+    {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT, **SVG_MODELS, **SRVP_MODELS,
      **{name: Baseline for name in BASELINES}},
     unavailable=BASELINES.unavailable,
 )  # fmt: skip

@@ -1,20 +1,7 @@
-"""Stochastic video baselines of the Vid-ODE paper's supplement, one latent draw per frame step.
-
-- ``SVGFP`` ("svg-fp") and ``SVGLP`` ("svg-lp"), Denton & Fergus 2018, "Stochastic Video Generation
-  with a Learned Prior": a DCGAN-like conv encoder gives a vector h_t per frame; a two-layer LSTM
-  frame predictor maps (h_{t-1}, z_t) to the next frame's vector, decoded with skip connections from
-  the encoder of the last observed frame. The posterior q(z_t | x_{1..t}) is an LSTM over the
-  *target* frames' vectors; the prior is N(0, I) (FP) or an LSTM p(z_t | x_{1..t-1}) over the previous
-  frames' vectors (LP). Observed frames are fed back as they are (teacher forcing), unobserved ones
-  as the model generated them.
-- ``SRVP`` ("srvp"), Franceschi et al. 2020, "Stochastic Latent Residual Video Prediction": a state
-  y_1 inferred from the first ``NT_INF`` frames (an MLP over their encodings, q(y_1) with a KL to
-  N(0, I)), residual dynamics y <- y + dt f(y, z_{t+1}) with one z per frame from the learned prior
-  p(z_{t+1} | y_t) (posterior: a forward LSTM over the frames' encodings, as the official code), frames
-  decoded from the state alone with a content vector w (a permutation-invariant sum over ``NT_INF``
-  frames) and the skip connections of one frame's encoder. The paper's continuous-time variant is
-  ``dt = 1 / round(1 / decoder_solver.step_size)`` Euler steps per frame (dopri5: dt = 1), one z per
-  frame.
+"""Stochastic video baselines of the Vid-ODE paper's supplement, one latent draw per frame step:
+SVG-FP and SVG-LP (``climode.model.svg``) and SRVP (``climode.model.srvp``). Here what they share: the
+frame encoder and decoder, and the base class that puts the inputs on a step grid and gives the outputs,
+``sample`` and ``elbo``.
 
 Times. These models step once per frame, on a grid of whole model time units (``time_scale`` real
 units each) that starts at each sample's first observed input: an input at real time t sits at step
@@ -63,9 +50,6 @@ from .base import ModelConfig, check_inputs, model_times
 from .compose import fill_missing
 from .encoder import group_norm
 
-Z_DIM = 10  # SVG's z per step (SM-MNIST)
-SRVP_DIM = 20  # SRVP's y and z (SM-MNIST)
-NT_INF = 5  # SRVP: frames that infer y_1 and the content w (SM-MNIST's nt_inf = nt_cond = 5)
 BETA = 1e-4  # SVG's KL weight
 MAX_STEPS = 1000  # frame steps a forecast may take
 
@@ -81,12 +65,6 @@ def pad8(x: torch.Tensor) -> torch.Tensor:
 def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
     """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) per element."""
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).square()) / logvar_p.exp() - 1)
-
-
-def softplus_params(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SRVP's Gaussian from raw parameters (..., 2n): mean and scale softplus(raw) + 1e-8, as (mean, logvar)."""
-    mean, raw_scale = raw.chunk(2, -1)
-    return mean, 2 * torch.log(F.softplus(raw_scale) + 1e-8)
 
 
 def normal(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -146,48 +124,12 @@ class FrameDecoder(nn.Module):
         return self.out(x)
 
 
-class StackedLSTM(nn.Module):
-    """SVG's LSTM: Linear embedding, ``layers`` LSTM cells, Linear output; one step at a time."""
-
-    def __init__(self, cin: int, hidden: int, cout: int, layers: int):
-        super().__init__()
-        self.embed = nn.Linear(cin, hidden)
-        self.cells = nn.ModuleList(nn.LSTMCell(hidden, hidden) for _ in range(layers))
-        self.out = nn.Linear(hidden, cout)
-
-    def initial(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        zero = x.new_zeros(len(x), self.embed.out_features)
-        return [(zero, zero)] * len(self.cells)
-
-    def forward(self, x: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        h, new = self.embed(x), []
-        for cell, hc in zip(self.cells, state):
-            hc = cell(h, hc)
-            new.append(hc)
-            h = hc[0]
-        return self.out(h), new
-
-
-def keep_state(where: torch.Tensor, new: list, old: list) -> list:
-    """The LSTM state ``new`` for the samples ``where`` (B,) says, ``old`` for the others."""
-    m = where.view(-1, 1)
-    return [(torch.where(m, h1, h0), torch.where(m, c1, c0)) for (h1, c1), (h0, c0) in zip(new, old)]
-
-
-def mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
-    """SRVP's MLP: three linear layers with ReLU between them."""
-    return nn.Sequential(
-        nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-        nn.Linear(hidden, cout),
-    )  # fmt: skip
-
-
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     valid = torch.isfinite(target)
     return torch.where(valid, (pred - torch.nan_to_num(target)) ** 2, 0.0).sum() / valid.sum().clamp(min=1)
 
 
-class _Stochastic(nn.Module):
+class StochasticVideo(nn.Module):
     """The step grid, the output dict, ``sample`` and ``elbo`` shared by SVG and SRVP; subclasses give
     ``_run`` (the rollout over the grid) and ``substeps`` (SRVP's Euler steps per frame)."""
 
@@ -333,167 +275,3 @@ class _Stochastic(nn.Module):
         recon = _masked_mse(out["inputs"], target)
         loss = recon + beta * (out["kl"] + out.get("residual", 0.0))
         return {"loss": loss, "recon": recon.detach(), "kl": out["kl"].detach()}
-
-
-class SVG(_Stochastic):
-    """SVG (module docstring); ``learned_prior`` chooses LP over FP."""
-
-    learned_prior = False
-
-    def __init__(self, config: ModelConfig):
-        super().__init__(config)
-        c, w, hidden = config.channels, config.width, self.hidden
-        self.decoder = FrameDecoder(self.dim, w, c)
-        self.predictor = StackedLSTM(self.dim + Z_DIM, hidden, self.dim, layers=2)
-        self.posterior = StackedLSTM(self.dim, hidden, 2 * Z_DIM, layers=1)
-        self.prior = StackedLSTM(self.dim, hidden, 2 * Z_DIM, layers=1) if self.learned_prior else None
-
-    def _run(self, grid: dict, mode: str, generator: torch.Generator | None) -> dict:
-        x, filled, present, slot, before, rows = (grid[k] for k in ("x", "filled", "present", "slot", "before", "rows"))
-        B, L = grid["observed"].shape
-        T = present.shape[1]
-        h_in, skips = self.encoder(x.flatten(0, 1))
-        h_in, skips = h_in.unflatten(0, (B, L)), [s.unflatten(0, (B, L)) for s in skips]
-        slot = slot.clamp(min=0)
-        first = filled[rows, slot[:, 0]]
-        outputs, predictions = [first], [first]
-        state = self.predictor.initial(h_in[:, 0])
-        q_state = self.posterior.initial(h_in[:, 0])
-        p_state = self.prior.initial(h_in[:, 0]) if self.prior is not None else None
-        kl, count = h_in.new_zeros(()), 0
-        for n in range(1, T):
-            h_prev = h_in[rows, slot[:, n - 1]]
-            made = (~present[:, n - 1]).nonzero(as_tuple=True)[0]
-            if len(made):  # a generated frame is fed back as it came out
-                generated = outputs[n - 1][made]
-                h_prev = h_prev.index_put(
-                    (made,), self.encoder(torch.cat((generated, torch.ones_like(generated)), 1))[0]
-                )
-            if self.prior is not None:
-                p, p_state = self.prior(h_prev, p_state)
-                mu_p, logvar_p = p.chunk(2, 1)
-            else:
-                mu_p = logvar_p = h_prev.new_zeros(B, Z_DIM)
-            z = self._draw(mu_p, logvar_p, mode, generator)
-            seen = present[:, n]
-            if bool(seen.any()):
-                q, new_state = self.posterior(h_in[rows, slot[:, n]], q_state)
-                q_state = keep_state(seen, new_state, q_state)
-                mu_q, logvar_q = q.chunk(2, 1)
-                z = torch.where(seen.view(-1, 1), self._draw(mu_q, logvar_q, mode, generator), z)
-                kl = kl + (gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).sum(1) * seen).sum()
-                count += int(seen.sum())
-            g, state = self.predictor(torch.cat((h_prev, z), 1), state)
-            source = before[:, n]
-            frame = filled[rows, source] + self.decoder(g, [s[rows, source] for s in skips])
-            predictions.append(frame)
-            outputs.append(torch.where(seen.view(-1, 1, 1, 1), filled[rows, slot[:, n]], frame))
-        outputs, predictions = torch.stack(outputs, 1), torch.stack(predictions, 1)
-        out = self._finish(
-            grid, outputs[rows.view(-1, 1), grid["query"]], predictions[rows.view(-1, 1), grid["step"].clamp(min=0)]
-        )
-        return {**out, "kl": kl / max(count, 1)}
-
-
-class SVGFP(SVG):
-    """SVG with a fixed prior N(0, I) ("svg-fp")."""
-
-
-class SVGLP(SVG):
-    """SVG with a learned prior LSTM p(z_t | x_{1..t-1}) ("svg-lp")."""
-
-    learned_prior = True
-
-
-class SRVP(_Stochastic):
-    """SRVP (module docstring): state y (``SRVP_DIM``), per-frame z (``SRVP_DIM``), content w (8w),
-    frame vectors 4w, three-layer MLPs of width 8w (the paper: 4 layers of 512 for f, 3 of 256 for
-    inference), Gaussians parameterised by mean and softplus scale (the paper's). The residual MLP keeps
-    PyTorch's default init: the paper's orthogonal init with gain 1.41 made the untrained state grow
-    ~1.75x per frame here, the first update's KL ~1e16."""
-
-    beta = None
-    reconstructs_first = True
-
-    def __init__(self, config: ModelConfig):
-        super().__init__(config)
-        c, w, hidden = config.channels, config.width, self.hidden
-        self.decoder = FrameDecoder(hidden + SRVP_DIM, w, c)
-        self.content_proj = nn.Sequential(nn.Linear(self.dim, hidden), nn.ReLU(inplace=True))
-        self.content = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
-        self.q_y = mlp(NT_INF * (self.dim + 1), hidden, 2 * SRVP_DIM)
-        self.inference = nn.LSTM(self.dim + 1, hidden)
-        self.q_z = nn.Linear(hidden, 2 * SRVP_DIM)
-        self.p_z = mlp(SRVP_DIM, hidden, 2 * SRVP_DIM)
-        self.dynamics = mlp(2 * SRVP_DIM, hidden, SRVP_DIM)
-
-    @property
-    def substeps(self) -> int:
-        solver = self.config.decoder_solver
-        return 1 if solver.method == "dopri5" else max(1, round(1 / solver.step_size))
-
-    def _chosen(self, observed: torch.Tensor, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """The content frames (B, L) bool: up to ``NT_INF`` observed ones, random when training (the
-        paper), else the last; and the skip frame's slot (B,): random when training, else the last."""
-        B, L = observed.shape
-        key = (
-            torch.rand(B, L, device=observed.device) if random else torch.arange(L, device=observed.device).expand(B, L)
-        )
-        key = torch.where(observed, key.float(), -1.0)
-        rank = key.argsort(1, descending=True).argsort(1)
-        return observed & (rank < NT_INF), key.argmax(1)
-
-    def _run(self, grid: dict, mode: str, generator: torch.Generator | None) -> dict:
-        x, filled, present, slot, observed, rows = (
-            grid[k] for k in ("x", "filled", "present", "slot", "observed", "rows")
-        )
-        B, L = observed.shape
-        T, n_sub = present.shape[1], self.substeps
-        dt = 1.0 / n_sub
-        h_in, skips = self.encoder(x.flatten(0, 1))
-        h_in, skips = h_in.unflatten(0, (B, L)), [s.unflatten(0, (B, L)) for s in skips]
-        content, source = self._chosen(observed, mode == "train")
-        w = self.content((self.content_proj(h_in) * content.unsqueeze(-1)).sum(1))
-        skip = [s[rows, source] for s in skips]
-        slot = slot.clamp(min=0)
-        # each step's frame vector and whether it was observed, steps 0 .. the last observed one
-        T_obs = int(grid["step"].max()) + 1
-        seen = present[:, :T_obs].unsqueeze(-1).to(h_in.dtype)
-        steps = torch.cat((h_in[rows.view(-1, 1), slot[:, :T_obs]] * seen, seen), -1)  # (B, T_obs, dim + 1)
-        first = F.pad(steps[:, :NT_INF], (0, 0, 0, max(0, NT_INF - T_obs)))
-        mu_y, logvar_y = softplus_params(self.q_y(first.flatten(1)))
-        y = self._draw(mu_y, logvar_y, mode, generator)
-        kl = gaussian_kl(mu_y, logvar_y, torch.zeros_like(mu_y), torch.zeros_like(logvar_y)).sum()
-        count = int(observed.sum())
-        hidden = self.inference(steps.transpose(0, 1))[0]  # (T_obs, B, hidden): forward over x_1..t
-        states, residual = [y], []
-        for n in range(1, T):
-            mu_p, logvar_p = softplus_params(self.p_z(y))
-            z = self._draw(mu_p, logvar_p, mode, generator)
-            here = present[:, n]
-            if bool(here.any()):
-                mu_q, logvar_q = softplus_params(self.q_z(hidden[n]))
-                z = torch.where(here.view(-1, 1), self._draw(mu_q, logvar_q, mode, generator), z)
-                kl = kl + (gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).sum(1) * here).sum()
-            for _ in range(n_sub):
-                step = dt * self.dynamics(torch.cat((y, z), 1))
-                y = y + step
-                states.append(y)
-                residual.append(step.norm(dim=1))
-        states = torch.stack(states, 1)  # (B, (T - 1) n_sub + 1, y)
-        query, step = grid["query"], (grid["step"].clamp(min=0) * n_sub)
-        at = torch.cat((query, step), 1)  # (B, K + L) sub-steps to decode
-        decoded = self.decoder(
-            torch.cat((w.unsqueeze(1).expand(-1, at.shape[1], -1), states[rows.view(-1, 1), at]), -1).flatten(0, 1),
-            [s.repeat_interleave(at.shape[1], 0) for s in skip],
-        ).unflatten(0, (B, at.shape[1])) + filled[rows, source].unsqueeze(1)
-        K = query.shape[1]
-        whole = (query % n_sub == 0) & present.gather(1, (query // n_sub).clamp(max=T - 1))
-        given = filled[rows.view(-1, 1), slot.gather(1, (query // n_sub).clamp(max=T - 1))]
-        frames = torch.where(whole.view(B, K, 1, 1, 1), given, decoded[:, :K])
-        out = self._finish(grid, frames, decoded[:, K:])
-        residual = torch.stack(residual, 1).mean() if residual else kl.new_zeros(())
-        return {**out, "kl": kl / max(count, 1), "residual": residual}
-
-
-MODELS = {"svg-fp": SVGFP, "svg-lp": SVGLP, "srvp": SRVP}

@@ -22,10 +22,11 @@ import yaml
 
 from ..checkpoint import load_model
 from ..config import DataConfig
-from ..data import open_dataset
+from ..data import DATASETS, open_dataset
+from ..data.datasets import DatasetSpec
 from ..data.shards import Shards
 from ..errors import ClimodeError
-from ..io.write import replacing
+from ..io.atomic import replacing
 from ..model import LEARNED
 from ..training import train
 from ..verification.scoring import ModelForecaster, score
@@ -46,7 +47,7 @@ def _config(protocol: Protocol, preset: Preset, entry: Entry, data: dict, seed: 
     return {
         "model": {
             "width": preset.width,
-            "time_scale": 3.0 if protocol.data == "cam5" else 1.0,
+            "time_scale": DATASETS.get_method(protocol.data).time_scale,
             "encoder_solver": solver,
             "decoder_solver": solver,
             **entry.model_config,
@@ -129,10 +130,10 @@ def _datasets(
     ``data`` is the data section when the protocol's data are the user's (video)."""
     if data is not None:
         return data, {"": open_dataset(DataConfig(**data), "test")}, {}
-    if protocol.data == "cam5":
+    if DATASETS.get_method(protocol.data).storms:
         train_store = storm_shards(out / "data", preset, protocol.train_rate)
-        data = {"name": "cam5", "path": str(train_store)}
-        stats = Shards(train_store, "train").normalisation  # every test set scaled as the models were trained
+        data = {"name": protocol.data, "path": str(train_store)}
+        stats = Shards(train_store, "train").info.normalisation  # every test set scaled as the models were trained
         if protocol.rates is None:
             return data, {"": Shards(train_store, "test")}, {}
         settings = {f"{round(r * 100)} % of frames": r for r in protocol.rates}
@@ -141,7 +142,7 @@ def _datasets(
         }
         return data, tests, settings
     data = {
-        "name": "bouncing-ball",
+        "name": protocol.data,
         "n_in": protocol.n_in,
         "n_out": protocol.n_out,
         "frame_size": 32,
@@ -176,8 +177,9 @@ def run(
     "interpolation"), with each inner input frame missing with probability ``drop`` (the irregular
     variants)."""
     protocol, preset = PROTOCOLS.get_method(name), PRESETS.get_method(preset_name)
+    dataset = DATASETS.get_method(protocol.data)
     video = None
-    if protocol.data == "video":
+    if dataset.video:
         if root is None:
             raise ClimodeError(f"protocol {name} runs on your copy of the dataset: pass --root DIR")
         if task not in VIDEO_ENTRIES:
@@ -198,7 +200,6 @@ def run(
     _check_out(out, name + extra, preset_name, overwrite)
     started = time.perf_counter()
     data, tests, rates = _datasets(protocol, preset, out, video)
-    storms = protocol.data == "cam5"
     runs = [(entry, seed) for entry in protocol.entries for seed in (seeds if entry.model in LEARNED else (None,))]
     results: list[dict] = []
     for i, (entry, seed) in enumerate(runs, 1):
@@ -210,7 +211,7 @@ def run(
         model = load_model(_train(entry, config, out / "runs" / slug))
         forecast = ModelForecaster(model.model)
         for setting, test in tests.items():
-            scores = score({entry.label: forecast}, test, batch_size=8, storms=storms, cases=True)
+            scores = score({entry.label: forecast}, test, batch_size=8, storms=dataset.storms, cases=True)
             results.append({"setting": setting, "model": entry.label, "seed": seed, "scores": scores})
             mse = scores["methods"][entry.label]["mse"]
             log.info(
@@ -219,7 +220,7 @@ def run(
                 ", ".join(f"{1e3 * v:.3f}" for v in mse),
                 time.perf_counter() - tic,
             )
-        written = _write(out, name + extra, preset_name, protocol, results, rates, started, storms, seeds, len(runs))
+        written = _write(out, name + extra, preset_name, protocol, results, rates, started, dataset, seeds, len(runs))
     return written
 
 
@@ -231,7 +232,7 @@ def _write(
     results: list[dict],
     rates: dict,
     started: float,
-    storms: bool,
+    dataset: DatasetSpec,
     seeds: tuple[int, ...],
     n_runs: int,
 ) -> list[Path]:
@@ -256,10 +257,10 @@ def _write(
         protocol.title,
         header,
         results,
-        "h" if storms else "frames",
+        "h" if dataset.storms else "frames",
         rates or None,
         subject=protocol.subject,
-        cluster="storm" if storms else "video" if protocol.data == "video" else "sequence",
+        cluster="storm" if dataset.storms else "video" if dataset.video else "sequence",
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..io.write import replacing
+from ..io.atomic import replacing
 from ..verification.intervals import bootstrap
 
 # score -> (column title, scale applied to the stored value, format)

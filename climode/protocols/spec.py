@@ -47,9 +47,10 @@ class Preset:
 
 @dataclass(frozen=True)
 class Protocol:
-    """``data``: "cam5" (synthetic storms -> basin tiles -> shards), "bouncing-ball" or "video" (a
-    video dataset of ``climode.video.layouts`` by the protocol's name, brought by the user under
-    ``--root``; its entries are those of the task, ``VIDEO_ENTRIES``); ``rates``: input sampling rates
+    """``data``: the dataset it runs on, a name of ``climode.data.DATASETS`` whose entry says how the
+    protocol makes it: storms (cam5: synthetic storms -> basin tiles -> shards), a video layout (its
+    dataset brought by the user under ``--root``; the entries are those of the task, ``VIDEO_ENTRIES``),
+    else generated (bouncing-ball); ``rates``: input sampling rates
     scored (None: the irregular-gaps sampling of Table 5) and ``train_rate`` the one trained on;
     ``n_in``/``n_out`` for bouncing balls and videos."""
 
@@ -129,7 +130,7 @@ PROTOCOLS: Registry[Protocol] = Registry(
         "bouncing-ball": Protocol(
             "Bouncing balls (3 in 32 x 32), 10 in, 10 out", "bouncing-ball", BASELINES + LEARNED, n_in=10, n_out=10
         ),
-        **{name: Protocol(title, "video", VIDEO_ENTRIES["extrapolation"]) for name, title in VIDEO_TITLES.items()},
+        **{name: Protocol(title, name, VIDEO_ENTRIES["extrapolation"]) for name, title in VIDEO_TITLES.items()},
     },
 )
 

@@ -47,6 +47,7 @@ import scores.probability
 import xarray as xr
 
 from ..io.write import fields
+from ..times import hours_after
 from .metrics import FIELD_DIMS, WIND_THRESHOLDS_MS, wind_speed
 
 MEMBER = "realization"  # the ensemble member dim (CF standard_name realization)
@@ -273,7 +274,7 @@ def _leads(forecast: xr.Dataset) -> np.ndarray:
         return lead / np.timedelta64(1, "h") if lead.dtype.kind == "m" else lead.astype(float)
     if "forecast_reference_time" in forecast.coords and not forecast["forecast_reference_time"].ndim:
         reference = forecast["forecast_reference_time"].values[()]
-        return np.array([pd.Timedelta(t - reference).total_seconds() / 3600.0 for t in forecast["time"].values])
+        return np.array([hours_after(t, reference) for t in forecast["time"].values])
     raise ValueError("the forecast has neither a lead_time coordinate (time; hours) nor a forecast_reference_time")
 
 

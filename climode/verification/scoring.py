@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 from ..checkpoint import Checkpoint
 from ..data import collate
 from ..data.samples import by_times
-from ..data.shards import Shards
 from ..errors import ClimodeError
 from ..model.base import last_observed
 from ..model.baselines import BASELINES
@@ -140,7 +139,7 @@ def score(
     storm where the dataset knows it, else the sample's index as text), for intervals over storms."""
     means, samples = _Means(keep=cases), defaultdict(int)
     names = list(forecasters)
-    physical = storms and getattr(dataset, "normalisation", None) is not None
+    physical = storms and dataset.info.normalisation is not None
     start = 0
     for batch in DataLoader(dataset, batch_size, collate_fn=collate):
         frames, times, query, target = (batch[k] for k in ("frames_in", "times_in", "times_out", "frames_out"))
@@ -167,7 +166,7 @@ def score(
     lead_times = sorted(samples)
     scored = ["mse", "psnr", "ssim", "lpips"]
     if physical:
-        scored += [f"rmse_{v}" for v in dataset.variables] + [
+        scored += [f"rmse_{v}" for v in dataset.info.variables] + [
             s for s in STORM_SCORES if any(k[1] == s for k in means.counts)
         ]
     out = {
@@ -183,7 +182,7 @@ def score(
 def _cases(rows: list[tuple], dataset) -> pd.DataFrame:
     """The kept rows as a DataFrame, with each sample's storm (its index as text where unknown)."""
     frame = pd.DataFrame(rows, columns=["method", "sample", "lead", "score", "value"])
-    place = getattr(dataset, "place", None)
+    place = dataset.place if dataset.info.places else None
     storm = {i: (place(i)["storm"] if place else None) or str(i) for i in frame["sample"].unique()}
     return frame.assign(storm=frame["sample"].map(storm))[["method", "sample", "storm", "lead", "score", "value"]]
 
@@ -199,7 +198,7 @@ def _add_storm_scores(
     known: list[list[bool]],
 ) -> None:
     """Add the physical-unit scores of one method's batch forecast ``pred`` (B, K, C, H, W)."""
-    stats, variables = dataset.normalisation, dataset.variables
+    stats, variables = dataset.info.normalisation, dataset.info.variables
     physical = lambda x: stats.denormalise(x.double().numpy(), variables)
     last_inputs = last_observed(batch["frames_in"])
     for b in range(len(pred)):
@@ -227,13 +226,13 @@ def _add_storm_scores(
 
 def score_checkpoint(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
     """``score`` of the checkpoint's model next to the baselines (``climode.model.baselines``);
-    storm scores too when the dataset is a shard store of storm tiles."""
+    storm scores too when the dataset places its samples (``DatasetInfo.places``: a shard store's tiles)."""
     name = ckpt.model.config.architecture
     forecasters = {name: ModelForecaster(ckpt.model), **{k: v for k, v in BASELINES.items() if k != name}}
-    return score(forecasters, dataset, batch_size, storms=isinstance(dataset, Shards))
+    return score(forecasters, dataset, batch_size, storms=dataset.info.places)
 
 
-def format_table(scores: dict, time_units: str) -> str:
+def format_dataset_scores(scores: dict, time_units: str) -> str:
     """``score``'s result as a text table: a row per lead time (and the mean), a column per metric and method."""
     methods = list(scores["methods"])
     header = [f"lead ({time_units})"] + [f"{m.upper()} {name}" for m in METRICS for name in methods]

@@ -290,7 +290,7 @@ def cliper_rows(case: Case, track: pd.DataFrame, predict: Callable, index: int) 
     return rows
 
 
-def evaluate(
+def score_cases(
     ds: xr.Dataset,
     cases: Sequence[Case],
     models: dict[str, Checkpoint],

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..data.contract import DatasetInfo, Sample
 from ..errors import ClimodeError
 from .readers import Video, read_video
 
@@ -50,8 +51,6 @@ def _rotate_flip(frames: torch.Tensor, degrees: float, flip: bool) -> torch.Tens
 class VideoClips(Dataset):
     """Samples of ``sources`` (video files or image folders, ``climode.video.layouts``); see the
     module docstring. ``channels`` None keeps each video's own (grey 1, colour 3); all must agree."""
-
-    time_units = "frames"
 
     def __init__(
         self,
@@ -83,7 +82,8 @@ class VideoClips(Dataset):
                 "the videos mix grey and colour frames; pass channels 1 or 3 (data.channels) to convert them"
             )
         self.channels = kinds.pop() if kinds else (channels or 3)
-        self.variables = ["grey"] if self.channels == 1 else ["red", "green", "blue"]
+        variables = ("grey",) if self.channels == 1 else ("red", "green", "blue")
+        self.info = DatasetInfo(variables, "frames", n_in, n_out, places=True)
         need = (span(task, n_in, n_out) - 1) * stride + 1
         self.index: list[tuple[int, int]] = []
         for i, video in enumerate(self.videos):
@@ -108,7 +108,7 @@ class VideoClips(Dataset):
         v, start = self.index[i]
         return {"storm": self.videos[v].source.name, "start": start, "lat": None}
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> Sample:
         v, start = self.index[i]
         n = span(self.task, self.n_in, self.n_out)
         raw = self.videos[v].frames[start : start + (n - 1) * self.stride + 1 : self.stride]

@@ -2,7 +2,8 @@
 
 ``LAYOUTS.get_method(name)(root, seed)`` returns ``{"train": [...], "val": [...], "test": [...]}``,
 lists of sources (video files or folders of images), sorted; a folder that is not the named layout
-is refused with what was expected and what was found.
+is refused with what was expected and what was found. Each entry (a ``Layout``) also writes a fake
+clip where its dataset keeps one (``write_clip``, for ``climode.video.synthetic``).
 
 - ``kth`` (KTH Action): ``ROOT/<action>/personNN_<action>_dN_uncomp.avi`` for the six actions;
   persons 1-16 train, 17-25 test (the paper's split); no validation set.
@@ -17,6 +18,8 @@ is refused with what was expected and what was found.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,19 @@ def kth(root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     return split
 
 
+def _kth_clip(root: Path, i: int, videos: int, clip: np.ndarray) -> Path:
+    """Grey .avi (MPEG-4), spread over the six actions and persons 1-25 (so both splits hold videos)."""
+    import imageio.v3 as iio
+
+    action = KTH_ACTIONS[i % len(KTH_ACTIONS)]
+    person = 1 + (i * 7) % 25
+    path = root / action / f"person{person:02d}_{action}_d{1 + i % 4}_uncomp.avi"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, clip, plugin="FFMPEG", fps=25, codec="mpeg4", quality=9, macro_block_size=1,
+                ffmpeg_log_level="error")  # fmt: skip
+    return path
+
+
 def mgif(root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     expected = "the Moving GIF layout, train/*.gif and test/*.gif (or one folder of .gif files)"
     root = _root(root, "mgif", expected)
@@ -69,6 +85,17 @@ def mgif(root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     if not train and not test:
         raise ClimodeError(f"{root} is not {expected}; it holds {_found(root)}")
     return {"train": train, "val": [], "test": test}
+
+
+def _mgif_clip(root: Path, i: int, videos: int, clip: np.ndarray) -> Path:
+    """Colour .gif under train/ and test/ (every tenth a test one, and the last when fewer than ten)."""
+    import imageio.v3 as iio
+
+    split = "test" if i % 10 == 9 or (i == videos - 1 and videos < 10) else "train"
+    path = root / split / f"{i:05d}.gif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, clip, duration=40, loop=0)
+    return path
 
 
 def _penn_flag(path: Path) -> int:
@@ -100,6 +127,20 @@ def penn(root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     return split
 
 
+def _penn_clip(root: Path, i: int, videos: int, clip: np.ndarray) -> Path:
+    """Colour .jpg frames under frames/NNNN with labels/NNNN.mat's train flag (every third sequence a test one)."""
+    import imageio.v3 as iio
+    from scipy.io import savemat
+
+    path = root / "frames" / f"{i + 1:04d}"
+    path.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(clip):
+        iio.imwrite(path / f"{t + 1:06d}.jpg", frame, quality=95)
+    (root / "labels").mkdir(exist_ok=True)
+    savemat(root / "labels" / f"{i + 1:04d}.mat", {"train": -1 if i % 3 == 2 else 1, "nframes": len(clip)})
+    return path
+
+
 def folder(root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     expected = f"videos ({', '.join(VIDEO_SUFFIXES)}) or folders of images ({', '.join(IMAGE_SUFFIXES)})"
     root = _root(root, "folder", expected)
@@ -122,4 +163,36 @@ def folder(root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     }
 
 
-LAYOUTS: Registry = Registry("video dataset", {"kth": kth, "mgif": mgif, "penn": penn, "folder": folder})
+def _folder_clip(root: Path, i: int, videos: int, clip: np.ndarray) -> Path:
+    """An H.264 .mp4 at 25 fps."""
+    import imageio.v3 as iio
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"clip{i:03d}.mp4"
+    iio.imwrite(path, clip, plugin="FFMPEG", fps=25.0, codec="libx264", macro_block_size=1, ffmpeg_log_level="error")
+    return path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A video dataset's published layout. Called as ``layout(root, seed)``, it splits the sources under
+    ``root`` (``split``); ``write_clip(root, i, videos, clip)`` writes fake clip ``i`` of ``videos``
+    (``clip``: (T, H, W, 3) uint8) where the dataset keeps one and returns the written path."""
+
+    split: Callable[[str | Path, int], dict[str, list[Path]]]
+    write_clip: Callable[[Path, int, int, np.ndarray], Path]
+    colour: bool = True  # False: a grey dataset (its fake clips grey too)
+
+    def __call__(self, root: str | Path, seed: int = 0) -> dict[str, list[Path]]:
+        return self.split(root, seed)
+
+
+LAYOUTS: Registry[Layout] = Registry(
+    "video dataset",
+    {
+        "kth": Layout(kth, _kth_clip, colour=False),
+        "mgif": Layout(mgif, _mgif_clip),
+        "penn": Layout(penn, _penn_clip),
+        "folder": Layout(folder, _folder_clip),
+    },
+)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ClimodeError
-from ..io.write import replacing
+from ..io.atomic import replacing
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".gif")

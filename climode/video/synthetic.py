@@ -7,14 +7,11 @@ recorded video table (docs/video.md) and the notebooks; the real datasets cannot
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ClimodeError, cli
-from .layouts import KTH_ACTIONS
+from .layouts import LAYOUTS
 
 
 def moving_shapes(frames: int = 40, size: int = 64, seed: int = 0, colour: bool = True) -> np.ndarray:
@@ -43,68 +40,21 @@ def moving_shapes(frames: int = 40, size: int = 64, seed: int = 0, colour: bool 
     return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
 
-def _mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    import imageio.v3 as iio
-
-    iio.imwrite(path, frames, plugin="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, ffmpeg_log_level="error")
-
-
-def write_layout(root: str | Path, layout: str, videos: int = 6, frames: int = 40, size: int = 64, seed: int = 0):
+def write_layout(
+    root: str | Path, layout: str, videos: int = 6, frames: int = 40, size: int = 64, seed: int = 0
+) -> list[Path]:
     """Write ``videos`` moving-shape clips of ``frames`` frames in ``layout``'s published form under
-    ``root``; returns the written paths. kth: grey .avi (MPEG-4) spread over the six actions and
-    persons 1-25 (so both splits hold videos); mgif: colour .gif under train/ and test/ (9 : 1);
-    penn: colour .jpg frames with a .mat train flag (every third sequence a test one); folder: .mp4."""
-    import imageio.v3 as iio
-    from scipy.io import savemat
-
+    ``root``, each where its dataset keeps one (the layout's ``write_clip`` in ``climode.video.layouts``:
+    kth grey .avi, mgif .gif, penn .jpg frames with a .mat train flag, folder .mp4); returns their paths."""
+    entry = LAYOUTS.get_method(layout)
     root = Path(root)
-    written = []
-    for i in range(videos):
-        clip = moving_shapes(frames, size, seed * 1000 + i, colour=layout != "kth")
-        if layout == "kth":
-            action = KTH_ACTIONS[i % len(KTH_ACTIONS)]
-            person = 1 + (i * 7) % 25
-            path = root / action / f"person{person:02d}_{action}_d{1 + i % 4}_uncomp.avi"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            iio.imwrite(path, clip, plugin="FFMPEG", fps=25, codec="mpeg4", quality=9, macro_block_size=1,
-                        ffmpeg_log_level="error")  # fmt: skip
-        elif layout == "mgif":
-            split = "test" if i % 10 == 9 or (i == videos - 1 and videos < 10) else "train"
-            path = root / split / f"{i:05d}.gif"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            iio.imwrite(path, clip, duration=40, loop=0)
-        elif layout == "penn":
-            path = root / "frames" / f"{i + 1:04d}"
-            path.mkdir(parents=True, exist_ok=True)
-            for t, frame in enumerate(clip):
-                iio.imwrite(path / f"{t + 1:06d}.jpg", frame, quality=95)
-            (root / "labels").mkdir(exist_ok=True)
-            savemat(root / "labels" / f"{i + 1:04d}.mat", {"train": -1 if i % 3 == 2 else 1, "nframes": frames})
-        elif layout == "folder":
-            root.mkdir(parents=True, exist_ok=True)
-            path = root / f"clip{i:03d}.mp4"
-            _mp4(path, clip, 25.0)
-        else:
-            raise ClimodeError(f"unknown video layout {layout!r}; choose one of kth, mgif, penn, folder")
-        written.append(path)
-    return written
-
-
-@cli
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m climode.video.synthetic", description=__doc__)
-    p.add_argument("--layout", required=True, choices=("kth", "mgif", "penn", "folder"))
-    p.add_argument("--out", required=True, help="the dataset's root folder")
-    p.add_argument("--videos", type=int, default=6)
-    p.add_argument("--frames", type=int, default=40)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    if Path(args.out).exists() and any(Path(args.out).iterdir()):
-        raise ClimodeError(f"--out {args.out} is not empty; give a new folder")
-    for path in write_layout(args.out, args.layout, args.videos, args.frames, args.size, args.seed):
-        print(path)
+    return [
+        entry.write_clip(root, i, videos, moving_shapes(frames, size, seed * 1000 + i, colour=entry.colour))
+        for i in range(videos)
+    ]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..cli import forward
+
+    forward(__name__, "video-synthetic")

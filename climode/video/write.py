@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.write import replacing
+from ..io.atomic import replacing
 
 
 def write_mp4(frames: np.ndarray, path: Path, fps: float) -> Path:

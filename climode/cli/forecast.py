@@ -1,26 +1,36 @@
-"""``python -m climode.forecast --input storm.nc --times 60,63,66``: see ``climode.forecasting.forecast``."""
+"""Forecasts at any times from irregularly timed frames: ``python -m climode.forecast --input storm.nc
+--times 60,63,66``, the command over ``climode.forecast(ds, times)`` (``climode.forecasting``).
+
+The path is a straight line: fields (any grid the pipeline reads) -> the model's grid (regridded
+when the checkpoint was trained on another resolution) -> windows of the model's tile size
+(stitched with cross-faded overlaps) -> Vid-ODE -> back onto the input grid -> CF NetCDF / zarr /
+maps. Without ``--checkpoint`` the model bundled with climode is used (U850, V850, PSL; see
+docs/forecast.md for how it was trained and how it scores).
+"""
 
 from __future__ import annotations
 
 import argparse
 import glob
 import shlex
-import shutil
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..conventions import DEFAULT_EVENTS, LAYOUTS, STRIKE_KM
+from ..conventions import DEFAULT_EVENTS, OUTPUT_LAYOUTS, STRIKE_KM
 from ..errors import ClimodeError, cli
-from . import __doc__ as DOC
+from .options import add_input_options
 
 if TYPE_CHECKING:
     import xarray as xr
 
+    from ..outputs import Output
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m climode.forecast", description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m climode.forecast", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--input", nargs="+", required=True, help="NetCDF files (or globs, or a zarr store) with the fields")
     p.add_argument(
@@ -32,9 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-times", help="use only these frames as inputs (same forms, relative to the file's first frame)"
     )
-    p.add_argument("--output", help="forecast NetCDF (default: <input stem>_forecast.nc in the current directory)")
+    p.add_argument(
+        "--output",
+        help="the forecast file (default: <input stem>_forecast.nc in the current directory), in the format its "
+        "suffix names: .nc NetCDF (also for a suffix no format claims), .zarr a zarr store, .png a map, "
+        ".gif or .mp4 an animation (climode.outputs.WRITERS)",
+    )
     p.add_argument("--zarr", help="also write the forecast to this zarr store")
-    p.add_argument("--append", action="store_true", help="append along time to an existing --zarr store")
+    p.add_argument(
+        "--append", action="store_true", help="append along time to an existing --zarr store (or --output store)"
+    )
     p.add_argument(
         "--layout",
         default="valid",
@@ -51,10 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "default), 'full', or LAT0:LAT1,LON0:LON1",
     )
     p.add_argument("--checkpoint", help="model (.safetensors or training .ckpt); default: the bundled model")
-    p.add_argument("--vars", help="names in the files, e.g. U850=u,V850=v,PSL=msl")
-    p.add_argument("--time-in-hours", action="store_true", help="a time axis without units holds hours")
-    p.add_argument("--reference-time", help="origin of such hours, e.g. '1996-01-05 00:00:00'")
-    p.add_argument("--calendar", help="calendar of such hours (default standard)")
+    add_input_options(p)
     p.add_argument(
         "--mask-filled",
         action="store_true",
@@ -99,27 +113,42 @@ def _attached(argv: list[str]) -> list[str]:
     return [a for a in out if a != ""]
 
 
-def _outputs(args) -> dict[str, Path]:
-    """Every output path, checked before any work so that a bad one leaves nothing behind: none may
-    replace an input, and what killed runs left in the outputs' folders is cleared first."""
-    from ..io.write import check_not_inputs, check_writable, sweep_folder
-
+def _inputs(args) -> list[Path]:
+    """The input files, as ``io.fields`` reads them: each glob expanded, else the path given."""
     given = [str(Path(text).expanduser()) for text in args.input]
-    inputs = [Path(path) for text in given for path in sorted(glob.glob(text)) or [text]]  # as io.fields reads them
-    stem = inputs[0].name.split(".")[0] or "forecast"
-    paths = {"netcdf": Path(args.output or f"{stem}_forecast.nc")}
-    for key in ("zarr", "plot", "animate"):
-        if getattr(args, key):
-            paths[key] = Path(getattr(args, key))
-    if len(set(map(Path.resolve, paths.values()))) != len(paths):
-        raise ClimodeError("two outputs name the same path")
-    check_not_inputs(paths.values(), inputs)
-    for folder in sorted({path.parent.resolve() for path in paths.values()}):
-        sweep_folder(folder)  # what killed runs left: their temporaries cleared, a set being swapped in put back
-    for key, path in paths.items():
-        zarr = key == "zarr"
-        check_writable(path, args.overwrite or (zarr and args.append), " or --append" if zarr else "", store=zarr)
-    return paths
+    return [Path(path) for text in given for path in sorted(glob.glob(text)) or [text]]
+
+
+def _options(args, tracks=None) -> dict:
+    """What every output's writer is given (``climode.outputs``)."""
+    return {
+        "overwrite": args.overwrite,
+        "append": args.append,
+        "inputs": _inputs(args),
+        "layout": args.layout,
+        "region": args.map_region,
+        "tracks": tracks,
+    }
+
+
+def _outputs(args) -> list[Output]:
+    """Every output and its format, checked before any work so that a bad one leaves nothing behind
+    (``climode.outputs.check_outputs``): none may replace an input, and what killed runs left in
+    the outputs' folders is cleared first. --output's format is the one its suffix names (NetCDF for
+    a suffix no format claims), --plot's a PNG map, --animate's a GIF or, by its suffix, an MP4."""
+    from ..outputs import check_outputs, choose
+
+    stem = _inputs(args)[0].name.split(".")[0] or "forecast"
+    output = Path(args.output or f"{stem}_forecast.nc")
+    outputs = [(output, choose(output, default="netcdf"))]
+    if args.zarr:
+        outputs.append((Path(args.zarr), choose(args.zarr, "zarr")))
+    if args.plot:
+        outputs.append((Path(args.plot), choose(args.plot, "png")))
+    if args.animate:
+        outputs.append((Path(args.animate), choose(args.animate, among=("gif", "mp4"), default="gif")))
+    check_outputs(outputs, **_options(args))
+    return outputs
 
 
 @cli
@@ -128,17 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     from ..forecasting import forecast, forecast_model
     from ..io.fields import open_fields
     from ..io.write import FLAG
+    from ..outputs import write_outputs
     from ..times import stamp  # the stack loads after the options are read
 
-    if args.layout not in LAYOUTS:
-        raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if args.layout not in OUTPUT_LAYOUTS:
+        raise ClimodeError(f"unknown --layout {args.layout!r}; choose one of {', '.join(OUTPUT_LAYOUTS)}")
     _check_ensemble(args)
-    paths = _outputs(args)
-    if "plot" in paths or "animate" in paths:
-        _maps().parse_region(args.map_region)  # a bad region is refused before any work
+    outputs = _outputs(args)  # a bad one, or a bad --map-region, is refused before any work
     ckpt = forecast_model(args.checkpoint, args.device)
     try:
-        ds = open_fields(args.input, ckpt.variables, args.vars, args.time_in_hours, args.reference_time, args.calendar)
+        ds = open_fields(
+            args.input, ckpt.variables, args.vars, bool(args.time_in_hours), args.reference_time, args.calendar
+        )
     except ClimodeError as exc:
         raise ClimodeError(f"{exc} (checkpoint {ckpt.path.name} forecasts {', '.join(ckpt.variables)})") from None
     events = _events(args, ckpt)
@@ -165,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     for t, lead, flag in zip(out.time.values, out.lead_time.values, out[FLAG].values):
         filled = f"  ({flag.mean():.0%} of cells from filled missing input)" if flag.any() else ""
         print(f"  {stamp(t)}  lead {lead:+g} h{filled}", flush=True)
-    _write_all(out, paths, args, tracks)
+    waiting = partial(print, flush=True)  # told which output another forecast is writing
+    for path in write_outputs(out, outputs, waiting=waiting, **_options(args, tracks)):
+        print(f"wrote {path}", flush=True)
 
 
 def _check_ensemble(args) -> None:
@@ -207,72 +239,6 @@ def _ensemble_products(out: xr.Dataset, events: list, args):
         print(f"  {da.attrs['long_name']}: highest {peak} at the forecast times", flush=True)
     out = out.merge(extra, combine_attrs="override")
     return (out.merge(summary(out), combine_attrs="override") if args.ensemble_stats else out), tracks
-
-
-def _animated(out: xr.Dataset) -> xr.Dataset:
-    """What --animate shows: the forecast, or an ensemble's mean (its members are in the files)."""
-    if "realization" not in out.dims:
-        return out
-    return out.mean("realization", keep_attrs=True).assign_attrs(title="climode ensemble mean")
-
-
-def _maps():
-    from .. import maps  # cartopy and matplotlib load only when a map is asked for
-
-    return maps
-
-
-def _plot(out: xr.Dataset, path: Path, args, tracks) -> None:
-    """The map: one panel per time, or for an ensemble its track plume, PSL spaghetti and probability maps."""
-    maps = _maps()
-    shown = maps.region(out, args.map_region)
-    if "realization" not in out.dims:
-        maps.plot_forecast(shown, path)
-        return
-    probabilities = {
-        da.attrs["long_name"]: da
-        for name, da in shown.data_vars.items()
-        if name.startswith(("probability_", "strike_"))
-    }
-    members = [name for name in shown.data_vars if "realization" in shown[name].dims]
-    maps.plot_ensemble(shown[members], path, tracks=tracks, probabilities=probabilities)
-
-
-def _write_all(out: xr.Dataset, paths: dict[str, Path], args, tracks=None) -> None:
-    """Every output is first written beside its path (``staging_path``), then all are swapped in as
-    one set (``commit``): a failure or a kill leaves every output as it was or every one new (what a
-    killed run left is cleared by the next, whose ``_outputs`` sweeps them), and a zarr append is part
-    of the set. The outputs' locks (``locked``) are held from checking them through the swap: another
-    forecast writing any of them waits, then finds them as this one left them (a store appended)."""
-    from ..io.write import commit, lead_layout, locked, stage_zarr, staging_path, write_netcdf
-
-    calendar = out.time.values[0].calendar
-    stored = lead_layout(out) if args.layout == "lead" else out
-    writers = {
-        "zarr": lambda p, s: stage_zarr(stored, p, s, calendar, append=args.append, overwrite=args.overwrite),
-        "netcdf": lambda p, s: write_netcdf(stored, s, calendar, overwrite=True),
-        "plot": lambda p, s: _plot(out, s, args, tracks),
-        "animate": lambda p, s: _maps().animate_forecast(_maps().region(_animated(out), args.map_region), s),
-    }
-    staged: dict[str, Path] = {}
-    writing: Path | None = None  # the output being staged, named if that fails
-    try:
-        with locked(paths.values(), waiting=lambda line: print(line, flush=True)):
-            _outputs(args)  # checked again now that no other forecast can change them
-            for key in ("zarr", "netcdf", "plot", "animate"):
-                if key in paths:
-                    writing, staged[key] = paths[key], staging_path(paths[key])
-                    writers[key](paths[key], staged[key])
-            writing = None
-            commit({paths[key]: stage for key, stage in staged.items()})
-        for key in staged:
-            print(f"wrote {paths[key]}", flush=True)
-    except OSError as exc:  # e.g. a full disk, or a file system that refuses despite its permissions
-        raise ClimodeError(f"cannot write {writing or exc.filename or 'the outputs'}: {exc.strerror or exc}") from None
-    finally:
-        for stage in staged.values():
-            if stage.exists():
-                shutil.rmtree(stage) if stage.is_dir() else stage.unlink()
 
 
 if __name__ == "__main__":

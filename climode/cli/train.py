@@ -1,13 +1,13 @@
-"""``python -m climode.train``: the command over ``climode.training.train`` (see ``climode.train``)."""
+"""``climode train`` (``python -m climode.train``): the command over ``climode.training.train``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..configs import builtin_configs
 from ..errors import cli
-from . import __doc__ as DOC
+from ..training import __doc__ as DOC
+from .options import add_input_options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,11 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         help="data for file-backed datasets (clips .npz, cam5 shards, gridded fields; the root folder of kth, "
         "mgif, penn or folder videos)",
     )
-    p.add_argument("--vars", help="gridded: variables to train on, NAME or NAME=NAME_IN_FILE, comma-separated")
-    p.add_argument(
-        "--time-in-hours", action="store_true", default=None, help="gridded: a time axis of bare numbers holds hours"
-    )
-    p.add_argument("--reference-time", help="gridded: origin of such hours, e.g. '1996-01-05 00:00:00'")
+    add_input_options(p, whose="the gridded files of --data", role="gridded: ", calendar=False)
     p.add_argument(
         "--train-times",
         help="gridded: train only on this span, START:END dates ('2000-01-01:2000-06-30'); the test "
@@ -76,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     from ..data import DATASETS  # the stack loads after the options are read
     from ..model import MODELS
-    from .run import train
+    from ..training.run import train
 
     if args.model is not None:
         MODELS.get_method(args.model)
@@ -105,7 +101,3 @@ def main(argv: list[str] | None = None) -> None:
     )
     if path is not None:
         print(path, flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
