@@ -58,6 +58,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory) -> Path:
+    """A folder with storm.nc (a synthetic storm on the bundled model's 1-degree grid, flat U850, V850,
+    PSL on time, lat, lon, inputs at 0, 9, 21, 42, 57 h), its truth to 72 h and its track."""
+    from climode.data.cases import first_case, write_case
+    from climode.data.synthetic import make_corpus
+
+    out = tmp_path_factory.mktemp("storm")
+    write_case(out, first_case(*make_corpus(1, 3, small=True), (0, 9, 21, 42, 57), 72))
+    return out
+
+
 def write_config(path: Path, **sections) -> Path:
     """A tiny training config, with sections updated from ``sections``."""
     config = {k: dict(v) for k, v in TINY.items()}

@@ -14,8 +14,6 @@ from conftest import Persist, assert_user_error, run_module
 
 from climode.checkpoint import Card, Checkpoint
 from climode.cli.forecast import main as forecast_main
-from climode.data.cases import first_case, write_case
-from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.forecasting import forecast, forecast_model
 from climode.io import checks
@@ -29,14 +27,6 @@ GIB = 2**30
 @pytest.fixture(scope="module")
 def bundled():
     return forecast_model(None, "cpu")
-
-
-@pytest.fixture(scope="module")
-def storm(tmp_path_factory):
-    """A synthetic storm on the bundled model's 1-degree grid, inputs at 0, 9, 21, 42, 57 h."""
-    out = tmp_path_factory.mktemp("storm")
-    write_case(out, first_case(*make_corpus(1, 3, small=True), (0, 9, 21, 42, 57), 72))
-    return out
 
 
 def _unread():

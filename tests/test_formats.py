@@ -14,19 +14,15 @@ import xarray as xr
 import climode
 from climode import ClimodeError
 from climode.cli.forecast import main as forecast_main
-from climode.data.cases import first_case, write_case
-from climode.data.synthetic import make_corpus
 from climode.outputs import WRITERS, Format
 
 DECODE = xr.coders.CFDatetimeCoder(use_cftime=True)
 
 
 @pytest.fixture(scope="module")
-def storm(tmp_path_factory) -> Path:
-    """storm.nc: a synthetic storm on the bundled model's 1-degree grid, 5 input frames."""
-    out = tmp_path_factory.mktemp("storm")
-    write_case(out, first_case(*make_corpus(1, 3, small=True), (0, 9, 21, 42, 57), 72))
-    return out / "storm.nc"
+def storm(storm: Path) -> Path:
+    """storm.nc of the synthetic storm (conftest's ``storm``)."""
+    return storm / "storm.nc"
 
 
 def _forecast(start_hour: int = 60) -> xr.Dataset:

@@ -15,20 +15,10 @@ import pytest
 import xarray as xr
 
 from climode.cli.forecast import main as forecast_main
-from climode.data.cases import first_case, write_case
-from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.io.fields import open_fields
 
 VARS = ("U850", "V850", "PSL")
-
-
-@pytest.fixture(scope="module")
-def storm(tmp_path_factory):
-    """A synthetic storm on a 1-degree grid, written flat (storm.nc: U850, V850, PSL on time, lat, lon)."""
-    out = tmp_path_factory.mktemp("storm")
-    write_case(out, first_case(*make_corpus(1, 3, small=True), (0, 9, 21, 42, 57), 72))
-    return out
 
 
 @pytest.fixture(scope="module")

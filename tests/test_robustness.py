@@ -20,19 +20,9 @@ from climode.checkpoint import Card, save_model
 from climode.cli.forecast import main as forecast_main
 from climode.cli.train import main as train_main
 from climode.config import config_from_dict
-from climode.data.cases import first_case, write_case
-from climode.data.synthetic import make_corpus
 from climode.errors import ClimodeError
 from climode.model import ModelConfig, build
 from climode.model.compute import check_device
-
-
-@pytest.fixture(scope="module")
-def storm(tmp_path_factory):
-    """A synthetic storm on the bundled model's 1-degree grid: storm.nc (5 inputs) and its truth."""
-    out = tmp_path_factory.mktemp("storm")
-    write_case(out, first_case(*make_corpus(1, 3, small=True), (0, 9, 21, 42, 57), 72))
-    return out
 
 
 def _variant(storm, tmp_path, change, name="bad.nc"):
