@@ -11,6 +11,8 @@ Rows (each in a fresh process, so peak memory is its own):
   ``torch.utils.flop_counter`` and the achieved FLOP/s against the floor;
 - forecast latency: the model's forward pass at batch 1, 64 x 64 (5 inputs, 3 queries), and the
   bundled model on one 240 x 640 tile of the demo storm (``climode.forecast``, model loaded once);
+- the forecast path of the demo storm at 1 and 2 torch threads, stage by stage (regrid in, network,
+  regrid back, write, the whole forecast()), in CPU-seconds and wall (benchmarks/forecast_latency.py);
 - the floor: FLOP/s this device reaches on the model's own 3 x 3 convolutions (forward and backward,
   128 channels on the encoder's 1/4 grid), so that "achieved / floor" says how much is left;
 - the data pipeline: basin tiles cut and regridded to 1 degree per second (``climode.geo.tiles``).
@@ -224,8 +226,17 @@ def pipeline(repeats: int) -> dict:
     return {"row": "pipeline: tiles cut to 1 degree", "tiles_per_s": repeats * len(tiles) * ds.sizes["time"] / seconds}
 
 
+def forecast_path(threads: int, repeats: int) -> dict:
+    """The demo storm's forecast, stage by stage (benchmarks/forecast_latency.py), in CPU-seconds and wall."""
+    from forecast_latency import stages  # benchmarks/ is on the path of a script run from it
+
+    return {"row": f"forecast path, {threads} thread(s)", "stages": stages(threads, repeats)}
+
+
 def _child(args) -> dict:
     kind, value = args.one.split(":")
+    if kind == "path":
+        return forecast_path(int(value), 3 if args.quick else 5)
     if kind == "step":
         return gan_step(int(value), args.device, 2 if args.quick else 5, args.settings, int(value) == 64)
     if kind == "floor":
@@ -251,7 +262,7 @@ def main() -> None:
     )
     print(f"# {machine}; settings {args.settings}; device {args.device}", flush=True)
     rows = []
-    for job in ("floor:0", "step:64", "step:128", "forecast:0", "pipeline:0"):
+    for job in ("floor:0", "step:64", "step:128", "forecast:0", "path:1", "path:2", "pipeline:0"):
         command = [sys.executable, __file__, "--one", job, "--device", args.device, "--settings", args.settings]
         done = subprocess.run(command + (["--quick"] if args.quick else []), capture_output=True, text=True)
         if done.returncode:

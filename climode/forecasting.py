@@ -7,6 +7,7 @@ the model run over them (``climode.prediction``), an ensemble made of its foreca
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from importlib import resources
@@ -265,7 +266,7 @@ def _bounded(out: xr.Dataset, ds: xr.Dataset, ckpt: Checkpoint) -> xr.Dataset:
     for v in ckpt.variables:
         low, high = bounds(v, {"units": units.get(v, ""), **ds[v].attrs})
         bounded = out[v] if low is None and high is None else out[v].clip(low, high)  # numpy < 2 needs one
-        out[v] = bounded.astype(np.float32).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
+        out[v] = bounded.astype(np.float32, copy=False).assign_attrs(cf_attrs(v, ds[v].attrs), ancillary_variables=FLAG)
     out[FLAG] = out[FLAG].astype(np.int8).assign_attrs(FLAG_ATTRS)
     return out
 
@@ -289,6 +290,13 @@ def _provenance(ckpt: Checkpoint, ds: xr.Dataset, skipped) -> dict:
 
 
 def _sha256(path: Path) -> str:
+    """The model file's SHA-256, read once per file version (path, size, modification time)."""
+    stat = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

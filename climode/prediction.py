@@ -51,12 +51,15 @@ def compose_native(
     moved_whole = (sources[..., 0] == sources[..., 1]).view(*sources.shape[:2], 1, 1, 1)
     weight = torch.where(moved_whole, 1.0, up("weight"))
     x = torch.as_tensor(predictor.scale_inputs(frames))[None]
-    filled, valid = fill_missing(x, torch.isfinite(x).flatten(2).any(2))
-    carried = compose(filled, sources, flows, weight)[0].numpy()
-    share = compose(valid.to(filled.dtype), sources, flows, weight)[0].numpy()
-    detail = carried - upsample(downsample(carried, native, coarse), coarse, native)
-    model = upsample(predictor.scale_inputs(parts["frames"]), coarse, native)
-    return predictor.physical(model + detail), share
+    if np.isfinite(frames).all():  # nothing to fill: every carried value is drawn from valid cells
+        carried = compose(x, sources, flows, weight)[0].numpy()
+        share = np.ones_like(carried)
+    else:
+        filled, valid = fill_missing(x, torch.isfinite(x).flatten(2).any(2))
+        carried = compose(filled, sources, flows, weight)[0].numpy()
+        share = compose(valid.to(filled.dtype), sources, flows, weight)[0].numpy()
+    coarse_gap = predictor.scale_inputs(parts["frames"]) - downsample(carried, native, coarse)
+    return predictor.physical(carried + upsample(coarse_gap, coarse, native)), share  # up is linear: one call
 
 
 def native_forecast(

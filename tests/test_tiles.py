@@ -3,6 +3,7 @@ import pytest
 import xarray as xr
 
 from climode import ClimodeError
+from climode.geo.grid import box_mean_at, upsample
 from climode.geo.tiles import BASINS, Tile, extract, parse_tiles, regular_tiles, to_native
 
 
@@ -66,3 +67,41 @@ def test_tile_outside_the_grid_is_refused():
     with pytest.warns(UserWarning, match="beyond the grid"):
         partial = extract(ds, Tile("part", 0.0, 220.0), 1.0)
     assert np.isnan(partial.PSL.values).any() and np.isfinite(partial.PSL.values).any()
+
+
+@pytest.mark.parametrize("factor", [4.0, 5.0, 1.2])
+def test_the_box_mean_at_coarse_centres_is_the_rolling_mean_sampled_there(factor):
+    """The running-sum box mean, computed only where bilinear sampling reads it, equals xarray's
+    rolling mean (NaN-aware, truncated at the edges) interpolated at the coarse centres, with holes and
+    lazily (dask) alike; NaN outside the source grid."""
+    rng = np.random.default_rng(0)
+    lat, lon = np.arange(0, 20, 0.25), np.arange(100, 130, 0.25)
+    values = rng.normal(1000.0, 50.0, (2, lat.size, lon.size)).astype(np.float32)
+    values[0, 10:14, 30:50] = np.nan  # a hole
+    values[1, :, :3] = np.nan  # a missing edge
+    da = xr.DataArray(values, dims=("time", "lat", "lon"), coords={"lat": lat, "lon": lon})
+    step = 0.25 * factor
+    target_lat, target_lon = np.arange(-1.0, 21.0, step), np.arange(99.3, 131.0, step)
+    width = int(np.ceil(factor)) // 2 * 2 + 1 if factor > 1.5 else 1
+    reference = (
+        da.rolling(lat=width, lon=width, center=True, min_periods=1).mean().interp(lat=target_lat, lon=target_lon)
+    )
+    for source in (da, da.chunk({"time": 1})):
+        out = box_mean_at(source, factor, target_lat, target_lon).compute()
+        assert out.dims == ("time", "lat", "lon") and out.shape == reference.shape
+        np.testing.assert_array_equal(np.isnan(out.values), np.isnan(reference.values))
+        np.testing.assert_allclose(out.values, reference.values, rtol=0, atol=1e-3)  # float32 sums of ~1000
+    assert np.isnan(out.values[:, 0]).all() and np.isfinite(out.values[0, 5, 5])  # -1 N lies outside
+
+
+def test_upsampling_is_bilinear_with_edge_values_one_coarse_cell_out():
+    coarse = xr.Dataset(coords={"lat": np.arange(0.5, 5.0), "lon": np.arange(10.5, 16.0)})
+    native = xr.Dataset(coords={"lat": np.arange(0.125, 5.0, 0.25), "lon": np.arange(10.125, 16.0, 0.25)})
+    values = np.random.default_rng(1).normal(size=(3, 5, 6)).astype(np.float32)
+    padded = (
+        xr.DataArray(values, dims=("t", "lat", "lon"))
+        .pad(lat=1, lon=1, mode="edge")
+        .assign_coords(lat=np.r_[-0.5, coarse.lat.values, 5.5], lon=np.r_[9.5, coarse.lon.values, 16.5])
+    )
+    reference = padded.interp(lat=native.lat.values, lon=native.lon.values).values
+    np.testing.assert_allclose(upsample(values, coarse, native), reference, rtol=0, atol=1e-6)

@@ -19,28 +19,126 @@ def periodic(lon: np.ndarray) -> bool:
     return lon.size > 2 and np.allclose(step, step[0]) and abs(lon.size * step[0] - 360.0) < 0.5 * step[0]
 
 
+def _linear(source: np.ndarray, target: np.ndarray, clamp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation along one ascending axis: for each ``target`` the index ``i`` of the source
+    cell below it and the weight of cell ``i + 1`` (``i`` reads with weight 1 minus it). Targets
+    outside the source are NaN, or with ``clamp`` take the edge value up to one step beyond it."""
+    i = np.clip(np.searchsorted(source, target, side="right") - 1, 0, max(len(source) - 2, 0))
+    if len(source) < 2:
+        return i, np.where(target == source[0], 0.0, np.nan)
+    lo, hi = source[i], source[i + 1]
+    weight = (target - lo) / (hi - lo)
+    step = grid_step(source)
+    if clamp:
+        beyond = (target < source[0] - step) | (target > source[-1] + step)
+        weight = np.where(beyond, np.nan, np.clip(weight, 0.0, 1.0))
+    else:
+        weight = np.where((target < source[0]) | (target > source[-1]), np.nan, weight)
+    return i, weight
+
+
+def bilinear(
+    values: np.ndarray,
+    source: tuple[np.ndarray, np.ndarray],
+    target: tuple[np.ndarray, np.ndarray],
+    clamp: bool = False,
+) -> np.ndarray:
+    """(..., H, W) on the ascending (lat, lon) axes ``source`` -> (..., h, w) at ``target``'s, bilinearly
+    in ``values``' float type (float32 at least): one axis, then the other, two source cells each. A NaN
+    source cell makes the targets it touches NaN; outside the source, see ``_linear``."""
+    out = np.asarray(values)
+    dtype = np.result_type(out.dtype, np.float32)
+    for axis, (src, dst) in zip((-2, -1), zip(source, target)):
+        i, w = _linear(np.asarray(src, np.float64), np.asarray(dst, np.float64), clamp)
+        shape = [1] * out.ndim
+        shape[axis] = len(w)
+        w = w.reshape(shape).astype(dtype)
+        low = np.take(out, i, axis=axis)
+        high = np.take(out, np.minimum(i + 1, out.shape[axis] - 1), axis=axis)
+        high -= low
+        high *= w
+        out = np.add(low, high, out=low)
+    return out.astype(dtype, copy=False)
+
+
 def upsample(values: np.ndarray, coarse: xr.Dataset, native: xr.Dataset) -> np.ndarray:
     """(..., h, w) fields on the model's grid -> (..., H, W) on the native grid, bilinearly; border
-    cells beyond the model grid's outer centres take the edge values."""
-    lat, lon = coarse.lat.values, coarse.lon.values
-    dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
-    da = (
-        xr.DataArray(values, dims=dims)
-        .pad(lat=1, lon=1, mode="edge")
-        .assign_coords(
-            lat=np.r_[lat[0] - grid_step(lat), lat, lat[-1] + grid_step(lat)],
-            lon=np.r_[lon[0] - grid_step(lon), lon, lon[-1] + grid_step(lon)],
-        )
-    )
-    return da.interp(lat=native.lat.values, lon=native.lon.values).values.astype(np.float32)
+    cells beyond the model grid's outer centres, up to one of its cells, take the edge values."""
+    source, target = (coarse.lat.values, coarse.lon.values), (native.lat.values, native.lon.values)
+    return bilinear(values, source, target, clamp=True).astype(np.float32)
 
 
-def box_mean(ds, factor: float):
-    """``ds`` (Dataset or DataArray with lat, lon) averaged over a centred box of about ``factor`` cells
-    a side (odd width, so unbiased; NaN-aware): what a coarser grid ``factor`` times the step can hold,
-    before it is sampled there (no aliasing)."""
-    width = int(np.ceil(factor)) // 2 * 2 + 1
-    return ds.rolling(lat=width, lon=width, center=True, min_periods=1).mean()
+def box_width(factor: float) -> int:
+    """The odd number of cells a side of ``box_mean_at``'s box for a grid ``factor`` times coarser."""
+    return int(np.ceil(factor)) // 2 * 2 + 1
+
+
+def _window_sums(a: np.ndarray, axis: int, keep: np.ndarray, half: int) -> np.ndarray:
+    """Sums of ``a`` over the centred windows of ``2 half + 1`` cells along ``axis`` (truncated at the
+    edges: zeros beyond them) at the indices ``keep``: one running sum along the axis (scipy's, in
+    double precision), whatever the width."""
+    from scipy.ndimage import uniform_filter1d
+
+    width = 2 * half + 1
+    means = uniform_filter1d(a, width, axis=axis, mode="constant")
+    return np.take(means, keep, axis=axis).astype(np.float64) * width
+
+
+def _box_sums(values: np.ndarray, width: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(..., H, W) -> (..., len(rows), len(cols)): the NaN-aware mean over the centred ``width`` x
+    ``width`` box (truncated at the edges) at those rows and columns, from running sums (float64) of
+    the valid values and of their count, one pass over the grid per axis whatever the width."""
+    half = width // 2
+    valid = ~np.isnan(values)
+    whole = bool(valid.all())
+    total = values if whole else np.where(valid, values, 0)
+    count = np.ones(values.shape[-2:]) if whole else valid.astype(np.float32)  # whole: the box's size
+    for axis, keep in ((-2, rows), (-1, cols)):
+        total, count = (_window_sums(x, axis, keep, half) for x in (total, count))
+    count = np.rint(count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.result_type(values.dtype, np.float32))
+
+
+def _bracketing(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Indices of the ascending ``source`` cells on either side of each ``target`` (what bilinear
+    interpolation at ``target`` reads)."""
+    i = np.clip(np.searchsorted(source, target), 1, len(source) - 1)
+    return np.unique(np.concatenate([i - 1, i]))
+
+
+def box_mean_at(obj, factor: float, lat: np.ndarray, lon: np.ndarray):
+    """``obj`` (Dataset or DataArray on an ascending lat, lon grid) averaged over a centred box of about
+    ``factor`` cells a side (odd width ``box_width``, so unbiased; NaN-aware, truncated at the edges),
+    then bilinearly at the cell centres ``lat``, ``lon`` of a grid ``factor`` times coarser: what that
+    grid can hold, sampled without aliasing (NaN outside the source grid). The mean is computed only
+    where the interpolation reads it; a ``factor`` of 1.5 or less: bilinear alone."""
+    source_lat, source_lon = obj.lat.values, obj.lon.values
+    lat, lon = np.asarray(lat), np.asarray(lon)
+    rows, cols = _bracketing(source_lat, lat), _bracketing(source_lon, lon)
+    width = box_width(factor) if factor > 1.5 else 1
+
+    def regrid(values: np.ndarray) -> np.ndarray:
+        near = _box_sums(values, width, rows, cols)
+        return bilinear(near, (source_lat[rows], source_lon[cols]), (lat, lon))
+
+    def one(da: xr.DataArray) -> xr.DataArray:
+        if not {"lat", "lon"} <= set(da.dims):
+            return da
+        return xr.apply_ufunc(
+            regrid,
+            da,
+            input_core_dims=[["lat", "lon"]],
+            output_core_dims=[["lat", "lon"]],
+            exclude_dims={"lat", "lon"},
+            keep_attrs=True,
+            dask="parallelized",  # lazy fields (the prepare pipeline) stay lazy, a chunk of times at a time
+            output_dtypes=[np.result_type(da.dtype, np.float32)],
+            dask_gufunc_kwargs={"output_sizes": {"lat": len(lat), "lon": len(lon)}, "allow_rechunk": True},
+        ).transpose(*da.dims)
+
+    out = obj.map(one, keep_attrs=True) if isinstance(obj, xr.Dataset) else one(obj)
+    return out.assign_coords(lat=lat, lon=lon)
 
 
 def downsample(values: np.ndarray, native: xr.Dataset, coarse: xr.Dataset) -> np.ndarray:
@@ -50,8 +148,7 @@ def downsample(values: np.ndarray, native: xr.Dataset, coarse: xr.Dataset) -> np
     dims = [f"d{i}" for i in range(values.ndim - 2)] + ["lat", "lon"]
     da = xr.DataArray(values, dims=dims, coords={"lat": native.lat.values, "lon": native.lon.values})
     factor = grid_step(coarse.lat.values) / grid_step(native.lat.values)
-    smooth = box_mean(da, factor) if factor > 1.5 else da
-    return smooth.interp(lat=coarse.lat.values, lon=coarse.lon.values).values.astype(np.float32)
+    return box_mean_at(da, factor, coarse.lat.values, coarse.lon.values).values.astype(np.float32)
 
 
 def regular_axes(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

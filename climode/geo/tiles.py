@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ClimodeError
-from .grid import box_mean, grid_step
+from .grid import box_mean_at, grid_step
 
 HEIGHT, WIDTH = 60.0, 160.0
 
@@ -96,6 +96,8 @@ def _contiguous_lon(ds: xr.Dataset, tile: Tile) -> xr.Dataset:
     shifted = np.where(lon < west, lon + 360, lon)
     order = np.argsort(shifted, kind="stable")
     keep = order[(shifted[order] >= west - grid_step(ds.lon)) & (shifted[order] <= east + grid_step(ds.lon))]
+    if len(keep) and np.array_equal(keep, np.arange(keep[0], keep[0] + len(keep))):
+        keep = slice(int(keep[0]), int(keep[0]) + len(keep))  # a view, not a copy of the fields
     return ds.isel(lon=keep).assign_coords(lon=shifted[keep])
 
 
@@ -123,8 +125,7 @@ def extract(ds: xr.Dataset, tile: Tile, resolution: float | None = None) -> xr.D
             lat=(sub.lat >= lat_lo) & (sub.lat < lat_hi), lon=(sub.lon >= west) & (sub.lon < west + tile.width)
         )
     lat, lon = tile.grid(resolution)
-    factor = resolution / step
-    out = (box_mean(sub, factor) if factor > 1.5 else sub).interp(lat=lat, lon=lon)
+    out = box_mean_at(sub, resolution / step, lat, lon)
     covered = (
         (lat.min() >= float(sub.lat.min()) - step)
         & (lat.max() <= float(sub.lat.max()) + step)
@@ -190,11 +191,13 @@ def model_grids(ds: xr.Dataset, resolution: float | None):
     box = domain(ds)
     step = grid_step(ds.lat.values), grid_step(np.sort(ds.lon.values))
     native = extract(ds, Tile("domain", box.lat0, box.lon0, box.height + step[0] / 2, box.width + step[1] / 2))
-    to_input = lambda out: (
-        out.assign_coords(lon=out.lon % 360)
-        .sortby("lon")
-        .reindex_like(ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
-    )
+
+    def to_input(out: xr.Dataset) -> xr.Dataset:
+        out = out.assign_coords(lon=out.lon % 360)
+        if np.array_equal(out.lat.values, ds.lat.values) and np.array_equal(out.lon.values, ds.lon.values):
+            return out  # the input's own layout already
+        return out.sortby("lon").reindex_like(ds[["lat", "lon"]], method="nearest", tolerance=1e-6)
+
     if resolution is None or all(abs(s - resolution) <= 0.01 * resolution for s in step):
         return native, native, to_input
     return extract(ds, box, resolution), native, to_input

@@ -110,9 +110,9 @@ LATENT_BYTES = (16, 64, 4)
 WINDOW_BATCH = 4  # windows the model forecasts at once (prediction.predict)
 OVERHEAD_BYTES = 32 * 2**20  # torch's buffers of a first forecast
 # seconds per input cell and variable, for each input frame and twice each query time (the probe):
-# CELL_S, plus BOX_S per cell of the box averaged down to the model's grid (the box mean is numpy's, a
-# sum over a strided window); per model cell and unit of width: MODEL_S per query time and ODE step
-CELL_S, BOX_S = 2e-6, 5e-9
+# CELL_S, the box mean down to the model's grid included (running sums: the same whatever the box's
+# width); per model cell and unit of width: MODEL_S per query time and ODE step
+CELL_S = 2e-6
 MODEL_S = (6e-7, 6e-8)
 # per cell, variable, query time and member beyond the first (climode.ensemble.perturb): the member's
 # float32 frames, its scaled copy and warp's grid and output (MEMBER_BYTES), and their time (MEMBER_S)
@@ -138,12 +138,10 @@ def forecast_cost(
     (``climode.ensemble``: each a copy of the outputs, perturbed)."""
     frames, channels = ds.sizes["time"], len(variables)
     cells = int(np.prod(ds[variables[0]].shape[-2:]))
-    ratio, box = 1.0, 1  # model cells per input cell, input cells averaged per model cell
+    ratio = 1.0  # model cells per input cell
     if resolution is not None and {"lat", "lon"} <= set(ds.coords):
         dy, dx = abs(grid_step(ds.lat.values)), grid_step(np.sort(ds.lon.values))
         ratio = dy * dx / resolution**2
-        factor = resolution / dy
-        box = (int(np.ceil(factor)) // 2 * 2 + 1) ** 2 if factor > 1.5 else 1  # geo.grid.box_mean's width
     model = cells * ratio
     batch = min(model, WINDOW_BATCH * float(np.prod(tile_shape))) if tile_shape else model
     inputs = sum(ds[v].size * ds[v].dtype.itemsize for v in variables)
@@ -155,7 +153,7 @@ def forecast_cost(
         + OVERHEAD_BYTES
     )
     seconds = (
-        cells * channels * (frames + 2 * n_queries) * (CELL_S + BOX_S * box)
+        cells * channels * (frames + 2 * n_queries) * CELL_S
         + model * width * (n_queries * MODEL_S[0] + steps * MODEL_S[1])
         + cells * channels * n_queries * max(members - 1, 0) * MEMBER_S
     )
