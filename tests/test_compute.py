@@ -125,3 +125,21 @@ def test_a_bad_time_is_named_with_its_sample():
     times[1, 2] = float("inf")
     with pytest.raises(ValueError, match="input times of sample 1 must be finite"):
         model(_frames(), times, QUERIES)
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_auto_precision_lowers_only_where_the_device_has_bfloat16_units(monkeypatch, units):
+    """``precision: auto`` is bfloat16 on a device with bfloat16 arithmetic (AMX, AVX-512 BF16, a GPU
+    that has it) and float32 elsewhere, where emulated bfloat16 is slower: the same outputs as the
+    precision it stands for."""
+    from climode.model import compute
+
+    monkeypatch.setattr(compute, "has_bfloat16_units", lambda device: units)
+    torch.manual_seed(0)
+    _, auto = _pair(precision="auto")
+    torch.manual_seed(0)
+    _, chosen = _pair(precision="bfloat16" if units else "float32")
+    frames = _frames()
+    with torch.no_grad():
+        out, expected = (model(frames, TIMES, QUERIES)["frames"] for model in (auto, chosen))
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)

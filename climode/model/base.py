@@ -48,7 +48,8 @@ class ModelConfig:
     channels_last, precision, checkpointing: how Vid-ODE runs, not what it computes
         (``climode.model.compute``): convolution weights stored NHWC (faster on CPU); "bfloat16"
         runs the convolutions in bfloat16 with states and outputs in float32 (faster where the
-        hardware has bfloat16 units, e.g. CPUs with AMX and recent GPUs; else slower); activation
+        hardware has bfloat16 units, e.g. CPUs with AMX and recent GPUs; else slower), "auto" does
+        so only where the device has them (``compute.has_bfloat16_units``); activation
         checkpointing of the ODE derivatives and decoders (less memory, more time).
     """
 

@@ -13,7 +13,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..errors import ClimodeError
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 def use_channels_last(module: nn.Module) -> nn.Module:
@@ -23,10 +23,23 @@ def use_channels_last(module: nn.Module) -> nn.Module:
     return module.to(memory_format=torch.channels_last)
 
 
+def has_bfloat16_units(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 arithmetic in hardware: a CUDA GPU that supports it, or a CPU
+    with AMX tiles or AVX-512 BF16. Without them bfloat16 convolutions are emulated and slower than
+    float32 (4x on a 2-core Xeon with AVX-512 but no BF16: docs/performance.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's own probes (private API)
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def lowered(precision: str, like: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Autocast to bfloat16 on ``like``'s device when ``precision`` asks for it (else nothing): the
-    convolutions run in bfloat16, their callers keep states, compositions and losses in float32."""
-    if precision == "float32":
+    """Autocast to bfloat16 on ``like``'s device when ``precision`` asks for it ("bfloat16", or "auto" on a
+    device with bfloat16 units: ``has_bfloat16_units``), else nothing: the convolutions run in
+    bfloat16, their callers keep states, compositions and losses in float32."""
+    if precision == "float32" or (precision == "auto" and not has_bfloat16_units(like.device)):
         return contextlib.nullcontext()
     return torch.autocast(like.device.type, dtype=torch.bfloat16)
 
