@@ -23,11 +23,7 @@ from .base import ModelConfig, anchor_frame, check_inputs, model_times, prepare_
 from .decoder import StateDecoder
 from .encoder import ConvEncoder, ODEConvGRU
 from .odefunc import ConvODEFunc, SolverConfig, solve
-
-
-def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, 1)) averaged over all elements (latent cells and samples): a scalar."""
-    return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean()
+from .stochastic import gaussian_kl
 
 
 def _trajectory(func: nn.Module, h0: torch.Tensor, t0: torch.Tensor, times: torch.Tensor, solver: SolverConfig):
@@ -120,7 +116,7 @@ class _VariationalODE(nn.Module):
         return {
             "frames": decoded[:, torch.searchsorted(grid, s)],
             "inputs": decoded[:, torch.searchsorted(grid, t)],
-            "kl": gaussian_kl(mean, logvar),
+            "kl": gaussian_kl(mean, logvar).mean(),  # to the standard normal, over every element
         }
 
 

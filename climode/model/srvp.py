@@ -95,7 +95,7 @@ class SRVP(StochasticVideo):
         first = F.pad(steps[:, :NT_INF], (0, 0, 0, max(0, NT_INF - T_obs)))
         mu_y, logvar_y = softplus_params(self.q_y(first.flatten(1)))
         y = self._draw(mu_y, logvar_y, mode, generator)
-        kl = gaussian_kl(mu_y, logvar_y, torch.zeros_like(mu_y), torch.zeros_like(logvar_y)).sum()
+        kl = gaussian_kl(mu_y, logvar_y).sum()
         count = int(observed.sum())
         hidden = self.inference(steps.transpose(0, 1))[0]  # (T_obs, B, hidden): forward over x_1..t
         states, residual = [y], []

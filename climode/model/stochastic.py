@@ -62,8 +62,9 @@ def pad8(x: torch.Tensor) -> torch.Tensor:
     return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
-def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
-    """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) per element."""
+def gaussian_kl(mu_q, logvar_q, mu_p=0.0, logvar_p=0.0) -> torch.Tensor:
+    """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) per element; by default p is the standard normal."""
+    logvar_p = torch.as_tensor(logvar_p, dtype=logvar_q.dtype, device=logvar_q.device)
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).square()) / logvar_p.exp() - 1)
 
 
