@@ -16,7 +16,7 @@ from climode.cli.train import main as train_main
 from climode.config import DataConfig, TrainConfig
 from climode.data import open_dataset
 from climode.training import train
-from climode.training.task import Schedule
+from climode.training.task import Schedule, _frozen
 from climode.verification.scoring import score_checkpoint
 
 
@@ -272,3 +272,20 @@ def test_lambda_core_adds_the_anomaly_l1_to_the_generators_loss():
     assert float(task.generator_loss(losses)) == pytest.approx(float(losses["recon"] + 2.0 * losses["core"]))
     with pytest.raises(ClimodeError, match="lambda_core"):
         config_from_dict({"train": {"lambda_core": -1.0}})
+
+
+def test_frozen_discriminators_pass_gradients_to_their_input_only_and_are_trained_after():
+    """The generator's adversarial loss reaches the frames through the discriminators without the
+    weight gradients it used to compute and throw away; the discriminators train again after."""
+    torch.manual_seed(0)
+    disc = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(4, 1, 3))
+    fake = torch.rand(2, 3, 8, 8, requires_grad=True)
+    with _frozen(disc):
+        frozen_loss = disc(fake).square().mean()
+    frozen_loss.backward()
+    assert all(p.grad is None for p in disc.parameters()) and fake.grad.abs().sum() > 0
+    expected = torch.autograd.grad(disc(fake).square().mean(), fake)[0]
+    torch.testing.assert_close(fake.grad, expected, rtol=0, atol=0)  # the same gradient for the generator
+    assert all(p.requires_grad for p in disc.parameters())
+    disc(fake.detach()).square().mean().backward()
+    assert all(p.grad is not None for p in disc.parameters())

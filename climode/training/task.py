@@ -41,6 +41,20 @@ def _hardware(device: torch.device) -> str:
     return f"CPU ({platform.machine() or 'unknown'}), {torch.get_num_threads()} torch thread(s), no GPU"
 
 
+@contextlib.contextmanager
+def _frozen(*modules: torch.nn.Module):
+    """Within: the modules' parameters need no gradient, so a backward through what they computed
+    reaches their inputs only (no weight gradients computed)."""
+    flags = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 class Schedule:
     """The learning-rate factor after ``step`` generator updates: a linear warm-up over ``warmup``
     updates, then a cosine from 1 down to ``floor`` at update ``total`` ("cosine"), or the paper's
@@ -254,8 +268,9 @@ class ForecastTask(L.LightningModule):
             if train.clip > 0:
                 self.clip_gradients(opt_d, gradient_clip_val=train.clip, gradient_clip_algorithm="norm")
             opt_d.step()
-            losses["adv_img"] = lsgan_generator(self.d_img(fake_img))
-            losses["adv_seq"] = lsgan_generator(self.d_seq(fake_seq))
+            with _frozen(self.d_img, self.d_seq):  # their gradients from the generator's loss were never used
+                losses["adv_img"] = lsgan_generator(self.d_img(fake_img))
+                losses["adv_seq"] = lsgan_generator(self.d_seq(fake_seq))
             losses["d"] = d_loss.detach()
             g_loss = g_loss + train.lambda_img * losses["adv_img"] + train.lambda_seq * losses["adv_seq"]
         else:
