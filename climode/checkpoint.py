@@ -34,7 +34,7 @@ from .normalise import METHODS, Normalised, Stats
 FORMAT = "climode-vidode-1"
 # the keys every header of FORMAT has held, and every model config in it: the config's other keys
 # (architecture, derivative, frame_shape, channels_last, precision, checkpointing) came later and
-# default to what a file without them meant
+# default to what a file without them meant (``ModelConfig.saved``)
 REQUIRED_HEADER = {"format", "model", "variables", "time_units"}
 REQUIRED_CONFIG = {"channels", "width", "time_scale", "encoder", "n_in", "encoder_solver", "decoder_solver",
                    "flow_warping", "mask_composition", "decoding"}  # fmt: skip
@@ -209,7 +209,7 @@ def _read_header(path: Path, header: object) -> tuple[ModelConfig, Card]:
         raise ClimodeError(f"{path}: its climode metadata names no model configuration (corrupt or not climode's)")
     _check_keys(path, "model configuration", header["model"], {f.name for f in fields(ModelConfig)}, REQUIRED_CONFIG)
     try:
-        config = ModelConfig(**header["model"])
+        config = ModelConfig(**ModelConfig.saved(header["model"]))
     except (TypeError, ValueError) as exc:
         raise ClimodeError(f"checkpoint {path}: its model configuration is invalid ({exc})") from None
     try:

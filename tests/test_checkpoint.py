@@ -87,6 +87,24 @@ def test_the_card_stores_the_model_config_once_and_reads_older_headers(tmp_path)
     assert Card.from_header(older) == card  # the second model config is left out
 
 
+def test_a_header_without_the_decoder_key_is_the_papers_layout_and_a_new_one_keeps_its_own(tmp_path):
+    """Files written before issue 32 have no ``decoder`` key: they hold the paper's Conv-Decoders, and
+    load as that layout with every weight in place; a model saved now keeps the layout it was built with."""
+    old = VidODE(ModelConfig(channels=1, width=4, decoder="paper"))
+    path = save_model(tmp_path / "old.safetensors", old, Card(variables=("U850",), time_units="hours"))
+    weights = {k: v.contiguous() for k, v in old.state_dict().items()}
+    with safe_open(str(path), "pt") as f:
+        header = json.loads(f.metadata()["climode"])
+    del header["model"]["decoder"]
+    save_file(weights, str(path), metadata={"climode": json.dumps(header)})
+    loaded = load_model(path).model
+    assert loaded.config.decoder == "paper"
+    for name, value in old.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=0)
+    new = save_model(tmp_path / "new.safetensors", VidODE(ModelConfig(channels=1, width=4)), Card())
+    assert ModelConfig().decoder == "light" and load_model(new).model.config.decoder == "light"
+
+
 # ------------------------------------------------------------------ checkpoints refused at load (issue's battery)
 
 

@@ -124,6 +124,11 @@ def test_run_config_reads_the_datasets_default_config_and_guards_the_run_directo
     assert rundir.run_config(tmp_path / "old", None, None, None, True, True)[1]  # a run: overwrite clears it
     resumed, clear = rundir.run_config(tmp_path / "old", None, None, "last", False, True)
     assert resumed.data.path == str(tmp_path / "d.npz") and not clear
+    run_file = tmp_path / "old" / rundir.RUN_FILE
+    values = yaml.safe_load(run_file.read_text())
+    assert values["model"].pop("decoder") == "light"
+    run_file.write_text(yaml.safe_dump(values))  # as a run started before issue 32 wrote it
+    assert rundir.run_config(tmp_path / "old", None, None, "last", False, True)[0].model.decoder == "paper"
 
 
 def test_overridden_refuses_time_spans_for_data_not_prepared_in_the_run_and_a_missing_logger(monkeypatch, toy):

@@ -1,9 +1,12 @@
+import dataclasses
+
 import pytest
 import torch
 from conftest import state_dependent
 
 from climode.model import MODELS, VARIANTS, ModelConfig, SolverConfig, VidODE, build
-from climode.model.odefunc import ConvODEFunc, FCODEFunc
+from climode.model.decoder import DECODERS
+from climode.model.odefunc import SOLVERS, ConvODEFunc, FCODEFunc
 
 EULER = SolverConfig("euler", 0.5)
 
@@ -95,7 +98,7 @@ def test_mixed_interpolation_and_extrapolation():
     torch.testing.assert_close(out["frames"][:, 2], frames[:, 2], atol=1e-5, rtol=0)  # an observed time: that frame
 
 
-@pytest.mark.parametrize("method", ["euler", "rk4", "dopri5"])
+@pytest.mark.parametrize("method", SOLVERS)
 @torch.no_grad()
 def test_a_query_does_not_depend_on_the_other_queries(method):
     """Off the solver's grid too, for every solver: the forecast at 7.3 alone or among others."""
@@ -137,11 +140,13 @@ def _moving_blob(times, velocity=(1.5, -1.0), size=(48, 64)) -> torch.Tensor:
 
 
 @torch.no_grad()
-def test_untrained_model_is_persistence_and_motion_compensated_interpolation():
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_untrained_model_is_persistence_and_motion_compensated_interpolation(decoder):
     """The decoders' output layers start at zero: extrapolation copies the last frame; interpolation
     blends its two neighbours along the motion between them (the linear blend where nothing moves),
     so training starts from the strongest simple baselines."""
-    model = VidODE(ModelConfig(channels=3, width=4, encoder_solver=EULER, decoder_solver=EULER)).eval()
+    config = ModelConfig(channels=3, width=4, encoder_solver=EULER, decoder_solver=EULER, decoder=decoder)
+    model = VidODE(config).eval()
     frames, times = inputs()
     frames = frames.mean((-2, -1), keepdim=True).expand_as(frames).contiguous()  # nothing to see move
     out = model(frames, times, torch.tensor([0.25, 2.5, 6.0, 9.5]))["frames"]
@@ -149,7 +154,7 @@ def test_untrained_model_is_persistence_and_motion_compensated_interpolation():
     torch.testing.assert_close(out[:, 1], 0.25 * frames[:, 1] + 0.75 * frames[:, 2], atol=1e-5, rtol=0)
     torch.testing.assert_close(out[:, 2], frames[:, 3], atol=1e-5, rtol=0)
     torch.testing.assert_close(out[:, 3], frames[:, 3], atol=1e-5, rtol=0)
-    model = VidODE(ModelConfig(channels=1, width=4, encoder_solver=EULER, decoder_solver=EULER)).eval()
+    model = VidODE(dataclasses.replace(config, channels=1)).eval()
     moving, truth = _moving_blob([0.0, 1.0, 4.0]), _moving_blob([2.5])[:, 0]
     out = model(moving, torch.tensor([0.0, 1.0, 4.0]), torch.tensor([2.5]))["frames"][:, 0]
     blend = 0.5 * (moving[:, 1] + moving[:, 2])  # two half blobs, 4.5 px apart

@@ -12,10 +12,13 @@ from torch import nn
 
 from ..errors import check_choice
 from .compose import compose, fill_missing
-from .compute import PRECISIONS, run
+from .compute import COMPILE_MODES, PRECISIONS, run
+from .decoder import DECODERS
 from .odefunc import SolverConfig
 
 ENCODERS = ("ode-convgru", "conv")
+# keys whose default changed: what a saved config without them meant (``ModelConfig.saved``)
+SAVED_BEFORE = {"decoder": "paper"}
 DECODINGS = ("recursive", "anchored")
 DERIVATIVES = ("conv", "fc")
 
@@ -33,6 +36,10 @@ class ModelConfig:
         real units (hours for climate data, frames for video) and divided by this
         before any ODE is solved, so solver step sizes are in model units. None: the trainer
         takes the data's storage step (hours) or 1 (frames); an untrained model uses 1.
+    encoder_solver / decoder_solver: how the encoders' and the decoder's ODEs are integrated; by
+        default (since issue 32) one Euler step per data interval in the encoders (as the paper's
+        code) and one midpoint step in the decoder: 14 evaluations for 5 inputs and 5 leads where
+        rk4 took 36, with skill as good on the cpu-small storm protocol (docs/performance.md).
     encoder: "ode-convgru" (the paper) or "conv" (ODE-Conv ablation: the n_in frames
         stacked along channels through one Conv-Encoder).
     flow_warping / mask_composition: the ablation switches of Table 4. Without warping
@@ -41,16 +48,24 @@ class ModelConfig:
     decoding: "anchored" (each extrapolated frame is composed from the last observed frame, so
         a query's forecast does not depend on which other times were asked for) or "recursive"
         (the paper: each from the previous forecast frame).
+    decoder: the Conv-Decoders' layout (``climode.model.decoder``): "light" (each convolution before
+        its upsampling, the full-resolution one w/2 wide: 38 % of the paper's work, the default since
+        issue 32) or "paper" (upsampling first, as the paper and every model saved before that).
     derivative: "conv" (the paper) or "fc" (ODE-FC: the decoder ODE's derivative is
         fully connected over the flattened state, which needs ``frame_shape``).
     frame_shape: (H, W) of the frames trained on, set by the trainer; models whose size
         depends on it (fully connected layers) need it.
-    channels_last, precision, checkpointing: how Vid-ODE runs, not what it computes
+    channels_last, precision, checkpointing, compile: how Vid-ODE runs, not what it computes
         (``climode.model.compute``): convolution weights stored NHWC (faster on CPU); "bfloat16"
         runs the convolutions in bfloat16 with states and outputs in float32 (faster where the
         hardware has bfloat16 units, e.g. CPUs with AMX and recent GPUs; else slower), "auto" does
         so only where the device has them (``compute.has_bfloat16_units``); activation
-        checkpointing of the ODE derivatives and decoders (less memory, more time).
+        checkpointing of the networks at the frames' resolution, the frame encoder and the decoders
+        (less memory, a little more time; on by default since issue 32: the ODEs and the ConvGRU
+        work on a grid 16 times smaller, where recomputing costs more than it saves); ``compile``
+        runs every network (encoders, ODE derivatives, ConvGRU cells, decoders) through
+        torch.compile in that mode ("reduce-overhead": CUDA graphs on a GPU; "off" by default: the
+        first call compiles for a minute or more).
     """
 
     architecture: str = "vid-ode"
@@ -59,21 +74,25 @@ class ModelConfig:
     time_scale: float | None = None
     encoder: str = "ode-convgru"
     n_in: int | None = None
-    encoder_solver: SolverConfig = field(default_factory=SolverConfig)
-    decoder_solver: SolverConfig = field(default_factory=SolverConfig)
+    encoder_solver: SolverConfig = field(default_factory=lambda: SolverConfig("euler"))
+    decoder_solver: SolverConfig = field(default_factory=lambda: SolverConfig("midpoint"))
     flow_warping: bool = True
     mask_composition: bool = True
     decoding: str = "anchored"
+    decoder: str = "light"
     derivative: str = "conv"
     frame_shape: list[int] | None = None
     channels_last: bool = True
     precision: str = "float32"
-    checkpointing: bool = False
+    checkpointing: bool = True
+    compile: str = "off"
 
     def __post_init__(self):
         check_choice("encoder", self.encoder, ENCODERS)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("decoding", self.decoding, DECODINGS)
+        check_choice("decoder", self.decoder, DECODERS)
+        check_choice("compile", self.compile, COMPILE_MODES)
         check_choice("derivative", self.derivative, DERIVATIVES)
         if self.derivative == "fc" and not self.frame_shape:
             raise ValueError("a fully connected derivative (ODE-FC) needs frame_shape, the (H, W) of the frames")
@@ -90,6 +109,12 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def saved(cls, values: dict) -> dict:
+        """``values`` as climode wrote them (a checkpoint's header, a run's run.yaml), with the keys
+        added since given what a file without them meant (``SAVED_BEFORE``)."""
+        return {**SAVED_BEFORE, **values}
 
 
 def check_times(times: torch.Tensor, what: str) -> None:
@@ -239,7 +264,8 @@ def _decode_extrapolation(
     without warping. G gives rates, F and D are lead times them: both vanish at lead 0 (the frame is X)
     and grow with the lead as a steady motion's displacement and a steady deepening's change do."""
     dtype = parts["diff"].dtype
-    velocity, rate, mask = (v.to(dtype) for v in run(decoder, state, previous, checkpointing=cfg.checkpointing))
+    decoded = run(decoder, state, previous, checkpointing=cfg.checkpointing, compile=cfg.compile)
+    velocity, rate, mask = (v.to(dtype) for v in decoded)
     lead = lead.view(-1, 1, 1, 1)
     flow, diff = lead * velocity, lead * rate
     parts["diff"][at], parts["mask"][at] = diff, mask

@@ -1,11 +1,12 @@
-"""How the networks run, not what they compute: memory layout, precision and activation checkpointing
-(``ModelConfig.channels_last``, ``precision``, ``checkpointing``). Each changes speed or memory, not the
-method; docs/performance.md gives what each buys and tests/test_compute.py that the fast path matches
-the plain one."""
+"""How the networks run, not what they compute: memory layout, precision, activation checkpointing and
+compilation (``ModelConfig.channels_last``, ``precision``, ``checkpointing``, ``compile``). Each
+changes speed or memory, not the method; docs/performance.md gives what each buys and
+tests/test_compute.py that the fast path matches the plain one."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch import nn
@@ -47,15 +48,34 @@ def lowered(precision: str, like: torch.Tensor) -> contextlib.AbstractContextMan
 CHUNK = 8  # samples per checkpointed call: the recomputed activations held at once
 
 
-def run(module: nn.Module, *inputs: torch.Tensor, checkpointing: bool = False):
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+def _call(module: nn.Module, *inputs: torch.Tensor):
+    return module(*inputs)
+
+
+@functools.cache
+def _compiled(mode: str):
+    """``_call`` through torch.compile in ``mode``: one function for every network, compiled once per
+    structure (parameters are its inputs, so a copy of a model, as the moving average, reuses its
+    graphs), shapes dynamic. A model has a handful of structures, each with and without gradients:
+    more than dynamo's default of 8 graphs per function, past which it would run the rest eagerly."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(_call, mode=mode, dynamic=True)
+
+
+def run(module: nn.Module, *inputs: torch.Tensor, checkpointing: bool = False, compile: str = "off"):
     """``module(*inputs)`` (a tensor or a tuple of tensors, batch first), its activations recomputed in
     the backward pass instead of kept when ``checkpointing`` and gradients are on: called on CHUNK
     samples at a time, so that the backward pass holds one chunk's activations (memory for time; the
-    same values and gradients for modules whose samples are independent, as GroupNorm's are)."""
+    same values and gradients for modules whose samples are independent, as GroupNorm's are), and
+    through torch.compile in mode ``compile`` unless "off"."""
+    call = _call if compile == "off" else _compiled(compile)
     if not (checkpointing and torch.is_grad_enabled()):
-        return module(*inputs)
+        return call(module, *inputs)
     parts = [
-        checkpoint(module, *(x[i : i + CHUNK] for x in inputs), use_reentrant=False)
+        checkpoint(call, module, *(x[i : i + CHUNK] for x in inputs), use_reentrant=False)
         for i in range(0, len(inputs[0]), CHUNK)
     ]
     if isinstance(parts[0], torch.Tensor):

@@ -11,15 +11,31 @@ from .encoder import conv_norm_relu
 MASK_LOGIT = 2.0  # sigmoid(2) = 0.88: an untrained model leans on the warp, the paper's main mechanism
 
 
-def _upsampler(channels: int, out_channels: int) -> nn.Sequential:
-    """(B, c, h, w) -> (B, out, 4h, 4w): bilinear up x2, Conv3x3 c->c/2 GN ReLU, up x2,
-    Conv3x3 c/2->c/4 GN ReLU, Conv3x3 c/4->out."""
+DECODERS = ("light", "paper")
+
+
+def _upsampler(channels: int, out_channels: int, kind: str) -> nn.Sequential:
+    """(B, c, h, w) -> (B, out, 4h, 4w).
+
+    "paper": bilinear up x2, Conv3x3 c->c/2 GN ReLU, up x2, Conv3x3 c/2->c/4 GN ReLU, Conv3x3 c/4->out.
+    "light": Conv3x3 c->c/2 GN ReLU, up x2, Conv3x3 c/2->c/4 GN ReLU, up x2, Conv3x3 c/4->c/8 GN ReLU,
+    Conv3x3 c/8->out: each convolution one grid coarser than the paper's and the full-resolution one
+    four times narrower, so 38 % of its work and activation memory (docs/performance.md)."""
+    if kind == "paper":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv_norm_relu(channels, channels // 2, 3),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            conv_norm_relu(channels // 2, channels // 4, 3),
+            nn.Conv2d(channels // 4, out_channels, 3, padding=1),
+        )
     return nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
         conv_norm_relu(channels, channels // 2, 3),
         nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
         conv_norm_relu(channels // 2, channels // 4, 3),
-        nn.Conv2d(channels // 4, out_channels, 3, padding=1),
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        conv_norm_relu(channels // 4, max(channels // 8, 1), 3),
+        nn.Conv2d(max(channels // 8, 1), out_channels, 3, padding=1),
     )
 
 
@@ -35,16 +51,17 @@ def _zero_output(net: nn.Sequential, bias: dict[int, float] | None = None) -> No
 
 
 class ConvDecoder(nn.Module):
-    """G(h_s, h_prev), the extrapolation decoder: (B, 4w, H/4, W/4) x 2 -> velocity (B, 2, H, W) in pixels
-    per model time unit, rate of change (B, c, H, W) per model time unit and mask M (B, 1, H, W) in
-    (0, 1); the model multiplies the first two by the lead into a flow F and a difference D.
+    """G(h_s, h_prev), the extrapolation decoder (``_upsampler`` of ``kind``): (B, 4w, H/4, W/4) x 2 ->
+    velocity (B, 2, H, W) in pixels per model time unit, rate of change (B, c, H, W) per model time
+    unit and mask M (B, 1, H, W) in (0, 1); the model multiplies the first two by
+    the lead into a flow F and a difference D.
 
     Its output layer starts at zero velocity and rate and M = sigmoid(MASK_LOGIT); as the frame is
     M * W(F, X) + (1 - M) * (X + D), an untrained model is exactly persistence."""
 
-    def __init__(self, channels: int, width: int):
+    def __init__(self, channels: int, width: int, kind: str):
         super().__init__()
-        self.net = _upsampler(8 * width, channels + 3)
+        self.net = _upsampler(8 * width, channels + 3, kind)
         self.channels = channels
         _zero_output(self.net, {channels + 2: MASK_LOGIT})
 
@@ -65,10 +82,10 @@ class InterpolationDecoder(nn.Module):
     Its output layer starts at zero, so an untrained model interpolates along the estimated motion
     between the two frames (``VidODE``)."""
 
-    def __init__(self, channels: int, width: int):
+    def __init__(self, channels: int, width: int, kind: str):
         super().__init__()
         self.frames = nn.Conv2d(2 * channels, 8 * width, 3, padding=1)
-        self.net = _upsampler(8 * width, channels + 5)
+        self.net = _upsampler(8 * width, channels + 5, kind)
         self.channels = channels
         _zero_output(self.net)
 
@@ -81,13 +98,13 @@ class InterpolationDecoder(nn.Module):
 
 
 class StateDecoder(nn.Module):
-    """A frame-sized output from one state: (B, 4w, H/4, W/4) -> (B, channels, H, W), through
-    bilinear up x2, Conv3x3 4w->2w GN ReLU, up x2, Conv3x3 2w->w GN ReLU, Conv3x3 w->channels.
-    The baselines use it to decode the change from the last observed frame."""
+    """A frame-sized output from one state: (B, 4w, H/4, W/4) -> (B, channels, H, W) (``_upsampler``
+    of 4w channels, ``kind`` "paper" or "light"). The baselines use it to decode the change from the
+    last observed frame."""
 
-    def __init__(self, channels: int, width: int):
+    def __init__(self, channels: int, width: int, kind: str):
         super().__init__()
-        self.net = _upsampler(4 * width, channels)
+        self.net = _upsampler(4 * width, channels, kind)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.net(state)

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from .compute import run
 from .odefunc import ConvODEFunc, SolverConfig, advance
 
 
@@ -60,6 +61,8 @@ class ODEConvGRU(nn.Module):
     summarises that frame and the ones after it.
     """
 
+    compile = "off"  # ``ModelConfig.compile``
+
     def __init__(self, channels: int, ode_widths: tuple[int, ...], solver: SolverConfig, reverse: bool = False):
         super().__init__()
         self.func = ConvODEFunc(ode_widths)
@@ -82,7 +85,8 @@ class ODEConvGRU(nn.Module):
             t_i = torch.where(seen, times[:, i], t_prev)
             gap = (t_prev - t_i) if self.reverse else (t_i - t_prev)
             state = advance(self.func, state, gap, self.solver)
-            state = torch.where(seen.view(-1, 1, 1, 1), self.cell(state, features[:, i]), state)
+            updated = run(self.cell, state, features[:, i], compile=self.compile)
+            state = torch.where(seen.view(-1, 1, 1, 1), updated, state)
             t_prev = t_i
             states[i] = state
         return torch.stack(states, 1)

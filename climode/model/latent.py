@@ -75,7 +75,7 @@ class _VariationalODE(nn.Module):
             4 * w, (4 * w, 2 * w, 2 * w, 2 * w, 4 * w), config.encoder_solver, reverse=True
         )
         self.func = func
-        self.decoder = StateDecoder(c, w)
+        self.decoder = StateDecoder(c, w, config.decoder)
         nn.init.zeros_(self.decoder.net[-1].weight)
         nn.init.zeros_(self.decoder.net[-1].bias)
 

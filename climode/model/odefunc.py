@@ -11,14 +11,15 @@ from torchdiffeq import odeint, odeint_adjoint
 from ..errors import check_choice
 from .compute import run
 
-SOLVERS = ("euler", "rk4", "dopri5")
+SOLVERS = ("euler", "midpoint", "rk4", "dopri5")
 
 
 @dataclass(frozen=True)
 class SolverConfig:
     """How an ODE is integrated (times in model units, see ``ModelConfig.time_scale``).
 
-    ``step_size`` applies to the fixed-grid solvers (euler, rk4); the default, one model time unit,
+    ``step_size`` applies to the fixed-grid solvers (euler, midpoint, rk4: 1, 2 and 4 evaluations of
+    the derivative per step); the default, one model time unit,
     is one step per storage interval of the data (``ModelConfig.time_scale``), so the grid falls on
     the observation times. ``rtol``/``atol`` apply to the adaptive dopri5. ``adjoint``
     back-propagates with the adjoint method (constant memory in the number of steps, slower).
@@ -40,11 +41,10 @@ class ConvODEFunc(nn.Module):
     """dh/dt = f(h): 3x3 convolutions with Tanh between them (time-invariant, as in the paper).
 
     ``widths`` lists the channels from input to output, e.g. (128, 64, 64, 64, 128). The derivative
-    has the state's dtype (its convolutions may run lower under autocast); ``checkpointing``
-    recomputes its activations in the backward pass (``climode.model.compute.run``).
+    has the state's dtype (its convolutions may run lower under autocast).
     """
 
-    checkpointing = False
+    compile = "off"  # ``ModelConfig.compile``
 
     def __init__(self, widths: tuple[int, ...]):
         super().__init__()
@@ -58,7 +58,7 @@ class ConvODEFunc(nn.Module):
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
-        return run(self.net, h, checkpointing=self.checkpointing).to(h.dtype)
+        return run(self.net, h, compile=self.compile).to(h.dtype)
 
 
 class FCODEFunc(nn.Module):
@@ -117,10 +117,14 @@ class _Rescaled(nn.Module):
 _UNIT = torch.tensor([0.0, 1.0])
 
 
-def _step(func: nn.Module, h: torch.Tensor, dt: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
+def _step(
+    func: nn.Module, h: torch.Tensor, dt: torch.Tensor, solver: SolverConfig, maybe_zero: bool = True
+) -> torch.Tensor:
     """One step of ``solver``'s method (or, for dopri5, one adaptive solve) of size dt (N,) per sample.
-    A sample with dt = 0 is returned exactly as it is."""
-    if not bool((dt != 0).any()):
+    A sample with dt = 0 is returned exactly as it is. ``maybe_zero``: dt may be zero for every sample,
+    which skips the step at the cost of a look at dt (on a GPU a synchronisation); a grid step that
+    some sample takes says False."""
+    if maybe_zero and not bool((dt != 0).any()):
         return h
     integrate = odeint_adjoint if solver.adjoint else odeint
     unit = _UNIT.to(device=h.device, dtype=h.dtype)
@@ -147,7 +151,8 @@ def advance(func: nn.Module, h: torch.Tensor, dt: torch.Tensor, solver: SolverCo
         return _step(func, h, dt, solver)
     whole, rest = _split(dt, solver.step_size)
     for j in range(int(whole.max()) if whole.numel() else 0):
-        h = _step(func, h, torch.where(whole > j, torch.sign(dt) * solver.step_size, torch.zeros_like(dt)), solver)
+        step = torch.where(whole > j, torch.sign(dt) * solver.step_size, torch.zeros_like(dt))
+        h = _step(func, h, step, solver, maybe_zero=False)  # j < whole.max(): some sample steps
     return _step(func, h, rest, solver)
 
 
@@ -173,7 +178,7 @@ def trajectory(func: nn.Module, h0: torch.Tensor, leads: torch.Tensor, solver: S
     grid = [h0]
     for j in range(int(needed.max()) if needed.numel() else 0):
         step = torch.where(needed > j, solver.step_size, 0.0).to(leads)
-        grid.append(_step(func, grid[-1], step, solver))
+        grid.append(_step(func, grid[-1], step, solver, maybe_zero=False))
     grid = torch.stack(grid)  # (J + 1, B, ...)
     rows = torch.arange(B, device=h0.device).view(-1, 1).expand(B, K)
     start = grid[whole, rows].flatten(0, 1)  # (B*K, ...)

@@ -127,7 +127,7 @@ class _StepPerQuery(_Recurrent):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.state_decoder = StateDecoder(config.channels, config.width)
+        self.state_decoder = StateDecoder(config.channels, config.width, config.decoder)
         last = self.state_decoder.net[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -185,7 +185,7 @@ class VidRNN(_Recurrent):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.decoder = ConvDecoder(config.channels, config.width)
+        self.decoder = ConvDecoder(config.channels, config.width, config.decoder)
 
     def _query_states(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, K, 4w, h, w): the decoder's state at each query (clamped to the last observed input)."""

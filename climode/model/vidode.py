@@ -62,10 +62,11 @@ class VidODE(nn.Module):
             self.decoder_func = FCODEFunc(4 * w, H // 4, W // 4)
         else:
             self.decoder_func = ConvODEFunc(ode_widths)
-        self.decoder = ConvDecoder(c, w)
-        self.interpolator = InterpolationDecoder(c, w)
-        for func in self.ode_functions().values():
-            func.checkpointing = config.checkpointing
+        self.decoder = ConvDecoder(c, w, config.decoder)
+        self.interpolator = InterpolationDecoder(c, w, config.decoder)
+        encoders = (self.sequence_encoder, self.backward_encoder) if config.encoder == "ode-convgru" else ()
+        for part in (*self.ode_functions().values(), *encoders):
+            part.compile = config.compile
         if config.channels_last:
             use_channels_last(self)
 
@@ -84,7 +85,9 @@ class VidODE(nn.Module):
             if L != self.config.n_in:
                 raise ValueError(f"the ODE-Conv encoder was built for {self.config.n_in} input frames, got {L}")
             return None, None, self.frame_encoder(x.flatten(1, 2))
-        feats = self.frame_encoder(x[observed]).to(x.dtype)  # states stay in the frames' dtype
+        # states stay in the frames' dtype
+        how = {"checkpointing": self.config.checkpointing, "compile": self.config.compile}
+        feats = run(self.frame_encoder, x[observed], **how).to(x.dtype)
         features = feats.new_zeros(B, L, *feats.shape[1:])
         features[observed] = feats
         forward = self.sequence_encoder(features, t, observed)
@@ -171,6 +174,7 @@ class VidODE(nn.Module):
                 warp(x_i, -tau * moved),
                 warp(x_j, (1 - tau) * moved),
                 checkpointing=cfg.checkpointing,
+                compile=cfg.compile,
             )
         velocity_i, velocity_j, blend, d = (v.to(filled.dtype) for v in decoded)
         if cfg.flow_warping:

@@ -17,6 +17,7 @@ from ..config import Config, config_from_dict, load_config, replace
 from ..data.datasets import DATASETS
 from ..errors import ClimodeError
 from ..io.atomic import is_current, replacing, sign
+from ..model import ModelConfig
 
 RUN_FILE = "run.yaml"
 
@@ -41,7 +42,10 @@ def run_config(
     if resume:
         if not run_file.is_file():
             raise ClimodeError(f"cannot resume: {out} holds no climode run ({RUN_FILE} not found)")
-        saved = config_from_dict(yaml.safe_load(run_file.read_text()), str(run_file))
+        values = yaml.safe_load(run_file.read_text())
+        if isinstance(values, dict) and isinstance(values.get("model"), dict):
+            values["model"] = ModelConfig.saved(values["model"])
+        saved = config_from_dict(values, str(run_file))
         path = saved.data.path
         if path and not Path(path).is_absolute():  # relative to the run directory (``run_relative``)
             saved = replace(saved, "data", path=os.path.normpath(out / path))
