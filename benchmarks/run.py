@@ -17,13 +17,14 @@ Rows (each in a fresh process, so peak memory is its own):
   128 channels on the encoder's 1/4 grid), so that "achieved / floor" says how much is left;
 - the data pipeline: basin tiles cut and regridded to 1 degree per second (``climode.geo.tiles``).
 
-Settings: ``default`` is ``ModelConfig``'s (rk4, one step per data interval, both ODEs; NHWC,
-float32); ``bfloat16`` and ``checkpointed`` add that precision or activation checkpointing to it,
-``lean`` both;
-``plain`` is the default before issue 16 (rk4 step 0.5, NCHW); ``dopri5`` the built-in video and
-bouncing-ball configs' adaptive solver; ``official`` the equal-work configuration of the earlier
-public implementation's figures (one Euler step per input gap, times scaled to 0-0.9, dopri5
-decoder; NCHW as that code is). ``--quick`` times 2 steps after a warm-up (else 5).
+Settings: ``default`` is ``ModelConfig``'s (rk4, one step per data interval, both ODEs; the light
+Conv-Decoders, activation checkpointing, NHWC, float32); ``uncheckpointed`` without the checkpointing,
+``bfloat16`` with that precision; ``before-32`` the default from issue 16 to issue 32 (the paper's
+Conv-Decoders, no checkpointing); ``plain`` the default before issue 16 (rk4 step 0.5, NCHW);
+``dopri5`` the built-in video and bouncing-ball configs' adaptive solver; ``official`` the equal-work
+configuration of the earlier public implementation's figures (one Euler step per input gap, times
+scaled to 0-0.9, dopri5 decoder, the paper's decoders; NCHW as that code is). ``--quick`` times 2
+steps after a warm-up (else 5). benchmarks/side_by_side.py times the public code itself.
 """
 
 from __future__ import annotations
@@ -39,28 +40,32 @@ import time
 
 import torch
 
-SETTINGS = ("default", "bfloat16", "checkpointed", "lean", "plain", "dopri5", "official")
+SETTINGS = ("default", "uncheckpointed", "bfloat16", "before-32", "plain", "dopri5", "official")
 
 
 def _model_config(settings: str):
     from climode.model import ModelConfig, SolverConfig
 
+    rk4 = SolverConfig("rk4", 1.0)
+    # the Conv-Decoders, solvers and memory before issue 32
+    paper = {"decoder": "paper", "checkpointing": False, "encoder_solver": rk4, "decoder_solver": rk4}
     if settings == "official":  # 10 frames at times 0, 0.1, ..., 0.9: one Euler step of 0.1 per input gap
         euler = SolverConfig("euler", 0.1)
-        return ModelConfig(channels=3, width=32, time_scale=10.0, encoder_solver=euler,
-                           decoder_solver=SolverConfig("dopri5"), channels_last=False)  # fmt: skip
+        return ModelConfig(channels=3, width=32, time_scale=10.0, channels_last=False,
+                           **paper | {"encoder_solver": euler, "decoder_solver": SolverConfig("dopri5")})  # fmt: skip
     if settings == "dopri5":  # the built-in video and bouncing-ball configs
         adaptive = SolverConfig("dopri5")
         return ModelConfig(channels=3, width=32, encoder_solver=adaptive, decoder_solver=adaptive)
     if settings == "plain":  # the defaults before issue 16: rk4 step 0.5, NCHW, float32
         half = SolverConfig("rk4", 0.5)
-        return ModelConfig(channels=3, width=32, encoder_solver=half, decoder_solver=half, channels_last=False)
+        solvers = {"encoder_solver": half, "decoder_solver": half}
+        return ModelConfig(channels=3, width=32, channels_last=False, **paper | solvers)
+    if settings == "before-32":  # the defaults from issue 16 to issue 32
+        return ModelConfig(channels=3, width=32, **paper)
+    if settings == "uncheckpointed":
+        return ModelConfig(channels=3, width=32, checkpointing=False)
     if settings == "bfloat16":
         return ModelConfig(channels=3, width=32, precision="bfloat16")
-    if settings == "checkpointed":
-        return ModelConfig(channels=3, width=32, checkpointing=True)
-    if settings == "lean":
-        return ModelConfig(channels=3, width=32, precision="bfloat16", checkpointing=True)
     return ModelConfig(channels=3, width=32)  # ModelConfig's defaults: rk4, one step per data interval, NHWC
 
 
@@ -87,15 +92,16 @@ def gan_step(size: int, device: str, steps: int, settings: str, flops: bool) -> 
 
     class Timer(L.Callback):
         def __init__(self):
-            self.times, self.nfe = [], []
+            self.times, self.cpu, self.nfe = [], [], []
 
         def on_train_batch_start(self, trainer, module, batch, i):
             sync()
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, i):
             sync()
             self.times.append(time.perf_counter() - self.start)
+            self.cpu.append(time.process_time() - self.cpu_start)
             self.nfe.append({k: f.nfe for k, f in module.model.ode_functions().items()})
 
     config = Config(_model_config(settings), DataConfig(n_in=5, n_out=5), TrainConfig(batch_size=8, disc_width=64))
@@ -115,6 +121,8 @@ def gan_step(size: int, device: str, steps: int, settings: str, flops: bool) -> 
         "median_s": statistics.median(measured),
         "min_s": min(measured),
         "steps_per_s": 1 / statistics.median(measured),
+        "cpu_median_s": statistics.median(timer.cpu[1:]),  # CPU-seconds of this process (all its threads)
+        "cpu_min_s": min(timer.cpu[1:]),
         "nfe": timer.nfe[-1],
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
