@@ -81,7 +81,7 @@ class _AccessorWithXarray(importlib.abc.MetaPathFinder):
         return spec
 
 
-if "xarray" in sys.modules:
+if sys.modules.get("xarray") is not None:  # None: imports of xarray are blocked
     from . import accessor  # noqa: F401
 else:
     sys.meta_path.insert(0, _AccessorWithXarray())

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import check_choice
 from .compose import compose, fill_missing
-from .compute import COMPILE_MODES, PRECISIONS, run
+from .compute import COMPILE_MODES, PRECISIONS
 from .decoder import DECODERS
 from .odefunc import SolverConfig
 
@@ -60,9 +60,10 @@ class ModelConfig:
         runs the convolutions in bfloat16 with states and outputs in float32 (faster where the
         hardware has bfloat16 units, e.g. CPUs with AMX and recent GPUs; else slower), "auto" does
         so only where the device has them (``compute.has_bfloat16_units``); activation
-        checkpointing of the networks at the frames' resolution, the frame encoder and the decoders
-        (less memory, a little more time; on by default since issue 32: the ODEs and the ConvGRU
-        work on a grid 16 times smaller, where recomputing costs more than it saves); ``compile``
+        checkpointing of the networks at the frames' resolution, the frame encoder and the decoders'
+        full-resolution stage (less memory, a little more time; on by default since issue 32: the
+        ODEs and the ConvGRU work on a grid 16 times smaller, where recomputing costs more than it
+        saves); ``compile``
         runs every network (encoders, ODE derivatives, ConvGRU cells, decoders) through
         torch.compile in that mode ("reduce-overhead": CUDA graphs on a GPU; "off" by default: the
         first call compiles for a minute or more).
@@ -264,8 +265,7 @@ def _decode_extrapolation(
     without warping. G gives rates, F and D are lead times them: both vanish at lead 0 (the frame is X)
     and grow with the lead as a steady motion's displacement and a steady deepening's change do."""
     dtype = parts["diff"].dtype
-    decoded = run(decoder, state, previous, checkpointing=cfg.checkpointing, compile=cfg.compile)
-    velocity, rate, mask = (v.to(dtype) for v in decoded)
+    velocity, rate, mask = (v.to(dtype) for v in decoder(state, previous))
     lead = lead.view(-1, 1, 1, 1)
     flow, diff = lead * velocity, lead * rate
     parts["diff"][at], parts["mask"][at] = diff, mask

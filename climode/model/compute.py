@@ -61,7 +61,9 @@ def _compiled(mode: str):
     structure (parameters are its inputs, so a copy of a model, as the moving average, reuses its
     graphs), shapes dynamic. A model has a handful of structures, each with and without gradients:
     more than dynamo's default of 8 graphs per function, past which it would run the rest eagerly."""
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.7's name
+    setattr(config, limit, max(getattr(config, limit), 64))
     return torch.compile(_call, mode=mode, dynamic=True)
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .compute import run
 from .encoder import conv_norm_relu
 
 MASK_LOGIT = 2.0  # sigmoid(2) = 0.88: an untrained model leans on the warp, the paper's main mechanism
@@ -50,7 +51,21 @@ def _zero_output(net: nn.Sequential, bias: dict[int, float] | None = None) -> No
             last.bias[channel] = value
 
 
-class ConvDecoder(nn.Module):
+class _Decoder(nn.Module):
+    """Runs ``net`` (``_upsampler``): ``checkpointing`` recomputes its full-resolution stage (from its
+    last upsampling on, where most of its activations are) in the backward pass instead of keeping
+    it; ``compile_mode`` is ``ModelConfig.compile`` (``compute.run``)."""
+
+    checkpointing = False
+    compile_mode = "off"
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        cut = max(i for i, layer in enumerate(self.net) if isinstance(layer, nn.Upsample))
+        coarse = run(self.net[:cut], x, compile=self.compile_mode)
+        return run(self.net[cut:], coarse, checkpointing=self.checkpointing, compile=self.compile_mode)
+
+
+class ConvDecoder(_Decoder):
     """G(h_s, h_prev), the extrapolation decoder (``_upsampler`` of ``kind``): (B, 4w, H/4, W/4) x 2 ->
     velocity (B, 2, H, W) in pixels per model time unit, rate of change (B, c, H, W) per model time
     unit and mask M (B, 1, H, W) in (0, 1); the model multiplies the first two by
@@ -66,12 +81,12 @@ class ConvDecoder(nn.Module):
         _zero_output(self.net, {channels + 2: MASK_LOGIT})
 
     def forward(self, state: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.net(torch.cat((state, previous), 1))
+        out = self.decode(torch.cat((state, previous), 1))
         flow, diff, mask = out.split((2, self.channels, 1), 1)
         return flow, diff, torch.sigmoid(mask)
 
 
-class InterpolationDecoder(nn.Module):
+class InterpolationDecoder(_Decoder):
     """G_int(h_before(s), h_after(s), X_before(s), X_after(s)), the interpolation decoder: the states at s
     carried forward from the observation before s and backward from the one after it, (B, 4w, H/4, W/4)
     each, and the two frames carried to s along the estimated motion, (B, c, H, W) each (where they
@@ -93,11 +108,11 @@ class InterpolationDecoder(nn.Module):
         self, before: torch.Tensor, after: torch.Tensor, frame_before: torch.Tensor, frame_after: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         seen = self.frames(F.avg_pool2d(torch.cat((frame_before, frame_after), 1), 4))
-        out = self.net(torch.cat((before, after), 1) + seen)
+        out = self.decode(torch.cat((before, after), 1) + seen)
         return out.split((2, 2, 1, self.channels), 1)
 
 
-class StateDecoder(nn.Module):
+class StateDecoder(_Decoder):
     """A frame-sized output from one state: (B, 4w, H/4, W/4) -> (B, channels, H, W) (``_upsampler``
     of 4w channels, ``kind`` "paper" or "light"). The baselines use it to decode the change from the
     last observed frame."""
@@ -107,4 +122,4 @@ class StateDecoder(nn.Module):
         self.net = _upsampler(4 * width, channels, kind)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.net(state)
+        return self.decode(state)

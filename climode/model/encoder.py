@@ -61,7 +61,7 @@ class ODEConvGRU(nn.Module):
     summarises that frame and the ones after it.
     """
 
-    compile = "off"  # ``ModelConfig.compile``
+    compile_mode = "off"  # ``ModelConfig.compile``
 
     def __init__(self, channels: int, ode_widths: tuple[int, ...], solver: SolverConfig, reverse: bool = False):
         super().__init__()
@@ -85,7 +85,7 @@ class ODEConvGRU(nn.Module):
             t_i = torch.where(seen, times[:, i], t_prev)
             gap = (t_prev - t_i) if self.reverse else (t_i - t_prev)
             state = advance(self.func, state, gap, self.solver)
-            updated = run(self.cell, state, features[:, i], compile=self.compile)
+            updated = run(self.cell, state, features[:, i], compile=self.compile_mode)
             state = torch.where(seen.view(-1, 1, 1, 1), updated, state)
             t_prev = t_i
             states[i] = state

@@ -44,7 +44,7 @@ class ConvODEFunc(nn.Module):
     has the state's dtype (its convolutions may run lower under autocast).
     """
 
-    compile = "off"  # ``ModelConfig.compile``
+    compile_mode = "off"  # ``ModelConfig.compile``
 
     def __init__(self, widths: tuple[int, ...]):
         super().__init__()
@@ -58,7 +58,7 @@ class ConvODEFunc(nn.Module):
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
-        return run(self.net, h, compile=self.compile).to(h.dtype)
+        return run(self.net, h, compile=self.compile_mode).to(h.dtype)
 
 
 class FCODEFunc(nn.Module):

@@ -186,6 +186,7 @@ class VidRNN(_Recurrent):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.decoder = ConvDecoder(config.channels, config.width, config.decoder)
+        self.decoder.checkpointing, self.decoder.compile_mode = config.checkpointing, config.compile
 
     def _query_states(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, K, 4w, h, w): the decoder's state at each query (clamped to the last observed input)."""

@@ -65,8 +65,9 @@ class VidODE(nn.Module):
         self.decoder = ConvDecoder(c, w, config.decoder)
         self.interpolator = InterpolationDecoder(c, w, config.decoder)
         encoders = (self.sequence_encoder, self.backward_encoder) if config.encoder == "ode-convgru" else ()
-        for part in (*self.ode_functions().values(), *encoders):
-            part.compile = config.compile
+        for part in (*self.ode_functions().values(), *encoders, self.decoder, self.interpolator):
+            part.compile_mode = config.compile
+        self.decoder.checkpointing = self.interpolator.checkpointing = config.checkpointing
         if config.channels_last:
             use_channels_last(self)
 
@@ -167,15 +168,7 @@ class VidODE(nn.Module):
             with torch.no_grad():  # the motion carrying X_i onto X_j over the gap, pixels: where the flows start
                 moved = pad4(motion(x_i[..., :H, :W], x_j[..., :H, :W]))  # on the frames, unpadded
         with lowered(cfg.precision, filled):
-            decoded = run(
-                self.interpolator,
-                before,
-                after,
-                warp(x_i, -tau * moved),
-                warp(x_j, (1 - tau) * moved),
-                checkpointing=cfg.checkpointing,
-                compile=cfg.compile,
-            )
+            decoded = self.interpolator(before, after, warp(x_i, -tau * moved), warp(x_j, (1 - tau) * moved))
         velocity_i, velocity_j, blend, d = (v.to(filled.dtype) for v in decoded)
         if cfg.flow_warping:
             # corrections are velocities (pixels per model time unit): a displacement over the gap scales with it
