@@ -79,7 +79,8 @@ def stages(threads: int, repeats: int) -> dict:
         return {name: _timed(fn, repeats) for name, fn in rows.items()}
 
 
-def _cpu() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform says."""
     try:
         with open("/proc/cpuinfo") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -93,7 +94,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads, one run each")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     args = p.parse_args()
-    machine = f"{_cpu()}, torch {torch.__version__}"
+    machine = f"{cpu_name()}, torch {torch.__version__}"
     results = {threads: stages(threads, args.repeats) for threads in args.threads}
     print(f"machine: {machine}; median of {args.repeats} warm calls")
     print("| stage | " + " | ".join(f"CPU-s, {t} thread(s) | wall s, {t} thread(s)" for t in results) + " |")

@@ -229,12 +229,11 @@ def _run_child(side: str, size: int, steps: int, public_dir: Path) -> dict:
 
 
 def _machine() -> dict:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    from forecast_latency import cpu_name  # benchmarks/ is on the path of a script run from it
+
     return {
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": model,
+        "cpu_model": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

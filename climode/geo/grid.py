@@ -84,7 +84,7 @@ def _window_sums(a: np.ndarray, axis: int, keep: np.ndarray, half: int) -> np.nd
     return np.take(means, keep, axis=axis).astype(np.float64) * width
 
 
-def _box_sums(values: np.ndarray, width: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _box_means(values: np.ndarray, width: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """(..., H, W) -> (..., len(rows), len(cols)): the NaN-aware mean over the centred ``width`` x
     ``width`` box (truncated at the edges) at those rows and columns, from running sums (float64) of
     the valid values and of their count, one pass over the grid per axis whatever the width."""
@@ -119,7 +119,7 @@ def box_mean_at(obj, factor: float, lat: np.ndarray, lon: np.ndarray):
     width = box_width(factor) if factor > 1.5 else 1
 
     def regrid(values: np.ndarray) -> np.ndarray:
-        near = _box_sums(values, width, rows, cols)
+        near = _box_means(values, width, rows, cols)
         return bilinear(near, (source_lat[rows], source_lon[cols]), (lat, lon))
 
     def one(da: xr.DataArray) -> xr.DataArray:

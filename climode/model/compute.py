@@ -67,6 +67,16 @@ def _compiled(mode: str):
     return torch.compile(_call, mode=mode, dynamic=True)
 
 
+def configure(model: nn.Module, checkpointing: bool, compile: str) -> None:
+    """Set how every part of ``model`` that calls ``run`` with settings of its own runs: ``checkpointing``
+    on those that declare it (the decoders), ``compile_mode`` on those that declare that."""
+    for part in model.modules():
+        if hasattr(part, "checkpointing"):
+            part.checkpointing = checkpointing
+        if hasattr(part, "compile_mode"):
+            part.compile_mode = compile
+
+
 def run(module: nn.Module, *inputs: torch.Tensor, checkpointing: bool = False, compile: str = "off"):
     """``module(*inputs)`` (a tensor or a tuple of tensors, batch first), its activations recomputed in
     the backward pass instead of kept when ``checkpointing`` and gradients are on: called on CHUNK

@@ -42,6 +42,7 @@ from .base import (
     model_times,
     prepare_inputs,
 )
+from .compute import configure
 from .decoder import ConvDecoder, StateDecoder
 from .encoder import ConvEncoder, ConvGRUCell
 
@@ -186,7 +187,7 @@ class VidRNN(_Recurrent):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.decoder = ConvDecoder(config.channels, config.width, config.decoder)
-        self.decoder.checkpointing, self.decoder.compile_mode = config.checkpointing, config.compile
+        configure(self, config.checkpointing, config.compile)
 
     def _query_states(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, K, 4w, h, w): the decoder's state at each query (clamped to the last observed input)."""

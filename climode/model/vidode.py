@@ -19,7 +19,7 @@ from .base import (
     pad4,
     prepare_inputs,
 )
-from .compute import lowered, run, use_channels_last
+from .compute import configure, lowered, run, use_channels_last
 from .decoder import ConvDecoder, InterpolationDecoder
 from .encoder import ConvEncoder, ODEConvGRU
 from .motion import motion
@@ -64,10 +64,7 @@ class VidODE(nn.Module):
             self.decoder_func = ConvODEFunc(ode_widths)
         self.decoder = ConvDecoder(c, w, config.decoder)
         self.interpolator = InterpolationDecoder(c, w, config.decoder)
-        encoders = (self.sequence_encoder, self.backward_encoder) if config.encoder == "ode-convgru" else ()
-        for part in (*self.ode_functions().values(), *encoders, self.decoder, self.interpolator):
-            part.compile_mode = config.compile
-        self.decoder.checkpointing = self.interpolator.checkpointing = config.checkpointing
+        configure(self, config.checkpointing, config.compile)
         if config.channels_last:
             use_channels_last(self)
 
@@ -86,9 +83,9 @@ class VidODE(nn.Module):
             if L != self.config.n_in:
                 raise ValueError(f"the ODE-Conv encoder was built for {self.config.n_in} input frames, got {L}")
             return None, None, self.frame_encoder(x.flatten(1, 2))
-        # states stay in the frames' dtype
-        how = {"checkpointing": self.config.checkpointing, "compile": self.config.compile}
-        feats = run(self.frame_encoder, x[observed], **how).to(x.dtype)
+        cfg = self.config
+        feats = run(self.frame_encoder, x[observed], checkpointing=cfg.checkpointing, compile=cfg.compile)
+        feats = feats.to(x.dtype)  # states stay in the frames' dtype
         features = feats.new_zeros(B, L, *feats.shape[1:])
         features[observed] = feats
         forward = self.sequence_encoder(features, t, observed)
