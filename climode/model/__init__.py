@@ -14,19 +14,26 @@ from ..registry import Registry
 from .base import ModelConfig, check_times
 from .baselines import BASELINES, Baseline
 from .discriminator import PatchDiscriminator
+from .dvf import MODELS as DVF_MODELS
 from .latent import MODELS as LATENT
 from .odefunc import SolverConfig
+from .prednet import MODELS as PREDNET_MODELS
+from .rcg import MODELS as RCG_MODELS
 from .recurrent import MODELS as RECURRENT
+from .savp import MODELS as SAVP_MODELS
 from .srvp import MODELS as SRVP_MODELS
 from .srvp import SRVP
 from .svg import MODELS as SVG_MODELS
 from .svg import SVGFP, SVGLP
+from .uvi import MODELS as UVI_MODELS
 from .vidode import VidODE
 from .warp import warp
 
 MODELS: Registry[type[nn.Module]] = Registry(
     "model",
     {"vid-ode": VidODE, "ode-conv": VidODE, "ode-fc": VidODE, **RECURRENT, **LATENT, **SVG_MODELS, **SRVP_MODELS,
+     **DVF_MODELS, **UVI_MODELS,
+     **PREDNET_MODELS, **RCG_MODELS, **SAVP_MODELS,
      **{name: Baseline for name in BASELINES}},
     unavailable=BASELINES.unavailable,
 )  # fmt: skip

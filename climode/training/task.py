@@ -94,8 +94,10 @@ class ForecastTask(L.LightningModule):
     where it extrapolates through a difference image (``diff`` at queries whose ``kind`` is
     EXTRAPOLATED, trained towards the true change from the frame it is composed from); the
     variational models (those returning ``kl``) the MSE of their ``frames`` and reconstructed
-    ``inputs`` plus lambda_kl * ``kl``. Models taking each sample's own times get the whole batch;
-    the others one group of samples sharing their times at a time.
+    ``inputs`` plus lambda_kl * ``kl``; a model's own terms (``losses``: name -> scalar, already
+    weighted as its paper weights them, e.g. a cycle-consistency loss) are added as they are. Models
+    taking each sample's own times get the whole batch; the others one group of samples sharing their
+    times at a time.
 
     The sequence discriminator sees each sample's observed inputs and queries in time order; with the
     real frames at every query but one (the supplement's Eq. 8) for samples whose queries all lie
@@ -156,6 +158,8 @@ class ForecastTask(L.LightningModule):
             losses["inputs"] = reconstruction(out["inputs"], batch["frames_in"])
         if "kl" in out:
             losses["kl"] = out["kl"]
+        for name, value in out.get("losses", {}).items():  # a model's own terms, weighted by the model
+            losses[f"model_{name}"] = value
         return losses
 
     def generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -167,7 +171,8 @@ class ForecastTask(L.LightningModule):
             "kl": train.lambda_kl,
             "core": train.lambda_core,
         }
-        return sum(weights[name] * losses[name] for name in weights if name in losses)
+        own = [value for name, value in losses.items() if name.startswith("model_")]
+        return sum(weights[name] * losses[name] for name in weights if name in losses) + sum(own)
 
     def forecast(self, batch: dict, model: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """The forecast frames (B, K, C, H, W) at each sample's queries (NaN where none), the generator's
