@@ -11,7 +11,7 @@ import xarray as xr
 
 from .geo.grid import downsample, grid_step, upsample
 from .geo.tiles import blend_weights, windows
-from .model.compose import compose, fill_missing, shifted_fill
+from .model.compose import compose, fill_missing, finer_parts, shifted_fill
 from .normalise import Normalised
 
 OVERLAP = 8  # windows of a large domain share at least 1/OVERLAP of the tile size
@@ -46,10 +46,7 @@ def compose_native(
         np.float32,
     )
     up = lambda name: torch.as_tensor(upsample(parts[name], coarse, native))[None]
-    flows = up("flows") * torch.as_tensor(scale).view(1, 1, 1, 2, 1, 1)
-    sources = torch.as_tensor(parts["sources"])[None]
-    moved_whole = (sources[..., 0] == sources[..., 1]).view(*sources.shape[:2], 1, 1, 1)
-    weight = torch.where(moved_whole, 1.0, up("weight"))
+    sources, flows, weight = finer_parts({"sources": parts["sources"][None]}, tuple(scale), up)
     x = torch.as_tensor(predictor.scale_inputs(frames))[None]
     if np.isfinite(frames).all():  # nothing to fill: every carried value is drawn from valid cells
         carried = compose(x, sources, flows, weight)[0].numpy()

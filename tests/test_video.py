@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_user_error, run_module, write_config
+from PIL import Image
 
 import climode
 from climode.errors import ClimodeError
@@ -19,7 +20,7 @@ from climode.verification.metrics import psnr
 from climode.video import readers
 from climode.video.clips import VideoClips
 from climode.video.layouts import LAYOUTS
-from climode.video.retime import frame_times, retime
+from climode.video.retime import frame_times, retime, working_shape
 from climode.video.synthetic import write_layout
 
 LAYOUT_NAMES = ("kth", "mgif", "penn", "folder")
@@ -160,6 +161,12 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(datasets, tmp_path):
         climode.checkpoint.Card(variables=("grey",), time_units="frames", config={"data": {"n_in": 5}}),
     )
     clip = _clip(tmp_path)
+    one = tmp_path / "one.mp4"
+    iio.imwrite(one, np.zeros((1, 32, 32, 3), np.uint8), fps=10)
+    huge = tmp_path / "huge"  # a folder of images: a 10000 x 10000 PNG of one colour is small on disk
+    huge.mkdir()
+    Image.new("L", (10000, 10000)).save(huge / "0.png")
+    shutil.copy(huge / "0.png", huge / "1.png")
     short = tmp_path / "short"
     short.mkdir()
     for i in range(3):
@@ -170,7 +177,18 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(datasets, tmp_path):
         (("climode.train", "--dataset", "folder", "--root", empty, "--out", out), ["holds no videos", str(empty)]),
         (("climode.train", "--dataset", "kth", "--root", datasets / "mgif", "--out", out), ["KTH Action layout"]),
         (("climode.video", "--input", corrupt, "--checkpoint", model, "--fps", "8", "--out", out), ["cannot decode"]),
-        (("climode.video", "--input", clip, "--checkpoint", model, "--fps", "8", "--out", out), ["--channels 1"]),
+        (
+            ("climode.video", "--input", clip, "--checkpoint", model, "--fps", "8", "--out", out, "--channels", "3"),
+            ["--channels 1"],
+        ),
+        (
+            ("climode.video", "--input", one, "--checkpoint", model, "--fps", "8", "--out", out),
+            ["1 frame", "at least 2"],
+        ),
+        (
+            ("climode.video", "--input", huge, "--checkpoint", model, "--fps", "8", "--out", out),
+            ["10000 x 10000 pixels", "larger than climode reads"],
+        ),
     ]
     cases += [
         (("climode.video", "--input", clip, "--checkpoint", model, "--fps", fps, "--out", out), [message])
@@ -186,3 +204,45 @@ def test_a_video_shorter_than_a_sample_is_refused_by_name(tmp_path):
     clip = _clip(tmp_path, frames=6)
     with pytest.raises(ClimodeError, match=r"clip.mp4 has 6 frames.*needs 10"):
         VideoClips([clip], "extrapolation", 5, 5, size=32, cache=tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif", ""])
+def test_frames_too_large_are_refused_before_they_are_decoded(tmp_path, monkeypatch, suffix):
+    frames = (np.random.default_rng(0).random((6, 32, 48, 3)) * 255).astype(np.uint8)  # MP4: whole macroblocks
+    if suffix:
+        source = tmp_path / f"clip{suffix}"
+        iio.imwrite(source, frames, **({"fps": 10} if suffix == ".mp4" else {"duration": 100}))
+    else:
+        source = tmp_path / "images"
+        source.mkdir()
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(source / f"{i}.png")
+    monkeypatch.setattr(readers, "_channels", lambda *a: pytest.fail("decoded"))
+    monkeypatch.setattr(readers, "MAX_PIXELS", 48 * 32 - 1)
+    with pytest.raises(ClimodeError, match="frames of 48 x 32 pixels are larger than climode reads"):
+        readers.decode(source, None, None)
+    monkeypatch.setattr(readers, "MAX_PIXELS", 48 * 32)
+    monkeypatch.setattr(readers, "MAX_BYTES", 48 * 32 * 3 * 5)  # five frames
+    with pytest.raises(ClimodeError, match="6 frames of 48 x 32 pixels need"):
+        readers.decode(source, None, None)
+
+
+def test_a_clip_keeps_its_own_size_and_aspect(tmp_path):
+    assert working_shape(240, 320, 128) == (128, 171) and working_shape(96, 64, 128) == (96, 64)
+    assert working_shape(240, 320, 128, fixed=[32, 32]) == (32, 32)  # ODE-FC: its one size
+    rng = np.random.default_rng(0)
+    frames = (rng.random((6, 3, 36, 60)) * 255).astype(np.uint8)  # detail at every pixel
+    video = readers.Video(frames, 10.0, tmp_path / "clip.mp4")
+    model = build(ModelConfig(channels=3, width=4)).eval()
+    made = retime(model, video, np.array([0.1, 0.15, 0.2]), n_in=4, side=16)  # the model works at 16 x 27
+    assert made.shape == (3, 3, 36, 60)
+    error = np.mean((made[[0, 2]].astype(float) - frames[[1, 2]].astype(float)) ** 2)
+    assert 10 * np.log10(255.0**2 / max(error, 1e-12)) >= 40  # the recorded frames come back whole, not upsampled
+    upsampled = torch.nn.functional.interpolate(
+        torch.nn.functional.interpolate(torch.as_tensor(frames[1:3] / 255.0), (16, 27), mode="area"), (36, 60)
+    )
+    assert np.mean((made[[0, 2]] / 255.0 - frames[1:3] / 255.0) ** 2) < 0.1 * float(
+        torch.mean((upsampled - torch.as_tensor(frames[1:3] / 255.0)) ** 2)
+    )
+    still = readers.Video(np.repeat(frames[:1], 6, 0), 10.0, tmp_path / "still.mp4")
+    assert np.abs(retime(model, still, np.array([0.15, 0.37]), n_in=4, side=16).astype(int) - frames[0]).max() <= 1

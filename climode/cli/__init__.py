@@ -4,7 +4,7 @@
     climode train     --dataset cam5 --data tiles.zarr        train a model
     climode evaluate  --checkpoint MODEL | --forecast F --truth T | --protocol NAME
     climode prepare   --input 'cam5/*.nc' --out tiles.zarr    fields -> tiles -> samples -> shards
-    climode video     --input clip.mp4 --checkpoint MODEL --fps 8,11,14
+    climode video     --input clip.mp4 --fps 50,100 [--checkpoint MODEL]
     climode synthetic --out storms/ --storms 20               CAM5-like synthetic storms
     climode case      --out runs/demo                         one synthetic storm to forecast
     climode video-synthetic --layout folder --out videos/     moving shapes in a video layout

@@ -13,12 +13,13 @@ Every learned Vid-ODE-like model describes each forecast frame by its *parts* (a
 Extrapolation is M * W(F, X) + (1 - M) * (X + D) (both sources the anchor, the second unwarped,
 residual (1 - M) D); interpolation blends the two observed frames around the query, each warped
 along the motion between them. ``compose`` is the one place this sum is written: the models call
-it on their own grid and the forecast on the input's finer grid (``climode.forecast``).
+it on their own grid, and the forecast on the input's finer grid (``climode.forecast``) and a video
+at its own size (``climode.video.retime``) call it with the parts brought there (``finer_parts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -123,3 +124,17 @@ def compose(
         index = torch.where(sources[:, k] < 0, inputs.shape[1] - 1 - sources[:, k], sources[:, k])
         out.append(frame(_gather(bank, index).unsqueeze(1), slice(k, k + 1))[:, 0])
     return torch.stack(out, 1)
+
+
+def finer_parts(
+    parts: dict, scale: tuple[float, float], up: Callable[[str], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(sources, flows, weight)`` of ``parts`` on a finer grid, for ``compose`` with the finer inputs:
+    ``up(name)`` gives the part ``name`` (B, K, ..., h, w) brought to the finer grid (B, K, ..., H, W),
+    the flows are scaled by ``scale`` (x, y: finer cells per coarse cell), and where a query's two
+    sources are one frame (extrapolation) the weight is 1: that frame moved whole, with no unmoved
+    copy of it, since its detail finer than the coarse grid would otherwise stay where it was."""
+    flows = up("flows") * torch.as_tensor(scale, dtype=torch.float32).view(1, 1, 1, 2, 1, 1)
+    sources = torch.as_tensor(parts["sources"])
+    moved_whole = (sources[..., 0] == sources[..., 1]).view(*sources.shape[:2], 1, 1, 1)
+    return sources, flows, torch.where(moved_whole, 1.0, up("weight"))

@@ -31,7 +31,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from ..geo.storms import KM_PER_DEG, great_circle_km
 from ..registry import Registry
 
-SSIM_CHUNK = 128  # frames per torchmetrics call
+SSIM_PIXELS = 128 * 64 * 64  # single-channel frame pixels per torchmetrics call (its CPU convolution
+# unfolds every 11 x 11 window in double precision: ~1 kB per pixel)
 FIELD_DIMS = ("lat", "lon")
 WIND_THRESHOLDS_MS = (17.0, 33.0)  # 850 hPa wind speed events (gale, hurricane force) for csi / fss
 DEFICIT_THRESHOLDS_HPA = (10.0, 30.0)  # PSL deficit events (psl_deficit) for csi / fss
@@ -60,10 +61,11 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     target, pred = torch.where(torch.isfinite(target), target, pred), torch.where(torch.isfinite(pred), pred, target)
     target, pred = torch.nan_to_num(target), torch.nan_to_num(pred)
     pred, target = pred.reshape(-1, 1, H, W).double(), target.reshape(-1, 1, H, W).double()
+    chunk = max(1, SSIM_PIXELS // (H * W))
     per_channel = torch.cat(
         [  # in chunks: one large call made the CPU convolution ask for tens of GB
             structural_similarity_index_measure(p, t, data_range=data_range, reduction="none")
-            for p, t in zip(pred.split(SSIM_CHUNK), target.split(SSIM_CHUNK))
+            for p, t in zip(pred.split(chunk), target.split(chunk))
         ]
     )
     return per_channel.view(B, K, C).mean(2).to(dtype)

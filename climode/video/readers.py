@@ -1,6 +1,8 @@
 """Videos read once: any file imageio reads (MP4, AVI, WebM, MOV, MKV through the ffmpeg that the
-imageio-ffmpeg wheel carries; GIF through Pillow) or a folder of images, centre-cropped to a square,
-resized and cached.
+imageio-ffmpeg wheel carries; GIF through Pillow) or a folder of images, centre-cropped to a square
+and resized (the datasets' samples) or as they are (``size`` None: frame-rate conversion), and cached.
+A frame larger than ``MAX_PIXELS`` or a clip larger than ``MAX_BYTES`` decoded is refused before it
+is decoded.
 
 ``read_video(source, size, channels)`` returns a ``Video``: ``frames`` (T, C, H, W) uint8 and
 ``fps``. Decoded frames are kept in a cache (one ``.npy``, memory-mapped when read, per file and settings, keyed by the
@@ -27,6 +29,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".gif")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 IMAGE_FPS = 30.0  # frames per second of an image sequence that does not say (Penn Action's)
 CACHE_VERSION = 1
+MAX_PIXELS = 4096 * 4096  # per frame: 4K UHD fits, a 10000 x 10000 frame does not
+MAX_BYTES = 4 * 2**30  # decoded frames of one clip (uint8)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,23 @@ def default_cache() -> Path:
     return Path(os.environ.get("CLIMODE_CACHE") or Path.home() / ".cache" / "climode") / "video"
 
 
+def check_size(source: Path, width: int, height: int, frames: float = 1) -> None:
+    """Refuse frames of ``width`` x ``height`` pixels over ``MAX_PIXELS``, or ``frames`` of them over
+    ``MAX_BYTES`` decoded, before anything is decoded."""
+    if width * height > MAX_PIXELS:
+        raise ClimodeError(
+            f"{source}: frames of {width} x {height} pixels are larger than climode reads "
+            f"({MAX_PIXELS / 1e6:.1f} megapixels at most, e.g. 4096 x 4096); scale the clip down first "
+            "(e.g. ffmpeg -i IN -vf scale=1920:-2 OUT)"
+        )
+    if frames * width * height * 3 > MAX_BYTES:
+        raise ClimodeError(
+            f"{source}: {frames:.0f} frames of {width} x {height} pixels need "
+            f"{frames * width * height * 3 / 2**30:.1f} GiB decoded, over {MAX_BYTES / 2**30:.0f} GiB; "
+            "cut the clip shorter or scale it down first"
+        )
+
+
 def _decode_file(path: Path) -> tuple[np.ndarray, float]:
     """All frames (T, H, W, 3 or 1) uint8 of a video file and its frame rate."""
     import imageio.v3 as iio  # imported here: only video work needs it
@@ -51,7 +72,15 @@ def _decode_file(path: Path) -> tuple[np.ndarray, float]:
     plugin = None if gif else "FFMPEG"
     try:
         meta = iio.immeta(path, plugin=plugin)
+        if gif:
+            with Image.open(path) as image:
+                check_size(path, *image.size, getattr(image, "n_frames", 1))
+        elif meta.get("size"):
+            width, height = meta["size"]
+            check_size(path, width, height, float(meta.get("duration") or 0) * float(meta.get("fps") or 0))
         frames = np.asarray(iio.imread(path, index=None, plugin=plugin))
+    except ClimodeError:
+        raise
     except Exception as exc:  # imageio raises OSError, ValueError, RuntimeError, ... for a bad file
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ClimodeError(f"{path}: cannot decode this video ({reason}); is it a complete video file?") from None
@@ -79,6 +108,7 @@ def _decode_images(folder: Path) -> tuple[np.ndarray, float]:
     for f in files:
         try:
             with Image.open(f) as image:
+                check_size(f, *image.size, len(files))
                 frames.append(np.asarray(image.convert("RGB")))
         except OSError as exc:
             raise ClimodeError(f"{f}: cannot read this image ({exc})") from None
@@ -127,25 +157,29 @@ def _key(source: Path, size: int, channels: int | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def decode(source: Path, size: int, channels: int | None) -> Video:
-    """Decode ``source`` (a video file or a folder of images) without the cache."""
+def decode(source: Path, size: int | None, channels: int | None) -> Video:
+    """Decode ``source`` (a video file or a folder of images) without the cache; ``size`` None keeps
+    the frames' own size and aspect."""
     frames, fps = _decode_images(source) if source.is_dir() else _decode_file(source)
     if len(frames) == 0:
         raise ClimodeError(f"{source}: no frames")
-    frames = _square(_channels(frames, channels), size)
+    frames = _channels(frames, channels)
+    if size is not None:
+        frames = _square(frames, size)
     return Video(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)), fps, source)
 
 
 def read_video(
-    source: str | Path, size: int = 128, channels: int | None = None, cache: str | Path | None = None
+    source: str | Path, size: int | None = 128, channels: int | None = None, cache: str | Path | None = None
 ) -> Video:
     """The frames of ``source`` (a video file or a folder of images), centre-cropped to a square of
-    ``size`` x ``size`` pixels, with ``channels`` (1 grey, 3 colour, None: as the video is); read from
-    the cache under ``cache`` (default ``default_cache()``) when it was decoded before."""
+    ``size`` x ``size`` pixels (None: the frames as they are), with ``channels`` (1 grey, 3 colour,
+    None: as the video is); read from the cache under ``cache`` (default ``default_cache()``) when it
+    was decoded before."""
     source = Path(source)
     if not source.exists():
         raise ClimodeError(f"video {source} not found")
-    if size < 8:
+    if size is not None and size < 8:
         raise ClimodeError(f"video frame size must be at least 8 pixels, got {size}")
     store = Path(cache) if cache is not None else default_cache()
     key = _key(source, size, channels)
