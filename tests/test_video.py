@@ -246,3 +246,33 @@ def test_a_clip_keeps_its_own_size_and_aspect(tmp_path):
     )
     still = readers.Video(np.repeat(frames[:1], 6, 0), 10.0, tmp_path / "still.mp4")
     assert np.abs(retime(model, still, np.array([0.15, 0.37]), n_in=4, side=16).astype(int) - frames[0]).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(24, 32), (27, 33)])
+def test_an_mp4_keeps_the_frames_size_even_when_odd(tmp_path, shape):
+    from climode.video.write import write_mp4
+
+    frames = (np.random.default_rng(0).random((4, 3, *shape)) * 255).astype(np.uint8)
+    back = iio.imread(write_mp4(frames, tmp_path / "clip.mp4", 10.0), plugin="FFMPEG", index=None)
+    assert back.shape == (4, *shape, 3)
+
+
+def test_scenes_render_any_time_with_motion_inside_the_gaps():
+    from climode.video.scenes import Scenes, make_scene, render
+
+    data = Scenes("train", 8, n_in=4, n_out=1, frame_size=32)
+    sample, again = data[3], data[3]
+    assert all(np.array_equal(sample[k], again[k]) for k in sample)  # seeded by index
+    t_in, t_out = sample["times_in"], sample["times_out"]
+    assert np.array_equal(t_in, [0, 1, 2, 3]) and len(t_out) == 4
+    assert np.all((t_out[:3] > t_in[:3]) & (t_out[:3] < t_in[1:])) and 3 < t_out[3] <= 4  # one per gap, one after
+    assert (
+        sample["frames_in"].shape == (4, 3, 32, 32)
+        and 0 <= sample["frames_out"].min() <= sample["frames_out"].max() <= 1
+    )
+    assert not np.array_equal(Scenes("test", 8, frame_size=32)[3]["frames_in"], sample["frames_in"])  # splits differ
+    moving = [make_scene(np.random.default_rng(i), 32) for i in range(8)]
+    frames = [render(scene, np.array([0.0, 0.5, 1.0]), 32) for scene in moving]
+    assert np.mean([np.abs(f[1] - f[0]).mean() > 1e-3 for f in frames]) > 0.5  # most scenes move
+    for scene, f in zip(moving, frames):
+        np.testing.assert_allclose(render(scene, np.array([0.5]), 32)[0], f[1], atol=1e-6)  # a time is one frame

@@ -22,8 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dataset",
-        help="dataset name (overrides the config): bouncing-ball, clips, cam5, gridded or a video layout "
-        "(kth, mgif, penn, folder); another name is refused with the list",
+        help="dataset name (overrides the config): bouncing-ball, scenes (procedural video), clips, cam5, "
+        "gridded or a video layout (kth, mgif, penn, folder); another name is refused with the list",
     )
     p.add_argument(
         "--data",

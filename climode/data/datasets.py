@@ -60,6 +60,13 @@ def _bouncing_ball(cfg: DataConfig, split: str, normalisation: Stats | None) -> 
     )
 
 
+def _scenes(cfg: DataConfig, split: str, normalisation: Stats | None) -> Dataset:
+    from ..video.scenes import Scenes
+
+    size = {"train": cfg.train_size, "val": cfg.val_size, "test": cfg.test_size}[split]
+    return Scenes(split, size, cfg.n_in, cfg.n_out, cfg.frame_size, seed=cfg.seed)
+
+
 def _path(cfg: DataConfig, example: str) -> str:
     if cfg.path is None:
         raise ClimodeError(f"dataset {cfg.name!r} needs data: pass --data {example}")
@@ -122,6 +129,7 @@ DATASETS: Registry[DatasetSpec] = Registry(
     {
         "bouncing-ball": DatasetSpec(_bouncing_ball),
         "clips": DatasetSpec(_clips),
+        "scenes": DatasetSpec(_scenes, "video-bundled"),
         "cam5": DatasetSpec(_shards, "cam5-small", storms=True, time_scale=3.0),
         "gridded": DatasetSpec(_shards, "gridded-small", prepare=_prepare_gridded),
         **dict.fromkeys(LAYOUTS, DatasetSpec(_video, "video", video=True)),

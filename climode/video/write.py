@@ -8,20 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ClimodeError
 from ..io.atomic import replacing
 
 
 def write_mp4(frames: np.ndarray, path: Path, fps: float) -> Path:
-    """(T, C, H, W) uint8 -> an H.264 MP4 (yuv420p, so any player opens it) at ``fps``."""
+    """(T, C, H, W) uint8 -> an H.264 MP4 at ``fps`` and the frames' own size: yuv420p (any player opens
+    it) where both sides are even, else yuv444p (4:2:0 halves both sides; x264 writes nothing then)."""
     import imageio.v3 as iio
 
+    even = frames.shape[-1] % 2 == 0 and frames.shape[-2] % 2 == 0
     with replacing(path) as tmp:
         staged = tmp.with_name(tmp.name + ".mp4")  # ffmpeg picks the container by the file's suffix
         try:
             iio.imwrite(
-                staged, _hwc(frames), plugin="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
-                macro_block_size=1, ffmpeg_log_level="error", quality=9,
+                staged, _hwc(frames), plugin="FFMPEG", fps=fps, codec="libx264",
+                pixelformat="yuv420p" if even else "yuv444p", macro_block_size=1, ffmpeg_log_level="error",
+                quality=9,
             )  # fmt: skip
+            if not staged.is_file() or staged.stat().st_size == 0:
+                size = f"{frames.shape[-1]} x {frames.shape[-2]}"
+                raise ClimodeError(f"{path}: ffmpeg wrote no video for frames of {size} pixels")
             os.replace(staged, tmp)
         finally:
             staged.unlink(missing_ok=True)
