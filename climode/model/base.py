@@ -238,6 +238,17 @@ def classify(t: torch.Tensor, s: torch.Tensor, observed: torch.Tensor) -> dict[s
     return {"kind": kind, "before": before, "after": after}
 
 
+def placed_queries(config: ModelConfig, frames: torch.Tensor, times: torch.Tensor, query_times: torch.Tensor):
+    """What a model that composes frames from the inputs around each query reads first: ``(observed,
+    filled, valid, t, s, where)``: the inputs' ``prepare_inputs`` parts, each sample's input and query
+    times in model units (B, L) and (B, K) (``model_times``; NaN: no query) and where each query falls
+    among the observed frames (``classify``). Refuses inputs ``check_inputs`` refuses."""
+    times, query_times = check_inputs(config, frames, times, query_times)
+    _, observed, filled, valid = prepare_inputs(frames)
+    t, s = model_times(times, query_times, frames, config.time_scale)
+    return observed, filled, valid, t, s, classify(t, s, observed)
+
+
 def empty_parts(filled: torch.Tensor, K: int) -> dict[str, torch.Tensor]:
     """Composition parts (``climode.model.compose``) of K queries that copy their first source, on the
     grid of ``filled`` (B, L, C, H, W): zero ``flows``, ``residual`` and ``diff``, unit ``weight`` and ``mask``."""

@@ -52,13 +52,10 @@ from .base import (
     EXTRAPOLATED,
     INTERPOLATED,
     ModelConfig,
-    check_inputs,
-    classify,
     empty_parts,
     finish,
     last_index,
-    model_times,
-    prepare_inputs,
+    placed_queries,
 )
 
 TV_FLOW, TV_MASK = 0.01, 0.005  # DVF's total variation weights (lambda_1, lambda_2)
@@ -130,10 +127,7 @@ class DVF(nn.Module):
         units (NaN: a slot a sample does not use) -> the dict of ``base.finish`` less ``diff``, plus
         ``losses`` in training mode."""
         H, W = frames.shape[-2:]
-        times, query_times = check_inputs(self.config, frames, times, query_times)
-        _, observed, filled, valid = prepare_inputs(frames)
-        t, s = model_times(times, query_times, frames, self.config.time_scale)
-        where = classify(t, s, observed)
+        observed, filled, valid, t, s, where = placed_queries(self.config, frames, times, query_times)
         kind, asked = where["kind"], torch.isfinite(s)
         last = last_index(observed)
         slots = torch.arange(observed.shape[1], device=frames.device)

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import INTERPOLATED, ModelConfig, check_inputs, classify, empty_parts, finish, model_times, prepare_inputs
+from .base import INTERPOLATED, ModelConfig, empty_parts, finish, placed_queries
 from .dvf import total_variation
 from .warp import warp
 
@@ -159,10 +159,7 @@ class UVI(nn.Module):
         units (NaN: a slot a sample does not use) -> the dict of ``base.finish`` less ``diff``, plus
         ``losses`` in training mode."""
         H, W = frames.shape[-2:]
-        times, query_times = check_inputs(self.config, frames, times, query_times)
-        _, observed, filled, valid = prepare_inputs(frames)
-        t, s = model_times(times, query_times, frames, self.config.time_scale)
-        where = classify(t, s, observed)
+        observed, filled, valid, t, s, where = placed_queries(self.config, frames, times, query_times)
         kind, asked = where["kind"], torch.isfinite(s)
         sources = torch.stack((where["before"], where["after"]), -1)  # outside the span: the nearest twice
         parts = empty_parts(filled, s.shape[1])
