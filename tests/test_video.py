@@ -138,7 +138,7 @@ def test_both_video_protocols_write_their_tables(datasets, tmp_path, task, monke
     written = run("mgif", "tiny", tmp_path / "out", root=datasets / "mgif", task=task)
     text = (tmp_path / "out" / "results.md").read_text()
     baseline = "Frame blending" if task == "interpolation" else "Advection"
-    assert baseline in text and "Vid-ODE" in text and "PSNR" in text and "n/a" in text  # LPIPS: no weights here
+    assert baseline in text and "Vid-ODE" in text and "PSNR dB, pooled" in text and "n/a" in text  # LPIPS: n/a
     assert any(p.name == "scores.csv" for p in written)
 
 
@@ -276,3 +276,19 @@ def test_scenes_render_any_time_with_motion_inside_the_gaps():
     assert np.mean([np.abs(f[1] - f[0]).mean() > 1e-3 for f in frames]) > 0.5  # most scenes move
     for scene, f in zip(moving, frames):
         np.testing.assert_allclose(render(scene, np.array([0.5]), 32)[0], f[1], atol=1e-6)  # a time is one frame
+
+
+@pytest.mark.slow
+def test_the_bundled_model_retimes_a_320_by_240_clip_at_its_own_size(tmp_path):
+    from climode.video.scenes import make_scene, render
+
+    frames = render(make_scene(np.random.default_rng(5), 320), np.arange(8.0), 320)[:, :, 40:280]
+    clip = tmp_path / "clip.mp4"
+    iio.imwrite(clip, np.rint(frames.transpose(0, 2, 3, 1) * 255).astype(np.uint8), fps=10, macro_block_size=1)
+    out = tmp_path / "rates"
+    made = run_module("climode.video", "--input", clip, "--fps", "20,40", "--out", out)  # no --checkpoint
+    assert made.returncode == 0, made.stderr
+    for rate in (20, 40):
+        back = iio.imread(out / f"clip_{rate}fps.mp4", plugin="FFMPEG", index=None)
+        assert back.shape == (len(frame_times(0.7, rate)), 240, 320, 3)
+        assert iio.immeta(out / f"clip_{rate}fps.mp4", plugin="FFMPEG")["fps"] == rate
