@@ -233,9 +233,11 @@ def test_a_clip_keeps_its_own_size_and_aspect(tmp_path):
     rng = np.random.default_rng(0)
     frames = (rng.random((6, 3, 36, 60)) * 255).astype(np.uint8)  # detail at every pixel
     video = readers.Video(frames, 10.0, tmp_path / "clip.mp4")
-    model = build(ModelConfig(channels=3, width=4)).eval()
-    made = retime(model, video, np.array([0.1, 0.15, 0.2]), n_in=4, side=16)  # the model works at 16 x 27
-    assert made.shape == (3, 3, 36, 60)
+    model = build(ModelConfig(channels=3, width=4, frame_shape=[64, 64])).eval()  # as the trainer records it
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    made = retime(model, video, np.array([0.1, 0.15, 0.2]), n_in=4, side=16)
+    assert set(seen) == {(16, 27)} and made.shape == (3, 3, 36, 60)  # the model works at 16 x 27, aspect kept
     error = np.mean((made[[0, 2]].astype(float) - frames[[1, 2]].astype(float)) ** 2)
     assert 10 * np.log10(255.0**2 / max(error, 1e-12)) >= 40  # the recorded frames come back whole, not upsampled
     upsampled = torch.nn.functional.interpolate(

@@ -108,6 +108,12 @@ class ModelConfig:
             if isinstance(value, dict):
                 object.__setattr__(self, name, SolverConfig(**value))
 
+    @property
+    def fixed_shape(self) -> list[int] | None:
+        """(H, W) pixels the model runs at only (ODE-FC: its derivative is fully connected over the
+        state), or None: any size, e.g. every convolutional model, whatever ``frame_shape`` it was trained on."""
+        return self.frame_shape if self.derivative == "fc" else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -128,7 +128,7 @@ def retime(model: torch.nn.Module, video: Video, seconds: np.ndarray, n_in: int,
     ``model`` from the clip's frames brought to ``working_shape`` (``side``: the shorter side)."""
     frames = torch.as_tensor(np.asarray(video.frames, dtype=np.float32) / 255.0)
     n, H, W = len(frames), *frames.shape[-2:]
-    shape = working_shape(H, W, side, getattr(getattr(model, "config", None), "frame_shape", None))
+    shape = working_shape(H, W, side, getattr(getattr(model, "config", None), "fixed_shape", None))
     small = resize(frames, shape)
     n_in = min(n_in, n)
     query = np.asarray(seconds, np.float64) * video.fps
