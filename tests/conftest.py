@@ -102,6 +102,18 @@ def run_module(module: str, *args, timeout: float = HANG, **popen) -> subprocess
     )
 
 
+def command_error(capsys, main, argv, *fragments: str) -> str:
+    """A command run in this process, ``main(argv)``, exits 2 with one ``error:`` line holding every
+    fragment and no traceback (what ``assert_user_error`` checks of a subprocess, without its start-up)."""
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """One clear line on stderr naming the problem, no traceback, non-zero exit."""
     assert result.returncode != 0, result.stdout + result.stderr

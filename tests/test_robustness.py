@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import HANG
+from conftest import HANG, command_error
 from safetensors.torch import save_file
 
 import climode
@@ -32,20 +32,11 @@ def _variant(storm, tmp_path, change, name="bad.nc"):
     return tmp_path / name
 
 
-def _user_error(capsys, main, argv, *fragments):
-    """``main(argv)`` exits 2 with one ``error:`` line holding every fragment, and no traceback."""
-    assert main([str(a) for a in argv]) == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
 def _forecast(capsys, storm, tmp_path, given, *fragments, extra=()):
     out = tmp_path / "out.nc"
-    line = _user_error(capsys, forecast_main, ["--input", given, "--times", "60", "--output", out, *extra], *fragments)
+    line = command_error(
+        capsys, forecast_main, ["--input", given, "--times", "60", "--output", out, *extra], *fragments
+    )
     assert not out.exists() and not list(tmp_path.glob(".out.nc*"))  # nothing written, not even a temporary
     return line
 
@@ -163,14 +154,14 @@ def test_the_range_warning_compares_against_what_training_saw():
 @pytest.mark.parametrize("times", ["1e9", "10000"])
 def test_a_lead_far_beyond_training_needs_allow_long_leads(storm, tmp_path, capsys, times):
     out = tmp_path / "out.nc"
-    _user_error(capsys, forecast_main, ["--input", storm / "storm.nc", "--times", times, "--output", out],
+    command_error(capsys, forecast_main, ["--input", storm / "storm.nc", "--times", times, "--output", out],
                 "beyond 4x the longest the model was trained for (84 hours)", "--allow-long-leads", "GiB")  # fmt: skip
     assert not out.exists()
 
 
 def test_a_southern_map_region_is_not_taken_for_an_option(storm, tmp_path, capsys):
     argv = ["--input", storm / "storm.nc", "--times", "60", "--output", tmp_path / "o.nc", "--plot", tmp_path / "m.png"]
-    _user_error(capsys, forecast_main, [*argv, "--map-region", "-60:-30,0:40"], "'-60:-30,0:40' holds no part")
+    command_error(capsys, forecast_main, [*argv, "--map-region", "-60:-30,0:40"], "'-60:-30,0:40' holds no part")
 
 
 # ------------------------------------------------------------------ training settings
@@ -204,13 +195,13 @@ def test_config_values_are_checked_with_their_types_and_ranges(values, fragment)
 )
 def test_bad_training_flags_are_refused_before_a_run_directory_exists(tmp_path, capsys, argv, fragment):
     out = tmp_path / "run"
-    _user_error(capsys, train_main, ["--config", "bouncing-ball-demo", "--out", out, *argv], fragment)
+    command_error(capsys, train_main, ["--config", "bouncing-ball-demo", "--out", out, *argv], fragment)
     assert not out.exists()
 
 
 def test_a_yaml_learning_rate_in_words_names_the_file_and_key(tmp_path, capsys):
     (tmp_path / "fast.yaml").write_text(json.dumps({"train": {"lr": "fast"}}))
-    _user_error(capsys, train_main, ["--config", tmp_path / "fast.yaml", "--out", tmp_path / "run"],
+    command_error(capsys, train_main, ["--config", tmp_path / "fast.yaml", "--out", tmp_path / "run"],
                 "fast.yaml: train: lr is 'fast'")  # fmt: skip
     assert not (tmp_path / "run").exists()
 
@@ -279,7 +270,7 @@ def test_a_failure_while_writing_leaves_every_output_as_it_was(storm, tmp_path, 
         raise OSError(28, "No space left on device", str(tmp_path / "f.nc"))
 
     monkeypatch.setattr("climode.io.write.write_netcdf", full_disk)  # after the zarr was staged
-    _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60", "--overwrite"), "No space left on device")
+    command_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60", "--overwrite"), "No space left on device")
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp  # zarr included: not swapped in
 
 
@@ -438,7 +429,7 @@ def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path, capsys):
 
     with open(tmp_path / ".run.lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running training holds it
-        _user_error(capsys, train_main, ["--out", tmp_path / "run", "--resume"], "is in use by another training run")
+        command_error(capsys, train_main, ["--out", tmp_path / "run", "--resume"], "is in use by another training run")
     assert not (tmp_path / "run").exists()
 
 
@@ -487,8 +478,8 @@ def test_unknown_model_or_dataset_names_the_choices(tmp_path, capsys):
     from climode.cli.train import _parser
     from climode.data import DATASETS
 
-    _user_error(capsys, train_main, ["--model", "vidode", "--out", tmp_path / "r"], "'vidode'", "vid-ode", "convgru")
-    _user_error(capsys, train_main, ["--dataset", "cam6", "--out", tmp_path / "r"], "dataset 'cam6'", *DATASETS)
+    command_error(capsys, train_main, ["--model", "vidode", "--out", tmp_path / "r"], "'vidode'", "vid-ode", "convgru")
+    command_error(capsys, train_main, ["--dataset", "cam6", "--out", tmp_path / "r"], "dataset 'cam6'", *DATASETS)
     assert not (tmp_path / "r").exists()
     dataset_help = next(a.help for a in _parser()._actions if a.dest == "dataset")
     assert all(name in dataset_help for name in DATASETS)  # the help names every dataset
@@ -499,7 +490,7 @@ def test_a_grid_too_large_for_the_memory_is_refused_before_reading(storm, tmp_pa
 
     assert checks.available_memory() > 2**20  # read from this machine
     monkeypatch.setattr(checks, "available_memory", lambda: 2**20)  # 1 MiB: the storm's fields take more
-    line = _user_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60,63,66"), "3 time(s)", "region")
+    line = command_error(capsys, forecast_main, _outputs_argv(storm, tmp_path, "60,63,66"), "3 time(s)", "region")
     assert "storm.nc" in line and "MiB, more than the 1 MiB this machine can spare" in line
     assert list(tmp_path.iterdir()) == []
 
@@ -511,6 +502,6 @@ def test_overwrite_never_replaces_a_users_directory(storm, tmp_path, capsys, opt
     (folder / "thesis.tex").write_text("keep me")
     outputs = ["--output", folder] if option == "--output" else ["--output", tmp_path / "f.nc", "--zarr", folder]
     argv = ["--input", storm / "storm.nc", "--times", "60", *outputs, "--overwrite"]
-    line = _user_error(capsys, forecast_main, argv, str(folder))
+    line = command_error(capsys, forecast_main, argv, str(folder))
     assert ("is a directory" if option == "--output" else "not a zarr store") in line
     assert (folder / "thesis.tex").read_text() == "keep me" and not (tmp_path / "f.nc").exists()

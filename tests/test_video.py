@@ -9,10 +9,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error, run_module, write_config
+from conftest import assert_user_error, command_error, run_module, write_config
 from PIL import Image
 
 import climode
+from climode.cli.train import main as train_main
+from climode.cli.video import main as video_main
 from climode.errors import ClimodeError
 from climode.model import ModelConfig, build
 from climode.model.baselines import blend
@@ -149,7 +151,7 @@ def _clip(tmp_path, frames: int = 12):
 
 
 @pytest.mark.slow
-def test_bad_input_gives_one_error_line_and_writes_nothing(datasets, tmp_path):
+def test_bad_input_gives_one_error_line_and_writes_nothing(datasets, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     corrupt = tmp_path / "corrupt.mp4"
@@ -172,32 +174,36 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(datasets, tmp_path):
     for i in range(3):
         shutil.copy(_clip(tmp_path, frames=6), short / f"clip{i}.mp4")
     out = tmp_path / "out"
-    cases = [
+    # as a user runs them (a fresh process each), one case per command; the rest in this process
+    for args, fragments in [
         (("climode.train", "--dataset", "folder", "--root", short, "--out", out), ["has 6 frames", "needs 10"]),
-        (("climode.train", "--dataset", "folder", "--root", empty, "--out", out), ["holds no videos", str(empty)]),
-        (("climode.train", "--dataset", "kth", "--root", datasets / "mgif", "--out", out), ["KTH Action layout"]),
         (("climode.video", "--input", corrupt, "--checkpoint", model, "--fps", "8", "--out", out), ["cannot decode"]),
+    ]:
+        result = run_module(*args, env={"CLIMODE_CACHE": str(tmp_path / "cache")})
+        assert_user_error(result, *fragments)
+        assert result.returncode == 2 and not out.exists(), args
+    cases = [
+        (train_main, ("--dataset", "folder", "--root", empty, "--out", out), ["holds no videos", str(empty)]),
+        (train_main, ("--dataset", "kth", "--root", datasets / "mgif", "--out", out), ["KTH Action layout"]),
         (
-            ("climode.video", "--input", clip, "--checkpoint", model, "--fps", "8", "--out", out, "--channels", "3"),
+            video_main,
+            ("--input", clip, "--checkpoint", model, "--fps", "8", "--out", out, "--channels", "3"),
             ["--channels 1"],
         ),
+        (video_main, ("--input", one, "--checkpoint", model, "--fps", "8", "--out", out), ["1 frame", "at least 2"]),
         (
-            ("climode.video", "--input", one, "--checkpoint", model, "--fps", "8", "--out", out),
-            ["1 frame", "at least 2"],
-        ),
-        (
-            ("climode.video", "--input", huge, "--checkpoint", model, "--fps", "8", "--out", out),
+            video_main,
+            ("--input", huge, "--checkpoint", model, "--fps", "8", "--out", out),
             ["10000 x 10000 pixels", "larger than climode reads"],
         ),
     ]
     cases += [
-        (("climode.video", "--input", clip, "--checkpoint", model, "--fps", fps, "--out", out), [message])
+        (video_main, ("--input", clip, "--checkpoint", model, "--fps", fps, "--out", out), [message])
         for fps, message in (("0", "positive"), ("-8", "positive"), ("nan", "positive"), ("fast", "not a number"))
     ]
-    for args, fragments in cases:
-        result = run_module(*args, env={"CLIMODE_CACHE": str(tmp_path / "cache")})
-        assert_user_error(result, *fragments)
-        assert result.returncode == 2 and not out.exists(), args
+    for main, args, fragments in cases:
+        command_error(capsys, main, args, *fragments)
+        assert not out.exists(), args
 
 
 def test_a_video_shorter_than_a_sample_is_refused_by_name(tmp_path):
