@@ -20,11 +20,25 @@ def check_choice(what: str, value: object, choices: Collection[str]) -> None:
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to ``sys.stderr`` as it is at each record, not as it was when the handler
+    was made: a command run again in the same process (a notebook, a test) with stderr redirected
+    in between writes to the new stream, not to a closed one."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def show_logs() -> None:
     """climode's own log records (INFO and up) on stderr, as a command's messages (the library only logs)."""
     logger = logging.getLogger("climode")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -1,5 +1,7 @@
 """Bad input to train and evaluate: one clear line, no traceback, a non-zero exit."""
 
+import sys
+
 import numpy as np
 import pytest
 from conftest import assert_user_error, run_module
@@ -111,3 +113,24 @@ def test_evaluate_unwritable_json_fails_before_work(tmp_path, capsys):
     assert evaluate_main(["--checkpoint", str(tmp_path / "m.safetensors"), "--json", str(target)]) == 2
     _one_error_line(capsys, "scores.json", "not writable")
     assert not target.parent.exists()
+
+
+def test_a_command_run_again_logs_to_the_stderr_of_the_moment(monkeypatch):
+    """A notebook or test runs commands in one process with stderr redirected in between: messages go to
+    the stream of the moment, never to a closed earlier one (a 'Logging error' traceback)."""
+    import io
+    import logging
+
+    from climode.errors import show_logs
+
+    logger = logging.getLogger("climode")
+    monkeypatch.setattr(logger, "handlers", [])
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    show_logs()
+    logger.info("one")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    show_logs()
+    logger.info("two")
+    assert second.getvalue() == "two\n" and len(logger.handlers) == 1
