@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from climode import ClimodeError, load_model, save_model
 from climode.checkpoint import Card
+from climode.cli.forecast import main as forecast_main
 from climode.model import ModelConfig, SolverConfig, VidODE
 
 META = Card(
@@ -303,12 +304,21 @@ BAD = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD))
-def test_a_forecast_with_a_bad_checkpoint_is_one_error_line_and_writes_nothing(tmp_path, fields, case):
+def test_a_forecast_with_a_bad_checkpoint_is_one_error_line_and_writes_nothing(tmp_path, fields, case, capsys):
     make, fragment = BAD[case]
     path = make(tmp_path)
-    result = run_module("climode.forecast", "--input", fields, "--times", "15", "--checkpoint", path, cwd=tmp_path)
-    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
-    assert_user_error(result, str(path), fragment)
+    argv = ["--input", fields, "--times", "15", "--checkpoint", path]
+    if case == "pickled":  # as a user runs it; the others in this process, without the start-up
+        result = run_module("climode.forecast", *argv, cwd=tmp_path)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert_user_error(result, str(path), fragment)
+    else:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(tmp_path)
+            assert forecast_main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith("error:"), err  # nothing else, not even a warning
+        assert str(path) in err and fragment in err, err
     assert not list(tmp_path.glob("*forecast*")) and not list(tmp_path.glob(".*"))
     assert not (tmp_path / "executed").exists()
 
