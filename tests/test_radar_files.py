@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import assert_user_error, run_module
+from conftest import command_error, run_module
 
 import climode
+from climode.cli.train import main as train_main
 from climode.data.gridded import fit_record
 from climode.data.shards import Shards
 from climode.times import to_hours
@@ -93,26 +94,24 @@ def test_train_times_keep_every_later_time_out_of_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_overlapping_train_and_val_times_are_one_error_and_write_nothing(tmp_path):
+def test_overlapping_train_and_val_times_are_one_error_and_write_nothing(tmp_path, capsys):
     times = pd.date_range("2024-06-01", periods=30, freq="10min")
     folder = _frames(tmp_path / "radar", times)
-    run = run_module(
-        "climode.train", "--dataset", "gridded", "--data", folder / "*.nc", "--vars", "rain", "--out", tmp_path / "run",
+    argv = [
+        "--dataset", "gridded", "--data", folder / "*.nc", "--vars", "rain", "--out", tmp_path / "run",
         "--train-times", "2024-06-01 00:00:2024-06-01 03:00", "--val-times", "2024-06-01 02:00:2024-06-01 04:00",
-    )  # fmt: skip
-    assert_user_error(run, "--train-times and --val-times overlap")
+    ]  # fmt: skip
+    command_error(capsys, train_main, argv, "--train-times and --val-times overlap")
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
-def test_training_on_a_folder_of_mixed_grids_is_one_error_and_writes_nothing(tmp_path):
+def test_training_on_a_folder_of_mixed_grids_is_one_error_and_writes_nothing(tmp_path, capsys):
     times = pd.date_range("2024-06-01", periods=12, freq="10min")
     mixed = _frames(tmp_path / "mixed", times[:6])
     _frames(mixed, times[6:], shape=(20, 32))
-    run = run_module(
-        "climode.train", "--dataset", "gridded", "--data", mixed / "*.nc", "--vars", "rain", "--out", tmp_path / "run"
-    )
-    assert_user_error(run, "different grids")
+    argv = ["--dataset", "gridded", "--data", mixed / "*.nc", "--vars", "rain", "--out", tmp_path / "run"]
+    command_error(capsys, train_main, argv, "different grids")
     assert not (tmp_path / "run").exists()
 
 
