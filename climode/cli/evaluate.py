@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", help="also write the scores to this JSON file")
     p.add_argument(
+        "--lpips-weights",
+        help="with --checkpoint or --protocol on frames: score LPIPS (AlexNet, v0.1) with these weights: torchvision's "
+        "AlexNet file and the lpips package's weights/v0.1/alex.pth, comma-separated, or one file with both; "
+        "without them LPIPS is n/a",
+    )
+    p.add_argument(
         "--protocol",
         help="run one of the paper's protocols end to end (data, training, scores): "
         "cam5-irregular, sampling-rate, ablation, bouncing-ball, or on your copy of a video dataset "
@@ -98,6 +104,8 @@ def _check_mode(args: argparse.Namespace) -> str:
         ]
         if stray:
             raise ClimodeError(f"{', '.join(stray)} only go(es) with --{other}, not --{mode}")
+    if mode == "forecast" and args.lpips_weights:
+        raise ClimodeError("--lpips-weights goes with --checkpoint or --protocol (frames scored), not --forecast")
     if mode == "forecast" and args.truth is None:
         raise ClimodeError("--forecast needs --truth FILE (the true fields to verify against)")
     if mode == "protocol" and not (args.preset and args.out):
@@ -189,6 +197,15 @@ def _parse_seeds(text: str | None) -> list[int] | None:
         raise ClimodeError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {text!r}") from None
 
 
+def _lpips(text: str | None):
+    """The LPIPS metric from ``--lpips-weights`` (comma-separated files), or None."""
+    if not text:
+        return None
+    from ..verification.lpips import LPIPS
+
+    return LPIPS.from_files(*[part.strip() for part in text.split(",") if part.strip()])
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
@@ -202,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         from ..protocols import run  # trains models: loaded only for this mode
 
         video = {"root": args.root, "task": args.task or "extrapolation", "drop": args.drop or 0.0}
-        for path in run(args.protocol, args.preset, args.out, args.overwrite, _parse_seeds(args.seeds), **video):
+        seeds, lpips = _parse_seeds(args.seeds), _lpips(args.lpips_weights)
+        for path in run(args.protocol, args.preset, args.out, args.overwrite, seeds, lpips=lpips, **video):
             print(path)
         return
     from ..checkpoint import load_model
@@ -210,13 +228,14 @@ def main(argv: list[str] | None = None) -> None:
     from ..data import open_dataset
     from ..verification import scoring
 
+    lpips = _lpips(args.lpips_weights)
     ckpt = load_model(args.checkpoint)
     config = config_from_dict(ckpt.card.config or {}, f"{args.checkpoint} config")
     config = replace(config, "data", name=args.dataset, path=args.data)
     dataset = open_dataset(config.data, args.split, ckpt.card.normalisation)  # the model's own scaling
     _check_channels(ckpt, dataset, config.data.path or config.data.name)
     try:
-        scores = scoring.score_checkpoint(ckpt, dataset, args.batch_size)
+        scores = scoring.score_checkpoint(ckpt, dataset, args.batch_size, lpips=lpips)
     except ValueError as exc:
         raise ClimodeError(f"dataset {config.data.path or config.data.name}: {exc}") from None
     scores["conventions"] = {

@@ -170,12 +170,13 @@ def run(
     root: str | Path | None = None,
     task: str = "extrapolation",
     drop: float = 0.0,
+    lpips=None,
 ) -> list[Path]:
     """Run protocol ``name`` at preset ``preset_name`` into ``out``, every learned entry once per
     training seed (default: the preset's); returns the result files. A video protocol (kth, mgif,
     penn, folder) runs on the dataset under ``root`` for ``task`` ("extrapolation" or
     "interpolation"), with each inner input frame missing with probability ``drop`` (the irregular
-    variants)."""
+    variants). ``lpips`` (``climode.verification.lpips.LPIPS``) scores LPIPS too; else it is n/a."""
     protocol, preset = PROTOCOLS.get_method(name), PRESETS.get_method(preset_name)
     dataset = DATASETS.get_method(protocol.data)
     video = None
@@ -211,7 +212,7 @@ def run(
         model = load_model(_train(entry, config, out / "runs" / slug))
         forecast = ModelForecaster(model.model)
         for setting, test in tests.items():
-            scores = score({entry.label: forecast}, test, batch_size=8, storms=dataset.storms, cases=True)
+            scores = score({entry.label: forecast}, test, batch_size=8, storms=dataset.storms, cases=True, lpips=lpips)
             results.append({"setting": setting, "model": entry.label, "seed": seed, "scores": scores})
             mse = scores["methods"][entry.label]["mse"]
             log.info(

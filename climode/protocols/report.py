@@ -33,8 +33,11 @@ IMAGE_CONVENTIONS = (
     "then averaged (data range 1); PSNR pooled: 10 log10(1 / the mean MSE of all frames), the earlier "
     "public implementation's convention (below the mean of per-frame PSNR where errors are uneven); "
     "SSIM: Gaussian 11 px, sigma 1.5, per channel, averaged; LPIPS: "
-    "n/a (its backbone weights cannot be had here)."
 )
+LPIPS_NOTES = {
+    True: "AlexNet v0.1 (Zhang et al. 2018) with the weights given to --lpips-weights.",
+    False: "n/a (its backbone weights cannot be had here; --lpips-weights gives them).",
+}
 STORM_CONVENTIONS = (
     "RMSE in physical units, cos-latitude weighted; track error: great-circle km between the "
     "forecast's and the truth's PSL-minimum centres; |dPSLmin|, |dVmax|: absolute errors of minimum "
@@ -271,7 +274,9 @@ def write(
         paths.append(out / "mse_by_rate.png")
         plot_rates(means, rates, paths[-1])
         figures += f"![MSE against sampling rate]({paths[-1].name})\n"
-    conventions = IMAGE_CONVENTIONS + (" " + STORM_CONVENTIONS if "track_km" in set(table["score"]) else "")
+    scored_lpips = bool(np.isfinite(table.loc[table["score"] == "lpips", "value"]).any())
+    conventions = IMAGE_CONVENTIONS + LPIPS_NOTES[scored_lpips]
+    conventions += " " + STORM_CONVENTIONS if "track_km" in set(table["score"]) else ""
     overview = rate_table(means) + "\n" if rates else ""
     text = (
         f"# {title}\n\n{header}\n\nMeans over the training seeds.\n\n{overview}{tables(means, lead_units)}\n"

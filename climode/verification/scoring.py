@@ -6,8 +6,9 @@ frames are scored. Scores, each the mean over samples at one lead time (NaN left
 - ``mse`` (normalised units; x1e3 in the protocols' tables: the paper's MSE x1e-3 on fields
   min-max scaled to [0, 1]), ``psnr`` (dB, mean of per-frame PSNR, data range 1) and ``ssim``
   (Gaussian 11 px, data range 1), from ``climode.verification.metrics``;
-- ``lpips``: always NaN (reported as n/a): its backbone weights cannot be had here, and no
-  stand-in number is made up;
+- ``lpips``: with the user's weights (``lpips``, a ``climode.verification.lpips.LPIPS``) the
+  perceptual distance; else NaN (reported as n/a): its backbone weights cannot be had here, and
+  no stand-in number is made up;
 - with ``storms`` (storm tiles of a shard store, U850/V850/PSL): ``rmse_<VAR>`` in the variable's
   physical units (cos-latitude weighted), ``track_km``, ``psl_min_abs_hpa``, ``wind_max_abs_ms``
   from ``climode.verify``, the storm followed from its stored track position at the last input.
@@ -127,7 +128,12 @@ class _Means:
 
 @torch.no_grad()
 def score(
-    forecasters: dict[str, Forecaster], dataset, batch_size: int = 16, storms: bool = False, cases: bool = False
+    forecasters: dict[str, Forecaster],
+    dataset,
+    batch_size: int = 16,
+    storms: bool = False,
+    cases: bool = False,
+    lpips: Callable | None = None,
 ) -> dict:
     """Mean of each score per lead time for each forecaster (``fn(frames, times, query_times) ->
     frames``, normalised units) on ``dataset``'s samples.
@@ -138,6 +144,7 @@ def score(
     score of every sample (columns method, sample, storm, lead, score, value; ``storm`` the sample's
     storm where the dataset knows it, else the sample's index as text), for intervals over storms."""
     means, samples = _Means(keep=cases), defaultdict(int)
+    metrics = dict(METRICS.items()) | ({"lpips": _per_frame(lpips)} if lpips is not None else {})
     names = list(forecasters)
     physical = storms and dataset.info.normalisation is not None
     start = 0
@@ -156,7 +163,7 @@ def score(
         rows, cols = (torch.tensor(index) for index in zip(*cells))
         for name in names:
             pred = on_own_times(forecasters[name], batch)
-            for metric, fn in METRICS.items():
+            for metric, fn in metrics.items():
                 values = fn(pred[rows, cols].unsqueeze(1), target[rows, cols].unsqueeze(1))[:, 0].tolist()
                 for (b, k), value in zip(cells, values):
                     means.add(name, metric, leads[b][k], value, start + b)
@@ -177,6 +184,17 @@ def score(
     if cases:
         out["cases"] = _cases(means.rows, dataset)
     return out
+
+
+def _per_frame(distance: Callable) -> Callable:
+    """A distance of frames (N, C, H, W) -> (N,) as a per-frame metric (B, K, C, H, W) -> (B, K), NaN
+    cells (unknown) taken from the truth so that they count as no difference."""
+
+    def metric(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred = torch.where(torch.isfinite(pred), pred, target).nan_to_num(0.0)
+        return distance(pred.flatten(0, 1), target.nan_to_num(0.0).flatten(0, 1)).view(pred.shape[:2])
+
+    return metric
 
 
 def _cases(rows: list[tuple], dataset) -> pd.DataFrame:
@@ -224,12 +242,12 @@ def _add_storm_scores(
                 means.add(name, score_name, leads[b][k], float(value), start + b)
 
 
-def score_checkpoint(ckpt: Checkpoint, dataset, batch_size: int = 16) -> dict:
+def score_checkpoint(ckpt: Checkpoint, dataset, batch_size: int = 16, lpips: Callable | None = None) -> dict:
     """``score`` of the checkpoint's model next to the baselines (``climode.model.baselines``);
     storm scores too when the dataset places its samples (``DatasetInfo.places``: a shard store's tiles)."""
     name = ckpt.model.config.architecture
     forecasters = {name: ModelForecaster(ckpt.model), **{k: v for k, v in BASELINES.items() if k != name}}
-    return score(forecasters, dataset, batch_size, storms=dataset.info.places)
+    return score(forecasters, dataset, batch_size, storms=dataset.info.places, lpips=lpips)
 
 
 def format_dataset_scores(scores: dict, time_units: str) -> str:
