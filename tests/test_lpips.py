@@ -101,6 +101,8 @@ def test_bad_weight_files_are_one_error_and_never_run_code(weight_files, tmp_pat
     assert not marker.exists()
     with pytest.raises(ClimodeError, match="no such file"):
         LPIPS.from_files(tmp_path / "none.pth")
+    with pytest.raises(ClimodeError, match="not 2 channels"):
+        LPIPS.from_files(*paths)(torch.rand(1, 2, 32, 32), torch.rand(1, 2, 32, 32))
     with pytest.raises(ClimodeError, match="at least 32 x 32"):
         LPIPS.from_files(*paths)(torch.rand(1, 3, 16, 64), torch.rand(1, 3, 16, 64))
 
@@ -130,3 +132,6 @@ def test_evaluate_scores_lpips_only_with_the_weights(weight_files, tmp_path, cap
     ]
     assert evaluate_main(forecast) == 2
     assert "--lpips-weights goes with --checkpoint or --protocol" in capsys.readouterr().err
+    storms = ["--protocol", "cam5-irregular", "--preset", "cpu-small", "--out", str(tmp_path / "p"), *extra]
+    assert evaluate_main(storms) == 2  # before any training
+    assert "goes with the video protocols" in capsys.readouterr().err and not (tmp_path / "p").exists()

@@ -12,6 +12,7 @@ import xarray as xr
 from conftest import HANG, ROOT, assert_user_error, command_error, run_module
 
 from climode.checkpoint import Card, save_model
+from climode.cli.evaluate import main as evaluate_main
 from climode.cli.prepare import main as prepare_main
 from climode.cli.train import main as train_main
 from climode.data.plan import plan_samples, sample_span
@@ -285,7 +286,7 @@ def _with_attrs(store, tmp_path, **attrs):
 
 
 @pytest.mark.slow
-def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path):
+def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path, capsys):
     """A model scores the same on a store whatever statistics the store carries: it sees the data scaled
     as it was trained (the bundled model's statistics are not this store's)."""
     store, _ = prepared
@@ -295,18 +296,9 @@ def test_evaluation_normalises_with_the_models_own_statistics(prepared, tmp_path
     scores = []
     for data in (store, skewed):
         out = tmp_path / f"scores-{len(scores)}.json"
-        result = run_module(
-            "climode.evaluate",
-            "--checkpoint",
-            "climode/weights/cam5-synthetic.safetensors",
-            "--dataset",
-            "cam5",
-            "--data",
-            data,
-            "--json",
-            out,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        bundled = "climode/weights/cam5-synthetic.safetensors"
+        argv = ["--checkpoint", str(ROOT / bundled), "--dataset", "cam5", "--data", str(data), "--json", str(out)]
+        assert evaluate_main(argv) == 0, capsys.readouterr().err[-3000:]  # in-process: no start-up
         scores.append(json.loads(out.read_text())["methods"])
     assert scores[0]["vid-ode"]["mse"] == scores[1]["vid-ode"]["mse"]
     assert scores[0]["persistence"]["rmse_PSL"] == scores[1]["persistence"]["rmse_PSL"]

@@ -27,13 +27,14 @@ def _optimizer_steps(ckpt_path):
 
 @pytest.mark.slow
 def test_tiny_model_learns_motion_and_beats_persistence(tmp_path, capsys):
-    """Fading the balls alone gets ~0.9x persistence's next-frame MSE; moving them gets far below."""
+    """Fading the balls alone gets ~0.9x persistence's next-frame MSE; moving them gets far below (300
+    updates reach 0.30-0.35x with data and training seeds 0, 1, 2; 600 reach 0.25x)."""
     config = write_config(
         tmp_path / "learn.yaml",
         data={"n_out": 1, "train_size": 400, "test_size": 32},
         train={"checkpoint_every": 1000, "val_every": 100, "adversarial": False},
     )
-    assert train_main(["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "600"]) == 0
+    assert train_main(["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "300"]) == 0
     final = capsys.readouterr().out.strip().splitlines()[-1]
     test = open_dataset(DataConfig(n_in=5, n_out=1, test_size=32), "test")
     scores = score_checkpoint(load_model(final), test)
