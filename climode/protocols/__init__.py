@@ -195,6 +195,8 @@ def run(
         protocol = dataclasses.replace(protocol, entries=VIDEO_ENTRIES[task], title=title)
     elif root is not None:
         raise ClimodeError(f"--root goes with the video protocols (kth, mgif, penn, folder), not {name}")
+    if lpips is not None and video is None:  # refused before any training, not after it
+        raise ClimodeError(f"--lpips-weights goes with the video protocols (kth, mgif, penn, folder), not {name}")
     out = Path(out).resolve()  # runs are keyed by absolute paths
     seeds = _seeds(seeds, preset)
     extra = "" if video is None else f" --root {video['path']} --task {task}" + (f" --drop {drop:g}" if drop else "")

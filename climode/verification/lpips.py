@@ -92,6 +92,8 @@ class LPIPS(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) x 2 in [0, 1] -> (B,) distances."""
+        if x.shape[1] not in (1, 3):
+            raise ClimodeError(f"LPIPS scores grey or RGB frames, not {x.shape[1]} channels")
         if min(x.shape[-2:]) < MIN_SIDE:
             raise ClimodeError(
                 f"LPIPS needs frames of at least {MIN_SIDE} x {MIN_SIDE} pixels, got {tuple(x.shape[-2:])}"
