@@ -105,13 +105,11 @@ def run_module(module: str, *args, timeout: float = HANG, **popen) -> subprocess
 def command_error(capsys, main, argv, *fragments: str) -> str:
     """A command run in this process, ``main(argv)``, exits 2 with one ``error:`` line holding every
     fragment and no traceback (what ``assert_user_error`` checks of a subprocess, without its start-up)."""
-    assert main([str(a) for a in argv]) == 2
+    code = main([str(a) for a in argv])
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+    assert code == 2, err
+    assert_user_error(subprocess.CompletedProcess(argv, code, "", err), *fragments)
+    return next(line for line in err.splitlines() if line.startswith("error:"))
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -72,7 +72,8 @@ def test_the_published_files_load_and_give_lpips(weight_files):
     torch.testing.assert_close(
         metric(grey, y[:, :1]), metric(grey.expand(-1, 3, -1, -1), y[:, :1].expand(-1, 3, -1, -1))
     )
-    one = torch.save({**backbone, **heads}, paths[0].with_name("both.pth")) or paths[0].with_name("both.pth")
+    one = paths[0].with_name("both.pth")
+    torch.save({**backbone, **heads}, one)
     torch.testing.assert_close(LPIPS.from_files(one)(x, y), metric(x, y))  # one file with both
 
 

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -170,7 +171,7 @@ def run(
     root: str | Path | None = None,
     task: str = "extrapolation",
     drop: float = 0.0,
-    lpips=None,
+    lpips: Callable | None = None,
 ) -> list[Path]:
     """Run protocol ``name`` at preset ``preset_name`` into ``out``, every learned entry once per
     training seed (default: the preset's); returns the result files. A video protocol (kth, mgif,

@@ -84,7 +84,7 @@ class LPIPS(nn.Module):
                     f"LPIPS weights {names}: {key} is {tuple(found[key].shape)}, AlexNet LPIPS needs "
                     f"{tuple(value.shape)}"
                 )
-        metric.load_state_dict({**metric.state_dict(), **{k: found[k].float() for k in wanted}})
+        metric.load_state_dict({k: found[k].float() for k in wanted}, strict=False)  # the buffers stay
         if not all(torch.isfinite(p).all() for p in metric.parameters()):
             raise ClimodeError(f"LPIPS weights {names} hold non-finite values")
         return metric

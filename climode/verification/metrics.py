@@ -54,12 +54,18 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     return (10 * torch.log10(data_range**2 / mse(pred, target).clamp(min=1e-10))).clamp(max=100.0)
 
 
+def known_in_both(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pred`` and ``target`` with each one's unknown (NaN) cells taken from the other, and 0 where
+    neither knows them: for metrics of whole frames, so that unknown cells count as no error."""
+    target, pred = torch.where(torch.isfinite(target), target, pred), torch.where(torch.isfinite(pred), pred, target)
+    return torch.nan_to_num(pred), torch.nan_to_num(target)
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity of each frame -> (B, K)."""
     B, K, C, H, W = pred.shape
     dtype = pred.dtype
-    target, pred = torch.where(torch.isfinite(target), target, pred), torch.where(torch.isfinite(pred), pred, target)
-    target, pred = torch.nan_to_num(target), torch.nan_to_num(pred)
+    pred, target = known_in_both(pred, target)
     pred, target = pred.reshape(-1, 1, H, W).double(), target.reshape(-1, 1, H, W).double()
     chunk = max(1, SSIM_PIXELS // (H * W))
     per_channel = torch.cat(

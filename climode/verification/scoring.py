@@ -32,7 +32,7 @@ from ..errors import ClimodeError
 from ..model.base import last_observed
 from ..model.baselines import BASELINES
 from ..times import from_hours
-from .metrics import METRICS
+from .metrics import METRICS, known_in_both
 from .truth import MODEL, lat_weighted_rmse, verify
 
 Forecaster = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -187,12 +187,12 @@ def score(
 
 
 def _per_frame(distance: Callable) -> Callable:
-    """A distance of frames (N, C, H, W) -> (N,) as a per-frame metric (B, K, C, H, W) -> (B, K), NaN
-    cells (unknown) taken from the truth so that they count as no difference."""
+    """A distance of frames (N, C, H, W) -> (N,) as a per-frame metric (B, K, C, H, W) -> (B, K), cells
+    unknown to either side counting as no difference (``known_in_both``, as SSIM)."""
 
     def metric(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pred = torch.where(torch.isfinite(pred), pred, target).nan_to_num(0.0)
-        return distance(pred.flatten(0, 1), target.nan_to_num(0.0).flatten(0, 1)).view(pred.shape[:2])
+        pred, target = known_in_both(pred, target)
+        return distance(pred.flatten(0, 1), target.flatten(0, 1)).view(pred.shape[:2])
 
     return metric
 
